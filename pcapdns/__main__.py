@@ -1,0 +1,3 @@
+from pcapdns.cli import main
+
+main()

@@ -1,0 +1,157 @@
+"""The library entry point: run the whole pipeline over one capture (one or more files).
+
+    files -> records -> DNS payloads -> messages -> (duplicates dropped) -> matcher
+          -> transactions / lookups -> detectors -> findings
+
+The stages stream: nothing holds the capture in memory, and the matcher keeps only what is
+in flight. ``keep_lookups=True`` (the CLI's ``--transactions``) is the one option that keeps
+every lookup, because the user asked for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.decode.frames import DecodeStats, FrameDecoder
+from pcapdns.decode.records import Payload
+from pcapdns.decode.tcp import TcpStats
+from pcapdns.detect import AggregatedFinding, FindingCollector
+from pcapdns.dns.message import parse
+from pcapdns.errors import DecodeError
+from pcapdns.latency import LatencyHistogram
+from pcapdns.match.dedupe import Deduplicator
+from pcapdns.match.matcher import Matcher, MatchStats
+from pcapdns.match.records import Lookup
+from pcapdns.read.capture import CaptureFile
+from pcapdns.read.merge import open_inputs
+
+#: Called now and then with (bytes read, total bytes) of the input files.
+Progress = Callable[[int, int], None]
+
+MAX_MALFORMED_EXAMPLES = 20
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Everything one analysis produced; rendered by pcapdns.output."""
+
+    config: AnalysisConfig
+    #: Input files in merge order.
+    files: list[CaptureFile]
+    #: Frames read, all files together.
+    packets: int
+    #: Copies dropped as capture artifacts.
+    duplicates: int
+    #: Frames on a DNS port whose DNS message did not decode.
+    malformed: int
+    #: (frame, reason) for the first few malformed frames.
+    malformed_examples: list[tuple[int, str]]
+    decode: DecodeStats
+    tcp: TcpStats
+    #: IP datagrams reassembled from fragments, and given up on.
+    fragments_reassembled: int
+    fragments_dropped: int
+    match: MatchStats
+    #: Latency percentiles of answered lookups, in milliseconds.
+    latency_ms: dict[str, float | None]
+    findings: list[AggregatedFinding]
+    #: Every lookup, only when asked for.
+    lookups: list[Lookup] | None
+    #: Problems with the input that did not stop the analysis.
+    warnings: list[str] = field(default_factory=list)
+    #: Detector failures, by detector name.
+    detector_errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def first_time(self) -> float | None:
+        times = [f.first_time for f in self.files if f.first_time is not None]
+        return min(times) if times else None
+
+    @property
+    def last_time(self) -> float | None:
+        times = [f.last_time for f in self.files if f.last_time is not None]
+        return max(times) if times else None
+
+
+def analyze(
+    paths: list[str],
+    config: AnalysisConfig | None = None,
+    *,
+    keep_lookups: bool = False,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Analyze the capture made of ``paths`` (files and directories).
+
+    Raises:
+        InputError: an input is missing, not a capture, or has an unsupported link type.
+    """
+    config = config or AnalysisConfig()
+    cap = open_inputs(paths)
+    decoder = FrameDecoder(config.ports)
+    dedupe = Deduplicator(config.duplicate_window)
+    collector = FindingCollector(config)
+    histogram = LatencyHistogram()
+    kept: list[Lookup] | None = [] if keep_lookups else None
+
+    def on_lookup(lookup: Lookup) -> None:
+        collector.lookup(lookup)
+        latency = lookup.latency
+        if latency is not None:
+            histogram.add(latency)
+        if kept is not None:
+            kept.append(lookup)
+
+    matcher = Matcher(config, on_lookup, collector.orphan)
+    malformed = 0
+    examples: list[tuple[int, str]] = []
+    decode = decoder.decode
+    frame = 0
+    total = cap.total_bytes
+    for ts, link_type, iface, data in cap.records:
+        frame += 1
+        out = decode(frame, ts, link_type, iface, data)
+        if progress is not None and not frame & 0x3FFF:
+            progress(cap.bytes_read, total)
+        if out is None:
+            continue
+        for item in out:
+            if type(item) is Payload:
+                try:
+                    m = parse(item)
+                except DecodeError as e:
+                    malformed += 1
+                    if len(examples) < MAX_MALFORMED_EXAMPLES:
+                        examples.append((item.frame, str(e)))
+                    continue
+                if not dedupe.is_duplicate(m):
+                    matcher.message(m)
+            else:
+                matcher.icmp(item)  # type: ignore[arg-type]
+    decoder.finish()
+    end = max((f.last_time for f in cap.files if f.last_time is not None), default=None)
+    matcher.finish(end)
+    if progress is not None:
+        progress(total, total)
+    warnings = list(cap.warnings)
+    for f in cap.files:
+        warnings.extend(f.warnings)
+    return Analysis(
+        config=config,
+        files=cap.files,
+        packets=frame,
+        duplicates=dedupe.duplicates,
+        malformed=malformed,
+        malformed_examples=examples,
+        decode=decoder.stats,
+        tcp=decoder.tcp.stats,
+        fragments_reassembled=decoder.fragments.reassembled,
+        fragments_dropped=decoder.fragments.dropped,
+        match=matcher.stats,
+        latency_ms=histogram.summary_ms(),
+        findings=collector.findings(),
+        lookups=kept,
+        warnings=warnings,
+        detector_errors=dict(collector.errors),
+    )

@@ -1,0 +1,125 @@
+"""The command line: parse options, call the library, render, map errors to exit codes.
+
+Exit status: 0 analyzed (damaged input is analyzed as far as it goes, with a warning),
+2 unusable input or bad usage.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from pcapdns import __version__
+from pcapdns.analysis import analyze as run_analysis
+from pcapdns.config import AnalysisConfig
+from pcapdns.errors import PcapdnsError
+
+
+class _Bar:
+    """Progress on stderr when stderr is a terminal: bytes read of the total."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        pct = min(100, done * 100 // total)
+        if pct == self._last:
+            return
+        self._last = pct
+        width = 30
+        filled = width * pct // 100
+        sys.stderr.write(
+            f"\rreading [{'#' * filled}{'.' * (width - filled)}] {pct:3d}% "
+            f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+        )
+        if pct == 100:
+            sys.stderr.write("\r" + " " * 70 + "\r")
+        sys.stderr.flush()
+
+
+def _write_output(path: str | None, text: str) -> None:
+    if path is None or path == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as e:
+        raise click.ClickException(f"{path}: cannot write: {e.strerror or e}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pcapdns")
+def main() -> None:
+    """Diagnose DNS failures (Kubernetes and elsewhere) from packet captures."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output format: a short summary for people, or the JSON document.",
+)
+@click.option("--output", "-o", "output", metavar="FILE",
+              help="Write the output to FILE instead of stdout.")
+@click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True,
+              help="A port that carries DNS (repeatable). Default: 53.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=5.0,
+              show_default=True,
+              help="Seconds before the capture's end a failed lookup's last attempt must be "
+                   "to count as a timeout.")
+@click.option("--slow", type=click.FloatRange(0, min_open=True), default=1.0,
+              show_default=True, help="Seconds after which an answered lookup is slow.")
+@click.option("--max-wait", type=click.FloatRange(12, None), default=30.0, show_default=True,
+              help="Seconds a query waits for its response; later responses are unsolicited.")
+@click.option("--transactions", is_flag=True,
+              help="Include every transaction in the JSON document.")
+def analyze(
+    paths: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    ports: tuple[int, ...],
+    timeout: float,
+    slow: float,
+    max_wait: float,
+    transactions: bool,
+) -> None:
+    """Analyze one capture: pcap/pcapng files (gzip too), several files of a ring, or a
+    directory of them."""
+    from pcapdns.output import document, text
+
+    config = AnalysisConfig(
+        ports=frozenset(ports) if ports else frozenset({53}),
+        timeout=timeout,
+        slow=slow,
+        max_wait=max_wait,
+    )
+    if output is not None and output != "-":
+        _refuse_input_as_output(output, paths)
+    try:
+        result = run_analysis(list(paths), config, keep_lookups=transactions, progress=_Bar())
+    except PcapdnsError as e:
+        click.echo(f"pcapdns: {e}", err=True)
+        sys.exit(2)
+    for w in result.warnings:
+        click.echo(f"pcapdns: warning: {w}", err=True)
+    rendered = document.dumps(result) if fmt == "json" else text.render(result)
+    _write_output(output, rendered)
+
+
+def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:
+    """Never overwrite a capture the user gave as input."""
+    try:
+        out = os.path.realpath(output)
+        for p in paths:
+            if os.path.realpath(p) == out:
+                click.echo(f"pcapdns: {output}: is one of the inputs; refusing to overwrite",
+                           err=True)
+                sys.exit(2)
+    except OSError:
+        return

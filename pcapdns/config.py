@@ -1,0 +1,39 @@
+"""Every time limit and window the analysis uses, in one frozen object.
+
+The definitions behind the defaults are in docs/analysis.md; nothing in the matcher or the
+detectors hard-codes a limit.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisConfig:
+    #: UDP/TCP ports that carry DNS; a packet is DNS when either port is in this set.
+    ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
+    #: A failed lookup is a ``timeout`` finding when its last attempt is at least this many
+    #: seconds before the end of the capture (``--timeout``).
+    timeout: float = 5.0
+    #: A lookup answered after more than this many seconds is ``slow_response`` (``--slow``).
+    slow: float = 1.0
+    #: Two copies of one DNS message within this many seconds can be duplicates.
+    duplicate_window: float = 0.050
+    #: A query repeated no more than this many seconds after the previous unanswered one is
+    #: a retransmission (glibc's default 5 s timeout x 2 attempts, plus slack).
+    retransmission_window: float = 11.0
+    #: A TC=1 response is followed by TCP when the client's next query for the same name and
+    #: type goes over TCP within this many seconds.
+    tc_fallback_window: float = 5.0
+    #: An AAAA query pairs with an A query sent from this many seconds before ...
+    pair_before: float = 0.005
+    #: ... to this many seconds after it.
+    pair_after: float = 0.500
+    #: One query sent to several servers within this many seconds is a fan-out.
+    fanout_window: float = 0.050
+    #: A query still unanswered this many seconds after it was sent is closed as unanswered;
+    #: a response arriving later is unsolicited. Bounds the matcher's memory by time.
+    max_wait: float = 30.0
+    #: Hard cap on queries in flight; beyond it the oldest are closed early (and counted).
+    max_in_flight: int = 1_000_000
+    #: At most this many frame numbers are kept as evidence in one finding.
+    max_evidence_frames: int = 50

@@ -1,0 +1,56 @@
+"""Stage 2 output: DNS payloads cut out of frames, and ICMP errors that quote DNS.
+
+These are NamedTuples rather than dataclasses because one is made per DNS packet: a tuple
+is immutable and several times cheaper to build than a frozen dataclass.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+Transport = Literal["udp", "tcp"]
+
+
+class Payload(NamedTuple):
+    """One DNS message's bytes as carried by UDP or by a reassembled TCP stream."""
+
+    #: Frame number (1-based in the merged capture); for TCP, the segment that completed it.
+    frame: int
+    #: Capture time of that frame, seconds since the epoch.
+    time: float
+    #: Capture interface: SLL2 ifindex, pcapng interface id, else 0.
+    iface: int
+    #: "udp" or "tcp".
+    transport: Transport
+    #: Source and destination address in text form, and ports.
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    #: The DNS message (for TCP, without the 2-byte length prefix).
+    data: bytes
+
+
+class IcmpQuote(NamedTuple):
+    """An ICMP/ICMPv6 destination-unreachable error that quotes a DNS datagram.
+
+    The kernel sends it when a datagram reaches a closed port: typically a DNS response that
+    arrived after the client had given up and closed its socket. It is evidence of a late
+    answer, never a response itself.
+    """
+
+    frame: int
+    time: float
+    iface: int
+    #: Who sent the ICMP error (the host whose port was closed).
+    reporter: str
+    #: ICMP type and code ((3, 3) is IPv4 port unreachable; (1, 4) IPv6).
+    icmp_type: int
+    icmp_code: int
+    #: The quoted datagram's addresses and ports.
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    #: As much of the quoted DNS message as the error carries (may be cut short).
+    data: bytes

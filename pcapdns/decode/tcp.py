@@ -1,0 +1,200 @@
+"""DNS over TCP: reassemble each direction of a connection and cut out messages.
+
+RFC 1035 section 4.2.2 and RFC 7766: every message is preceded by a 2-byte length. One
+segment may carry several messages (glibc sends A and AAAA in one write) and one message
+may span several segments. Captures also hold retransmitted and out-of-order segments and
+connections that started before the capture did.
+
+State per direction is bounded: at most ``MAX_OUT_OF_ORDER`` segments wait for a gap to
+fill; when that overflows, or a buffered message can never complete, the gap is skipped and
+counted, and framing restarts at the next segment that looks like a DNS message.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+MAX_OUT_OF_ORDER = 32
+MAX_FLOWS = 65536
+IDLE_SECONDS = 120.0
+
+_FIN = 0x01
+_SYN = 0x02
+_RST = 0x04
+
+
+@dataclass(slots=True)
+class _Direction:
+    """Reassembly state for one direction of one connection."""
+
+    #: Sequence number expected next; None until the first SYN or data segment.
+    next_seq: int | None = None
+    #: Bytes received in order and not yet framed into messages.
+    buf: bytearray = field(default_factory=bytearray)
+    #: Segments that arrived ahead of a gap, by sequence number.
+    ahead: dict[int, bytes] = field(default_factory=dict)
+    #: True until framing is known to be aligned (no SYN seen, or after a skipped gap).
+    unaligned: bool = False
+    #: Time of the last segment, for idle expiry.
+    last_time: float = 0.0
+
+
+@dataclass(slots=True)
+class TcpStats:
+    """What TCP reassembly had to skip, for the summary."""
+
+    #: Gaps (lost segments) skipped over.
+    gaps: int = 0
+    #: Bytes dropped because they could not be framed (mid-stream start, after a gap).
+    unframed_bytes: int = 0
+    #: Messages cut short when their connection ended or expired.
+    incomplete_messages: int = 0
+    #: Zero-length messages skipped.
+    empty_messages: int = 0
+
+
+FlowKey = tuple[str, int, str, int]
+
+
+class TcpReassembler:
+    """Turns TCP segments on DNS ports into whole DNS messages, per direction."""
+
+    def __init__(self) -> None:
+        self._flows: dict[FlowKey, _Direction] = {}
+        self.stats = TcpStats()
+
+    def segment(
+        self, key: FlowKey, seq: int, flags: int, payload: bytes, time: float
+    ) -> Iterator[bytes]:
+        """Feed one segment; yield every DNS message it completes (without length prefix)."""
+        d = self._flows.get(key)
+        if d is None:
+            if flags & (_RST | _FIN) and not payload:
+                return
+            if len(self._flows) >= MAX_FLOWS:
+                self.expire(time, force=True)
+            d = self._flows[key] = _Direction()
+        d.last_time = time
+        if flags & _SYN:
+            d.next_seq = (seq + 1) & 0xFFFFFFFF
+            d.buf.clear()
+            d.ahead.clear()
+            d.unaligned = False
+            if not payload:
+                return
+            seq = d.next_seq
+        if payload:
+            if d.next_seq is None:
+                # The connection started before the capture: framing is unknown.
+                d.next_seq = seq
+                d.unaligned = True
+            yield from self._accept(d, seq, payload)
+        if flags & (_FIN | _RST):
+            self._close(key, d)
+
+    def _accept(self, d: _Direction, seq: int, payload: bytes) -> Iterator[bytes]:
+        assert d.next_seq is not None
+        diff = ((seq - d.next_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        if diff < 0:
+            if diff + len(payload) <= 0:
+                return  # a retransmission of bytes already taken
+            payload = payload[-diff:]
+            diff = 0
+        if diff > 0:
+            d.ahead[seq] = payload
+            if len(d.ahead) > MAX_OUT_OF_ORDER:
+                yield from self._skip_gap(d)
+            return
+        yield from self._append(d, payload)
+        yield from self._drain_ahead(d)
+
+    def _append(self, d: _Direction, payload: bytes) -> Iterator[bytes]:
+        assert d.next_seq is not None
+        d.next_seq = (d.next_seq + len(payload)) & 0xFFFFFFFF
+        if d.unaligned and not d.buf:
+            if not _looks_like_dns(payload):
+                self.stats.unframed_bytes += len(payload)
+                return
+            d.unaligned = False
+        d.buf += payload
+        yield from self._frame(d)
+
+    def _drain_ahead(self, d: _Direction) -> Iterator[bytes]:
+        while d.ahead:
+            assert d.next_seq is not None
+            progressed = False
+            for s in list(d.ahead):
+                diff = ((s - d.next_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                if diff <= 0:
+                    data = d.ahead.pop(s)
+                    if diff + len(data) > 0:
+                        yield from self._append(d, data[-diff:] if diff else data)
+                    progressed = True
+            if not progressed:
+                return
+
+    def _skip_gap(self, d: _Direction) -> Iterator[bytes]:
+        """Give up on a gap that will not fill: restart at the earliest buffered segment."""
+        assert d.next_seq is not None
+        self.stats.gaps += 1
+        if d.buf:
+            self.stats.unframed_bytes += len(d.buf)
+            d.buf.clear()
+        base = d.next_seq
+        first = min(d.ahead, key=lambda s: (s - base) & 0xFFFFFFFF)
+        d.next_seq = first
+        d.unaligned = True
+        yield from self._drain_ahead(d)
+
+    def _frame(self, d: _Direction) -> Iterator[bytes]:
+        buf = d.buf
+        start = 0
+        n = len(buf)
+        while n - start >= 2:
+            (length,) = struct.unpack_from("!H", buf, start)
+            if length == 0:
+                self.stats.empty_messages += 1
+                start += 2
+                continue
+            if n - start - 2 < length:
+                break
+            yield bytes(buf[start + 2 : start + 2 + length])
+            start += 2 + length
+        if start:
+            del buf[:start]
+
+    def _close(self, key: FlowKey, d: _Direction) -> None:
+        if d.buf:
+            self.stats.incomplete_messages += 1
+        self._flows.pop(key, None)
+
+    def expire(self, now: float, force: bool = False) -> None:
+        """Forget connections idle for longer than IDLE_SECONDS (or the oldest half)."""
+        if force:
+            ordered = sorted(self._flows.items(), key=lambda kv: kv[1].last_time)
+            victims = [k for k, _ in ordered[: len(ordered) // 2 or 1]]
+        else:
+            victims = [k for k, d in self._flows.items() if now - d.last_time > IDLE_SECONDS]
+        for k in victims:
+            self._close(k, self._flows[k])
+
+    def finish(self) -> None:
+        """End of capture: count what is still incomplete."""
+        for k in list(self._flows):
+            self._close(k, self._flows[k])
+
+
+def _looks_like_dns(segment: bytes) -> bool:
+    """Whether a segment plausibly starts with a length-prefixed DNS message.
+
+    Used only to find framing in a stream whose start was not captured: the length must
+    cover at least a header, and the header must announce at most one question (RFC 9619)
+    and a known opcode.
+    """
+    if len(segment) < 14:
+        return False
+    length, flags, qdcount = struct.unpack_from("!H2xHH", segment, 0)
+    opcode = (flags >> 11) & 0xF
+    return length >= 12 and qdcount <= 1 and opcode in (0, 1, 2, 4, 5, 6)

@@ -1,0 +1,108 @@
+"""Stage 5: lookups -> findings.
+
+Detectors are pure functions, one module each, listed explicitly in ``DETECTORS``. A
+detector that raises does not stop the analysis: the error becomes a ``detector_error``
+finding (as mitmproxy's safecall does for addons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect import (
+    aaaa_race,
+    fanout,
+    late_response,
+    orphans,
+    rcode,
+    retransmission,
+    slow,
+    timeout,
+    truncation,
+)
+from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding
+from pcapdns.match.records import Lookup, Orphan
+
+DETECTORS: tuple[tuple[str, Detector], ...] = (
+    ("timeout", timeout.detect),
+    ("retransmission", retransmission.detect),
+    ("truncation", truncation.detect),
+    ("aaaa_race", aaaa_race.detect),
+    ("rcode", rcode.detect),
+    ("slow", slow.detect),
+    ("fanout", fanout.detect),
+    ("late_response", late_response.detect),
+)
+
+
+@dataclass(slots=True)
+class AggregatedFinding:
+    """Findings of one kind about the same client, server, name and type, merged.
+
+    Keeps memory bounded by the number of distinct problems, not their repetitions.
+    """
+
+    first: Finding
+    #: How many times the problem was seen.
+    count: int = 1
+    #: Time of the last occurrence.
+    last_time: float = 0.0
+    #: Evidence frames, capped at ``max_evidence_frames``.
+    frames: list[int] = field(default_factory=list)
+    #: Evidence frames left out because of the cap.
+    frames_omitted: int = 0
+
+
+class FindingCollector:
+    """Runs every detector on each closed lookup and merges repeated findings."""
+
+    def __init__(self, config: AnalysisConfig) -> None:
+        self.config = config
+        self._by_key: dict[tuple[str, str, str, str, str], AggregatedFinding] = {}
+        #: Detector failures, by detector name.
+        self.errors: dict[str, int] = {}
+
+    def lookup(self, lookup: Lookup) -> None:
+        for name, detector in DETECTORS:
+            try:
+                found = detector(lookup, self.config)
+            except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
+                self._detector_failed(name, lookup, e)
+                continue
+            for f in found:
+                self.add(f)
+
+    def orphan(self, orphan: Orphan) -> None:
+        for f in orphans.detect(orphan):
+            self.add(f)
+
+    def _detector_failed(self, name: str, lookup: Lookup, e: Exception) -> None:
+        self.errors[name] = self.errors.get(name, 0) + 1
+        q = lookup.first
+        self.add(
+            Finding("detector_error", "warning", q.time, q.src, q.dst, q.qname or "", "",
+                    (q.frame,), f"detector {name} failed on this lookup: "
+                    f"{type(e).__name__}: {e}")
+        )
+
+    def add(self, f: Finding) -> None:
+        key = (f.kind, f.client, f.server, f.qname.lower(), f.qtype)
+        agg = self._by_key.get(key)
+        cap = self.config.max_evidence_frames
+        if agg is None:
+            agg = self._by_key[key] = AggregatedFinding(first=f, last_time=f.time)
+        else:
+            agg.count += 1
+            agg.last_time = max(agg.last_time, f.time)
+        room = cap - len(agg.frames)
+        agg.frames.extend(f.frames[: max(room, 0)])
+        agg.frames_omitted += max(len(f.frames) - max(room, 0), 0)
+
+    def findings(self) -> list[AggregatedFinding]:
+        """All findings, most severe first, then by time."""
+        return sorted(
+            self._by_key.values(),
+            key=lambda a: (SEVERITY_RANK[a.first.severity], a.first.time, a.first.kind,
+                           a.first.qname),
+        )

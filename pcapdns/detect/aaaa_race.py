@@ -1,0 +1,29 @@
+"""The conntrack insertion race behind 5-second stalls.
+
+glibc sends A and AAAA from one UDP socket at once; both packets are NEW to conntrack at
+the same instant and one insert can fail, so the kernel drops it (``insert_failed`` rises).
+On the wire: a concurrent A/AAAA pair from one client port where exactly one is answered.
+"""
+
+from __future__ import annotations
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect.base import Finding, finding
+from pcapdns.match.records import Lookup
+
+
+def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
+    out = []
+    for t in lookup.attempts:
+        if not t.pair_race_lost or t.pair_frame is None:
+            continue
+        lost = "AAAA" if t.answered else "A"
+        frames = [t.query.frame, t.pair_frame]
+        if t.response is not None:
+            frames.append(t.response.frame)
+        detail = (
+            f"A and AAAA sent together from {t.query.src}:{t.query.sport}; "
+            f"the {lost} query was never answered while the other was"
+        )
+        out.append(finding("aaaa_race_lost", "error", lookup, frames, detail + ".", at=t))
+    return out

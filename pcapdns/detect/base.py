@@ -1,0 +1,99 @@
+"""What a detector is and what it produces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.dns import names
+from pcapdns.match.records import Lookup, Transaction
+
+FindingKind = Literal[
+    "timeout",
+    "retransmission",
+    "truncated_no_tcp_fallback",
+    "aaaa_race_lost",
+    "servfail",
+    "refused",
+    "nxdomain",
+    "slow_response",
+    "fanout",
+    "late_response",
+    "unsolicited_response",
+    "icmp_unreachable",
+    "detector_error",
+]
+
+Severity = Literal["critical", "error", "warning", "info"]
+
+#: Order of severities, most severe first (for sorting findings).
+SEVERITY_RANK: dict[str, int] = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem, with the evidence that proves it."""
+
+    #: What kind of problem (see docs/analysis.md for each kind).
+    kind: FindingKind
+    #: How bad it is.
+    severity: Severity
+    #: Capture time of the first frame of the evidence, seconds since the epoch.
+    time: float
+    #: Client IP address (the side that sent the query).
+    client: str
+    #: Server IP address the query was sent to.
+    server: str
+    #: Question name and type name ("A", "AAAA", "TYPE65534", ...).
+    qname: str
+    qtype: str
+    #: Frame numbers (1-based, merged capture) that prove it, in time order.
+    frames: tuple[int, ...]
+    #: One or two sentences saying what was seen.
+    detail: str
+
+
+#: A detector: a pure function from one lookup to the findings it proves.
+Detector = Callable[[Lookup, AnalysisConfig], Sequence[Finding]]
+
+
+def finding(
+    kind: FindingKind,
+    severity: Severity,
+    lookup: Lookup,
+    frames: list[int],
+    detail: str,
+    at: Transaction | None = None,
+) -> Finding:
+    """Build a finding about ``lookup`` (or one of its attempts ``at``)."""
+    q = (at or lookup.attempts[0]).query
+    return Finding(
+        kind=kind,
+        severity=severity,
+        time=q.time,
+        client=q.src,
+        server=q.dst,
+        qname=q.qname or "",
+        qtype=names.qtype_name(q.qtype),
+        frames=tuple(sorted(set(frames))),
+        detail=detail,
+    )
+
+
+def attempt_frames(lookup: Lookup) -> list[int]:
+    """Every query and response frame of a lookup."""
+    out: list[int] = []
+    for t in lookup.attempts:
+        out.append(t.query.frame)
+        if t.response is not None:
+            out.append(t.response.frame)
+    return out
+
+
+def ms(seconds: float) -> str:
+    """A duration for a sentence: '2.3 ms', '5.004 s'."""
+    if seconds < 1.0:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.3f} s"

@@ -1,0 +1,27 @@
+"""Answers that came back after the client had closed its socket.
+
+The client's kernel answers such a datagram with ICMP port unreachable quoting it; the
+ICMP error is the evidence that the answer was too late to be used.
+"""
+
+from __future__ import annotations
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect.base import Finding, finding, ms
+from pcapdns.match.records import Lookup
+
+
+def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
+    out = []
+    for t in lookup.attempts:
+        if not t.icmp_frames or t.response is None:
+            continue
+        latency = t.latency or 0.0
+        detail = (
+            f"the answer arrived {ms(latency)} after the query, but the client port was "
+            "already closed (ICMP port unreachable)"
+        )
+        out.append(finding("late_response", "warning", lookup,
+                           [t.query.frame, t.response.frame, *t.icmp_frames],
+                           detail + ".", at=t))
+    return out

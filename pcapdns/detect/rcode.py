@@ -1,0 +1,26 @@
+"""Lookups whose answer carried an error response code (RFC 1035 section 4.1.1)."""
+
+from __future__ import annotations
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect.base import Finding, FindingKind, Severity, finding, ms
+from pcapdns.match.records import Lookup
+
+_KINDS: dict[int, tuple[FindingKind, Severity, str]] = {
+    2: ("servfail", "error", "SERVFAIL: the server or its upstream failed"),
+    5: ("refused", "error", "REFUSED: the server will not answer this query"),
+    3: ("nxdomain", "info", "NXDOMAIN: the name does not exist"),
+}
+
+
+def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
+    t = lookup.answer
+    if t is None or t.response is None:
+        return []
+    entry = _KINDS.get(t.response.flags & 0xF)
+    if entry is None:
+        return []
+    kind, severity, words = entry
+    aa = " (authoritative)" if t.response.flags & 0x0400 else ""
+    detail = f"{words}{aa}; answered by {t.response.src} in {ms(lookup.latency or 0.0)}."
+    return [finding(kind, severity, lookup, [t.query.frame, t.response.frame], detail, at=t)]

@@ -1,0 +1,22 @@
+"""Lookups answered, but only after more than ``config.slow`` seconds from the first try."""
+
+from __future__ import annotations
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect.base import Finding, finding, ms
+from pcapdns.match.records import Lookup
+
+
+def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
+    latency = lookup.latency
+    if latency is None or latency <= config.slow or lookup.answer is None:
+        return []
+    t = lookup.answer
+    assert t.response is not None
+    detail = f"answered {ms(latency)} after the first query (threshold {ms(config.slow)})"
+    if len(lookup.attempts) > 1:
+        detail += f", after {len(lookup.attempts)} attempts"
+    severity = "error" if latency > 5.0 else "warning"
+    return [finding("slow_response", severity, lookup,
+                    [lookup.attempts[0].query.frame, t.query.frame, t.response.frame],
+                    detail + ".")]

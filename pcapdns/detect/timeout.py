@@ -1,0 +1,27 @@
+"""Lookups that were never answered.
+
+A failed lookup (no attempt answered) is a ``timeout`` when its last attempt was sent at
+least ``config.timeout`` seconds before the capture ended; a later one may have been
+answered after the capture stopped and is left out (``Lookup.open_at_end``).
+"""
+
+from __future__ import annotations
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect.base import Finding, attempt_frames, finding, ms
+from pcapdns.match.records import Lookup
+
+
+def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
+    if lookup.answered or lookup.open_at_end:
+        return []
+    n = len(lookup.attempts)
+    first, last = lookup.attempts[0].query, lookup.attempts[-1].query
+    icmp = [f for t in lookup.attempts for f in t.icmp_frames]
+    detail = (
+        f"{n} {'query' if n == 1 else 'queries'} over {ms(last.time - first.time)}, "
+        "none answered"
+    )
+    if icmp:
+        detail += f"; {len(icmp)} ICMP unreachable error(s) came back instead"
+    return [finding("timeout", "error", lookup, attempt_frames(lookup) + icmp, detail + ".")]

@@ -1,0 +1,1 @@
+"""Stage 4: DNS messages -> transactions and lookups."""

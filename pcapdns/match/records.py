@@ -1,0 +1,114 @@
+"""Stage 4 output: transactions (one query and its response) and lookups (attempts).
+
+Definitions (docs/analysis.md has the full text):
+
+* A **transaction** is one query and the response matched to it, if any.
+* A **lookup** is a first query and its retransmissions: the same transport, client IP,
+  server IP and question, each sent no more than ``retransmission_window`` after the
+  previous one while that one was still unanswered. Latency counts from the FIRST attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pcapdns.dns.message import Message
+
+RetransmissionKind = Literal[
+    "same_id_same_port", "same_id_new_port", "new_id_same_port", "new_id_new_port"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One query and, when one was matched, its response."""
+
+    #: The query as captured.
+    query: Message
+    #: The matched response, or None when none came within ``max_wait``.
+    response: Message | None
+    #: Id of the lookup this query belongs to (sequential from 1 in order of first query).
+    lookup_id: int
+    #: 1 for the first query of the lookup, 2 for the first retransmission, ...
+    attempt: int
+    #: For a retransmission: whether the DNS ID and the client port changed; else None.
+    retransmission: RetransmissionKind | None
+    #: Frame of the first query of the fan-out this query belongs to (same client IP, port,
+    #: ID and question sent to several servers at once), or None.
+    fanout_of: int | None
+    #: For a TC=1 UDP response: whether the client's next query for the name and type went
+    #: over TCP within ``tc_fallback_window`` (None when the response is not TC=1 UDP).
+    tc_followed_by_tcp: bool | None
+    #: Frame of the client's next query for the same name and type after a TC response.
+    tc_next_query_frame: int | None
+    #: Frame of the query this one is paired with (A with AAAA from the same socket), or None.
+    pair_frame: int | None
+    #: On the A side of a pair: True when the AAAA was sent before the A's response arrived.
+    pair_concurrent: bool
+    #: On the A side of a concurrent pair: True when exactly one of the two was unanswered.
+    pair_race_lost: bool
+    #: On the A side of a pair: whether the AAAA query was answered.
+    pair_answered: bool | None
+    #: Frames of ICMP destination-unreachable errors quoting this query or its response.
+    icmp_frames: tuple[int, ...]
+
+    @property
+    def answered(self) -> bool:
+        return self.response is not None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from this query to its response (not from the lookup's first attempt)."""
+        if self.response is None:
+            return None
+        return self.response.time - self.query.time
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A first query and its retransmissions, with the outcome."""
+
+    #: Sequential id, in order of first query.
+    id: int
+    #: All attempts, in the order they were sent.
+    attempts: tuple[Transaction, ...]
+    #: The attempt whose response arrived first, or None when no attempt was answered.
+    answer: Transaction | None
+    #: True when the lookup failed but its last attempt is less than ``timeout`` before the
+    #: end of the capture: it may still have been answered after the capture stopped.
+    open_at_end: bool
+
+    @property
+    def first(self) -> Message:
+        return self.attempts[0].query
+
+    @property
+    def answered(self) -> bool:
+        return self.answer is not None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from the FIRST attempt to the first response of any attempt."""
+        if self.answer is None or self.answer.response is None:
+            return None
+        return self.answer.response.time - self.attempts[0].query.time
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A message that belongs to no transaction: an unsolicited response or an ICMP error
+    quoting a DNS datagram that matched no query."""
+
+    kind: Literal["unsolicited_response", "icmp_unmatched"]
+    #: The response, for ``unsolicited_response``.
+    message: Message | None
+    #: Frame and time of the orphan.
+    frame: int
+    time: float
+    client: str
+    server: str
+    qname: str
+    qtype: int
+    #: Why it matched nothing, in words.
+    reason: str

@@ -1,0 +1,1 @@
+"""Stage 6: render an Analysis (JSON document, terminal summary)."""

@@ -1,0 +1,163 @@
+"""The JSON document (schema ``pcapdns.analysis/1``), field by field as documented in
+docs/analysis.md. Field names are a contract: add, never rename."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pcapdns import __version__
+from pcapdns.analysis import Analysis
+from pcapdns.detect import AggregatedFinding
+from pcapdns.dns import names
+from pcapdns.match.records import Lookup, Transaction
+from pcapdns.output.timefmt import iso
+from pcapdns.read import linktypes
+
+SCHEMA = "pcapdns.analysis/1"
+
+
+def build(a: Analysis) -> dict[str, Any]:
+    """The whole document as plain Python data."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "pcapdns_version": __version__,
+        "inputs": [_input(f) for f in a.files],
+        "summary": summary(a),
+        "findings": [_finding(f) for f in a.findings],
+        "warnings": list(a.warnings),
+    }
+    if a.lookups is not None:
+        doc["transactions"] = transactions(a.lookups)
+    return doc
+
+
+def dumps(a: Analysis) -> str:
+    return json.dumps(build(a), indent=2, ensure_ascii=False) + "\n"
+
+
+def _input(f: Any) -> dict[str, Any]:
+    return {
+        "path": f.path,
+        "packets": f.packets,
+        "link_type": ",".join(dict.fromkeys(linktypes.name(t) for t in f.link_types)),
+        "first_time": iso(f.first_time),
+        "last_time": iso(f.last_time),
+        "truncated": f.truncated,
+        "format": f.format,
+        "gzip": f.gzip,
+        "size": f.size,
+        "interfaces": {str(k): v for k, v in sorted(f.interface_names.items())},
+    }
+
+
+def summary(a: Analysis) -> dict[str, Any]:
+    m = a.match
+    return {
+        "packets": a.packets,
+        "dns_messages": m.queries + m.responses,
+        "duplicates": a.duplicates,
+        "malformed": a.malformed,
+        "queries": m.queries,
+        "responses": m.responses,
+        "queries_udp": m.queries_udp,
+        "queries_tcp": m.queries_tcp,
+        "answered_queries": m.answered_queries,
+        "unanswered_queries": m.unanswered_queries,
+        "unsolicited_responses": m.unsolicited_responses,
+        "retransmissions": m.retransmissions,
+        "failed_lookups": m.failed_lookups,
+        "tc_responses": m.tc_responses,
+        "tc_followed_by_tcp": m.tc_followed_by_tcp,
+        "tc_without_tcp_retry": m.tc_without_tcp_retry,
+        "a_aaaa_same_port_concurrent": m.a_aaaa_same_port_concurrent,
+        "a_aaaa_race_lost": m.a_aaaa_race_lost,
+        "fanout_groups": m.fanout_groups,
+        "rcodes": dict(sorted(m.rcodes.items())),
+        "latency_ms": a.latency_ms,
+        # Added fields (not in the first contract; never renamed).
+        "lookups": m.lookups,
+        "lookups_open_at_end": m.lookups_open_at_end,
+        "a_aaaa_pairs": m.a_aaaa_pairs,
+        "icmp_errors": m.icmp_errors,
+        "continuation_responses": m.continuation_responses,
+        "evicted_in_flight": m.evicted,
+        "skipped": {
+            "non_ip_frames": a.decode.non_ip,
+            "not_dns_frames": a.decode.not_dns,
+            "bad_ip_frames": a.decode.bad_ip,
+            "ip_fragments": a.decode.fragments,
+            "fragments_reassembled": a.fragments_reassembled,
+            "fragmented_datagrams_dropped": a.fragments_dropped,
+            "tcp_gaps": a.tcp.gaps,
+            "tcp_unframed_bytes": a.tcp.unframed_bytes,
+            "tcp_incomplete_messages": a.tcp.incomplete_messages,
+        },
+        "malformed_examples": [{"frame": f, "problem": p} for f, p in a.malformed_examples],
+        "detector_errors": dict(a.detector_errors),
+        "first_time": iso(a.first_time),
+        "last_time": iso(a.last_time),
+    }
+
+
+def _finding(agg: AggregatedFinding) -> dict[str, Any]:
+    f = agg.first
+    detail = f.detail
+    if agg.count > 1:
+        detail += f" Seen {agg.count} times, last at {iso(agg.last_time)}."
+    return {
+        "kind": f.kind,
+        "severity": f.severity,
+        "time": iso(f.time),
+        "client": f.client,
+        "server": f.server,
+        "qname": f.qname,
+        "qtype": f.qtype,
+        "frames": sorted(agg.frames),
+        "detail": detail,
+        "count": agg.count,
+        "last_time": iso(agg.last_time),
+        "frames_omitted": agg.frames_omitted,
+    }
+
+
+def transactions(lookups: list[Lookup]) -> list[dict[str, Any]]:
+    rows = [_transaction(lk, t) for lk in lookups for t in lk.attempts]
+    rows.sort(key=lambda r: r["query_frame"])
+    return rows
+
+
+def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
+    q, r = t.query, t.response
+    latency = t.latency
+    lookup_latency = lk.latency
+    return {
+        "lookup": lk.id,
+        "attempt": t.attempt,
+        "transport": q.transport,
+        "client": q.src,
+        "client_port": q.sport,
+        "server": q.dst,
+        "server_port": q.dport,
+        "id": q.id,
+        "qname": q.qname,
+        "qtype": names.qtype_name(q.qtype),
+        "qclass": names.qclass_name(q.qclass),
+        "query_frame": q.frame,
+        "query_time": iso(q.time),
+        "response_frame": r.frame if r else None,
+        "response_time": iso(r.time) if r else None,
+        "response_from": r.src if r else None,
+        "rcode": names.rcode_name(r.flags & 0xF) if r else None,
+        "tc": bool(r.flags & 0x0200) if r else None,
+        "answers": r.ancount if r else None,
+        "latency_ms": round(latency * 1000, 3) if latency is not None else None,
+        "lookup_latency_ms": (
+            round(lookup_latency * 1000, 3) if lookup_latency is not None else None
+        ),
+        "retransmission": t.retransmission,
+        "fanout_of": t.fanout_of,
+        "tc_followed_by_tcp": t.tc_followed_by_tcp,
+        "pair_frame": t.pair_frame,
+        "icmp_frames": list(t.icmp_frames),
+    }

@@ -1,0 +1,1 @@
+"""Stage 1: capture files -> records (time, link type, interface, bytes)."""
