@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.frames import DecodeStats, FrameDecoder
+from pcapdns.decode.frames import DecodeStats, Decoded, FrameDecoder
 from pcapdns.decode.records import Payload
 from pcapdns.decode.tcp import TcpStats
 from pcapdns.detect import AggregatedFinding, FindingCollector
@@ -109,13 +109,8 @@ def analyze(
     decode = decoder.decode
     frame = 0
     total = cap.total_bytes
-    for ts, link_type, iface, data in cap.records:
-        frame += 1
-        out = decode(frame, ts, link_type, iface, data)
-        if progress is not None and not frame & 0x3FFF:
-            progress(cap.bytes_read, total)
-        if out is None:
-            continue
+    def consume(out: list[Decoded]) -> None:
+        nonlocal malformed
         for item in out:
             if type(item) is Payload:
                 try:
@@ -129,7 +124,15 @@ def analyze(
                     matcher.message(m)
             else:
                 matcher.icmp(item)  # type: ignore[arg-type]
-    decoder.finish()
+
+    for ts, link_type, iface, data in cap.records:
+        frame += 1
+        out = decode(frame, ts, link_type, iface, data)
+        if progress is not None and not frame & 0x3FFF:
+            progress(cap.bytes_read, total)
+        if out is not None:
+            consume(out)
+    consume(decoder.finish())
     end = max((f.last_time for f in cap.files if f.last_time is not None), default=None)
     matcher.finish(end)
     if progress is not None:

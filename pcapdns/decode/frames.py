@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pcapdns.decode.fragments import FragmentReassembler
 from pcapdns.decode.records import IcmpQuote, Payload
 from pcapdns.decode.tcp import TcpReassembler
-from pcapdns.read import linktypes
 
 _unpack_H = struct.Struct("!H").unpack_from
 _unpack_HH = struct.Struct("!HH").unpack_from
@@ -234,9 +233,10 @@ class FrameDecoder:
                 return None
             s, d = self._addr(src), self._addr(dst)
             out: list[Decoded] = [
-                Payload(frame, ts, iface, "tcp", s, sport, d, dport, msg)
-                for msg in self.tcp.segment((s, sport, d, dport), seq, flags,
-                                            data[pos + doff : end], ts)
+                Payload(mframe, mtime, iface, "tcp", s, sport, d, dport, msg)
+                for msg, mframe, mtime in self.tcp.segment(
+                    (s, sport, d, dport), seq, flags, data[pos + doff : end], frame, ts
+                )
             ]
             return out or None
         if proto == 1 or proto == 58:
@@ -286,11 +286,12 @@ class FrameDecoder:
         self.fragments.expire(now)
         self.tcp.expire(now)
 
-    def finish(self) -> None:
-        """End of capture: flush reassembly state into the counters."""
+    def finish(self) -> list[Decoded]:
+        """End of capture: return messages still held in TCP reassembly; count the rest."""
         self.fragments.finish()
-        self.tcp.finish()
-
-
-def describe_link(link_type: int) -> str:
-    return linktypes.name(link_type)
+        # The interface of a message framed at the end is not known any more; 0 is safe
+        # because TCP copies are never matched as duplicates by interface alone.
+        return [
+            Payload(frame, ts, 0, "tcp", k[0], k[1], k[2], k[3], msg)
+            for k, (msg, frame, ts) in self.tcp.finish_with_keys()
+        ]

@@ -33,8 +33,8 @@ class _Direction:
     next_seq: int | None = None
     #: Bytes received in order and not yet framed into messages.
     buf: bytearray = field(default_factory=bytearray)
-    #: Segments that arrived ahead of a gap, by sequence number.
-    ahead: dict[int, bytes] = field(default_factory=dict)
+    #: Segments that arrived ahead of a gap, by sequence number: (bytes, frame, time).
+    ahead: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
     #: True until framing is known to be aligned (no SYN seen, or after a skipped gap).
     unaligned: bool = False
     #: Time of the last segment, for idle expiry.
@@ -56,6 +56,9 @@ class TcpStats:
 
 
 FlowKey = tuple[str, int, str, int]
+#: A reassembled message: its bytes, and the frame number and time of the segment that
+#: completed it.
+TcpMessage = tuple[bytes, int, float]
 
 
 class TcpReassembler:
@@ -66,8 +69,8 @@ class TcpReassembler:
         self.stats = TcpStats()
 
     def segment(
-        self, key: FlowKey, seq: int, flags: int, payload: bytes, time: float
-    ) -> Iterator[bytes]:
+        self, key: FlowKey, seq: int, flags: int, payload: bytes, frame: int, time: float
+    ) -> Iterator[TcpMessage]:
         """Feed one segment; yield every DNS message it completes (without length prefix)."""
         d = self._flows.get(key)
         if d is None:
@@ -90,11 +93,13 @@ class TcpReassembler:
                 # The connection started before the capture: framing is unknown.
                 d.next_seq = seq
                 d.unaligned = True
-            yield from self._accept(d, seq, payload)
+            yield from self._accept(d, seq, payload, frame, time)
         if flags & (_FIN | _RST):
-            self._close(key, d)
+            yield from self._close(key, d)
 
-    def _accept(self, d: _Direction, seq: int, payload: bytes) -> Iterator[bytes]:
+    def _accept(
+        self, d: _Direction, seq: int, payload: bytes, frame: int, time: float
+    ) -> Iterator[TcpMessage]:
         assert d.next_seq is not None
         diff = ((seq - d.next_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         if diff < 0:
@@ -103,39 +108,66 @@ class TcpReassembler:
             payload = payload[-diff:]
             diff = 0
         if diff > 0:
-            d.ahead[seq] = payload
-            if len(d.ahead) > MAX_OUT_OF_ORDER:
+            d.ahead[seq] = (payload, frame, time)
+            # A segment beyond a gap that starts a DNS message while nothing partial is
+            # buffered: the gap is a lost segment (capture drop), not a reordering worth
+            # waiting for, so frame from here on instead of holding the stream back.
+            if len(d.ahead) > MAX_OUT_OF_ORDER or (not d.buf and self._ahead_starts_message(d)):
                 yield from self._skip_gap(d)
             return
-        yield from self._append(d, payload)
+        yield from self._append(d, payload, frame, time)
         yield from self._drain_ahead(d)
 
-    def _append(self, d: _Direction, payload: bytes) -> Iterator[bytes]:
+    def _append(
+        self, d: _Direction, payload: bytes, frame: int, time: float
+    ) -> Iterator[TcpMessage]:
         assert d.next_seq is not None
         d.next_seq = (d.next_seq + len(payload)) & 0xFFFFFFFF
-        if d.unaligned and not d.buf:
-            if not _looks_like_dns(payload):
-                self.stats.unframed_bytes += len(payload)
+        d.buf += payload
+        if d.unaligned:
+            # Framing is unknown: decide once a header's worth of bytes is here, whether
+            # they start a length-prefixed DNS message; if not, drop them and try again
+            # at the next segment.
+            if len(d.buf) < 14:
+                return
+            if not _looks_like_dns(bytes(d.buf[:14])):
+                self.stats.unframed_bytes += len(d.buf)
+                d.buf.clear()
                 return
             d.unaligned = False
-        d.buf += payload
-        yield from self._frame(d)
+        yield from self._frame(d, frame, time)
 
-    def _drain_ahead(self, d: _Direction) -> Iterator[bytes]:
+    def _drain_ahead(self, d: _Direction) -> Iterator[TcpMessage]:
         while d.ahead:
             assert d.next_seq is not None
             progressed = False
             for s in list(d.ahead):
                 diff = ((s - d.next_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
                 if diff <= 0:
-                    data = d.ahead.pop(s)
+                    data, frame, time = d.ahead.pop(s)
                     if diff + len(data) > 0:
-                        yield from self._append(d, data[-diff:] if diff else data)
+                        yield from self._append(d, data[-diff:] if diff else data, frame, time)
                     progressed = True
             if not progressed:
                 return
 
-    def _skip_gap(self, d: _Direction) -> Iterator[bytes]:
+    @staticmethod
+    def _ahead_starts_message(d: _Direction) -> bool:
+        """Whether the contiguous run of segments after the gap begins a DNS message (the
+        length prefix and header may come in separate segments)."""
+        assert d.next_seq is not None
+        base = d.next_seq
+        seqs = sorted(d.ahead, key=lambda s: (s - base) & 0xFFFFFFFF)
+        head = bytearray()
+        expect = seqs[0]
+        for s in seqs:
+            if s != expect or len(head) >= 14:
+                break
+            head += d.ahead[s][0]
+            expect = (s + len(d.ahead[s][0])) & 0xFFFFFFFF
+        return _looks_like_dns(bytes(head))
+
+    def _skip_gap(self, d: _Direction) -> Iterator[TcpMessage]:
         """Give up on a gap that will not fill: restart at the earliest buffered segment."""
         assert d.next_seq is not None
         self.stats.gaps += 1
@@ -148,7 +180,7 @@ class TcpReassembler:
         d.unaligned = True
         yield from self._drain_ahead(d)
 
-    def _frame(self, d: _Direction) -> Iterator[bytes]:
+    def _frame(self, d: _Direction, frame: int, time: float) -> Iterator[TcpMessage]:
         buf = d.buf
         start = 0
         n = len(buf)
@@ -160,30 +192,42 @@ class TcpReassembler:
                 continue
             if n - start - 2 < length:
                 break
-            yield bytes(buf[start + 2 : start + 2 + length])
+            yield (bytes(buf[start + 2 : start + 2 + length]), frame, time)
             start += 2 + length
         if start:
             del buf[:start]
 
-    def _close(self, key: FlowKey, d: _Direction) -> None:
+    def _close(self, key: FlowKey, d: _Direction) -> Iterator[TcpMessage]:
+        """The connection ended: frame what waits beyond gaps, count what stays partial."""
+        while d.ahead:
+            yield from self._skip_gap(d)
         if d.buf:
             self.stats.incomplete_messages += 1
         self._flows.pop(key, None)
 
     def expire(self, now: float, force: bool = False) -> None:
-        """Forget connections idle for longer than IDLE_SECONDS (or the oldest half)."""
+        """Forget connections idle for longer than IDLE_SECONDS (or the oldest half).
+
+        Messages still waiting beyond a gap in an idle connection are counted, not decoded:
+        their time would be long past.
+        """
         if force:
             ordered = sorted(self._flows.items(), key=lambda kv: kv[1].last_time)
             victims = [k for k, _ in ordered[: len(ordered) // 2 or 1]]
         else:
             victims = [k for k, d in self._flows.items() if now - d.last_time > IDLE_SECONDS]
         for k in victims:
-            self._close(k, self._flows[k])
+            d = self._flows[k]
+            self.stats.incomplete_messages += len(d.ahead)
+            d.ahead.clear()
+            for _ in self._close(k, d):
+                pass
 
-    def finish(self) -> None:
-        """End of capture: count what is still incomplete."""
+    def finish_with_keys(self) -> Iterator[tuple[FlowKey, TcpMessage]]:
+        """End of capture: frame what waits beyond gaps, count what is still incomplete."""
         for k in list(self._flows):
-            self._close(k, self._flows[k])
+            for msg in self._close(k, self._flows[k]):
+                yield k, msg
 
 
 def _looks_like_dns(segment: bytes) -> bool:

@@ -115,15 +115,14 @@ def read_name(data: bytes, pos: int) -> tuple[str, int]:
 
     Raises:
         DnsTruncated: the name runs past the end of the message.
-        DnsMalformed: reserved label types, a pointer that does not point strictly
-            backwards, too many pointers, or more than 255 bytes.
+        DnsMalformed: reserved label types, a compression loop (more than MAX_POINTERS
+            jumps), or more than 255 bytes.
     """
     labels: list[str] = []
     length = 0
     end = -1
     jumps = 0
     n = len(data)
-    floor = pos  # a pointer must point before the label that holds it
     while True:
         if pos >= n:
             raise DnsTruncated("name runs past the end of the message")
@@ -135,14 +134,14 @@ def read_name(data: bytes, pos: int) -> tuple[str, int]:
             if pos + 1 >= n:
                 raise DnsTruncated("compression pointer cut off")
             target = ((c & 0x3F) << 8) | data[pos + 1]
-            if target >= floor:
-                raise DnsMalformed("compression pointer does not point backwards (loop)")
+            # RFC 1035 4.1.4 means pointers to point backwards, but real servers and
+            # crafted captures also point forwards; the jump cap is what stops loops.
             jumps += 1
-            if jumps > MAX_POINTERS:
-                raise DnsMalformed("too many compression pointers")
+            if jumps > MAX_POINTERS or target == pos:
+                raise DnsMalformed("compression pointer loop")
             if end < 0:
                 end = pos + 2
-            pos = floor = target
+            pos = target
             continue
         if c & 0xC0:
             raise DnsMalformed(f"reserved label type 0x{c & 0xC0:02x}")

@@ -7,6 +7,9 @@ while the DNS payload stays identical. A copy is a **duplicate** when, within
 bytes and the same client port, and either it was seen on a different capture interface or
 its addresses and ports are identical (a real duplicate datagram).
 
+Over TCP only the different-interface case applies: reassembly already removed segments
+captured twice on one interface, so identical messages on one connection are real.
+
 An identical query sent to two servers on the same interface is NOT a duplicate: musl does
 that on purpose (fan-out), and the copies differ in destination address.
 """
@@ -45,12 +48,21 @@ class Deduplicator:
                     del self._seen[old]
         client_port = m.dport if m.flags & 0x8000 else m.sport
         key = (m.transport, client_port, m.data)
+        # On one TCP connection, reassembly already dropped segments captured twice; two
+        # identical messages there are two messages (a client may repeat a query).
+        udp = m.transport == "udp"
         lst = self._seen.get(key)
         if lst is not None:
             for first_t, iface, src, sport, dst, dport in lst:
                 if t - first_t <= self.window and (
                     iface != m.iface
-                    or (src == m.src and sport == m.sport and dst == m.dst and dport == m.dport)
+                    or (
+                        udp
+                        and src == m.src
+                        and sport == m.sport
+                        and dst == m.dst
+                        and dport == m.dport
+                    )
                 ):
                     self.duplicates += 1
                     return True
