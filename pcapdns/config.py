@@ -33,6 +33,9 @@ class AnalysisConfig:
     #: A query still unanswered this many seconds after it was sent is closed as unanswered;
     #: a response arriving later is unsolicited. Bounds the matcher's memory by time.
     max_wait: float = 30.0
+    #: An answered query stays open this many seconds after its response, for the A/AAAA
+    #: pairing window and for an ICMP error about a late answer.
+    answer_linger: float = 1.0
     #: Hard cap on queries in flight; beyond it the oldest are closed early (and counted).
     max_in_flight: int = 1_000_000
     #: At most this many frame numbers are kept as evidence in one finding.

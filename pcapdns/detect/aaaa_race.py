@@ -3,12 +3,15 @@
 glibc sends A and AAAA from one UDP socket at once; both packets are NEW to conntrack at
 the same instant and one insert can fail, so the kernel drops it (``insert_failed`` rises).
 On the wire: a concurrent A/AAAA pair from one client port where exactly one is answered.
+The matcher decides the pair on the member that closes last, so the finding is built from
+that transaction whichever side was lost.
 """
 
 from __future__ import annotations
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding
+from pcapdns.dns import names
 from pcapdns.match.records import Lookup
 
 
@@ -17,7 +20,9 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     for t in lookup.attempts:
         if not t.pair_race_lost or t.pair_frame is None:
             continue
-        lost = "AAAA" if t.answered else "A"
+        own = names.qtype_name(t.query.qtype)
+        other = "AAAA" if t.query.qtype == names.A else "A"
+        lost = other if t.answered else own
         frames = [t.query.frame, t.pair_frame]
         if t.response is not None:
             frames.append(t.response.frame)

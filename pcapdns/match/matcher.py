@@ -10,16 +10,25 @@ Messages arrive in capture-time order. The matcher keeps only what is in flight:
 ``_a_waiting`` / ``_aaaa_recent``   recent A and AAAA queries per socket, to pair them;
 ``_tc_waiting``  TC=1 responses waiting for the client's next query for that question;
 ``_by_id``       the newest query per (client, port, ID), to attach ICMP errors;
-``_in_flight``   every query not yet closed, in time order.
+``_unanswered``  queries not yet answered, in time order;
+``_answered`` / ``_answered_tc``   answered queries waiting out their last window.
 
-A query is closed ``max_wait + pair_after + 1`` seconds after it was sent, when nothing can
-change its outcome any more: a response later than ``max_wait`` is unsolicited, and every
-correlation window (retransmission 11 s, TC fallback 5 s, pairing 0.5 s, fan-out 50 ms) is
-shorter. Memory therefore grows with the queries of the last ``max_wait`` seconds, never
-with the length of the capture; ``max_in_flight`` caps it even for a flood.
+A query is closed when nothing can change what it says any more:
 
-Closing a query emits its ``Transaction``; closing the last query of a lookup emits the
-``Lookup``. The end of the capture closes everything still open (``finish``).
+* unanswered: ``max_wait`` after it was sent (a later response is unsolicited);
+* answered: ``answer_linger`` (1 s) after its response, which covers the A/AAAA pairing
+  window (0.5 s) and the ICMP error a closed client port sends right after a late answer;
+* answered with TC=1 over UDP: ``tc_fallback_window`` after the response, to see the TCP
+  retry.
+
+Memory therefore grows with the unanswered queries of the last ``max_wait`` seconds and
+the answered ones of the last second, never with the length of the capture;
+``max_in_flight`` caps it even for a flood.
+
+Closing a query emits its ``Transaction``; when every attempt of a lookup is closed, the
+``Lookup`` is emitted. Cross-query facts are decided by whichever query closes second: the
+A/AAAA pair's concurrency and race are set on the pair member that closes last. The end of
+the capture closes everything still open (``finish``).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ class _Query:
 
     __slots__ = (
         "msg", "qkey", "response", "group", "attempt", "retransmission", "fanout_of",
-        "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "closed",
+        "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "closed", "cell",
     )
 
     def __init__(self, msg: Message, qkey: str) -> None:
@@ -57,6 +66,9 @@ class _Query:
         self.is_a = False
         self.icmp_frames: list[int] = []
         self.closed: Transaction | None = None
+        # The slot holding this query in the unanswered queue; emptied when it is answered
+        # so the queue does not keep answered queries alive.
+        self.cell: list[_Query | None] = [self]
 
 
 @dataclass(slots=True)
@@ -117,7 +129,8 @@ class Matcher:
         self.on_orphan = on_orphan
         self.stats = MatchStats()
         self.now = float("-inf")
-        self._close_after = config.max_wait + config.pair_after + 1.0
+        # A response exactly max_wait late still matches; close a little after that.
+        self._unanswered_close = config.max_wait + 0.5
         self._pending: dict[_PendingKey, list[_Query]] = {}
         self._groups: dict[_GroupKey, _Query] = {}
         self._fanout: dict[_PendingKey, list[_Query]] = {}
@@ -125,7 +138,11 @@ class Matcher:
         self._aaaa_recent: dict[_SocketKey, list[_Query]] = {}
         self._tc_waiting: dict[tuple[str, str, int], _Query] = {}
         self._by_id: dict[tuple[str, int, int], _Query] = {}
-        self._in_flight: deque[_Query] = deque()
+        self._unanswered: deque[list[_Query | None]] = deque()
+        self._answered: deque[tuple[float, _Query]] = deque()
+        self._answered_tc: deque[tuple[float, _Query]] = deque()
+        #: Queries not yet closed.
+        self.open = 0
         self._answered_xfr: dict[_PendingKey, _Query] = {}
         self._next_lookup = 1
         self._last_close = float("-inf")
@@ -234,10 +251,10 @@ class Matcher:
 
         if m.transport == "udp" and m.qtype in (names.A, names.AAAA):
             self._pair(q)
-        self._in_flight.append(q)
-        if len(self._in_flight) > cfg.max_in_flight:
-            st.evicted += 1
-            self._close(self._in_flight.popleft())
+        self._unanswered.append(q.cell)
+        self.open += 1
+        if self.open > cfg.max_in_flight:
+            self._evict_oldest()
 
     def _pair(self, q: _Query) -> None:
         """Pair each A query with the earliest unpaired AAAA from the same socket."""
@@ -246,23 +263,31 @@ class Matcher:
         skey = (m.src, m.sport, m.dst, q.qkey)
         if m.qtype == names.A:
             q.is_a = True
-            recent = self._aaaa_recent.get(skey)
-            if recent:
-                recent[:] = [o for o in recent if o.pair is None
-                             and m.time - o.msg.time <= cfg.pair_before]
-                if recent:
-                    self._link(q, recent.pop(0))
-                    return
-            self._a_waiting.setdefault(skey, []).append(q)
+            partner = self._take(self._aaaa_recent, skey, m.time - cfg.pair_before)
+            if partner is not None:
+                self._link(q, partner)
+            else:
+                self._a_waiting.setdefault(skey, []).append(q)
         else:
-            waiting = self._a_waiting.get(skey)
-            if waiting:
-                waiting[:] = [o for o in waiting if o.pair is None
-                              and m.time - o.msg.time <= cfg.pair_after]
-                if waiting:
-                    self._link(waiting.pop(0), q)
-                    return
-            self._aaaa_recent.setdefault(skey, []).append(q)
+            partner = self._take(self._a_waiting, skey, m.time - cfg.pair_after)
+            if partner is not None:
+                self._link(partner, q)
+            else:
+                self._aaaa_recent.setdefault(skey, []).append(q)
+
+    @staticmethod
+    def _take(table: dict[_SocketKey, list[_Query]], key: _SocketKey, since: float) -> _Query | None:
+        """Remove and return the earliest unpaired query in ``table[key]`` sent at or after
+        ``since``; forget entries that are too old to pair."""
+        lst = table.get(key)
+        if not lst:
+            return None
+        while lst and (lst[0].pair is not None or lst[0].msg.time < since):
+            lst.pop(0)
+        q = lst.pop(0) if lst else None
+        if not lst:
+            del table[key]
+        return q
 
     def _link(self, a: _Query, aaaa: _Query) -> None:
         a.pair = aaaa
@@ -304,6 +329,11 @@ class Matcher:
             )
             return
         q.response = m
+        q.cell[0] = None
+        if m.flags & 0x0200 and m.transport == "udp":
+            self._answered_tc.append((m.time + self.config.tc_fallback_window + 0.5, q))
+        else:
+            self._answered.append((m.time + self.config.answer_linger, q))
         st.answered_queries += 1
         rname = names.rcode_name(m.flags & 0xF)
         st.rcodes[rname] = st.rcodes.get(rname, 0) + 1
@@ -331,51 +361,91 @@ class Matcher:
     # -- closing -------------------------------------------------------------------------
 
     def _close_due(self) -> None:
-        self._last_close = self.now
-        limit = self.now - self._close_after
-        flight = self._in_flight
-        while flight and flight[0].msg.time < limit:
-            self._close(flight.popleft())
-        # Forget short-lived correlation state that no query refers to any more.
-        for table in (self._fanout, self._a_waiting, self._aaaa_recent):
-            for k in [k for k, v in table.items() if not v or v[-1].closed is not None]:
-                del table[k]
-        for k in [k for k, v in self._answered_xfr.items() if v.closed is not None]:
-            del self._answered_xfr[k]
+        self._last_close = now = self.now
+        for queue in (self._answered, self._answered_tc):
+            while queue and queue[0][0] < now:
+                q = queue.popleft()[1]
+                if q.closed is None:
+                    self._close(q)
+        limit = now - self._unanswered_close
+        flight = self._unanswered
+        while flight:
+            q = flight[0][0]
+            if q is None or q.closed is not None:
+                flight.popleft()
+            elif q.msg.time < limit:
+                flight.popleft()
+                self._close(q)
+            else:
+                break
 
-    def _close(self, q: _Query) -> None:
+    def _evict_oldest(self) -> None:
+        """Over ``max_in_flight``: close the oldest unanswered query now."""
+        while self._unanswered:
+            q = self._unanswered.popleft()[0]
+            if q is not None and q.closed is None:
+                self.stats.evicted += 1
+                self._close(q)
+                return
+
+    def _forget(self, q: _Query) -> None:
+        """Remove a closing query from every index that may still point at it."""
         m = q.msg
-        st = self.stats
         pkey = (m.transport, m.src, m.sport, m.id, q.qkey, m.qtype, m.qclass)
         lst = self._pending.get(pkey)
         if lst is not None and q in lst:
             lst.remove(q)
             if not lst:
                 del self._pending[pkey]
+        fl = self._fanout.get(pkey)
+        if fl is not None and q in fl:
+            fl.remove(q)
+            if not fl:
+                del self._fanout[pkey]
+        if self._answered_xfr.get(pkey) is q:
+            del self._answered_xfr[pkey]
         gkey = (m.transport, m.src, m.dst, q.qkey, m.qtype, m.qclass)
         if self._groups.get(gkey) is q:
             del self._groups[gkey]
         bkey = (m.src, m.sport, m.id)
         if self._by_id.get(bkey) is q:
             del self._by_id[bkey]
-        if q.response is None:
-            st.unanswered_queries += 1
-        elif q.response.flags & 0x0200 and m.transport == "udp":
+        skey = (m.src, m.sport, m.dst, q.qkey)
+        for table in (self._a_waiting, self._aaaa_recent):
+            sl = table.get(skey)
+            if sl is not None and q in sl:
+                sl.remove(q)
+                if not sl:
+                    del table[skey]
+        if q.response is not None and q.response.flags & 0x0200 and m.transport == "udp":
             tkey = (m.src, q.qkey, m.qtype)
             if self._tc_waiting.get(tkey) is q:
                 del self._tc_waiting[tkey]
             self._resolve_tc(q)
+
+    def _close(self, q: _Query) -> None:
+        m = q.msg
+        self.open -= 1
+        q.cell[0] = None
+        self._forget(q)
+        if q.response is None:
+            self.stats.unanswered_queries += 1
         concurrent = race = False
         pair_answered = None
-        if q.is_a and q.pair is not None:
-            other = q.pair
+        other = q.pair
+        if other is not None and other.closed is not None:
+            # Both members are final now: decide the pair here, on the one closing last.
             pair_answered = other.response is not None
-            concurrent = q.response is None or other.msg.time < q.response.time
+            a, aaaa = (q, other) if q.is_a else (other, q)
+            concurrent = a.response is None or aaaa.msg.time < a.response.time
             if concurrent:
-                st.a_aaaa_same_port_concurrent += 1
-                race = (q.response is None) != (other.response is None)
+                self.stats.a_aaaa_same_port_concurrent += 1
+                race = (a.response is None) != (aaaa.response is None)
                 if race:
-                    st.a_aaaa_race_lost += 1
+                    self.stats.a_aaaa_race_lost += 1
+            other.pair = None  # break the cycle; both are closed
+        elif other is not None:
+            pair_answered = None
         tx = Transaction(
             query=m,
             response=q.response,
@@ -385,22 +455,18 @@ class Matcher:
             fanout_of=q.fanout_of,
             tc_followed_by_tcp=q.tc_followed,
             tc_next_query_frame=q.tc_next.frame if q.tc_next is not None else None,
-            pair_frame=q.pair.msg.frame if q.pair is not None else None,
+            pair_frame=other.msg.frame if other is not None else None,
             pair_concurrent=concurrent,
             pair_race_lost=race,
             pair_answered=pair_answered,
             icmp_frames=tuple(q.icmp_frames),
         )
         q.closed = tx
-        # Drop references that would keep closed queries alive through the pair link.
-        if q.pair is not None and q.pair.closed is not None:
-            q.pair.pair = None
-            q.pair = None
         g = q.group
         if g is None:
             return
         g.closed.append(tx)
-        if g.members and g.members[-1] is q:
+        if len(g.closed) == len(g.members):
             self._emit(g)
 
     def _emit(self, g: _Group) -> None:
@@ -422,6 +488,13 @@ class Matcher:
     def finish(self, end_time: float | None) -> None:
         """The capture ended at ``end_time``: close everything still in flight."""
         self._at_end = end_time if end_time is not None else self.now
-        while self._in_flight:
-            self._close(self._in_flight.popleft())
+        still_open = {id(q): q for _, q in self._answered if q.closed is None}
+        still_open.update((id(q), q) for _, q in self._answered_tc if q.closed is None)
+        still_open.update((id(c[0]), c[0]) for c in self._unanswered if c[0] is not None)
+        for q in sorted(still_open.values(), key=lambda q: (q.msg.time, q.msg.frame)):
+            if q.closed is None:
+                self._close(q)
+        self._unanswered.clear()
+        self._answered.clear()
+        self._answered_tc.clear()
         self._tc_waiting.clear()

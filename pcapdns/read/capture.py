@@ -76,6 +76,8 @@ class _Source:
         self.buf = b""
         self.pos = 0
         self.eof = False
+        #: True when the gzip stream ended before its end marker or was damaged.
+        self.broken = False
 
     def fill(self, need: int) -> bool:
         """Make ``need`` bytes available at ``pos``; False when the file ends first."""
@@ -83,10 +85,14 @@ class _Source:
             if self.eof:
                 return False
             try:
-                chunk = self._stream.read(_CHUNK)
+                # read1, not read: GzipFile.read(n) loses everything it decompressed in
+                # the call when the stream turns out to be cut off; read1 returns what
+                # one compressed chunk gave, so only the damaged tail is lost.
+                chunk = self._stream.read1(_CHUNK)
             except (EOFError, OSError, zlib.error):
                 # gzip stream cut off or damaged: keep what was decompressed so far.
                 chunk = b""
+                self.broken = True
             if not chunk:
                 self.eof = True
                 return len(self.buf) - self.pos >= need
