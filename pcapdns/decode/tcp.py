@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 MAX_OUT_OF_ORDER = 32
+MAX_HOLES = 4
 MAX_FLOWS = 65536
 IDLE_SECONDS = 120.0
 
@@ -37,6 +38,12 @@ class _Direction:
     ahead: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
     #: True until framing is known to be aligned (no SYN seen, or after a skipped gap).
     unaligned: bool = False
+    #: While unaligned: offsets in ``buf`` where a segment began (a message may start there).
+    starts: list[int] = field(default_factory=list)
+    #: Gaps skipped on a message boundary, as (start, end) sequence numbers. Bytes that
+    #: arrive later inside one were reordered or retransmitted after a loss, not copies of
+    #: bytes already taken, and are framed on their own.
+    holes: list[tuple[int, int]] = field(default_factory=list)
     #: Time of the last segment, for idle expiry.
     last_time: float = 0.0
 
@@ -85,6 +92,8 @@ class TcpReassembler:
             d.buf.clear()
             d.ahead.clear()
             d.unaligned = False
+            d.starts.clear()
+            d.holes.clear()
             if not payload:
                 return
             seq = d.next_seq
@@ -104,7 +113,9 @@ class TcpReassembler:
         diff = ((seq - d.next_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         if diff < 0:
             if diff + len(payload) <= 0:
-                return  # a retransmission of bytes already taken
+                if d.holes:
+                    yield from self._late(d, seq, payload, frame, time)
+                return  # else a retransmission of bytes already taken
             payload = payload[-diff:]
             diff = 0
         if diff > 0:
@@ -116,28 +127,80 @@ class TcpReassembler:
                 yield from self._skip_gap(d)
             return
         yield from self._append(d, payload, frame, time)
-        yield from self._drain_ahead(d)
+        # Messages that this segment completes from segments waiting beyond the gap were
+        # whole only now: they take this segment's frame and time.
+        yield from self._drain_ahead(d, (frame, time))
 
     def _append(
         self, d: _Direction, payload: bytes, frame: int, time: float
     ) -> Iterator[TcpMessage]:
         assert d.next_seq is not None
         d.next_seq = (d.next_seq + len(payload)) & 0xFFFFFFFF
-        d.buf += payload
         if d.unaligned:
-            # Framing is unknown: decide once a header's worth of bytes is here, whether
-            # they start a length-prefixed DNS message; if not, drop them and try again
-            # at the next segment.
-            if len(d.buf) < 14:
+            d.starts.append(len(d.buf))
+            d.buf += payload
+            if not self._align(d):
                 return
-            if not _looks_like_dns(bytes(d.buf[:14])):
-                self.stats.unframed_bytes += len(d.buf)
-                d.buf.clear()
-                return
-            d.unaligned = False
+        else:
+            d.buf += payload
         yield from self._frame(d, frame, time)
 
-    def _drain_ahead(self, d: _Direction) -> Iterator[TcpMessage]:
+    def _align(self, d: _Direction) -> bool:
+        """Framing is unknown: find the first segment start in ``buf`` where a
+        length-prefixed DNS message begins and drop the bytes before it.
+
+        A start with fewer than a header's worth of bytes after it waits for more. Only
+        segment starts are tried: a message may begin there, hardly anywhere else.
+        """
+        buf = d.buf
+        for i, start in enumerate(d.starts):
+            if len(buf) - start < 14:
+                self._drop_front(d, start, d.starts[i:])
+                return False
+            if _looks_like_dns(bytes(buf[start : start + 14])):
+                self._drop_front(d, start, [])
+                d.unaligned = False
+                return True
+        self._drop_front(d, len(buf), [])
+        return False
+
+    def _drop_front(self, d: _Direction, n: int, starts: list[int]) -> None:
+        if n:
+            self.stats.unframed_bytes += n
+            del d.buf[:n]
+        d.starts = [s - n for s in starts]
+
+    def _late(
+        self, d: _Direction, seq: int, payload: bytes, frame: int, time: float
+    ) -> Iterator[TcpMessage]:
+        """A segment behind ``next_seq``: frame it on its own when it lies in a skipped
+        hole (the hole was a reordering, or a loss the sender repaired)."""
+        for i, (start, end) in enumerate(d.holes):
+            off = (seq - start) & 0xFFFFFFFF
+            if off + len(payload) > (end - start) & 0xFFFFFFFF:
+                continue
+            # Take the bytes out of the hole so that a further copy is a retransmission.
+            rest = [(start, seq)] if off else []
+            if seq + len(payload) != end:
+                rest.append(((seq + len(payload)) & 0xFFFFFFFF, end))
+            d.holes[i : i + 1] = rest
+            pos = 0
+            if _looks_like_dns(payload[:14]):
+                while len(payload) - pos >= 2:
+                    (length,) = struct.unpack_from("!H", payload, pos)
+                    if length == 0 or len(payload) - pos - 2 < length:
+                        break
+                    yield (payload[pos + 2 : pos + 2 + length], frame, time)
+                    pos += 2 + length
+            # A message that spans several late segments is not pieced together.
+            self.stats.unframed_bytes += len(payload) - pos
+            return
+
+    def _drain_ahead(
+        self, d: _Direction, at: tuple[int, float] | None = None
+    ) -> Iterator[TcpMessage]:
+        """Append buffered segments that are now in order; messages they complete take
+        frame and time from ``at`` when given, else from their own segment."""
         while d.ahead:
             assert d.next_seq is not None
             progressed = False
@@ -145,6 +208,8 @@ class TcpReassembler:
                 diff = ((s - d.next_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
                 if diff <= 0:
                     data, frame, time = d.ahead.pop(s)
+                    if at is not None:
+                        frame, time = at
                     if diff + len(data) > 0:
                         yield from self._append(d, data[-diff:] if diff else data, frame, time)
                     progressed = True
@@ -171,11 +236,16 @@ class TcpReassembler:
         """Give up on a gap that will not fill: restart at the earliest buffered segment."""
         assert d.next_seq is not None
         self.stats.gaps += 1
-        if d.buf:
-            self.stats.unframed_bytes += len(d.buf)
-            d.buf.clear()
         base = d.next_seq
         first = min(d.ahead, key=lambda s: (s - base) & 0xFFFFFFFF)
+        if d.buf or d.unaligned:
+            self.stats.unframed_bytes += len(d.buf)
+            d.buf.clear()
+            d.starts.clear()
+        else:
+            # Framing was on a message boundary at the gap: what fills it later can be
+            # framed on its own.
+            d.holes = [*d.holes[-(MAX_HOLES - 1) :], (base, first)]
         d.next_seq = first
         d.unaligned = True
         yield from self._drain_ahead(d)

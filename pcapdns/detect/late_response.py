@@ -16,6 +16,10 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     for t in lookup.attempts:
         if not t.icmp_frames or t.response is None:
             continue
+        if t.fanout_of is not None:
+            # A fan-out resolver (musl) takes the first answer and closes its socket; the
+            # other servers' answers bounce by design.
+            continue
         latency = t.latency or 0.0
         detail = (
             f"the answer arrived {ms(latency)} after the query, but the client port was "

@@ -98,7 +98,7 @@ def parse(p: Payload) -> Message:
         raise DnsTruncated(f"{len(data)} bytes, shorter than the 12-byte DNS header")
     ident, flags, qdcount, ancount, _ns, _ar = _HEADER.unpack_from(data, 0)
     if qdcount:
-        qname, pos = read_name(data, 12)
+        qname, pos = _plain_name(data) or read_name(data, 12)
         if pos + 4 > len(data):
             raise DnsTruncated("question ends before its type and class")
         qtype, qclass = _QTAIL.unpack_from(data, pos)
@@ -108,6 +108,38 @@ def parse(p: Payload) -> Message:
         p.frame, p.time, p.iface, p.transport, p.src, p.sport, p.dst, p.dport,
         ident, flags, qdcount, ancount, qname, qtype, qclass, data,
     )
+
+
+_SAFE_OR_DOT = _SAFE + b"."
+
+
+def _plain_name(data: bytes) -> tuple[str, int] | None:
+    """Fast path for the usual question name: uncompressed, printable, no escapes.
+
+    Returns None for anything else (compression, odd bytes, errors), and the caller then
+    takes the general ``read_name`` path, which also raises the precise error.
+    """
+    pos = 12
+    n = len(data)
+    labels = []
+    while pos < n:
+        c = data[pos]
+        if c == 0:
+            if not labels:
+                return None
+            name = b".".join(labels)
+            if (
+                len(name) > 253
+                or name.translate(_NO_DELETE, _SAFE_OR_DOT)
+                or name.count(b".") != len(labels) - 1
+            ):
+                return None
+            return name.decode("ascii"), pos + 1
+        if c > 63:
+            return None
+        labels.append(data[pos + 1 : pos + 1 + c])
+        pos += 1 + c
+    return None
 
 
 def read_name(data: bytes, pos: int) -> tuple[str, int]:

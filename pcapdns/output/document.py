@@ -159,5 +159,7 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "fanout_of": t.fanout_of,
         "tc_followed_by_tcp": t.tc_followed_by_tcp,
         "pair_frame": t.pair_frame,
+        "pair_concurrent": t.pair_concurrent,
+        "pair_race_lost": t.pair_race_lost,
         "icmp_frames": list(t.icmp_frames),
     }

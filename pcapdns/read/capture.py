@@ -217,6 +217,7 @@ def _pcap_walk(
                 info.packets = packets
                 info.bytes_read = src.disk_position()
             yield (ts, link_type, 0, data)
+        _gzip_cut_between_records(info, src, packets)
     finally:
         info.packets = packets
         info.bytes_read = info.size
@@ -229,6 +230,12 @@ def _cut_off(info: CaptureFile, packets: int, where: str) -> None:
         f"{info.path}: cut off inside a {where} after {packets} whole records; "
         "read up to the last whole record"
     )
+
+
+def _gzip_cut_between_records(info: CaptureFile, src: _Source, packets: int) -> None:
+    """A gzip stream that broke off exactly at a record boundary still lost data."""
+    if src.broken and not info.truncated:
+        _cut_off(info, packets, "gzip stream")
 
 
 # pcapng block types (draft-ietf-opsawg-pcapng)
@@ -323,6 +330,7 @@ def _pcapng_walk(info: CaptureFile, src: _Source, raw: io.BufferedReader) -> Ite
                 info.packets = packets
                 info.bytes_read = src.disk_position()
             yield (ts, lt, iface, data)
+        _gzip_cut_between_records(info, src, packets)
     finally:
         info.packets = packets
         info.bytes_read = info.size

@@ -1,0 +1,155 @@
+"""The command line: exact exit codes, clean stdout, one-line errors naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from pcapdns.cli import main
+from tests.craft import query, response, write_eth, write_pcap
+
+CONTRACT_SUMMARY = {
+    "packets", "dns_messages", "duplicates", "malformed", "queries", "responses",
+    "queries_udp", "queries_tcp", "answered_queries", "unanswered_queries",
+    "unsolicited_responses", "retransmissions", "failed_lookups", "tc_responses",
+    "tc_followed_by_tcp", "tc_without_tcp_retry", "a_aaaa_same_port_concurrent",
+    "a_aaaa_race_lost", "fanout_groups", "rcodes", "latency_ms",
+}
+CONTRACT_FINDING = {"kind", "severity", "time", "client", "server", "qname", "qtype",
+                    "frames", "detail"}
+CONTRACT_INPUT = {"path", "packets", "link_type", "first_time", "last_time", "truncated"}
+
+
+def _capture(tmp_path: Path) -> Path:
+    return write_eth(tmp_path / "one.pcap", [
+        (100.0, query(id=1)),
+        (100.002, response(id=1)),
+        (101.0, query("gone.example", id=2)),
+        (120.0, query("late.example", id=3)),
+    ])
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_summary_on_terminal(tmp_path: Path) -> None:
+    code, out, err = run("analyze", str(_capture(tmp_path)))
+    assert code == 0, err
+    assert "1 file(s), 4 packets" in out
+    assert "timeout" in out
+    assert err == ""
+
+
+def test_json_document_follows_the_contract(tmp_path: Path) -> None:
+    code, out, _ = run("analyze", "--format", "json", str(_capture(tmp_path)))
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["schema"] == "pcapdns.analysis/1"
+    assert CONTRACT_SUMMARY <= set(doc["summary"])
+    assert set(doc["summary"]["latency_ms"]) == {"p50", "p90", "p99", "max"}
+    assert CONTRACT_INPUT <= set(doc["inputs"][0])
+    assert doc["findings"] and all(CONTRACT_FINDING <= set(f) for f in doc["findings"])
+    assert "transactions" not in doc
+    s = doc["summary"]
+    assert (s["queries"], s["responses"], s["answered_queries"]) == (3, 1, 1)
+    assert s["failed_lookups"] == 2 and s["lookups_open_at_end"] == 1
+    timeout = [f for f in doc["findings"] if f["kind"] == "timeout"]
+    assert [f["frames"] for f in timeout] == [[3]]
+
+
+def test_transactions_only_when_asked(tmp_path: Path) -> None:
+    code, out, _ = run("analyze", "--format", "json", "--transactions", str(_capture(tmp_path)))
+    assert code == 0
+    tx = json.loads(out)["transactions"]
+    assert [(t["query_frame"], t["response_frame"]) for t in tx] == [(1, 2), (3, None), (4, None)]
+    assert tx[0]["latency_ms"] == 2.0
+
+
+def test_output_file(tmp_path: Path) -> None:
+    out_file = tmp_path / "result.json"
+    code, out, _ = run("analyze", "--format", "json", "-o", str(out_file),
+                       str(_capture(tmp_path)))
+    assert code == 0 and out == ""
+    assert json.loads(out_file.read_text())["summary"]["packets"] == 4
+
+
+def test_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
+    cap = _capture(tmp_path)
+    before = cap.read_bytes()
+    code, _, err = run("analyze", "--format", "json", "-o", str(cap), str(cap))
+    assert code == 2
+    assert "refusing to overwrite" in err
+    assert cap.read_bytes() == before
+
+
+def test_missing_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    code, out, err = run("analyze", str(tmp_path / "nope.pcap"))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "nope.pcap" in err and "no such file" in err
+    assert "Traceback" not in err
+
+
+def test_not_a_capture_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.pcap"
+    bad.write_text("hello, this is not a capture\n")
+    code, _, err = run("analyze", str(bad))
+    assert code == 2
+    assert err.count("\n") == 1 and "notes.pcap" in err and "not a pcap or pcapng" in err
+
+
+def test_unsupported_link_type_names_it(tmp_path: Path) -> None:
+    cap = write_pcap(tmp_path / "wifi.pcap", [(1.0, b"\x00" * 40)], link_type=105)
+    code, _, err = run("analyze", str(cap))
+    assert code == 2
+    assert "IEEE802_11" in err and "105" in err and "wifi.pcap" in err
+
+
+def test_cut_off_capture_is_analyzed_with_a_warning(tmp_path: Path) -> None:
+    cap = _capture(tmp_path)
+    data = cap.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-20])
+    code, out, err = run("analyze", "--format", "json", str(cut))
+    assert code == 0
+    doc = json.loads(out)  # stdout stays clean JSON
+    assert doc["inputs"][0]["truncated"] is True
+    assert doc["summary"]["packets"] == 3
+    assert "warning" in err and "cut.pcap" in err and "cut off" in err
+
+
+def test_port_option(tmp_path: Path) -> None:
+    cap = write_eth(tmp_path / "alt.pcap", [
+        (1.0, query(dport=5353)), (1.001, response(sport=5353)),
+    ])
+    code, out, _ = run("analyze", "--format", "json", str(cap))
+    assert json.loads(out)["summary"]["dns_messages"] == 0
+    code, out, _ = run("analyze", "--format", "json", "--port", "5353", str(cap))
+    assert json.loads(out)["summary"]["answered_queries"] == 1
+
+
+def test_timeout_and_slow_options(tmp_path: Path) -> None:
+    cap = write_eth(tmp_path / "slow.pcap", [
+        (1.0, query(id=7)), (1.5, response(id=7)), (10.0, query("x.example", id=8)),
+        (12.0, query("end.example", id=9)),
+    ])
+    _, out, _ = run("analyze", "--format", "json", "--slow", "0.2", "--timeout", "1", str(cap))
+    kinds = {f["kind"] for f in json.loads(out)["findings"]}
+    assert {"slow_response", "timeout"} <= kinds
+
+
+def test_every_command_and_option_has_help() -> None:
+    for name, cmd in main.commands.items():
+        assert cmd.help, name
+        for p in cmd.params:
+            if isinstance(p, click.Option):
+                assert p.help, f"{name} {p.name}"
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and "pcapdns" in out

@@ -1,0 +1,44 @@
+"""The documentation covers what the program prints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pcapdns.analysis import analyze
+from pcapdns.detect.base import FindingKind
+from pcapdns.output.document import build
+from tests.craft import query, response, write_eth
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = (ROOT / "docs" / "analysis.md").read_text()
+
+
+def _documented(name: str) -> bool:
+    return re.search(rf"`{re.escape(name)}`", DOC) is not None
+
+
+def test_every_json_field_is_documented(tmp_path: Path) -> None:
+    cap = write_eth(tmp_path / "a.pcap", [(1.0, query()), (1.001, response()),
+                                          (2.0, query("x.example", id=9))])
+    doc = build(analyze([str(cap)], keep_lookups=True))
+    names = set(doc) | set(doc["inputs"][0]) | set(doc["summary"])
+    names |= set(doc["summary"]["skipped"]) | set(doc["findings"][0])
+    names |= set(doc["transactions"][0])
+    missing = sorted(n for n in names if not _documented(n))
+    assert not missing, f"not in docs/analysis.md: {missing}"
+
+
+def test_every_finding_kind_is_documented() -> None:
+    kinds = FindingKind.__args__  # type: ignore[attr-defined]
+    missing = [k for k in kinds if not _documented(k)]
+    assert not missing
+
+
+def test_readme_has_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -e . && pcapdns analyze sample_pcaps/" in readme
+    assert "python3 -m pytest" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_line = next(line for line in readme.splitlines() if "python3 -m pytest" in line)
+    assert test_line.strip().strip("`").strip() in ci
