@@ -59,6 +59,8 @@ class Analysis:
     findings: list[AggregatedFinding]
     #: Every lookup, only when asked for.
     lookups: list[Lookup] | None
+    #: Frame of each dropped duplicate -> frame of the copy kept (with ``lookups`` only).
+    duplicate_of: dict[int, int] | None
     #: Problems with the input that did not stop the analysis.
     warnings: list[str] = field(default_factory=list)
     #: Detector failures, by detector name.
@@ -90,7 +92,7 @@ def analyze(
     config = config or AnalysisConfig()
     cap = open_inputs(paths)
     decoder = FrameDecoder(config.ports)
-    dedupe = Deduplicator(config.duplicate_window)
+    dedupe = Deduplicator(config.duplicate_window, record_copies=keep_lookups)
     collector = FindingCollector(config)
     histogram = LatencyHistogram()
     kept: list[Lookup] | None = [] if keep_lookups else None
@@ -155,6 +157,7 @@ def analyze(
         latency_ms=histogram.summary_ms(),
         findings=collector.findings(),
         lookups=kept,
+        duplicate_of=dedupe.copies,
         warnings=warnings,
         detector_errors=dict(collector.errors),
     )

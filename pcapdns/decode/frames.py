@@ -23,6 +23,8 @@ _unpack_le_I = struct.Struct("<I").unpack_from
 
 _ETH_IPV4 = 0x0800
 _ETH_IPV6 = 0x86DD
+_PPPOE_SESSION = 0x8864
+_PPP_TO_ETHERTYPE = {0x0021: 0x0800, 0x0057: 0x86DD}
 _VLAN_TAGS = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
 # BSD loopback address families for IPv6 differ by OS (NetBSD/OpenBSD 24, FreeBSD 28,
 # Darwin 30); IPv4 is 2 everywhere.
@@ -91,6 +93,11 @@ class FrameDecoder:
                 off += 4
                 (etype,) = _unpack_H(data, off)
             off += 2
+            if etype == _PPPOE_SESSION and len(data) >= off + 8:
+                # PPPoE session header (6 bytes), then the 2-byte PPP protocol (RFC 2516).
+                (ppp,) = _unpack_H(data, off + 6)
+                etype = _PPP_TO_ETHERTYPE.get(ppp, 0)
+                off += 8
         elif link_type == 276:  # LINUX_SLL2: protocol, reserved, ifindex, ...
             if len(data) < 20:
                 self.stats.non_ip += 1

@@ -21,14 +21,16 @@ from collections import deque
 from pcapdns.dns.message import Message
 
 _Key = tuple[str, int, bytes]
-_Seen = tuple[float, int, str, int, str, int]
+_Seen = tuple[float, int, str, int, str, int, int]
 
 
 class Deduplicator:
     """Remembers each kept message for ``window`` seconds and recognises its copies."""
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, record_copies: bool = False) -> None:
         self.window = window
+        #: Frame of each dropped copy -> frame of the copy that was kept (when recording).
+        self.copies: dict[int, int] | None = {} if record_copies else None
         self._seen: dict[_Key, list[_Seen]] = {}
         self._order: deque[tuple[float, _Key]] = deque()
         #: Copies dropped.
@@ -53,7 +55,7 @@ class Deduplicator:
         udp = m.transport == "udp"
         lst = self._seen.get(key)
         if lst is not None:
-            for first_t, iface, src, sport, dst, dport in lst:
+            for first_t, iface, src, sport, dst, dport, frame in lst:
                 if t - first_t <= self.window and (
                     iface != m.iface
                     or (
@@ -65,9 +67,11 @@ class Deduplicator:
                     )
                 ):
                     self.duplicates += 1
+                    if self.copies is not None:
+                        self.copies[m.frame] = frame
                     return True
-            lst.append((t, m.iface, m.src, m.sport, m.dst, m.dport))
+            lst.append((t, m.iface, m.src, m.sport, m.dst, m.dport, m.frame))
         else:
-            self._seen[key] = [(t, m.iface, m.src, m.sport, m.dst, m.dport)]
+            self._seen[key] = [(t, m.iface, m.src, m.sport, m.dst, m.dport, m.frame)]
         order.append((t, key))
         return False

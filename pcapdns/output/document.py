@@ -29,6 +29,9 @@ def build(a: Analysis) -> dict[str, Any]:
     }
     if a.lookups is not None:
         doc["transactions"] = transactions(a.lookups)
+        doc["duplicate_frames"] = {
+            str(k): v for k, v in sorted((a.duplicate_of or {}).items())
+        }
     return doc
 
 

@@ -1,0 +1,80 @@
+"""Our message counts and response pairing agree with tshark's, capture by capture.
+
+For every bundled sample and every capture of the public corpus (../shared/corpus, when
+present): tshark's DNS messages on the DNS port equal our queries + responses + dropped
+duplicates + malformed messages, and the response pairs agree: every pair we make is a
+pair tshark makes (``dns.response_in``, two-pass), and every response tshark pairs, we pair.
+
+tshark keeps every copy of a message captured twice (``tcpdump -i any``); its frames are
+mapped to the copy we kept before comparing.
+
+tshark pairs a retransmitted query and its original with the same response; we give the
+response to the latest attempt only, which is one of tshark's pairs, so the check holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pcapdns.analysis import analyze
+from pcapdns.config import AnalysisConfig
+from pcapdns.output.document import build
+from tests.conftest import CORPUS, SAMPLES
+from tests.tshark import TSHARK, tshark_view
+
+pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+
+#: Corpus captures where tshark and pcapdns differ on purpose, and why.
+KNOWN_DIFFERENCES = {
+    "zeek__erspan.pcap": "DNS inside ERSPAN tunnels; pcapdns does not decapsulate tunnels",
+    "zeek__tunnels__geneve-vxlan-dns-truncated.pcap": "DNS inside Geneve/VXLAN",
+    "zeek__tunnels__gre-over-udp-4754.pcap": "DNS inside GRE over UDP",
+    "zeek__tunnels__gre-pptp.pcap": "DNS inside GRE (PPTP)",
+    "zeek__tunnels__gre-sample.pcap": "DNS inside GRE",
+    "ndpi__dns-invalid-chars.pcap": (
+        "the response's question differs from the query's, so by definition it does not "
+        "match (tshark pairs on ID alone)"
+    ),
+}
+UNSUPPORTED_LINK_TYPES = {
+    "tcpdump__LINKTYPE_PKTAP.pcap", "tcpdump__nflog.pcap", "zeek__dns-inverse-query.pcap",
+    "zeek__radiotap.pcap", "zeek__wlanmon.pcap",
+}
+
+
+def _captures() -> list[Path]:
+    found = sorted(SAMPLES.glob("*.pcap"))
+    if CORPUS.is_dir():
+        found += sorted(
+            p for p in CORPUS.iterdir()
+            if (p.name.endswith((".pcap", ".pcapng", ".pcap.gz")) and ".expected." not in p.name
+                and p.name not in UNSUPPORTED_LINK_TYPES)
+        )
+    return found
+
+
+@pytest.mark.parametrize("capture", _captures(), ids=lambda p: p.name)
+def test_counts_and_pairs_agree_with_tshark(capture: Path) -> None:
+    if capture.name in KNOWN_DIFFERENCES:
+        pytest.skip(KNOWN_DIFFERENCES[capture.name])
+    port = 8053 if "8053" in capture.name else 53
+    result = analyze([str(capture)], AnalysisConfig(ports=frozenset({port})), keep_lookups=True)
+    doc = build(result)
+    s = doc["summary"]
+    theirs = tshark_view(capture, port)
+    # tshark keeps every copy of a duplicated message; map its frames to the kept copy.
+    kept = {int(k): v for k, v in doc["duplicate_frames"].items()}
+    their_pairs = {(kept.get(q, q), kept.get(r, r)) for q, r in theirs.pairs}
+    assert theirs.queries + theirs.responses == (
+        s["queries"] + s["responses"] + s["duplicates"] + s["malformed"]
+    )
+    ours = {
+        (t["query_frame"], t["response_frame"])
+        for t in doc["transactions"]
+        if t["response_frame"] is not None
+    }
+    assert ours <= their_pairs, f"pairs tshark does not make: {sorted(ours - their_pairs)}"
+    missing = {r for _, r in their_pairs} - {r for _, r in ours}
+    assert not missing, f"responses tshark pairs and we do not: {sorted(missing)}"
