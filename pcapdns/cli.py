@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TextIO
 
 import click
 
@@ -42,13 +44,13 @@ class _Bar:
         sys.stderr.flush()
 
 
-def _write_output(path: str | None, text: str) -> None:
+def _write_output(path: str | None, write: Callable[[TextIO], None]) -> None:
     if path is None or path == "-":
-        click.echo(text, nl=False)
+        write(sys.stdout)
         return
     try:
         with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            write(fh)
     except OSError as e:
         raise click.ClickException(f"{path}: cannot write: {e.strerror or e}") from None
 
@@ -108,8 +110,10 @@ def analyze(
         sys.exit(2)
     for w in result.warnings:
         click.echo(f"pcapdns: warning: {w}", err=True)
-    rendered = document.dumps(result) if fmt == "json" else text.render(result)
-    _write_output(output, rendered)
+    if fmt == "json":
+        _write_output(output, lambda fh: document.write(result, fh))
+    else:
+        _write_output(output, lambda fh: fh.write(text.render(result)))
 
 
 def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:

@@ -153,3 +153,19 @@ def test_every_command_and_option_has_help() -> None:
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and "pcapdns" in out
+
+
+def test_streamed_json_equals_the_document(tmp_path: Path) -> None:
+    import io
+
+    from pcapdns.analysis import analyze
+    from pcapdns.output import document
+
+    a = analyze([str(_capture(tmp_path))], keep_lookups=True)
+    buf = io.StringIO()
+    document.write(a, buf)
+    assert buf.getvalue() == document.dumps(a)
+    a = analyze([str(_capture(tmp_path))])
+    buf = io.StringIO()
+    document.write(a, buf)
+    assert buf.getvalue() == document.dumps(a)

@@ -52,7 +52,8 @@ class _Direction:
 class TcpStats:
     """What TCP reassembly had to skip, for the summary."""
 
-    #: Gaps (lost segments) skipped over.
+    #: Gaps (lost segments) skipped over; a reordered segment that fills one later is
+    #: still framed, but the skip stays counted.
     gaps: int = 0
     #: Bytes dropped because they could not be framed (mid-stream start, after a gap).
     unframed_bytes: int = 0
@@ -180,9 +181,10 @@ class TcpReassembler:
             if off + len(payload) > (end - start) & 0xFFFFFFFF:
                 continue
             # Take the bytes out of the hole so that a further copy is a retransmission.
+            after = (seq + len(payload)) & 0xFFFFFFFF
             rest = [(start, seq)] if off else []
-            if seq + len(payload) != end:
-                rest.append(((seq + len(payload)) & 0xFFFFFFFF, end))
+            if after != end:
+                rest.append((after, end))
             d.holes[i : i + 1] = rest
             pos = 0
             if _looks_like_dns(payload[:14]):
@@ -305,10 +307,13 @@ def _looks_like_dns(segment: bytes) -> bool:
 
     Used only to find framing in a stream whose start was not captured: the length must
     cover at least a header, and the header must announce at most one question (RFC 9619)
-    and a known opcode.
+    and a known opcode; a query carries no response code (RFC 1035 4.1.1: RCODE is set as
+    part of responses), which rules out much of the text of names and records.
     """
     if len(segment) < 14:
         return False
     length, flags, qdcount = struct.unpack_from("!H2xHH", segment, 0)
     opcode = (flags >> 11) & 0xF
+    if not flags & 0x8000 and flags & 0xF:
+        return False
     return length >= 12 and qdcount <= 1 and opcode in (0, 1, 2, 4, 5, 6)

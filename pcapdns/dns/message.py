@@ -151,7 +151,8 @@ def read_name(data: bytes, pos: int) -> tuple[str, int]:
             jumps), or more than 255 bytes.
     """
     labels: list[str] = []
-    length = 0
+    # The 255-byte limit counts the wire form, final zero byte included (RFC 1035 2.3.4).
+    length = 1
     end = -1
     jumps = 0
     n = len(data)

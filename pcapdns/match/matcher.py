@@ -11,7 +11,8 @@ Messages arrive in capture-time order. The matcher keeps only what is in flight:
 ``_tc_waiting``  TC=1 responses waiting for the client's next query for that question;
 ``_by_id``       the newest query per (client, port, ID), to attach ICMP errors;
 ``_unanswered``  queries not yet answered, in time order;
-``_answered`` / ``_answered_tc``   answered queries waiting out their last window.
+``_answered`` / ``_answered_tc``   answered queries waiting out their last window;
+``_xfr``         zone transfers (AXFR/IXFR over TCP) whose answer is still arriving.
 
 A query is closed when nothing can change what it says any more:
 
@@ -113,6 +114,8 @@ class MatchStats:
 _PendingKey = tuple[str, str, int, int, str, int, int]
 _GroupKey = tuple[str, str, str, str, int, int]
 _SocketKey = tuple[str, int, str, str]
+#: One DNS ID on one TCP connection: client IP and port, server IP and port, ID.
+_XfrKey = tuple[str, int, str, int, int]
 
 
 class Matcher:
@@ -136,14 +139,15 @@ class Matcher:
         self._fanout: dict[_PendingKey, list[_Query]] = {}
         self._a_waiting: dict[_SocketKey, list[_Query]] = {}
         self._aaaa_recent: dict[_SocketKey, list[_Query]] = {}
-        self._tc_waiting: dict[tuple[str, str, int], _Query] = {}
+        self._tc_waiting: dict[tuple[str, str, int], list[_Query]] = {}
         self._by_id: dict[tuple[str, int, int], _Query] = {}
         self._unanswered: deque[list[_Query | None]] = deque()
         self._answered: deque[tuple[float, _Query]] = deque()
         self._answered_tc: deque[tuple[float, _Query]] = deque()
         #: Queries not yet closed.
         self.open = 0
-        self._answered_xfr: dict[_PendingKey, _Query] = {}
+        #: Question (name, type) and time of the last message of each transfer in progress.
+        self._xfr: dict[_XfrKey, tuple[str, int, float]] = {}
         self._next_lookup = 1
         self._last_close = float("-inf")
         #: End of the capture, known once ``finish`` is called.
@@ -243,10 +247,11 @@ class Matcher:
             self._fanout[pkey] = [q]
 
         # TC fallback: this is the client's next query for a truncated question.
-        tkey = (src, qkey, m.qtype)
-        tq = self._tc_waiting.pop(tkey, None)
-        if tq is not None:
-            tq.tc_next = m
+        # Several TC answers can wait for the same retry (musl asks every nameserver).
+        for tq in self._tc_waiting.pop((src, qkey, m.qtype), ()):
+            # A query after the window is not the fallback: that is "nothing within 5 s".
+            if tq.response is not None and t - tq.response.time <= cfg.tc_fallback_window:
+                tq.tc_next = m
             self._resolve_tc(tq)
 
         if m.transport == "udp" and m.qtype in (names.A, names.AAAA):
@@ -317,8 +322,7 @@ class Matcher:
                 if not lst:
                     del self._pending[pkey]
         if q is None:
-            xfr = self._answered_xfr.get(pkey)
-            if m.transport == "tcp" and xfr is not None and xfr.closed is None:
+            if m.transport == "tcp" and self._continues_xfr(m, qkey):
                 st.continuation_responses += 1
                 return
             st.unsolicited_responses += 1
@@ -338,10 +342,26 @@ class Matcher:
         rname = names.rcode_name(m.flags & 0xF)
         st.rcodes[rname] = st.rcodes.get(rname, 0) + 1
         if m.transport == "tcp" and m.qtype in (names.AXFR, names.IXFR):
-            self._answered_xfr[pkey] = q
+            self._xfr[(m.dst, m.dport, m.src, m.sport, m.id)] = (qkey, m.qtype, m.time)
         if m.flags & 0x0200 and m.transport == "udp":
             st.tc_responses += 1
-            self._tc_waiting[(m.dst, q.qkey, m.qtype)] = q
+            self._tc_waiting.setdefault((m.dst, q.qkey, m.qtype), []).append(q)
+
+    def _continues_xfr(self, m: Message, qkey: str) -> bool:
+        """Whether ``m`` is a further message of a zone transfer on its connection.
+
+        A transfer answers in many messages with the query's ID (RFC 5936 section 2.2) and
+        may take far longer than the query stays open, so it is followed by connection, not
+        by query. Later messages may leave the question out (section 2.2.1; BIND does).
+        """
+        key = (m.dst, m.dport, m.src, m.sport, m.id)
+        xfr = self._xfr.get(key)
+        if xfr is None or m.time - xfr[2] > self.config.max_wait:
+            return False
+        if m.qname is not None and (qkey, m.qtype) != xfr[:2]:
+            return False
+        self._xfr[key] = (xfr[0], xfr[1], m.time)
+        return True
 
     def _resolve_tc(self, q: _Query) -> None:
         """Decide, once, whether a TC=1 response was followed by a TCP query."""
@@ -378,6 +398,9 @@ class Matcher:
                 self._close(q)
             else:
                 break
+        # A transfer silent for max_wait is over (its connection is long closed).
+        for k in [k for k, v in self._xfr.items() if now - v[2] > self.config.max_wait]:
+            del self._xfr[k]
 
     def _evict_oldest(self) -> None:
         """Over ``max_in_flight``: close the oldest unanswered query now."""
@@ -402,8 +425,6 @@ class Matcher:
             fl.remove(q)
             if not fl:
                 del self._fanout[pkey]
-        if self._answered_xfr.get(pkey) is q:
-            del self._answered_xfr[pkey]
         gkey = (m.transport, m.src, m.dst, q.qkey, m.qtype, m.qclass)
         if self._groups.get(gkey) is q:
             del self._groups[gkey]
@@ -419,8 +440,11 @@ class Matcher:
                     del table[skey]
         if q.response is not None and q.response.flags & 0x0200 and m.transport == "udp":
             tkey = (m.src, q.qkey, m.qtype)
-            if self._tc_waiting.get(tkey) is q:
-                del self._tc_waiting[tkey]
+            waiting = self._tc_waiting.get(tkey)
+            if waiting is not None and q in waiting:
+                waiting.remove(q)
+                if not waiting:
+                    del self._tc_waiting[tkey]
             self._resolve_tc(q)
 
     def _close(self, q: _Query) -> None:
@@ -498,3 +522,4 @@ class Matcher:
         self._answered.clear()
         self._answered_tc.clear()
         self._tc_waiting.clear()
+        self._xfr.clear()

@@ -4,7 +4,8 @@ docs/analysis.md. Field names are a contract: add, never rename."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from pcapdns import __version__
 from pcapdns.analysis import Analysis
@@ -37,6 +38,49 @@ def build(a: Analysis) -> dict[str, Any]:
 
 def dumps(a: Analysis) -> str:
     return json.dumps(build(a), indent=2, ensure_ascii=False) + "\n"
+
+
+def write(a: Analysis, out: TextIO) -> None:
+    """Write the document to ``out`` a piece at a time.
+
+    Same text as ``dumps``, but findings and transactions are encoded one by one, so a
+    capture with many of them never holds the whole document in memory at once.
+    """
+    head: dict[str, Any] = {
+        "schema": SCHEMA,
+        "pcapdns_version": __version__,
+        "inputs": [_input(f) for f in a.files],
+        "summary": summary(a),
+    }
+    out.write("{\n")
+    for key, value in head.items():
+        out.write(f"  {json.dumps(key)}: {_indent(value)},\n")
+    _write_list(out, "findings", (_finding(f) for f in a.findings))
+    out.write(",\n")
+    out.write(f'  "warnings": {_indent(list(a.warnings))}')
+    if a.lookups is not None:
+        out.write(",\n")
+        rows = ((lk, t) for lk in a.lookups for t in lk.attempts)
+        ordered = sorted(rows, key=lambda pair: pair[1].query.frame)
+        _write_list(out, "transactions", (_transaction(lk, t) for lk, t in ordered))
+        dup = {str(k): v for k, v in sorted((a.duplicate_of or {}).items())}
+        out.write(f',\n  "duplicate_frames": {_indent(dup)}')
+    out.write("\n}\n")
+
+
+def _indent(value: Any) -> str:
+    """JSON for a value nested one level deep in the document, indented as ``dumps`` does."""
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+
+
+def _write_list(out: TextIO, key: str, items: Iterator[dict[str, Any]]) -> None:
+    out.write(f"  {json.dumps(key)}: [")
+    first = True
+    for item in items:
+        out.write("\n    " if first else ",\n    ")
+        out.write(json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    "))
+        first = False
+    out.write("]" if first else "\n  ]")
 
 
 def _input(f: Any) -> dict[str, Any]:
