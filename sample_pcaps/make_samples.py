@@ -1,0 +1,1115 @@
+#!/usr/bin/env python3
+"""Make the sample captures in this directory from real DNS traffic.
+
+Every capture is recorded in network namespaces made for it and deleted afterwards: a
+client namespace and a server namespace joined by a veth pair (10.250.0.0/24 and
+fd00:250::/64), and for the DNAT sample a "node" namespace routing between them. Nothing
+is sent outside those namespaces: they have no default route and no link to the host.
+
+* servers: dnsmasq and unbound, answering from local data only (no upstream, no
+  recursion; unbound refuses everything outside its local zones);
+* clients: glibc (``getent ahosts``), ``dig`` and ``tools/musl_lookup.c`` built with
+  ``musl-gcc -static`` (musl's stub resolver);
+* faults: iptables rules inside the server or node namespace, and a delaying UDP relay
+  (this script with ``--relay``) standing in front of dnsmasq;
+* recorder: tcpdump (``-U --immediate-mode -s 0``), stopped with SIGINT so every file
+  ends on a whole record.
+
+Usage (as root):
+
+    sudo python3 sample_pcaps/make_samples.py                 # every capture
+    sudo python3 sample_pcaps/make_samples.py --only musl-fanout
+    sudo python3 sample_pcaps/make_samples.py --out /tmp/samples --verbose
+
+Needs: tcpdump, dnsmasq, unbound, dnsutils (dig), musl-tools, iptables, iproute2, and
+glibc's getent. The whole run takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MUSL_SOURCE = HERE / "tools" / "musl_lookup.c"
+
+#: DNS, plus the ICMP errors that quote it (ICMPv6 types below 128 are the error
+#: messages; neighbour discovery and router solicitations are left out).
+CAPTURE_FILTER = "port 53 or icmp or (icmp6 and ip6[40] < 128)"
+
+# Client and server addresses of the two-namespace samples.
+CLIENT4, SERVER4, SERVER4_B = "10.250.0.10", "10.250.0.53", "10.250.0.54"
+CLIENT6, SERVER6 = "fd00:250::10", "fd00:250::53"
+#: Inside the server namespace, where nothing listens: unbound's unreachable forwarder.
+DEAD_FORWARDER = "10.250.0.99"
+#: The DNAT sample: a "ClusterIP" for DNS, the client (pod) side and the server side.
+CLUSTER_IP = "10.250.96.10"
+POD4, NODE_POD4, NODE_DNS4, DNS_POD4 = "10.250.1.10", "10.250.1.1", "10.250.2.1", "10.250.2.53"
+
+#: How long any single command may take, and how long any wait for readiness may take.
+COMMAND_TIMEOUT = 30.0
+READY_TIMEOUT = 10.0
+
+#: Local data of the dnsmasq samples (the names live under example.test, which dnsmasq
+#: answers authoritatively with --local, so missing names/types get NXDOMAIN/NODATA).
+DNSMASQ_HOSTS = [
+    ("web.example.test", "10.250.100.10", "fd00:250:100::10"),
+    ("db.example.test", "10.250.100.11", "fd00:250:100::11"),
+    ("cache.example.test", "10.250.100.12", None),  # IPv4 only: AAAA is NODATA
+    ("api.example.test", "10.250.100.13", "fd00:250:100::13"),
+    ("gone.example.test", "10.250.100.14", "fd00:250:100::14"),
+    ("late.example.test", "10.250.100.15", "fd00:250:100::15"),
+    ("slow.example.test", "10.250.100.16", "fd00:250:100::16"),
+    ("probe.example.test", "10.250.100.99", None),
+]
+BIG_NAME = "big.example.test"
+BIG_COUNT = 60  # 60 A records: 994 bytes, far over the 512 bytes of plain UDP DNS
+
+VERBOSE = False
+
+
+class SampleError(Exception):
+    """A capture could not be made, or does not show what it should."""
+
+
+def log(msg: str) -> None:
+    if VERBOSE:
+        print(f"    {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# Commands and namespaces
+
+
+def run(argv: list[str], *, timeout: float = COMMAND_TIMEOUT, ok: tuple[int, ...] = (0,),
+        what: str = "") -> subprocess.CompletedProcess[str]:
+    """Run a command to completion (bounded by ``timeout``); fail unless its status is ok."""
+    log("$ " + " ".join(argv))
+    try:
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                            stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise SampleError(f"{what or argv[0]}: timed out after {timeout:.0f} s: {argv}") from e
+    if cp.returncode not in ok:
+        raise SampleError(f"{what or argv[0]}: exit status {cp.returncode} (expected "
+                          f"{'/'.join(map(str, ok))}): {' '.join(argv)}\n"
+                          f"{cp.stdout.strip()}\n{cp.stderr.strip()}".rstrip())
+    for line in cp.stdout.splitlines()[:80]:
+        log("  | " + line)
+    return cp
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 5.0) -> None:
+    """Stop one process we started, by its PID: signal, wait, then kill."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+    except ProcessLookupError:
+        pass
+
+
+def read_until(proc: subprocess.Popen, stream, needle: str, timeout: float,
+               what: str = "") -> str:
+    """Read ``stream`` (a pipe of ``proc``) until ``needle`` shows up; bounded in time."""
+    fd = stream.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle.encode() not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            raise SampleError(f"{what or proc.pid}: no '{needle}' within {timeout:.0f} s "
+                              f"(got {seen.decode(errors='replace').strip()!r})")
+        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                continue
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+class Tcpdump:
+    """A running tcpdump writing ``path``; ``stop()`` ends it with SIGINT."""
+
+    def __init__(self, proc: subprocess.Popen, path: Path):
+        self.proc, self.path, self.report = proc, path, ""
+
+    def stop(self, tail: float = 0.3) -> str:
+        time.sleep(tail)  # let the last packets through the ring buffer
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=5)
+        self.report = (err or b"").decode(errors="replace")
+        log("tcpdump: " + " / ".join(x for x in self.report.splitlines() if x.strip()))
+        return self.report
+
+
+@dataclass
+class Lab:
+    """The namespaces, processes and files of one sample; ``close()`` removes them all."""
+
+    tag: str
+    workdir: Path
+    namespaces: list[str] = field(default_factory=list)
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    netns_dirs: list[Path] = field(default_factory=list)
+    made_etc_netns: bool = False
+
+    # namespaces and links -----------------------------------------------------------
+
+    def ns(self, role: str) -> str:
+        name = f"pcapdns-s-{os.getpid()}-{self.tag}-{role}"
+        run(["ip", "netns", "add", name], what="ip netns add")
+        self.namespaces.append(name)
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        # No router solicitations, no DAD delay: quiet, immediately usable IPv6.
+        for key, value in (("net.ipv6.conf.all.accept_dad", "0"),
+                           ("net.ipv6.conf.default.accept_dad", "0"),
+                           ("net.ipv6.conf.all.router_solicitations", "0"),
+                           ("net.ipv6.conf.default.router_solicitations", "0"),
+                           ("net.ipv6.conf.default.accept_ra", "0")):
+            self.exec(name, ["sysctl", "-q", "-w", f"{key}={value}"])
+        return name
+
+    def link(self, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
+        """A veth pair created directly inside the two namespaces (never in the host's)."""
+        run(["ip", "-n", ns_a, "link", "add", if_a, "type", "veth",
+             "peer", "name", if_b, "netns", ns_b], what="ip link add veth")
+
+    def addr(self, ns: str, iface: str, *cidrs: str) -> None:
+        for cidr in cidrs:
+            extra = ["nodad"] if ":" in cidr else []
+            run(["ip", "-n", ns, "addr", "add", cidr, "dev", iface, *extra])
+        run(["ip", "-n", ns, "link", "set", iface, "up"])
+
+    def route(self, ns: str, prefix: str, via: str) -> None:
+        run(["ip", "-n", ns, "route", "add", prefix, "via", via])
+
+    def exec(self, ns: str, argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+        return run(["ip", "netns", "exec", ns, *argv], **kw)
+
+    def iptables(self, ns: str, *args: str) -> None:
+        self.exec(ns, ["iptables", "-w", "5", *args], what="iptables")
+
+    def resolv_conf(self, ns: str, text: str) -> None:
+        """/etc/netns/NS/resolv.conf, which ``ip netns exec`` mounts over /etc/resolv.conf."""
+        etc_netns = Path("/etc/netns")
+        if not etc_netns.exists():
+            etc_netns.mkdir(mode=0o755)
+            self.made_etc_netns = True
+        d = etc_netns / ns
+        d.mkdir(mode=0o755, exist_ok=True)
+        self.netns_dirs.append(d)
+        (d / "resolv.conf").write_text(text)
+        log(f"{d}/resolv.conf: " + text.strip().replace("\n", " | "))
+
+    # processes ------------------------------------------------------------------------
+
+    def spawn(self, ns: str, argv: list[str], label: str, *, stdout=None) -> subprocess.Popen:
+        logf = open(self.workdir / f"{label}.log", "ab")
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
+                                stdout=stdout if stdout is not None else logf,
+                                stderr=logf)
+        logf.close()
+        self.procs.append((label, proc))
+        log(f"started {label} (pid {proc.pid}): {' '.join(argv[:3])} ...")
+        return proc
+
+    def tcpdump(self, ns: str, iface: str, path: Path, *extra: str) -> Tcpdump:
+        # --immediate-mode: without it packets wait in the kernel ring until a block fills
+        # or times out, and a SIGINT before then loses them.
+        argv = ["ip", "netns", "exec", ns, "tcpdump", "-i", iface, "-U", "--immediate-mode",
+                "-s", "0", "-nn", "-Z", "root", *extra, "-w", str(path), CAPTURE_FILTER]
+        log("$ " + " ".join(argv))
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        self.procs.append(("tcpdump", proc))
+        read_until(proc, proc.stderr, "listening on", READY_TIMEOUT, f"tcpdump -i {iface}")
+        return Tcpdump(proc, path)
+
+    def wait_dns(self, ns: str, server: str, name: str = "probe.example.test",
+                 port: int = 53) -> None:
+        """Wait until ``server`` answers (any rcode) a query made inside its namespace."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            cp = self.exec(ns, ["dig", "+time=1", "+tries=1", "+short", "-p", str(port),
+                                f"@{server}", name], ok=(0, 9, 10))
+            if cp.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SampleError(f"DNS server {server} in {ns} never answered")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        for label, proc in reversed(self.procs):
+            stop_process(proc, signal.SIGINT if label == "tcpdump" else signal.SIGTERM)
+        for ns in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15)
+        for d in self.netns_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        if self.made_etc_netns:
+            try:
+                Path("/etc/netns").rmdir()
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------------------
+# Building blocks: topology, servers, clients
+
+
+def two_namespaces(lab: Lab) -> tuple[str, str]:
+    """Client ("pod") and server namespaces on one veth pair, both with IPv4 and IPv6."""
+    client, server = lab.ns("client"), lab.ns("server")
+    lab.link(client, "eth0", server, "eth0")
+    lab.addr(client, "eth0", f"{CLIENT4}/24", f"{CLIENT6}/64")
+    lab.addr(server, "eth0", f"{SERVER4}/24", f"{SERVER6}/64")
+    return client, server
+
+
+def dnsmasq(lab: Lab, ns: str, listen: list[str], label: str = "dnsmasq",
+            big: bool = False) -> subprocess.Popen:
+    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-",
+            "--log-queries", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
+            "--pid-file", "--port=53", "--local-ttl=30", "--local=/example.test/"]
+    argv += [f"--listen-address={a}" for a in listen]
+    for name, v4, v6 in DNSMASQ_HOSTS:
+        argv.append(f"--host-record={name},{v4}" + (f",{v6}" if v6 else ""))
+    if big:
+        argv += [f"--host-record={BIG_NAME},10.250.200.{i}" for i in range(1, BIG_COUNT + 1)]
+    proc = lab.spawn(ns, argv, label)
+    for a in listen:
+        lab.wait_dns(ns, a)
+    return proc
+
+
+def unbound(lab: Lab, ns: str, listen: list[str], zones: str, label: str = "unbound"
+            ) -> subprocess.Popen:
+    """unbound answering from local zones only; everything else is REFUSED."""
+    conf = lab.workdir / f"{label}.conf"
+    lines = ["server:",
+             "    verbosity: 1",
+             *[f"    interface: {a}" for a in listen],
+             "    port: 53",
+             "    interface-automatic: no",
+             "    do-daemonize: no",
+             "    chroot: \"\"",
+             "    username: \"\"",
+             f"    directory: \"{lab.workdir}\"",
+             "    pidfile: \"\"",
+             "    use-syslog: no",
+             "    logfile: \"\"",
+             "    log-queries: yes",
+             "    log-replies: yes",
+             "    module-config: \"iterator\"",
+             "    num-threads: 1",
+             "    so-reuseport: no",
+             "    access-control: 10.250.0.0/16 allow",
+             "    access-control: fd00:250::/32 allow",
+             "    access-control: 127.0.0.0/8 allow",
+             "    local-zone: \".\" refuse",
+             zones.rstrip()]
+    conf.write_text("\n".join(lines) + "\n")
+    run(["unbound-checkconf", str(conf)], what="unbound-checkconf")
+    proc = lab.spawn(ns, ["unbound", "-d", "-c", str(conf)], label)
+    for a in listen:
+        lab.wait_dns(ns, a)
+    return proc
+
+
+def relay(lab: Lab, ns: str, listen: str, upstream: str, delay: float, match: str
+          ) -> subprocess.Popen:
+    """The delaying UDP relay (this script, --relay) in front of a local server."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--relay", listen, upstream,
+            f"{delay}", match]
+    proc = lab.spawn(ns, argv, "relay", stdout=subprocess.PIPE)
+    read_until(proc, proc.stdout, "ready", READY_TIMEOUT, f"relay on {listen}")
+    return proc
+
+
+#: The latency the relay adds in the glibc A/AAAA samples, standing for the network hop to
+#: the DNS server. Without it dnsmasq, a veth away, can answer the A query before the
+#: kernel has put the AAAA query (sent in the same sendmmsg() call) on the wire, and the
+#: capture would not show the two queries in flight together.
+HOP_DELAY = 0.003
+
+
+def dnsmasq_one_hop_away(lab: Lab, server: str) -> None:
+    """dnsmasq on the server's loopback, reached through the relay on SERVER4:53 that
+    holds every answer HOP_DELAY seconds."""
+    dnsmasq(lab, server, ["127.0.0.1"])
+    relay(lab, server, SERVER4, "127.0.0.1", HOP_DELAY, "*")
+
+
+def qname_hex(name: str) -> str:
+    """A name in DNS wire format as hex, for iptables ``--hex-string``."""
+    out = b"".join(bytes([len(label)]) + label.encode() for label in name.split("."))
+    return (out + b"\0").hex()
+
+
+def getent(lab: Lab, ns: str, name: str, ok: tuple[int, ...] = (0,)) -> str:
+    return lab.exec(ns, ["getent", "ahosts", name], ok=ok, what=f"getent ahosts {name}").stdout
+
+
+def musl_lookup(lab: Lab, ns: str, tool: Path, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+    return lab.exec(ns, [str(tool), *args], ok=ok, what="musl_lookup").stdout
+
+
+def dig(lab: Lab, ns: str, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+    return lab.exec(ns, ["dig", *args], ok=ok, what="dig " + " ".join(args)).stdout
+
+
+# --------------------------------------------------------------------------------------
+# The samples
+
+
+@dataclass
+class Context:
+    lab: Lab
+    pcap: Path
+    musl_tool: Path | None
+
+
+@dataclass
+class Sample:
+    name: str
+    make: Callable[[Context], None]
+    check: Callable[[Capture], None]
+    needs_musl: bool = False
+
+
+SAMPLES: list[Sample] = []
+
+
+def sample(name: str, check: Callable[[Capture], None], needs_musl: bool = False):
+    def register(fn: Callable[[Context], None]) -> Callable[[Context], None]:
+        SAMPLES.append(Sample(name, fn, check, needs_musl))
+        return fn
+    return register
+
+
+@dataclass
+class Capture:
+    """``tcpdump -nn -r`` of one file: its link type and one text line per packet."""
+
+    path: Path
+    linktype: str
+    lines: list[str]
+
+    @classmethod
+    def read(cls, path: Path) -> Capture:
+        cp = run(["tcpdump", "-tt", "-nn", "-r", str(path)], what="tcpdump -r")
+        m = re.search(r"link-type (\S+)", cp.stderr)
+        return cls(path, m.group(1) if m else "?", cp.stdout.splitlines())
+
+    def times(self, pattern: str) -> list[float]:
+        """Time stamps (``-tt``) of the packets whose line matches ``pattern``."""
+        rx = re.compile(pattern)
+        return [float(line.split(" ", 1)[0]) for line in self.lines if rx.search(line)]
+
+    def count(self, pattern: str) -> int:
+        rx = re.compile(pattern)
+        return sum(1 for line in self.lines if rx.search(line))
+
+    def expect(self, pattern: str, at_least: int = 1, at_most: int | None = None,
+               what: str = "") -> None:
+        n = self.count(pattern)
+        if n < at_least or (at_most is not None and n > at_most):
+            want = f"{at_least}..{at_most}" if at_most is not None else f">= {at_least}"
+            raise SampleError(f"{self.path.name}: {what or pattern!r}: {n} packets, "
+                              f"expected {want}")
+
+    def pairs_in_flight(self) -> int:
+        """Client ports whose first A and first AAAA query both left before the first
+        answer to that port came back (glibc's A/AAAA pair seen in flight together)."""
+        first: dict[str, dict[str, float]] = {}
+        for line in self.lines:
+            t = float(line.split(" ", 1)[0])
+            if m := re.search(r" IP6? (\S+) > \S+\.53: \d+\+ (?:\[1au\] )?(A|AAAA)\? ", line):
+                first.setdefault(m.group(1), {}).setdefault(m.group(2), t)
+            elif m := re.search(r" IP6? \S+\.53 > (\S+): \d+", line):
+                first.setdefault(m.group(1).rstrip(":"), {}).setdefault("answer", t)
+        return sum(1 for f in first.values()
+                   if "A" in f and "AAAA" in f and max(f["A"], f["AAAA"]) < f.get("answer", 1e18))
+
+    def expect_linktype(self, linktype: str) -> None:
+        if self.linktype != linktype:
+            raise SampleError(f"{self.path.name}: link type {self.linktype}, "
+                              f"expected {linktype}")
+
+
+def q(qtype: str, name: str) -> str:
+    """tcpdump's text for a query: ``12345+ AAAA? web.example.test.``."""
+    return rf"\d+\+ (\[1au\] )?{qtype}\? {re.escape(name)}\. "
+
+
+def r(name_rdata: str) -> str:
+    return re.escape(name_rdata)
+
+
+# 1 ------------------------------------------------------------------------------------
+
+def check_clean(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    for host in ("web", "db", "cache"):
+        name = f"{host}.example.test"
+        c.expect(q("A", name), 1, 1)
+        c.expect(q("AAAA", name), 1, 1)
+    c.expect(r"\d+\* 1/0/0 A 10\.250\.100\.1[012] ", 3, 3, "A answers")
+    c.expect(r"\d+\* 1/0/0 AAAA fd00:250:100::1[01] ", 2, 2, "AAAA answers")
+    c.expect(r"\d+\*? 0/0/0 ", 1, 1, "AAAA NODATA for cache")
+    c.expect(r".", 12, 12, "all packets")
+    if c.pairs_in_flight() != 3:
+        raise SampleError(f"{c.path.name}: {c.pairs_in_flight()} of 3 A/AAAA pairs in flight")
+
+
+@sample("clean-glibc-getent", check_clean)
+def make_clean(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"nameserver {SERVER4}\n")
+    dnsmasq_one_hop_away(lab, server)
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    for host in ("web", "db", "cache"):
+        getent(lab, client, f"{host}.example.test")
+        time.sleep(0.2)
+    cap.stop()
+
+
+# 2 ------------------------------------------------------------------------------------
+
+RACE_NAME = "api.example.test"
+
+
+def check_race(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(q("AAAA", RACE_NAME), 2, 2, "AAAA queries for the raced name")
+    c.expect(r"\d+\* 1/0/0 AAAA fd00:250:100::13 ", 1, 1, "AAAA answers for the raced name")
+    c.expect(r"\d+\* 1/0/0 A 10\.250\.100\.13 ", 2, 2, "A answers for the raced name")
+    ids = {re.search(r" (\d+)\+ ", line).group(1)  # type: ignore[union-attr]
+           for line in c.lines if re.search(q("AAAA", RACE_NAME), line)}
+    if len(ids) != 1:
+        raise SampleError(f"{c.path.name}: the AAAA retry should reuse its ID, got {ids}")
+    c.expect(q("A", "web.example.test"), 1, 1)
+    c.expect(q("A", "db.example.test"), 1, 1)
+    if c.pairs_in_flight() != 3:
+        raise SampleError(f"{c.path.name}: {c.pairs_in_flight()} of 3 A/AAAA pairs in flight")
+
+
+@sample("aaaa-same-port-race", check_race)
+def make_race(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    # glibc defaults (timeout 5 s, 2 attempts): the classic 5-second stall.
+    lab.resolv_conf(client, f"nameserver {SERVER4}\n")
+    dnsmasq_one_hop_away(lab, server)
+    # Drop only the first AAAA query for RACE_NAME that reaches the server.
+    lab.iptables(server, "-A", "INPUT", "-i", "eth0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex(RACE_NAME)}001c0001|",
+                 "-m", "statistic", "--mode", "nth", "--every", "1000000", "--packet", "0",
+                 "-j", "DROP")
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    getent(lab, client, "web.example.test")
+    time.sleep(0.2)
+    getent(lab, client, RACE_NAME)
+    time.sleep(0.2)
+    getent(lab, client, "db.example.test")
+    cap.stop()
+
+
+# 3 ------------------------------------------------------------------------------------
+
+GONE_NAME = "gone.example.test"
+#: Seconds between the failed lookup's return and the closing lookup, so that the last
+#: unanswered query is well over 5 s before the last packet of the file.
+TIMEOUT_TAIL = 6.5
+
+
+def check_timeout(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(q("A", GONE_NAME), 2, 2, "A queries for the dropped name")
+    c.expect(q("AAAA", GONE_NAME), 2, 2, "AAAA queries for the dropped name")
+    c.expect(r"A 10\.250\.100\.14|AAAA fd00:250:100::14", 0, 0, "answers for the dropped name")
+    c.expect(q("A", "web.example.test"), 1, 1)
+    c.expect(q("A", "db.example.test"), 1, 1)
+    c.expect(r"\d+\* 1/0/0 A 10\.250\.100\.1[01] ", 2, 2, "the answered lookups")
+    quiet = c.times(".")[-1] - c.times(q("A+", GONE_NAME))[-1]
+    if quiet < 6.0:
+        raise SampleError(f"{c.path.name}: the last packet is only {quiet:.1f} s after the "
+                          "last unanswered query")
+
+
+@sample("timeout-dropped", check_timeout)
+def make_timeout(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"nameserver {SERVER4}\noptions timeout:1 attempts:2\n")
+    dnsmasq(lab, server, [SERVER4])
+    lab.iptables(server, "-A", "INPUT", "-i", "eth0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm", "--hex-string", f"|{qname_hex(GONE_NAME)}|",
+                 "-j", "DROP")
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    getent(lab, client, "web.example.test")
+    time.sleep(0.2)
+    getent(lab, client, GONE_NAME, ok=(2,))
+    time.sleep(TIMEOUT_TAIL)
+    getent(lab, client, "db.example.test")  # marks the end of the capture
+    cap.stop()
+
+
+# 4 ------------------------------------------------------------------------------------
+
+def check_tc_tcp(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(r"^(?!.*Flags \[).*" + q("A", BIG_NAME), 1, 1, "A query over UDP")
+    c.expect(r"\.53 > .*: \d+\*\| 29/0/0 A ", 1, 1, "TC=1 answer over UDP")
+    c.expect(r"\.53: Flags \[S\]", 1, 1, "TCP SYN to port 53")
+    c.expect(r"Flags \[P\.\].*" + q("A", BIG_NAME), 1, 1, "A query over TCP")
+    c.expect(rf"\.53 > .*Flags \[P\.\].* \d+\* {BIG_COUNT}/0/0 A ", 1, 1,
+             "full answer over TCP")
+    c.expect(q("AAAA", BIG_NAME), 0, 0, "AAAA queries for the big name")
+    rx = re.compile(r" (\d+)\*?\|? \d+/0/0 A 10\.250\.200\.")
+    ids = {m.group(1) for line in c.lines if (m := rx.search(line))}
+    if len(ids) != 1:
+        raise SampleError(f"{c.path.name}: the TCP retry should reuse the query ID: {ids}")
+
+
+@sample("tc-then-tcp-retry", check_tc_tcp)
+def make_tc_tcp(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    # No "options edns0": glibc sends plain DNS queries, so UDP answers stop at 512 bytes.
+    lab.resolv_conf(client, f"nameserver {SERVER4}\n")
+    dnsmasq(lab, server, [SERVER4], big=True)
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    getent(lab, client, "web.example.test")
+    time.sleep(0.2)
+    # ahostsv4 (AF_INET): one A query; AF_UNSPEC is the next sample.
+    out = lab.exec(client, ["getent", "ahostsv4", BIG_NAME], what="getent ahostsv4").stdout
+    if out.count("STREAM") != BIG_COUNT:
+        raise SampleError(f"getent ahostsv4 {BIG_NAME}: expected {BIG_COUNT} addresses")
+    cap.stop()
+
+
+def check_tc_pipelined(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    rounds = c.count(r"\.53: Flags \[S\]")
+    if rounds < 2:
+        raise SampleError(f"{c.path.name}: expected glibc to repeat the lookup, {rounds} round")
+    c.expect(r"^(?!.*Flags \[).*" + q("A", BIG_NAME), rounds, rounds, "A queries over UDP")
+    c.expect(r"^(?!.*Flags \[).*" + q("AAAA", BIG_NAME), rounds, rounds,
+             "AAAA queries over UDP")
+    c.expect(r"\.53 > .*: \d+\*\| 29/0/0 A ", rounds, rounds, "TC=1 answers over UDP")
+    c.expect(r"\.53: Flags \[P\.\], seq 1:73, .*length 72 ", rounds, rounds,
+             "A and AAAA queries in one TCP segment")
+    c.expect(rf"\.53 > .*Flags \[P\.\].* \d+\* {BIG_COUNT}/0/0 A ", rounds, rounds,
+             "full A answers over TCP")
+
+
+@sample("tc-glibc-a-aaaa-tcp", check_tc_pipelined)
+def make_tc_pipelined(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"nameserver {SERVER4}\n")
+    dnsmasq(lab, server, [SERVER4], big=True)
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    out = getent(lab, client, BIG_NAME)
+    if out.count("STREAM") != BIG_COUNT:
+        raise SampleError(f"getent ahosts {BIG_NAME}: expected {BIG_COUNT} addresses")
+    cap.stop()
+
+
+# 5 ------------------------------------------------------------------------------------
+
+def check_tc_no_tcp(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(q("A", BIG_NAME), 1, 1, "A query")
+    c.expect(q("AAAA", BIG_NAME), 1, 1, "AAAA query")
+    c.expect(r"\.53 > .*: \d+\*\| \d+/0/0 A ", 1, 1, "TC=1 answer over UDP")
+    c.expect(r"Flags \[", 0, 0, "TCP segments")
+
+
+@sample("tc-no-tcp-fallback", check_tc_no_tcp, needs_musl=True)
+def make_tc_no_tcp(ctx: Context) -> None:
+    lab = ctx.lab
+    assert ctx.musl_tool is not None
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"nameserver {SERVER4}\n")
+    dnsmasq(lab, server, [SERVER4], big=True)
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    out = musl_lookup(lab, client, ctx.musl_tool, BIG_NAME)
+    m = re.search(r": (\d+) address", out)
+    if not m or int(m.group(1)) >= BIG_COUNT:
+        raise SampleError(f"musl_lookup should see only part of the {BIG_COUNT} addresses: "
+                          f"{out.strip().splitlines()[-1:]}")
+    time.sleep(0.5)
+    cap.stop()
+
+
+# 6 ------------------------------------------------------------------------------------
+
+SEARCH = ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+CLUSTER_ZONES = """
+    local-zone: "cluster.local." static
+    local-data: "web.default.svc.cluster.local. 30 IN A 10.250.97.20"
+    local-data: "kube-dns.kube-system.svc.cluster.local. 30 IN A 10.250.96.10"
+    local-data: "probe.cluster.local. 30 IN A 10.250.97.99"
+    local-zone: "example.com." static
+    local-data: "api.example.com. 300 IN A 203.0.113.10"
+    local-data: "api.example.com. 300 IN AAAA 2001:db8::10"
+"""
+
+
+def check_ndots(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    for suffix in SEARCH:
+        c.expect(q("A", f"api.example.com.{suffix}"), 1, 1)
+        c.expect(q("AAAA", f"api.example.com.{suffix}"), 1, 1)
+    c.expect(r" NXDomain\*? ", 8, 8, "NXDOMAIN answers")  # 6 for api + 2 for kube-dns
+    c.expect(q("A", "api.example.com"), 1, 1)
+    c.expect(r"A 203\.0\.113\.10 ", 1, 1, "the external answer")
+    c.expect(r"AAAA 2001:db8::10 ", 1, 1, "the external AAAA answer")
+    c.expect(r"A 10\.250\.97\.20 ", 1, 1, "the short-name service answer")
+    c.expect(r"A 10\.250\.96\.10 ", 1, 1, "the kube-dns.kube-system answer")
+
+
+@sample("ndots-search-expansion", check_ndots)
+def make_ndots(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"search {' '.join(SEARCH)}\nnameserver {SERVER4}\n"
+                            "options ndots:5\n")
+    unbound(lab, server, [SERVER4], CLUSTER_ZONES)
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    getent(lab, client, "api.example.com")
+    time.sleep(0.2)
+    getent(lab, client, "web")
+    time.sleep(0.2)
+    getent(lab, client, "kube-dns.kube-system")
+    cap.stop()
+
+
+# 7 ------------------------------------------------------------------------------------
+
+def check_dnat(c: Capture) -> None:
+    c.expect_linktype("LINUX_SLL2")
+    for host in ("web", "db"):
+        name = f"{host}.example.test"
+        c.expect(rf"> {re.escape(CLUSTER_IP)}\.53: " + q("A", name), 1, 1,
+                 f"A {name} to the ClusterIP")
+        c.expect(rf"> {re.escape(DNS_POD4)}\.53: " + q("A", name), 1, 1,
+                 f"A {name} after DNAT")
+    c.expect(rf"IP {re.escape(CLUSTER_IP)}\.53 > ", 4, 4, "answers from the ClusterIP")
+    c.expect(rf"IP {re.escape(DNS_POD4)}\.53 > ", 4, 4, "answers before un-NAT")
+    c.expect(r".", 16, 16, "all packets (8 messages, each seen twice)")
+
+
+@sample("dnat-service-any", check_dnat)
+def make_dnat(ctx: Context) -> None:
+    lab = ctx.lab
+    client, node, server = lab.ns("pod"), lab.ns("node"), lab.ns("dns")
+    lab.link(client, "eth0", node, "vethpod0")
+    lab.link(node, "vethdns0", server, "eth0")
+    lab.addr(client, "eth0", f"{POD4}/24")
+    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
+    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
+    lab.addr(server, "eth0", f"{DNS_POD4}/24")
+    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
+    lab.route(server, "10.250.1.0/24", NODE_DNS4)
+    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    for proto in ("udp", "tcp"):
+        lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                     "-p", proto, "--dport", "53", "-j", "DNAT",
+                     "--to-destination", f"{DNS_POD4}:53")
+    lab.resolv_conf(client, f"nameserver {CLUSTER_IP}\n")
+    dnsmasq(lab, server, [DNS_POD4])
+    links = lab.exec(node, ["ip", "-o", "link", "show"]).stdout
+    log("node interfaces (SLL2 ifindex): " + ", ".join(
+        f"{m.group(1)}={m.group(2)}" for m in re.finditer(r"^(\d+): ([^:@]+)", links, re.M)))
+    cap = lab.tcpdump(node, "any", ctx.pcap, "-y", "LINUX_SLL2")
+    getent(lab, client, "web.example.test")
+    time.sleep(0.2)
+    getent(lab, client, "db.example.test")
+    cap.stop()
+
+
+# 8 ------------------------------------------------------------------------------------
+
+def check_fanout(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    for host in ("web", "db"):
+        name = f"{host}.example.test"
+        for server in (SERVER4, SERVER4_B):
+            c.expect(rf"> {re.escape(server)}\.53: " + q("A", name), 1, 1,
+                     f"A {name} to {server}")
+            c.expect(rf"> {re.escape(server)}\.53: " + q("AAAA", name), 1, 1,
+                     f"AAAA {name} to {server}")
+    queries = [re.search(r"IP (\S+) > (\S+): (\d+)\+", line) for line in c.lines]
+    by_id: dict[str, set[tuple[str, str]]] = {}
+    for m in queries:
+        if m:
+            src, dst, qid = m.groups()
+            by_id.setdefault(qid, set()).add((src, dst.rsplit(".", 1)[0]))
+    for qid, pairs in by_id.items():
+        srcs = {s for s, _ in pairs}
+        if len(pairs) != 2 or len(srcs) != 1:
+            raise SampleError(f"{c.path.name}: query {qid} should go from one port to two "
+                              f"servers: {sorted(pairs)}")
+    c.expect(rf"IP {re.escape(SERVER4)}\.53 > .*: \d+\* 1/0/0 A", 4, 4, "first answers")
+    c.expect(rf"IP {re.escape(SERVER4_B)}\.53 > .*: \d+\* 1/0/0 A", 4, 4, "later answers")
+    c.expect(rf"IP {re.escape(CLIENT4)} > {re.escape(SERVER4_B)}: ICMP {re.escape(CLIENT4)} "
+             r"udp port \d+ unreachable", 4, 4, "ICMP port unreachable for the later answers")
+    c.expect(rf"IP {re.escape(CLIENT4)} > {re.escape(SERVER4)}: ICMP", 0, 0,
+             "ICMP for the first answers")
+
+
+FANOUT_DELAY = 0.2  # the second "replica" answers this much later than the first
+
+
+@sample("musl-fanout", check_fanout, needs_musl=True)
+def make_fanout(ctx: Context) -> None:
+    lab = ctx.lab
+    assert ctx.musl_tool is not None
+    client, server = two_namespaces(lab)
+    lab.addr(server, "eth0", f"{SERVER4_B}/24")
+    lab.resolv_conf(client, f"nameserver {SERVER4}\nnameserver {SERVER4_B}\n")
+    dnsmasq(lab, server, [SERVER4])
+    # The second nameserver is the same dnsmasq behind the relay, FANOUT_DELAY slower, so
+    # musl has always taken the first answers and closed its socket when these arrive.
+    relay(lab, server, SERVER4_B, SERVER4, FANOUT_DELAY, "*")
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    musl_lookup(lab, client, ctx.musl_tool, "web.example.test")
+    time.sleep(0.5)
+    musl_lookup(lab, client, ctx.musl_tool, "db.example.test")
+    time.sleep(0.5)
+    cap.stop()
+
+
+# 9 ------------------------------------------------------------------------------------
+
+RCODE_ZONES = f"""
+    local-zone: "example.test." static
+    local-data: "ok.example.test. 30 IN A 10.250.100.20"
+    local-zone: "blocked.test." refuse
+    local-zone: "broken.example.test." transparent
+    outgoing-interface: {SERVER4}
+    infra-cache-max-rtt: 200
+    outbound-msg-retry: 1
+forward-zone:
+    name: "broken.example.test."
+    forward-addr: {DEAD_FORWARDER}
+"""
+
+
+def check_rcodes(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(r"\d+\* 1/0/1 A 10\.250\.100\.20 ", 1, 1, "NOERROR answer")
+    c.expect(r" NXDomain\*? ", 1, 1, "NXDOMAIN answer")
+    c.expect(r" Refused\*? ", 1, 1, "REFUSED answer")
+    c.expect(r" ServFail\*? ", 1, 1, "SERVFAIL answer")
+    c.expect(r".", 8, 8, "all packets")
+
+
+@sample("servfail-refused", check_rcodes)
+def make_rcodes(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    # Nothing listens here: unbound's forwarder gets ICMP port unreachable on loopback.
+    run(["ip", "-n", server, "addr", "add", f"{DEAD_FORWARDER}/32", "dev", "lo"])
+    lab.resolv_conf(client, f"nameserver {SERVER4}\n")
+    unbound(lab, server, [SERVER4], RCODE_ZONES)
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    dig(lab, client, "ok.example.test")
+    dig(lab, client, "nx.example.test")
+    dig(lab, client, "www.blocked.test")
+    dig(lab, client, "db.broken.example.test")
+    cap.stop()
+
+
+# 10 -----------------------------------------------------------------------------------
+
+LATE_DELAY = 2.5
+SLOW_DELAY = 1.5
+
+
+def check_late(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(q("A", "late.example.test"), 2, 2, "A queries (dig, glibc)")
+    c.expect(q("AAAA", "late.example.test"), 1, 1, "AAAA query (glibc)")
+    c.expect(r"\d+\* 1/0/\d A 10\.250\.100\.15 ", 2, 2, "late A answers")
+    c.expect(r"\d+\* 1/0/\d AAAA fd00:250:100::15 ", 1, 1, "late AAAA answer")
+    c.expect(rf"IP {re.escape(CLIENT4)} > {re.escape(SERVER4)}: ICMP {re.escape(CLIENT4)} "
+             r"udp port \d+ unreachable", 3, 3, "ICMP port unreachable quoting the answers")
+    c.expect(r"\d+\* 1/0/\d A 10\.250\.100\.10 ", 1, 1, "the prompt answer")
+
+
+@sample("late-response-icmp", check_late)
+def make_late(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"nameserver {SERVER4}\noptions timeout:1 attempts:1\n")
+    dnsmasq(lab, server, ["127.0.0.1"])
+    relay(lab, server, SERVER4, "127.0.0.1", LATE_DELAY, "late")
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    dig(lab, client, "+timeout=1", "+tries=1", "web.example.test")
+    time.sleep(0.2)
+    dig(lab, client, "+timeout=1", "+tries=1", "late.example.test", ok=(9,))
+    time.sleep(LATE_DELAY)
+    getent(lab, client, "late.example.test", ok=(2,))
+    time.sleep(LATE_DELAY)
+    cap.stop()
+
+
+def check_slow(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(q("A", "slow.example.test"), 1, 1, "A query, sent once")
+    c.expect(q("AAAA", "slow.example.test"), 1, 1, "AAAA query, sent once")
+    c.expect(r"\d+\* 1/0/0 A 10\.250\.100\.16 ", 1, 1, "slow A answer")
+    c.expect(r"\d+\* 1/0/0 AAAA fd00:250:100::16 ", 1, 1, "slow AAAA answer")
+    c.expect(r"ICMP", 0, 0, "ICMP")
+    c.expect(r".", 8, 8, "all packets")
+
+
+@sample("slow-response", check_slow)
+def make_slow(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"nameserver {SERVER4}\n")  # glibc default timeout: 5 s
+    dnsmasq(lab, server, ["127.0.0.1"])
+    relay(lab, server, SERVER4, "127.0.0.1", SLOW_DELAY, "slow")
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    getent(lab, client, "web.example.test")
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    getent(lab, client, "slow.example.test")
+    took = time.monotonic() - t0
+    if took < SLOW_DELAY:
+        raise SampleError(f"slow lookup took only {took:.2f} s")
+    cap.stop()
+
+
+# 11 -----------------------------------------------------------------------------------
+
+def check_ipv6(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(rf"IP6 {re.escape(CLIENT6)}\.\d+ > {re.escape(SERVER6)}\.53: ", 6, 6,
+             "queries over IPv6")
+    c.expect(rf"IP6 {re.escape(SERVER6)}\.53 > {re.escape(CLIENT6)}\.\d+: \d+\*? ", 6, 6,
+             "answers over IPv6")
+    c.expect(r"^\S+ IP ", 0, 0, "IPv4 packets")
+
+
+@sample("ipv6-clean", check_ipv6)
+def make_ipv6(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    lab.resolv_conf(client, f"nameserver {SERVER6}\n")
+    dnsmasq(lab, server, [SERVER6])
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    for host in ("web", "db", "cache"):
+        getent(lab, client, f"{host}.example.test")
+        time.sleep(0.2)
+    cap.stop()
+
+
+# --------------------------------------------------------------------------------------
+# The relay (a separate process, started inside the server namespace)
+
+
+def relay_main(listen: str, upstream: str, delay: float, match: str,
+               lifetime: float = 120.0, max_queries: int = 200) -> int:
+    """Forward each UDP query on listen:53 to upstream:53; hold answers for names that
+    have a label equal to ``match`` (or for every name, when ``match`` is ``*``) for
+    ``delay`` seconds before sending them back."""
+    fam = socket.AF_INET6 if ":" in listen else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    sock.bind((listen, 53))
+    lock = threading.Lock()
+
+    def labels(msg: bytes) -> list[str]:
+        out: list[str] = []
+        i = 12
+        while i < len(msg) and msg[i] and len(out) < 64:
+            n = msg[i]
+            out.append(msg[i + 1:i + 1 + n].decode("ascii", "replace").lower())
+            i += 1 + n
+        return out
+
+    def handle(query: bytes, peer) -> None:
+        up = socket.socket(socket.AF_INET6 if ":" in upstream else socket.AF_INET,
+                           socket.SOCK_DGRAM)
+        up.settimeout(2.0)
+        try:
+            up.sendto(query, (upstream, 53))
+            answer = up.recv(65535)
+        except OSError:
+            return
+        finally:
+            up.close()
+        if match == "*" or match in labels(query):
+            time.sleep(delay)
+        with lock:
+            sock.sendto(answer, peer)
+
+    print("ready", flush=True)
+    deadline = time.monotonic() + lifetime
+    handled = 0
+    while time.monotonic() < deadline and handled < max_queries:
+        ready, _, _ = select.select([sock], [], [], 0.2)
+        if not ready:
+            continue
+        query, peer = sock.recvfrom(65535)
+        handled += 1
+        threading.Thread(target=handle, args=(query, peer), daemon=True).start()
+    time.sleep(min(delay, 5.0) + 0.5)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+
+
+def build_musl_tool(workdir: Path) -> Path:
+    out = workdir / "musl_lookup"
+    run(["musl-gcc", "-static", "-O2", "-Wall", "-o", str(out), str(MUSL_SOURCE)],
+        timeout=120, what="musl-gcc")
+    return out
+
+
+def make_one(s: Sample, index: int, out_dir: Path, workdir: Path,
+             musl_tool: Path | None) -> Capture:
+    scratch = workdir / s.name
+    scratch.mkdir()
+    tmp_pcap = scratch / f"{s.name}.pcap"
+    lab = Lab(tag=str(index), workdir=scratch)
+    try:
+        s.make(Context(lab, tmp_pcap, musl_tool))
+    except BaseException:
+        for logf in sorted(scratch.glob("*.log")):
+            tail = logf.read_text(errors="replace").strip().splitlines()[-15:]
+            if tail:
+                print(f"  --- {logf.name} (last lines)\n  " + "\n  ".join(tail),
+                      file=sys.stderr)
+        raise
+    finally:
+        lab.close()
+    os.chmod(tmp_pcap, 0o600)
+    cap = Capture.read(tmp_pcap)
+    if not cap.lines:
+        raise SampleError(f"{s.name}: the capture is empty")
+    try:
+        s.check(cap)
+    except SampleError:
+        print(f"  --- tcpdump -nn -r {s.name}.pcap ({len(cap.lines)} packets)\n  "
+              + "\n  ".join(line[:200] for line in cap.lines[:80]), file=sys.stderr)
+        raise
+    final = out_dir / f"{s.name}.pcap"
+    shutil.copyfile(tmp_pcap, final)
+    os.chmod(final, 0o600)
+    cap.path = final
+    return cap
+
+
+def main(argv: list[str] | None = None) -> int:
+    global VERBOSE
+    names = [s.name for s in SAMPLES]
+    ap = argparse.ArgumentParser(
+        description="Record the sample DNS captures from real servers and clients "
+                    "in throwaway network namespaces (needs root).")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="make only this capture (repeatable, or comma-separated): "
+                         + ", ".join(names))
+    ap.add_argument("--out", type=Path, default=HERE,
+                    help="directory for the .pcap files (default: %(default)s)")
+    ap.add_argument("--list", action="store_true", help="list the capture names and exit")
+    ap.add_argument("--verbose", "-v", action="store_true",
+                    help="show every command and the clients' output")
+    ap.add_argument("--relay", nargs=4, metavar=("LISTEN", "UPSTREAM", "DELAY", "MATCH"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.relay:
+        listen, upstream, delay, match = args.relay
+        return relay_main(listen, upstream, float(delay), match)
+    if args.list:
+        print("\n".join(names))
+        return 0
+    if os.geteuid() != 0:
+        print("make_samples.py: must run as root (it creates network namespaces)",
+              file=sys.stderr)
+        return 1
+    VERBOSE = args.verbose
+
+    wanted = names
+    if args.only:
+        wanted = [n.strip().removesuffix(".pcap") for item in args.only
+                  for n in item.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            ap.error(f"unknown capture(s): {', '.join(unknown)} (known: {', '.join(names)})")
+    selected = [s for s in SAMPLES if s.name in wanted]
+    missing = [t for t in ("tcpdump", "dnsmasq", "unbound", "unbound-checkconf", "dig",
+                           "getent", "iptables", "ip")
+               if shutil.which(t) is None]
+    if any(s.needs_musl for s in selected) and shutil.which("musl-gcc") is None:
+        missing.append("musl-gcc")
+    if missing:
+        print(f"make_samples.py: missing programs: {', '.join(missing)}", file=sys.stderr)
+        return 1
+
+    def on_sigterm(signum, frame):  # clean up (finally blocks) on kill PID, too
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    out_dir = args.out.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)
+    failures = 0
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="pcapdns-samples-") as tmp:
+        workdir = Path(tmp)
+        musl_tool = build_musl_tool(workdir) if any(s.needs_musl for s in selected) else None
+        for index, s in enumerate(selected):
+            t0 = time.monotonic()
+            print(f"{s.name} ...", flush=True)
+            try:
+                cap = make_one(s, index, out_dir, workdir, musl_tool)
+            except SampleError as e:
+                failures += 1
+                print(f"FAILED {s.name}: {e}", file=sys.stderr, flush=True)
+                continue
+            size = cap.path.stat().st_size
+            print(f"  made {cap.path} ({len(cap.lines)} packets, {size} bytes, "
+                  f"{cap.linktype}, {time.monotonic() - t0:.1f} s)", flush=True)
+    print(f"{len(selected) - failures}/{len(selected)} captures made in "
+          f"{time.monotonic() - started:.0f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

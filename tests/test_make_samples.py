@@ -1,0 +1,100 @@
+"""Record fresh captures with real servers and clients, and find what each should show.
+
+Runs sample_pcaps/make_samples.py (network namespaces, dnsmasq/unbound with local data only,
+glibc getent, dig, a musl-built client, iptables faults, tcpdump) into a temporary
+directory, then analyzes every capture. Needs root and the tools; skips elsewhere with the
+reason. .ci/run installs the tools, and CI runs as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pcapdns.analysis import analyze
+from tests.conftest import SAMPLES
+
+TOOLS = ("tcpdump", "dnsmasq", "unbound", "dig", "musl-gcc", "iptables", "ip")
+missing = [t for t in TOOLS if shutil.which(t) is None]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces"),
+    pytest.mark.skipif(bool(missing), reason=f"missing tools: {', '.join(missing)}"),
+]
+
+
+def _kinds(path: Path) -> tuple[dict[str, int], dict[str, object]]:
+    a = analyze([str(path)])
+    kinds: dict[str, int] = {}
+    for f in a.findings:
+        kinds[f.first.kind] = kinds.get(f.first.kind, 0) + f.count
+    from pcapdns.output.document import summary
+
+    return kinds, summary(a)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("samples")
+    subprocess.run(
+        [sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(out)],
+        check=True, timeout=600, capture_output=True,
+    )
+    return out
+
+
+def test_every_capture_is_made_and_private(fresh: Path) -> None:
+    made = sorted(p.name for p in fresh.glob("*.pcap"))
+    assert made == sorted(p.name for p in SAMPLES.glob("*.pcap"))
+    for p in fresh.glob("*.pcap"):
+        assert p.stat().st_mode & 0o777 == 0o600, p.name
+
+
+def test_race_is_found(fresh: Path) -> None:
+    kinds, s = _kinds(fresh / "aaaa-same-port-race.pcap")
+    assert s["a_aaaa_race_lost"] == 1 and kinds.get("aaaa_race_lost") == 1
+    assert s["retransmissions"] >= 1
+    assert s["latency_ms"]["max"] >= 5000  # counted from the first attempt
+
+
+def test_timeouts_are_found(fresh: Path) -> None:
+    kinds, s = _kinds(fresh / "timeout-dropped.pcap")
+    assert kinds.get("timeout") == 2 and s["failed_lookups"] == 2
+
+
+def test_truncation_with_and_without_tcp(fresh: Path) -> None:
+    _, s = _kinds(fresh / "tc-then-tcp-retry.pcap")
+    assert s["tc_responses"] == 1 and s["tc_followed_by_tcp"] == 1 and s["queries_tcp"] >= 1
+    kinds, s = _kinds(fresh / "tc-no-tcp-fallback.pcap")
+    assert s["tc_without_tcp_retry"] == 1 and kinds.get("truncated_no_tcp_fallback") == 1
+
+
+def test_any_capture_duplicates_are_dropped(fresh: Path) -> None:
+    _, s = _kinds(fresh / "dnat-service-any.pcap")
+    assert s["duplicates"] == s["dns_messages"] == 8
+    assert s["unanswered_queries"] == 0 and s["unsolicited_responses"] == 0
+
+
+def test_musl_fanout(fresh: Path) -> None:
+    kinds, s = _kinds(fresh / "musl-fanout.pcap")
+    assert s["fanout_groups"] == 4 and kinds.get("fanout") == 4
+
+
+def test_rcodes_and_search_expansion(fresh: Path) -> None:
+    kinds, _ = _kinds(fresh / "servfail-refused.pcap")
+    assert kinds.get("servfail") == 1 and kinds.get("refused") == 1
+    assert kinds.get("nxdomain") == 1
+    kinds, s = _kinds(fresh / "ndots-search-expansion.pcap")
+    assert s["rcodes"]["NXDOMAIN"] == 8
+
+
+def test_late_and_slow_answers(fresh: Path) -> None:
+    kinds, s = _kinds(fresh / "late-response-icmp.pcap")
+    assert s["icmp_errors"] >= 1 and kinds.get("late_response", 0) >= 1
+    kinds, _ = _kinds(fresh / "slow-response.pcap")
+    assert kinds.get("slow_response") == 2
