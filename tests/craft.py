@@ -55,13 +55,11 @@ def response(
     v6: bool = False,
 ) -> Packet:
     """A DNS response packet (IP layer and up)."""
-    an = None
     qt = qtype if isinstance(qtype, int) else {"A": 1, "AAAA": 28}.get(qtype, 1)
-    for a in answers if rcode == 0 and not tc else ():
-        rr = DNSRR(rrname=name, type=qt, rdata=a, ttl=30)
-        an = rr if an is None else an / rr
+    an = [DNSRR(rrname=name, type=qt, rdata=a, ttl=30)
+          for a in (answers if rcode == 0 and not tc else ())]
     dns = DNS(id=id, qr=1, rd=1, ra=1, tc=int(tc), rcode=rcode,
-              qd=DNSQR(qname=name, qtype=qtype), an=an)
+              qd=DNSQR(qname=name, qtype=qtype), an=an or None)
     ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
     return ip / UDP(sport=sport, dport=dport) / dns
 
@@ -94,3 +92,153 @@ __all__ = [
     "CLIENT", "SERVER", "ICMP", "IP", "IPv6", "TCP", "UDP", "DNS", "DNSQR", "DNSRR",
     "Raw", "query", "response", "eth", "write_pcap", "write_eth",
 ]
+
+
+# -- Captures with several interfaces, DNS over TCP, ICMP errors -------------------------
+
+LINUX_SLL2 = 276
+
+
+def sll2(pkt: Packet, ifindex: int, outgoing: bool = True) -> bytes:
+    """An IP packet behind a LINUX_SLL2 header, as ``tcpdump -i any`` writes it."""
+    raw = bytes(pkt)
+    proto = 0x0800 if raw[0] >> 4 == 4 else 0x86DD
+    # protocol, reserved, ifindex, ARPHRD_ETHER, packet type (4 outgoing, 0 to us),
+    # address length, 8 address bytes
+    header = struct.pack("!HHIHBB8s", proto, 0, ifindex, 1, 4 if outgoing else 0, 6,
+                         b"\x02\x00\x00\x00\x00\x01\x00\x00")
+    return header + raw
+
+
+def write_sll2(path: Path, packets: Iterable[tuple[float, int, Packet]]) -> Path:
+    """Write (time, interface index, IP packet) triples as a LINUX_SLL2 pcap."""
+    return write_pcap(path, ((t, sll2(p, i)) for t, i, p in packets), link_type=LINUX_SLL2)
+
+
+def write_pcapng(path: Path, packets: Iterable[tuple[float, int, Packet]],
+                 interfaces: int = 2) -> Path:
+    """Write (time, interface id, IP packet) triples as an Ethernet pcapng with
+    ``interfaces`` interfaces (microsecond timestamps)."""
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\x00" * (-len(body) % 4)
+        n = len(body) + 12
+        return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+
+    out = bytearray(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+    for _ in range(interfaces):
+        out += block(1, struct.pack("<HHI", 1, 0, 262144))
+    for t, iface, p in packets:
+        data = bytes(eth(p))
+        us = int(round(t * 1_000_000))
+        out += block(6, struct.pack("<IIIII", iface, us >> 32, us & 0xFFFFFFFF,
+                                    len(data), len(data)) + data)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def tcp_dns(messages: Iterable[Packet | bytes], src: str = CLIENT, dst: str = SERVER,
+            sport: int = 40000, dport: int = 53, seq: int = 1000, flags: str = "PA",
+            v6: bool = False) -> Packet:
+    """One TCP segment carrying DNS messages, each with its 2-byte length prefix."""
+    raw = b"".join(struct.pack("!H", len(b)) + b for b in (bytes(m) for m in messages))
+    ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
+    return ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq) / Raw(raw)
+
+
+def icmp_port_unreachable(bounced: Packet) -> Packet:
+    """The ICMP port unreachable a host sends back for ``bounced`` (an IPv4 datagram that
+    reached a closed port), quoting it whole."""
+    return IP(src=bounced[IP].dst, dst=bounced[IP].src) / ICMP(type=3, code=3) / Raw(
+        bytes(bounced)
+    )
+
+
+def analyze_packets(path: Path, packets: Iterable[tuple[float, Packet]], **config: object):
+    """Write (time, IP packet) pairs as an Ethernet pcap at ``path`` and run the whole
+    analysis on it with ``AnalysisConfig(**config)``, keeping every lookup."""
+    from pcapdns.analysis import analyze
+    from pcapdns.config import AnalysisConfig
+
+    write_eth(path, packets)
+    return analyze([str(path)], AnalysisConfig(**config), keep_lookups=True)  # type: ignore[arg-type]
+
+
+def findings_of(analysis, kind: str) -> list:
+    """The aggregated findings of one kind."""
+    return [f for f in analysis.findings if f.first.kind == kind]
+
+
+# --- pcapng with per-interface link types, TCP segments, running the decoder ------------
+
+from dataclasses import dataclass  # noqa: E402
+
+from pcapdns.decode.frames import Decoded, FrameDecoder  # noqa: E402
+from pcapdns.read.merge import open_inputs  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """One pcapng interface: link type and time stamp resolution (``if_tsresol`` byte:
+    10**-n seconds per tick, or 2**-n when the high bit is set)."""
+
+    link_type: int = 1
+    tsresol: int = 6
+    name: str | None = None
+
+
+def write_pcapng_interfaces(path: Path, interfaces: Iterable[Interface],
+                            packets: Iterable[tuple[int, float, bytes]],
+                            big_endian: bool = False) -> Path:
+    """Write a pcapng file from (interface id, time, frame bytes) triples."""
+    o = ">" if big_endian else "<"
+    ifaces = list(interfaces)
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        n = len(body) + 12
+        return struct.pack(o + "II", btype, n) + body + struct.pack(o + "I", n)
+
+    def option(code: int, value: bytes) -> bytes:
+        return struct.pack(o + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+    out = bytearray(block(0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1)))
+    for i in ifaces:
+        opts = option(9, bytes([i.tsresol]))
+        if i.name is not None:
+            opts += option(2, i.name.encode())
+        out += block(1, struct.pack(o + "HHI", i.link_type, 0, 262144) + opts + b"\0" * 4)
+    for iface, t, data in packets:
+        v = ifaces[iface].tsresol
+        ticks = round(t * (2 ** (v & 0x7F) if v & 0x80 else 10**v))
+        out += block(6, struct.pack(o + "IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF,
+                                    len(data), len(data)) + data)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def framed(dns: Packet) -> bytes:
+    """A DNS message with the 2-byte length prefix it carries over TCP (RFC 1035 4.2.2)."""
+    raw = bytes(dns)
+    return struct.pack("!H", len(raw)) + raw
+
+
+def tcp_segment(seq: int, payload: bytes = b"", flags: str = "PA", src: str = CLIENT,
+                dst: str = SERVER, sport: int = 40000, dport: int = 53) -> Packet:
+    """One TCP segment (IP layer and up) of a DNS-over-TCP connection."""
+    return IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq,
+                                      ack=1) / Raw(payload)
+
+
+def decode_capture(path: Path | str,
+                   ports: frozenset[int] = frozenset({53})) -> tuple[list[Decoded], FrameDecoder]:
+    """Run the real reader and frame decoder over a capture, the end-of-capture flush
+    included; return what was decoded and the decoder (for its counters)."""
+    cap = open_inputs([str(path)])
+    decoder = FrameDecoder(ports)
+    out: list[Decoded] = []
+    for frame, (t, link_type, iface, data) in enumerate(cap.records, 1):
+        out.extend(decoder.decode(frame, t, link_type, iface, data) or ())
+    out.extend(decoder.finish())
+    return out, decoder
+

@@ -20,7 +20,8 @@ def _documented(name: str) -> bool:
 
 def test_every_json_field_is_documented(tmp_path: Path) -> None:
     cap = write_eth(tmp_path / "a.pcap", [(1.0, query()), (1.001, response()),
-                                          (2.0, query("x.example", id=9))])
+                                          (2.0, query("x.example", id=9)),
+                                          (9.0, query("end.example", id=10))])
     doc = build(analyze([str(cap)], keep_lookups=True))
     names = set(doc) | set(doc["inputs"][0]) | set(doc["summary"])
     names |= set(doc["summary"]["skipped"]) | set(doc["findings"][0])

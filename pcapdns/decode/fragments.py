@@ -14,7 +14,11 @@ MAX_DATAGRAMS = 4096
 MAX_AGE = 30.0
 MAX_SIZE = 65535
 
-FragmentKey = tuple[bytes, bytes, int, int]
+#: (source, destination, IP ID, protocol, capture interface). The interface is part of the
+#: key because ``tcpdump -i any`` records each fragment on several interfaces in turn:
+#: mixed together, the first copy completes and the later copies of the last fragment are
+#: left over as datagrams that never complete.
+FragmentKey = tuple[bytes, bytes, int, int, int]
 
 
 @dataclass(slots=True)
@@ -27,7 +31,7 @@ class _Partial:
 
 
 class FragmentReassembler:
-    """Collects fragments by (src, dst, id, protocol) and returns whole payloads."""
+    """Collects fragments by ``FragmentKey`` and returns whole payloads."""
 
     def __init__(self) -> None:
         self._partials: dict[FragmentKey, _Partial] = {}

@@ -139,7 +139,9 @@ class FrameDecoder:
 
     # -- IP ----------------------------------------------------------------------------
 
-    def _ipv4(self, frame: int, ts: float, iface: int, data: bytes, off: int) -> list[Decoded] | None:
+    def _ipv4(
+        self, frame: int, ts: float, iface: int, data: bytes, off: int
+    ) -> list[Decoded] | None:
         if len(data) < off + 20 or data[off] >> 4 != 4:
             self.stats.bad_ip += 1
             return None
@@ -156,7 +158,7 @@ class FrameDecoder:
         if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment
             self.stats.fragments += 1
             whole = self.fragments.add(
-                (src, dst, _ident, proto), (frag & 0x1FFF) * 8, bool(frag & 0x2000),
+                (src, dst, _ident, proto, iface), (frag & 0x1FFF) * 8, bool(frag & 0x2000),
                 data[l4:end], ts,
             )
             if whole is None:
@@ -164,7 +166,9 @@ class FrameDecoder:
             return self._l4(frame, ts, iface, proto, src, dst, whole, 0, len(whole))
         return self._l4(frame, ts, iface, proto, src, dst, data, l4, end)
 
-    def _ipv6(self, frame: int, ts: float, iface: int, data: bytes, off: int) -> list[Decoded] | None:
+    def _ipv6(
+        self, frame: int, ts: float, iface: int, data: bytes, off: int
+    ) -> list[Decoded] | None:
         if len(data) < off + 40 or data[off] >> 4 != 6:
             self.stats.bad_ip += 1
             return None
@@ -194,7 +198,8 @@ class FrameDecoder:
                     continue
                 self.stats.fragments += 1
                 whole = self.fragments.add(
-                    (src, dst, ident, inner), offm & 0xFFF8, bool(offm & 1), data[pos:end], ts
+                    (src, dst, ident, inner, iface), offm & 0xFFF8, bool(offm & 1),
+                    data[pos:end], ts,
                 )
                 if whole is None:
                     return None

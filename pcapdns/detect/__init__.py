@@ -7,7 +7,7 @@ finding (as mitmproxy's safecall does for addons).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import (
@@ -68,23 +68,30 @@ class FindingCollector:
             try:
                 found = detector(lookup, self.config)
             except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
-                self._detector_failed(name, lookup, e)
+                q = lookup.first
+                self._detector_failed(name, e, Finding(
+                    "detector_error", "warning", q.time, q.src, q.dst, q.qname or "", "",
+                    (q.frame,), "this lookup"))
                 continue
             for f in found:
                 self.add(f)
 
     def orphan(self, orphan: Orphan) -> None:
-        for f in orphans.detect(orphan):
+        try:
+            found = orphans.detect(orphan)
+        except Exception as e:  # noqa: BLE001 - the orphans detector is a detector too
+            self._detector_failed("orphans", e, Finding(
+                "detector_error", "warning", orphan.time, orphan.client, orphan.server,
+                orphan.qname, "", (orphan.frame,), "this message"))
+            return
+        for f in found:
             self.add(f)
 
-    def _detector_failed(self, name: str, lookup: Lookup, e: Exception) -> None:
+    def _detector_failed(self, name: str, e: Exception, evidence: Finding) -> None:
+        """Record a detector failure; ``evidence`` says where, its detail what it was given."""
         self.errors[name] = self.errors.get(name, 0) + 1
-        q = lookup.first
-        self.add(
-            Finding("detector_error", "warning", q.time, q.src, q.dst, q.qname or "", "",
-                    (q.frame,), f"detector {name} failed on this lookup: "
-                    f"{type(e).__name__}: {e}")
-        )
+        self.add(replace(evidence, detail=f"detector {name} failed on {evidence.detail}: "
+                                          f"{type(e).__name__}: {e}"))
 
     def add(self, f: Finding) -> None:
         key = (f.kind, f.client, f.server, f.qname.lower(), f.qtype)

@@ -9,6 +9,8 @@ that transaction whichever side was lost.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding
 from pcapdns.dns import names
@@ -30,5 +32,8 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
             f"A and AAAA sent together from {t.query.src}:{t.query.sport}; "
             f"the {lost} query was never answered while the other was"
         )
-        out.append(finding("aaaa_race_lost", "error", lookup, frames, detail + ".", at=t))
+        f = finding("aaaa_race_lost", "error", lookup, frames, detail + ".", at=t)
+        # Name the lost query's type, whichever member carries the decision, so that one
+        # race pattern always merges into the same finding.
+        out.append(replace(f, qtype=lost))
     return out

@@ -11,12 +11,15 @@ from pcapdns.match.records import Lookup
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
-    first = lookup.attempts[0]
-    # Report once per fan-out, from the lookup that holds the fan-out's first query.
-    if first.fanout_of is None or first.fanout_of != first.query.frame:
-        return []
-    detail = (
-        f"the same query (ID {first.query.id}, port {first.query.sport}) went to several "
-        "servers at once"
-    )
-    return [finding("fanout", "info", lookup, [first.query.frame], detail + ".")]
+    out = []
+    # Report once per fan-out, from the attempt that is the fan-out's first query. musl
+    # fans out every retry round, so a lookup can hold several fan-outs.
+    for t in lookup.attempts:
+        if t.fanout_of is None or t.fanout_of != t.query.frame:
+            continue
+        detail = (
+            f"the same query (ID {t.query.id}, port {t.query.sport}) went to several "
+            "servers at once"
+        )
+        out.append(finding("fanout", "info", lookup, [t.query.frame], detail + ".", at=t))
+    return out

@@ -14,7 +14,7 @@ from pcapdns.match.records import Lookup
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     out = []
     for t in lookup.attempts:
-        if not t.icmp_frames or t.response is None:
+        if not t.late_icmp_frames or t.response is None:
             continue
         if t.fanout_of is not None:
             # A fan-out resolver (musl) takes the first answer and closes its socket; the
@@ -26,6 +26,6 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
             "already closed (ICMP port unreachable)"
         )
         out.append(finding("late_response", "warning", lookup,
-                           [t.query.frame, t.response.frame, *t.icmp_frames],
+                           [t.query.frame, t.response.frame, *t.late_icmp_frames],
                            detail + ".", at=t))
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect.base import Finding, finding, ms
+from pcapdns.detect.base import Finding, Severity, finding, ms
 from pcapdns.match.records import Lookup
 
 
@@ -16,7 +16,7 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     detail = f"answered {ms(latency)} after the first query (threshold {ms(config.slow)})"
     if len(lookup.attempts) > 1:
         detail += f", after {len(lookup.attempts)} attempts"
-    severity = "error" if latency > 5.0 else "warning"
+    severity: Severity = "error" if latency > 5.0 else "warning"
     return [finding("slow_response", severity, lookup,
                     [lookup.attempts[0].query.frame, t.query.frame, t.response.frame],
                     detail + ".")]

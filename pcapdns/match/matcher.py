@@ -39,9 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pcapdns.config import AnalysisConfig
+from pcapdns.decode.records import IcmpQuote
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
-from pcapdns.decode.records import IcmpQuote
 from pcapdns.match.records import Lookup, Orphan, RetransmissionKind, Transaction
 
 
@@ -50,7 +50,8 @@ class _Query:
 
     __slots__ = (
         "msg", "qkey", "response", "group", "attempt", "retransmission", "fanout_of",
-        "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "closed", "cell",
+        "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "late_icmp_frames",
+        "closed", "cell",
     )
 
     def __init__(self, msg: Message, qkey: str) -> None:
@@ -66,6 +67,7 @@ class _Query:
         self.pair: _Query | None = None
         self.is_a = False
         self.icmp_frames: list[int] = []
+        self.late_icmp_frames: list[int] = []  # the subset quoting the matched response
         self.closed: Transaction | None = None
         # The slot holding this query in the unanswered queue; emptied when it is answered
         # so the queue does not keep answered queries alive.
@@ -114,6 +116,13 @@ class MatchStats:
 _PendingKey = tuple[str, str, int, int, str, int, int]
 _GroupKey = tuple[str, str, str, str, int, int]
 _SocketKey = tuple[str, int, str, str]
+#: Retransmission kind by (same ID, same client port).
+_RETRANSMISSION_KIND: dict[tuple[bool, bool], RetransmissionKind] = {
+    (True, True): "same_id_same_port",
+    (True, False): "same_id_new_port",
+    (False, True): "new_id_same_port",
+    (False, False): "new_id_new_port",
+}
 #: One DNS ID on one TCP connection: client IP and port, server IP and port, ID.
 _XfrKey = tuple[str, int, str, int, int]
 
@@ -156,17 +165,24 @@ class Matcher:
     # -- input ---------------------------------------------------------------------------
 
     def message(self, m: Message) -> None:
-        if m.time > self.now:
-            self.now = m.time
-            if self.now - self._last_close >= 1.0:
-                self._close_due()
+        self._advance(m.time)
         if m.flags & 0x8000:
             self._response(m)
         else:
             self._query(m)
 
+    def _advance(self, t: float) -> None:
+        """Capture time moved on to ``t``: close what can no longer change (once a second)."""
+        if t > self.now:
+            self.now = t
+            if self.now - self._last_close >= 1.0:
+                self._close_due()
+
     def icmp(self, e: IcmpQuote) -> None:
         """An ICMP error quoting a DNS datagram: evidence for the query it concerns."""
+        # Time moves on for ICMP too: an error long after a query was closed must not be
+        # pinned on it because no DNS message came in between.
+        self._advance(e.time)
         self.stats.icmp_errors += 1
         if len(e.data) < 2:
             self._icmp_orphan(e, "quotes too little of the DNS message to identify it")
@@ -182,6 +198,10 @@ class Matcher:
             self._icmp_orphan(e, "matches no query in flight")
             return
         q.icmp_frames.append(e.frame)
+        if is_response and q.response is not None:
+            # The client bounced an answer it was sent: its port was closed, the answer late.
+            # An error quoting the query instead says the server's port was closed.
+            q.late_icmp_frames.append(e.frame)
 
     def _icmp_orphan(self, e: IcmpQuote, reason: str) -> None:
         self.on_orphan(
@@ -218,12 +238,9 @@ class Matcher:
         ):
             q.group = prev.group
             q.attempt = prev.attempt + 1
-            same_id = prev.msg.id == m.id
-            same_port = prev.msg.sport == m.sport
-            q.retransmission = (
-                ("same_id" if same_id else "new_id")
-                + ("_same_port" if same_port else "_new_port")
-            )  # type: ignore[assignment]
+            q.retransmission = _RETRANSMISSION_KIND[
+                (prev.msg.id == m.id, prev.msg.sport == m.sport)
+            ]
             st.retransmissions += 1
         else:
             q.group = _Group(self._next_lookup)
@@ -281,7 +298,9 @@ class Matcher:
                 self._aaaa_recent.setdefault(skey, []).append(q)
 
     @staticmethod
-    def _take(table: dict[_SocketKey, list[_Query]], key: _SocketKey, since: float) -> _Query | None:
+    def _take(
+        table: dict[_SocketKey, list[_Query]], key: _SocketKey, since: float
+    ) -> _Query | None:
         """Remove and return the earliest unpaired query in ``table[key]`` sent at or after
         ``since``; forget entries that are too old to pair."""
         lst = table.get(key)
@@ -390,12 +409,12 @@ class Matcher:
         limit = now - self._unanswered_close
         flight = self._unanswered
         while flight:
-            q = flight[0][0]
-            if q is None or q.closed is not None:
+            oldest = flight[0][0]
+            if oldest is None or oldest.closed is not None:
                 flight.popleft()
-            elif q.msg.time < limit:
+            elif oldest.msg.time < limit:
                 flight.popleft()
-                self._close(q)
+                self._close(oldest)
             else:
                 break
         # A transfer silent for max_wait is over (its connection is long closed).
@@ -484,6 +503,7 @@ class Matcher:
             pair_race_lost=race,
             pair_answered=pair_answered,
             icmp_frames=tuple(q.icmp_frames),
+            late_icmp_frames=tuple(q.late_icmp_frames),
         )
         q.closed = tx
         g = q.group

@@ -44,14 +44,20 @@ class Transaction:
     tc_next_query_frame: int | None
     #: Frame of the query this one is paired with (A with AAAA from the same socket), or None.
     pair_frame: int | None
-    #: On the A side of a pair: True when the AAAA was sent before the A's response arrived.
+    #: True when the pair is concurrent: the AAAA was sent before the A's response arrived
+    #: (or the A was never answered). Set on the member of the pair closed last, since only
+    #: then are both outcomes known; False on the other member.
     pair_concurrent: bool
-    #: On the A side of a concurrent pair: True when exactly one of the two was unanswered.
+    #: On the member closed last of a concurrent pair: True when exactly one of the two was
+    #: unanswered (the conntrack race).
     pair_race_lost: bool
-    #: On the A side of a pair: whether the AAAA query was answered.
+    #: On the member closed last: whether the other query of the pair was answered; else None.
     pair_answered: bool | None
     #: Frames of ICMP destination-unreachable errors quoting this query or its response.
     icmp_frames: tuple[int, ...]
+    #: Of ``icmp_frames``, those quoting the matched response: the client's port was closed
+    #: when the answer came (a late answer). The others quote the query (server port closed).
+    late_icmp_frames: tuple[int, ...] = ()
 
     @property
     def answered(self) -> bool:

@@ -11,6 +11,7 @@ from pcapdns import __version__
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
+from pcapdns.dns.records import answer_records
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output.timefmt import iso
 from pcapdns.read import linktypes
@@ -198,6 +199,7 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "rcode": names.rcode_name(r.flags & 0xF) if r else None,
         "tc": bool(r.flags & 0x0200) if r else None,
         "answers": r.ancount if r else None,
+        "answer_records": answer_records(r.data) if r else None,
         "latency_ms": round(latency * 1000, 3) if latency is not None else None,
         "lookup_latency_ms": (
             round(lookup_latency * 1000, 3) if lookup_latency is not None else None

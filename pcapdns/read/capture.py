@@ -144,8 +144,11 @@ def open_capture(path: str) -> tuple[CaptureFile, Iterator[Record]]:
         info.format = "pcapng"
         return info, _pcapng_records(info, src, raw)
     raw.close()
+    if src.broken and len(magic) < 4:
+        raise NotACaptureError(path, "gzip file cut off before the capture's first bytes")
     if not magic:
-        raise NotACaptureError(path, "empty file, not a capture")
+        what = "gzip file with no data in it" if compressed else "empty file"
+        raise NotACaptureError(path, f"{what}, not a capture")
     what = "gzip file that holds no pcap or pcapng" if compressed else "not a pcap or pcapng file"
     raise NotACaptureError(path, f"{what} (starts with {magic.hex()})")
 
