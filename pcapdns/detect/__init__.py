@@ -7,7 +7,7 @@ finding (as mitmproxy's safecall does for addons).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import (
@@ -69,9 +69,8 @@ class FindingCollector:
                 found = detector(lookup, self.config)
             except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
                 q = lookup.first
-                self._detector_failed(name, e, Finding(
-                    "detector_error", "warning", q.time, q.src, q.dst, q.qname or "", "",
-                    (q.frame,), "this lookup"))
+                self._detector_failed(name, e, "this lookup", q.time, q.src, q.dst,
+                                      q.qname or "", q.frame)
                 continue
             for f in found:
                 self.add(f)
@@ -80,18 +79,22 @@ class FindingCollector:
         try:
             found = orphans.detect(orphan)
         except Exception as e:  # noqa: BLE001 - the orphans detector is a detector too
-            self._detector_failed("orphans", e, Finding(
-                "detector_error", "warning", orphan.time, orphan.client, orphan.server,
-                orphan.qname, "", (orphan.frame,), "this message"))
+            self._detector_failed("orphans", e, "this message", orphan.time, orphan.client,
+                                  orphan.server, orphan.qname, orphan.frame)
             return
         for f in found:
             self.add(f)
 
-    def _detector_failed(self, name: str, e: Exception, evidence: Finding) -> None:
-        """Record a detector failure; ``evidence`` says where, its detail what it was given."""
+    def _detector_failed(
+        self, name: str, e: Exception, what: str, time: float, client: str, server: str,
+        qname: str, frame: int,
+    ) -> None:
+        """Record a detector failure as a finding about what it was given (``what``)."""
         self.errors[name] = self.errors.get(name, 0) + 1
-        self.add(replace(evidence, detail=f"detector {name} failed on {evidence.detail}: "
-                                          f"{type(e).__name__}: {e}"))
+        self.add(
+            Finding("detector_error", "warning", time, client, server, qname, "", (frame,),
+                    f"detector {name} failed on {what}: {type(e).__name__}: {e}")
+        )
 
     def add(self, f: Finding) -> None:
         key = (f.kind, f.client, f.server, f.qname.lower(), f.qtype)

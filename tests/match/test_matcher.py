@@ -1,0 +1,433 @@
+"""Matching responses to queries, and the matcher's bounded state.
+
+A response matches the most recent still-unmatched query sent before it with the same
+transport, client IP, client port, DNS ID and question (name compared case-insensitively,
+type, class), preferring a query sent to the response's source address. Anything else is
+unsolicited, and so is a response later than ``max_wait``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pcapdns.config import AnalysisConfig
+from pcapdns.decode.records import Payload
+from pcapdns.dns.message import Message, parse
+from pcapdns.match.matcher import Matcher
+from pcapdns.match.records import Lookup, Orphan
+from pcapdns.output.document import build
+from tests.craft import (
+    CLIENT,
+    DNS,
+    DNSRR,
+    SERVER,
+    analyze_packets,
+    findings_of,
+    query,
+    response,
+    tcp_dns,
+)
+
+COREDNS = "10.244.2.5"
+
+
+def _tx(a, frame):
+    """The transaction whose query is ``frame``."""
+    return next(t for lk in a.lookups for t in lk.attempts if t.query.frame == frame)
+
+
+# -- what matches ----------------------------------------------------------------------
+
+
+def test_response_matches_query_by_client_port_id_and_question(tmp_path):
+    a = analyze_packets(tmp_path / "ok.pcap", [
+        (1.0, query(id=7, sport=40001)),
+        (1.0015, response(id=7, dport=40001)),
+    ])
+
+    assert (a.match.queries, a.match.responses, a.match.answered_queries) == (1, 1, 1)
+    assert a.match.unsolicited_responses == 0
+    t = _tx(a, 1)
+    assert t.response.frame == 2
+    assert abs(t.latency - 0.0015) < 1e-6
+    assert a.findings == []
+
+
+def test_response_from_coredns_pod_ip_matches_query_to_cluster_ip(tmp_path):
+    # kube-proxy DNAT: the query went to the ClusterIP, the capture sees the answer from
+    # the CoreDNS pod address.
+    a = analyze_packets(tmp_path / "dnat.pcap", [
+        (1.0, query(dst=SERVER)),
+        (1.001, response(src=COREDNS)),
+    ])
+
+    assert a.match.answered_queries == 1
+    assert a.match.unsolicited_responses == 0
+    assert _tx(a, 1).response.src == COREDNS
+
+
+def test_question_name_is_compared_case_insensitively(tmp_path):
+    # DNS 0x20: the client mixes case; a server may answer with other case.
+    a = analyze_packets(tmp_path / "0x20.pcap", [
+        (1.0, query(name="ExAmPle.CoM")),
+        (1.001, response(name="example.com")),
+    ])
+
+    assert a.match.answered_queries == 1
+    assert a.match.unsolicited_responses == 0
+
+
+def test_response_prefers_the_query_sent_to_its_source_address(tmp_path):
+    # The same query went to two servers; each answer belongs to its own server's query,
+    # even when the other query is more recent.
+    a = analyze_packets(tmp_path / "prefer.pcap", [
+        (1.0, query(dst="10.96.0.10")),
+        (1.0001, query(dst="169.254.20.10")),
+        (1.002, response(src="10.96.0.10")),
+        (1.003, response(src="169.254.20.10")),
+    ])
+
+    assert _tx(a, 1).response.frame == 3
+    assert _tx(a, 2).response.frame == 4
+
+
+def test_response_matches_the_most_recent_unmatched_query(tmp_path):
+    # glibc re-sent the query with the same ID and port; the single answer goes to the
+    # retransmission, and the first attempt stays unanswered.
+    a = analyze_packets(tmp_path / "recent.pcap", [
+        (1.0, query()),
+        (6.0, query()),
+        (6.002, response()),
+    ])
+
+    assert _tx(a, 1).response is None
+    assert _tx(a, 2).response.frame == 3
+    assert a.match.answered_queries == 1
+
+
+def test_second_response_answers_the_older_attempt(tmp_path):
+    a = analyze_packets(tmp_path / "two-answers.pcap", [
+        (1.0, query()),
+        (6.0, query()),
+        (6.002, response(answers=("192.0.2.1",))),
+        # Not a copy of the first answer (its records differ), so not a duplicate.
+        (6.003, response(answers=("192.0.2.2",))),
+    ])
+
+    assert _tx(a, 2).response.frame == 3
+    assert _tx(a, 1).response.frame == 4
+    assert a.match.unsolicited_responses == 0
+
+
+def test_id_reuse_two_sequential_transactions_are_matched_in_order(tmp_path):
+    a = analyze_packets(tmp_path / "reuse.pcap", [
+        (1.0, query(id=99)),
+        (1.001, response(id=99, answers=("192.0.2.1",))),
+        (2.0, query(id=99)),
+        (2.001, response(id=99, answers=("192.0.2.2",))),
+    ])
+
+    assert _tx(a, 1).response.frame == 2
+    assert _tx(a, 3).response.frame == 4
+    assert a.match.retransmissions == 0
+    assert len(a.lookups) == 2
+
+
+def test_response_over_tcp_does_not_answer_a_udp_query(tmp_path):
+    a = analyze_packets(tmp_path / "transport.pcap", [
+        (1.0, query()),
+        (1.001, tcp_dns([response()[DNS]], src=SERVER, dst=CLIENT, sport=53, dport=40000)),
+    ])
+
+    assert a.match.answered_queries == 0
+    assert a.match.unsolicited_responses == 1
+
+
+def test_tcp_query_is_answered_over_tcp(tmp_path):
+    a = analyze_packets(tmp_path / "tcp.pcap", [
+        (1.0, tcp_dns([query()[DNS]], sport=44000)),
+        (1.004, tcp_dns([response(dport=44000)[DNS]], src=SERVER, dst=CLIENT, sport=53,
+                        dport=44000, seq=9000)),
+    ])
+
+    assert (a.match.queries_tcp, a.match.answered_queries) == (1, 1)
+    assert _tx(a, 1).response.transport == "tcp"
+
+
+# -- what does not match: unsolicited --------------------------------------------------
+
+
+def _unsolicited(a):
+    (f,) = findings_of(a, "unsolicited_response")
+    return f
+
+
+def test_response_with_another_id_is_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "id.pcap", [
+        (1.0, query(id=1)),
+        (1.001, response(id=2)),
+    ])
+
+    assert a.match.answered_queries == 0
+    assert a.match.unsolicited_responses == 1
+    f = _unsolicited(a)
+    assert (f.first.client, f.first.server, f.first.qname) == (CLIENT, SERVER, "example.com")
+    assert f.frames == [2]
+    assert build(a)["summary"]["unsolicited_responses"] == 1
+
+
+def test_response_to_another_client_port_is_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "port.pcap", [
+        (1.0, query(sport=40000)),
+        (1.001, response(dport=40002)),
+    ])
+
+    assert a.match.unsolicited_responses == 1
+
+
+def test_response_for_another_question_type_is_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "type.pcap", [
+        (1.0, query(qtype="A")),
+        (1.001, response(qtype="AAAA", answers=("2001:db8::1",))),
+    ])
+
+    assert a.match.unsolicited_responses == 1
+
+
+def test_response_for_another_client_address_is_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "client.pcap", [
+        (1.0, query(src="10.0.3.7")),
+        (1.001, response(dst="10.0.3.8")),
+    ])
+
+    assert a.match.unsolicited_responses == 1
+
+
+def test_response_captured_before_its_query_is_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "before.pcap", [
+        (1.0, response()),
+        (1.001, query()),
+    ])
+
+    assert a.match.unsolicited_responses == 1
+    assert a.match.answered_queries == 0
+
+
+def test_response_later_than_max_wait_is_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "late.pcap", [
+        (1.0, query()),
+        (31.2, response()),
+    ])
+
+    assert a.match.answered_queries == 0
+    assert a.match.unsolicited_responses == 1
+    assert _unsolicited(a).frames == [2]
+    assert [f.first.kind for f in findings_of(a, "timeout")] == ["timeout"]
+
+
+def test_response_within_max_wait_is_matched_however_slow(tmp_path):
+    a = analyze_packets(tmp_path / "slow.pcap", [
+        (1.0, query()),
+        (30.9, response()),
+    ])
+
+    assert a.match.answered_queries == 1
+    assert a.match.unsolicited_responses == 0
+
+
+def test_max_wait_comes_from_the_config(tmp_path):
+    a = analyze_packets(tmp_path / "wait.pcap", [
+        (1.0, query()),
+        (3.5, response()),
+    ], max_wait=2.0)
+
+    assert a.match.unsolicited_responses == 1
+
+
+# -- DNS over TCP: multi-message answers ----------------------------------------------
+
+
+def _axfr(with_question: bool):
+    """An AXFR over one TCP connection answered in three messages spread over 3 s (a big
+    zone); ``with_question`` says whether the later messages repeat the question
+    (RFC 5936 section 2.2.1 lets a server leave it out, as BIND does)."""
+    q = query(name="cluster.local", qtype="AXFR", id=0xA1)[DNS]
+
+    def msg(records):
+        an = None
+        for r in records:
+            rr = DNSRR(rrname=r, type="A", rdata="192.0.2.9", ttl=30)
+            an = rr if an is None else an / rr
+        qd = q.qd if with_question else []
+        return DNS(id=0xA1, qr=1, aa=1, qd=qd, an=an)
+
+    first = DNS(id=0xA1, qr=1, aa=1, qd=q.qd,
+                an=DNSRR(rrname="cluster.local", type="A", rdata="192.0.2.8", ttl=30))
+    second = msg(["a.cluster.local", "b.cluster.local"])
+    third = msg(["c.cluster.local"])
+    srv = {"src": SERVER, "dst": CLIENT, "sport": 53, "dport": 45000}
+    off2 = 9000 + 2 + len(bytes(first))
+    off3 = off2 + 2 + len(bytes(second))
+    return [
+        (1.0, tcp_dns([q], sport=45000)),
+        (1.010, tcp_dns([first], seq=9000, **srv)),
+        (2.5, tcp_dns([second], seq=off2, **srv)),
+        (4.0, tcp_dns([third], seq=off3, **srv)),
+    ]
+
+
+def test_axfr_answer_in_several_messages_on_one_connection_is_not_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "axfr.pcap", _axfr(with_question=True))
+
+    assert a.match.answered_queries == 1
+    assert a.match.continuation_responses == 2
+    assert a.match.unsolicited_responses == 0
+    assert findings_of(a, "unsolicited_response") == []
+    assert _tx(a, 1).response.frame == 2
+
+
+def test_axfr_continuation_messages_without_a_question_are_not_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "axfr-noq.pcap", _axfr(with_question=False))
+
+    assert a.match.answered_queries == 1
+    assert a.match.continuation_responses == 2
+    assert a.match.unsolicited_responses == 0
+
+
+def test_second_answer_to_an_ordinary_tcp_query_is_unsolicited(tmp_path):
+    q = query()[DNS]
+    r = response(dport=45000)[DNS]
+    srv = {"src": SERVER, "dst": CLIENT, "sport": 53, "dport": 45000}
+    a = analyze_packets(tmp_path / "tcp-twice.pcap", [
+        (1.0, tcp_dns([q], sport=45000)),
+        (1.01, tcp_dns([r], seq=9000, **srv)),
+        (1.02, tcp_dns([r], seq=9000 + 2 + len(bytes(r)), **srv)),
+    ])
+
+    assert a.match.continuation_responses == 0
+    assert a.match.unsolicited_responses == 1
+
+
+# -- bounded state ---------------------------------------------------------------------
+
+
+def test_flood_of_unanswered_queries_beyond_max_in_flight_evicts_the_oldest(tmp_path):
+    packets = [(1.0 + i * 0.001, query(name=f"n{i}.example", id=i, sport=30000 + i))
+               for i in range(1000)]
+    a = analyze_packets(tmp_path / "flood.pcap", packets, max_in_flight=100)
+
+    assert a.match.queries == 1000
+    assert a.match.evicted == 900
+    assert a.match.unanswered_queries == 1000
+    assert a.match.lookups == 1000
+    assert len(a.lookups) == 1000
+    assert build(a)["summary"]["evicted_in_flight"] == 900
+
+
+def _wire(ident: int, name: str, qtype: int, response: bool) -> bytes:
+    flags = 0x8180 if response else 0x0100
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+    return struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+
+
+def _msg(frame: int, t: float, src: str, sport: int, dst: str, dport: int, data: bytes
+         ) -> Message:
+    return parse(Payload(frame, t, 0, "udp", src, sport, dst, dport, data))
+
+
+def _sizes(m: Matcher) -> dict[str, int]:
+    return {
+        "pending": len(m._pending),
+        "groups": len(m._groups),
+        "fanout": len(m._fanout),
+        "a_waiting": len(m._a_waiting),
+        "aaaa_recent": len(m._aaaa_recent),
+        "tc_waiting": len(m._tc_waiting),
+        "by_id": len(m._by_id),
+        "xfr": len(m._xfr),
+        "open": m.open,
+    }
+
+
+def test_matcher_state_stays_small_over_ten_minutes_of_answered_lookups():
+    lookups: list[Lookup] = []
+    orphans: list[Orphan] = []
+    m = Matcher(AnalysisConfig(), lookups.append, orphans.append)
+    frame = 0
+    peak = 0
+    # 20 A/AAAA lookups a second from 50 client ports for 10 minutes, each answered in 2 ms.
+    for i in range(12_000):
+        t = 1000.0 + i * 0.05
+        sport = 32768 + i % 50
+        name = f"svc{i % 300}.ns.svc.cluster.local"
+        for qtype, ident in ((1, i & 0xFFFF), (28, (i + 1) & 0xFFFF)):
+            frame += 1
+            m.message(_msg(frame, t, "10.0.3.7", sport, "10.96.0.10", 53,
+                           _wire(ident, name, qtype, False)))
+            t += 0.00002
+        for qtype, ident in ((1, i & 0xFFFF), (28, (i + 1) & 0xFFFF)):
+            frame += 1
+            m.message(_msg(frame, t + 0.002, "10.96.0.10", 53, "10.0.3.7", sport,
+                           _wire(ident, name, qtype, True)))
+        peak = max(peak, max(_sizes(m).values()))
+
+    sizes = _sizes(m)
+    # What is still open is the last second or so of lookups, never the whole capture.
+    assert sizes["pending"] == 0
+    assert max(sizes.values()) <= 100
+    assert peak <= 100
+    assert len(lookups) >= 23_000
+    assert orphans == []
+    m.finish(1600.1)
+    assert max(_sizes(m).values()) == 0
+    assert len(lookups) == 24_000
+    assert m.stats.a_aaaa_pairs == 12_000
+    assert m.stats.a_aaaa_same_port_concurrent == 12_000
+    assert m.stats.a_aaaa_race_lost == 0
+
+
+def test_matcher_state_for_unanswered_queries_covers_only_max_wait():
+    lookups: list[Lookup] = []
+    m = Matcher(AnalysisConfig(), lookups.append, lambda o: None)
+    # Ten unanswered queries a second for ten minutes, each a new name.
+    for i in range(6000):
+        t = 1000.0 + i * 0.1
+        m.message(_msg(i + 1, t, "10.0.3.7", 40000 + i % 1000, "10.96.0.10", 53,
+                       _wire(i & 0xFFFF, f"gone{i}.example", 1, False)))
+
+    # About max_wait (30 s) of queries are still open: 300, not 6000.
+    assert 290 <= m.open <= 320
+    assert len(m._pending) <= 320
+    assert len(m._groups) <= 320
+    assert len(m._by_id) <= 320
+    assert m.stats.evicted == 0
+
+
+def test_ipv6_query_and_response_match(tmp_path):
+    a = analyze_packets(tmp_path / "v6.pcap", [
+        (1.0, query(src="fd00::7", dst="fd00::a", v6=True)),
+        (1.001, response(src="fd00::a", dst="fd00::7", v6=True)),
+    ])
+
+    assert a.match.answered_queries == 1
+    assert _tx(a, 1).query.src == "fd00::7"
+
+
+def test_axfr_message_on_another_connection_is_unsolicited(tmp_path):
+    packets = _axfr(with_question=True)
+    t, last = packets[-1]
+    last["TCP"].dport = 45001  # the same ID and question, but another client port
+    a = analyze_packets(tmp_path / "axfr-other.pcap", [*packets[:-1], (t, last)])
+
+    assert a.match.continuation_responses == 1
+    assert a.match.unsolicited_responses == 1
+
+
+def test_tc_response_that_matched_no_query_is_not_counted_as_truncation(tmp_path):
+    a = analyze_packets(tmp_path / "tc-unsolicited.pcap", [
+        (1.0, response(tc=True)),
+    ])
+
+    assert a.match.unsolicited_responses == 1
+    assert a.match.tc_responses == 0
+    assert a.match.tc_without_tcp_retry == 0
