@@ -58,8 +58,9 @@ def response(
     qt = qtype if isinstance(qtype, int) else {"A": 1, "AAAA": 28}.get(qtype, 1)
     an = [DNSRR(rrname=name, type=qt, rdata=a, ttl=30)
           for a in (answers if rcode == 0 and not tc else ())]
+    extra = {"an": an} if an else {}
     dns = DNS(id=id, qr=1, rd=1, ra=1, tc=int(tc), rcode=rcode,
-              qd=DNSQR(qname=name, qtype=qtype), an=an or None)
+              qd=DNSQR(qname=name, qtype=qtype), **extra)
     ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
     return ip / UDP(sport=sport, dport=dport) / dns
 
@@ -224,10 +225,11 @@ def framed(dns: Packet) -> bytes:
 
 
 def tcp_segment(seq: int, payload: bytes = b"", flags: str = "PA", src: str = CLIENT,
-                dst: str = SERVER, sport: int = 40000, dport: int = 53) -> Packet:
+                dst: str = SERVER, sport: int = 40000, dport: int = 53,
+                ack: int = 1) -> Packet:
     """One TCP segment (IP layer and up) of a DNS-over-TCP connection."""
     return IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq,
-                                      ack=1) / Raw(payload)
+                                      ack=ack) / Raw(payload)
 
 
 def decode_capture(path: Path | str,

@@ -19,6 +19,7 @@ _unpack_H = struct.Struct("!H").unpack_from
 _unpack_HH = struct.Struct("!HH").unpack_from
 _unpack_HHH = struct.Struct("!HHH").unpack_from
 _unpack_I = struct.Struct("!I").unpack_from
+_unpack_II = struct.Struct("!II").unpack_from
 _unpack_le_I = struct.Struct("<I").unpack_from
 
 _ETH_IPV4 = 0x0800
@@ -237,7 +238,7 @@ class FrameDecoder:
             if sport not in ports and dport not in ports:
                 self.stats.not_dns += 1
                 return None
-            (seq,) = _unpack_I(data, pos + 4)
+            seq, ack = _unpack_II(data, pos + 4)
             doff = (data[pos + 12] >> 4) * 4
             flags = data[pos + 13]
             if doff < 20:
@@ -247,7 +248,7 @@ class FrameDecoder:
             out: list[Decoded] = [
                 Payload(mframe, mtime, iface, "tcp", s, sport, d, dport, msg)
                 for msg, mframe, mtime in self.tcp.segment(
-                    (s, sport, d, dport), seq, flags, data[pos + doff : end], frame, ts
+                    (s, sport, d, dport), seq, flags, data[pos + doff : end], frame, ts, ack
                 )
             ]
             return out or None

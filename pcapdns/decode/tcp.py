@@ -24,6 +24,7 @@ IDLE_SECONDS = 120.0
 _FIN = 0x01
 _SYN = 0x02
 _RST = 0x04
+_ACK = 0x10
 
 
 @dataclass(slots=True)
@@ -44,6 +45,9 @@ class _Direction:
     #: arrive later inside one were reordered or retransmitted after a loss, not copies of
     #: bytes already taken, and are framed on their own.
     holes: list[tuple[int, int]] = field(default_factory=list)
+    #: The peer's latest acknowledgment of this direction: bytes before it reached the
+    #: peer, so a gap before it is a capture loss that no retransmission will fill.
+    acked: int | None = None
     #: Time of the last segment, for idle expiry.
     last_time: float = 0.0
 
@@ -77,9 +81,24 @@ class TcpReassembler:
         self.stats = TcpStats()
 
     def segment(
-        self, key: FlowKey, seq: int, flags: int, payload: bytes, frame: int, time: float
+        self,
+        key: FlowKey,
+        seq: int,
+        flags: int,
+        payload: bytes,
+        frame: int,
+        time: float,
+        ack: int | None = None,
     ) -> Iterator[TcpMessage]:
-        """Feed one segment; yield every DNS message it completes (without length prefix)."""
+        """Feed one segment; yield every DNS message it completes (without length prefix).
+
+        ``ack`` is the segment's acknowledgment number (used when the ACK flag is set): it
+        tells the other direction which of its bytes arrived.
+        """
+        if ack is not None and flags & _ACK:
+            peer = self._flows.get((key[2], key[3], key[0], key[1]))
+            if peer is not None:
+                peer.acked = ack
         d = self._flows.get(key)
         if d is None:
             if flags & (_RST | _FIN) and not payload:
@@ -95,6 +114,7 @@ class TcpReassembler:
             d.unaligned = False
             d.starts.clear()
             d.holes.clear()
+            d.acked = None
             if not payload:
                 return
             seq = d.next_seq
@@ -121,10 +141,15 @@ class TcpReassembler:
             diff = 0
         if diff > 0:
             d.ahead[seq] = (payload, frame, time)
-            # A segment beyond a gap that starts a DNS message while nothing partial is
-            # buffered: the gap is a lost segment (capture drop), not a reordering worth
-            # waiting for, so frame from here on instead of holding the stream back.
-            if len(d.ahead) > MAX_OUT_OF_ORDER or (not d.buf and self._ahead_starts_message(d)):
+            # The gap is a lost segment (capture drop), not a reordering worth waiting for,
+            # when the peer has acknowledged the bytes beyond it, or when the segments
+            # beyond it start a DNS message while nothing partial is buffered: frame from
+            # here on instead of holding the stream back.
+            if (
+                len(d.ahead) > MAX_OUT_OF_ORDER
+                or self._gap_acked(d)
+                or (not d.buf and self._ahead_starts_message(d))
+            ):
                 yield from self._skip_gap(d)
             return
         yield from self._append(d, payload, frame, time)
@@ -217,6 +242,17 @@ class TcpReassembler:
                     progressed = True
             if not progressed:
                 return
+
+    @staticmethod
+    def _gap_acked(d: _Direction) -> bool:
+        """Whether the peer acknowledged everything up to the first segment beyond the gap
+        (what Wireshark calls "ACKed segment that wasn't captured")."""
+        if d.acked is None:
+            return False
+        assert d.next_seq is not None
+        base = d.next_seq
+        first = min(d.ahead, key=lambda s: (s - base) & 0xFFFFFFFF)
+        return 0 < (first - base) & 0xFFFFFFFF <= (d.acked - base) & 0xFFFFFFFF < 0x80000000
 
     @staticmethod
     def _ahead_starts_message(d: _Direction) -> bool:

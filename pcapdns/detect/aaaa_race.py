@@ -28,10 +28,24 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
         frames = [t.query.frame, t.pair_frame]
         if t.response is not None:
             frames.append(t.response.frame)
+        if t.pair_response_frame is not None:
+            frames.append(t.pair_response_frame)
         detail = (
             f"A and AAAA sent together from {t.query.src}:{t.query.sport}; "
-            f"the {lost} query was never answered while the other was"
+            f"the {lost} query got no answer while the other was answered"
         )
+        if not t.answered:
+            # The resolver's own retries of the lost query are the stall the user saw.
+            later = [a for a in lookup.attempts if a.attempt > t.attempt]
+            frames += [a.query.frame for a in later]
+            frames += [a.response.frame for a in later if a.response is not None]
+            if later and lookup.latency is not None:
+                detail += (
+                    f"; the resolver re-sent it {len(later)} time(s) and had its answer "
+                    f"{lookup.latency:.3f} s after the first try"
+                )
+            elif later:
+                detail += f"; {len(later)} retries were not answered either"
         f = finding("aaaa_race_lost", "error", lookup, frames, detail + ".", at=t)
         # Name the lost query's type, whichever member carries the decision, so that one
         # race pattern always merges into the same finding.

@@ -22,10 +22,11 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
             continue
         latency = t.latency or 0.0
         detail = (
-            f"the answer arrived {ms(latency)} after the query, but the client port was "
-            "already closed (ICMP port unreachable)"
+            f"the answer arrived {ms(latency)} after the query, after the client had given "
+            "up and closed its port (ICMP port unreachable): for the application this "
+            "query failed"
         )
-        out.append(finding("late_response", "warning", lookup,
+        out.append(finding("late_response", "error", lookup,
                            [t.query.frame, t.response.frame, *t.late_icmp_frames],
                            detail + ".", at=t))
     return out

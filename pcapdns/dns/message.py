@@ -121,7 +121,7 @@ def _plain_name(data: bytes) -> tuple[str, int] | None:
     """
     pos = 12
     n = len(data)
-    labels = []
+    labels: list[bytes] = []
     while pos < n:
         c = data[pos]
         if c == 0:

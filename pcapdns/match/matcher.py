@@ -475,10 +475,13 @@ class Matcher:
             self.stats.unanswered_queries += 1
         concurrent = race = False
         pair_answered = None
+        pair_response_frame = None
         other = q.pair
         if other is not None and other.closed is not None:
             # Both members are final now: decide the pair here, on the one closing last.
             pair_answered = other.response is not None
+            if other.response is not None:
+                pair_response_frame = other.response.frame
             a, aaaa = (q, other) if q.is_a else (other, q)
             concurrent = a.response is None or aaaa.msg.time < a.response.time
             if concurrent:
@@ -487,8 +490,6 @@ class Matcher:
                 if race:
                     self.stats.a_aaaa_race_lost += 1
             other.pair = None  # break the cycle; both are closed
-        elif other is not None:
-            pair_answered = None
         tx = Transaction(
             query=m,
             response=q.response,
@@ -504,6 +505,7 @@ class Matcher:
             pair_answered=pair_answered,
             icmp_frames=tuple(q.icmp_frames),
             late_icmp_frames=tuple(q.late_icmp_frames),
+            pair_response_frame=pair_response_frame,
         )
         q.closed = tx
         g = q.group

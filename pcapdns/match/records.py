@@ -58,6 +58,9 @@ class Transaction:
     #: Of ``icmp_frames``, those quoting the matched response: the client's port was closed
     #: when the answer came (a late answer). The others quote the query (server port closed).
     late_icmp_frames: tuple[int, ...] = ()
+    #: Frame of the paired query's response, when the pair was decided on this member and
+    #: the paired query was answered; else None.
+    pair_response_frame: int | None = None
 
     @property
     def answered(self) -> bool:

@@ -28,7 +28,7 @@ def test_answer_after_the_client_closed_its_port_bounces_as_a_late_response(tmp_
     assert a.match.icmp_errors == 1
     assert a.match.answered_queries == 1
     (f,) = findings_of(a, "late_response")
-    assert f.first.severity == "warning"
+    assert f.first.severity == "error"
     assert f.first.frames == (1, 2, 3)
     assert (f.first.client, f.first.server, f.first.qname) == (
         "10.0.3.7", "10.96.0.10", "example.com")
