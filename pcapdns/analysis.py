@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.frames import DecodeStats, Decoded, FrameDecoder
+from pcapdns.decode.frames import Decoded, DecodeStats, FrameDecoder
 from pcapdns.decode.records import Payload
 from pcapdns.decode.tcp import TcpStats
 from pcapdns.detect import AggregatedFinding, FindingCollector

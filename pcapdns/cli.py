@@ -113,7 +113,8 @@ def analyze(
     if fmt == "json":
         _write_output(output, lambda fh: document.write(result, fh))
     else:
-        _write_output(output, lambda fh: fh.write(text.render(result)))
+        summary = text.render(result)
+        _write_output(output, lambda fh: print(summary, end="", file=fh))
 
 
 def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:
