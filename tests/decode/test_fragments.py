@@ -1,0 +1,170 @@
+"""IP fragment reassembly: a large EDNS response leaves the server as IPv4 or IPv6
+fragments, and only the whole datagram shows the DNS message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import fragment
+from scapy.layers.inet6 import IPv6ExtHdrFragment, fragment6
+from scapy.packet import Packet
+
+from pcapdns.analysis import analyze
+from pcapdns.decode import fragments
+from tests.craft import (
+    CLIENT,
+    DNS,
+    SERVER,
+    UDP,
+    IPv6,
+    decode_capture,
+    query,
+    response,
+    write_eth,
+    write_sll2,
+)
+
+T0 = 1_700_000_000.0
+CLIENT6 = "fd00:10:244::7"
+SERVER6 = "fd00:10:96::a"
+ANSWERS = [f"192.0.2.{i}" for i in range(1, 101)]  # about 2.7 kB: five 600-byte fragments
+
+
+def big_response_v4() -> Packet:
+    return response(answers=ANSWERS)
+
+
+def big_response_v6() -> Packet:
+    r = response(src=SERVER6, dst=CLIENT6, v6=True, answers=ANSWERS)
+    return IPv6(src=SERVER6, dst=CLIENT6) / IPv6ExtHdrFragment(id=0x77) / r[UDP]
+
+
+def v4_fragments() -> list[Packet]:
+    return fragment(big_response_v4(), fragsize=600)
+
+
+def v6_fragments() -> list[Packet]:
+    return fragment6(big_response_v6(), 600)
+
+
+ORDERS = {
+    "in-order": [0, 1, 2, 3, 4],
+    "reversed": [4, 3, 2, 1, 0],
+    "shuffled": [2, 0, 4, 1, 3],
+}
+
+
+@pytest.mark.parametrize("order", ORDERS.values(), ids=ORDERS.keys())
+@pytest.mark.parametrize(
+    "make, src, dst, whole",
+    [
+        (v4_fragments, SERVER, CLIENT, big_response_v4),
+        (v6_fragments, SERVER6, CLIENT6, big_response_v6),
+    ],
+    ids=["ipv4", "ipv6"],
+)
+def test_fragmented_response_is_reassembled(
+    tmp_path: Path, make, src: str, dst: str, whole, order: list[int]
+) -> None:
+    pieces = make()
+    assert len(pieces) == 5
+    path = write_eth(
+        tmp_path / "frags.pcap", [(T0 + i / 1000, pieces[k]) for i, k in enumerate(order)]
+    )
+
+    out, decoder = decode_capture(path)
+
+    assert [(p.frame, p.src, p.sport, p.dst, p.dport) for p in out] == [(5, src, 53, dst, 40000)]
+    assert out[0].data == bytes(whole()[DNS])
+    assert (decoder.stats.fragments, decoder.fragments.reassembled) == (5, 1)
+    assert decoder.fragments.dropped == 0
+
+
+@pytest.mark.parametrize("make", [v4_fragments, v6_fragments], ids=["ipv4", "ipv6"])
+def test_missing_fragment_is_dropped_at_the_end(tmp_path: Path, make) -> None:
+    pieces = make()
+    del pieces[2]
+    path = write_eth(tmp_path / "lost.pcap", [(T0 + i / 1000, p) for i, p in enumerate(pieces)])
+
+    out, decoder = decode_capture(path)
+
+    assert out == []
+    assert (decoder.fragments.reassembled, decoder.fragments.dropped) == (0, 1)
+
+
+def test_fragments_captured_twice_are_reassembled_once(tmp_path: Path) -> None:
+    pieces = [p for p in v4_fragments() for _ in range(2)]
+    path = write_eth(tmp_path / "twice.pcap", [(T0 + i / 1000, p) for i, p in enumerate(pieces)])
+
+    out, decoder = decode_capture(path)
+
+    assert len(out) == 1
+    assert decoder.fragments.reassembled == 1
+
+
+def test_fragments_seen_on_two_interfaces_are_reassembled_per_interface(
+    tmp_path: Path,
+) -> None:
+    # tcpdump -i any sees each fragment on the pod's veth and on the bridge before the next
+    # fragment arrives; each interface's copy is a whole datagram of its own.
+    packets = [
+        (T0 + i / 1000, ifindex, piece)
+        for i, (piece, ifindex) in enumerate(
+            (piece, ifindex) for piece in v4_fragments() for ifindex in (3, 7)
+        )
+    ]
+    path = write_sll2(tmp_path / "any.pcap", packets)
+
+    out, decoder = decode_capture(path)
+
+    assert [(p.frame, p.iface) for p in out] == [(9, 3), (10, 7)]
+    assert (decoder.fragments.reassembled, decoder.fragments.dropped) == (2, 0)
+
+    both = write_sll2(
+        tmp_path / "any-both.pcap", [(T0 - 0.01, 3, query()), (T0 - 0.01, 7, query())] + packets
+    )
+    result = analyze([str(both)])
+    assert (result.match.answered_queries, result.duplicates) == (1, 2)
+    assert result.fragments_dropped == 0
+
+
+def test_fragment_older_than_the_reassembly_timer_is_given_up(tmp_path: Path) -> None:
+    first, *rest = v4_fragments()
+    later = T0 + fragments.MAX_AGE + 15
+    packets = [(T0, first), (later, query(id=9))] + [(later + i, p) for i, p in enumerate(rest)]
+    path = write_eth(tmp_path / "stale.pcap", packets)
+
+    out, decoder = decode_capture(path)
+
+    assert [int.from_bytes(p.data[:2], "big") for p in out] == [9]
+    # The stale first fragment, then the rest that never completes.
+    assert decoder.fragments.dropped == 2
+
+
+def test_fragmented_response_answers_its_query(tmp_path: Path) -> None:
+    packets = [(T0, query())] + [(T0 + 0.01, p) for p in v4_fragments()]
+    path = write_eth(tmp_path / "edns.pcap", packets)
+
+    result = analyze([str(path)], keep_lookups=True)
+
+    assert (result.match.queries, result.match.answered_queries) == (1, 1)
+    assert result.fragments_reassembled == 1
+    assert result.lookups is not None
+    answer = result.lookups[0].answer
+    assert answer is not None and answer.response is not None
+    assert answer.response.frame == 6
+    assert answer.response.data == bytes(big_response_v4()[DNS])
+
+
+def test_corpus_fragmented_capture_counts_like_the_unfragmented_one(corpus: Path) -> None:
+    plain = analyze([str(corpus / "dnscap__dns.pcap")])
+    fragmented = analyze([str(corpus / "dnscap__frags.pcap")])
+
+    counts = [
+        (a.match.queries, a.match.responses, a.match.answered_queries) for a in (plain, fragmented)
+    ]
+    # tshark -Y dns: 41 queries and 41 responses in each.
+    assert counts == [(41, 41, 41), (41, 41, 41)]
+    assert fragmented.fragments_reassembled > 0
+    assert fragmented.fragments_dropped == 0

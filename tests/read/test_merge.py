@@ -1,0 +1,159 @@
+"""Several files, or a directory, are one capture: ordered by first packet time, merged by
+time, with frame numbers that count across files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pcapdns.analysis import analyze
+from pcapdns.errors import InputError, NotACaptureError
+from pcapdns.read.merge import open_inputs
+from tests.craft import query, response, write_eth
+
+T0 = 1_700_000_000.0
+
+
+def ring_after_wrap(directory: Path) -> list[Path]:
+    """A ``tcpdump -C -W 3`` ring that wrapped: dns.pcap2 holds the oldest packets, then
+    dns.pcap0, then dns.pcap1. Query 3 is the last packet of dns.pcap0 and its response the
+    first of dns.pcap1."""
+    directory.mkdir()
+    return [
+        write_eth(
+            directory / "dns.pcap0",
+            [
+                (T0 + 1.0, query(id=2)),
+                (T0 + 1.02, response(id=2)),
+                (T0 + 2.0, query(id=3)),
+            ],
+        ),
+        write_eth(
+            directory / "dns.pcap1",
+            [
+                (T0 + 2.03, response(id=3)),
+                (T0 + 3.0, query(id=4)),
+                (T0 + 3.01, response(id=4)),
+            ],
+        ),
+        write_eth(
+            directory / "dns.pcap2",
+            [
+                (T0 + 0.0, query(id=1)),
+                (T0 + 0.01, response(id=1)),
+            ],
+        ),
+    ]
+
+
+def frame_pairs(paths: list[Path]) -> list[tuple[int, int, int | None]]:
+    """(DNS ID, query frame, response frame) of every transaction of the analysis."""
+    result = analyze([str(p) for p in paths], keep_lookups=True)
+    assert result.lookups is not None
+    return [
+        (t.query.id, t.query.frame, t.response.frame if t.response else None)
+        for lookup in result.lookups
+        for t in lookup.attempts
+    ]
+
+
+def test_ring_files_are_ordered_by_first_packet_time_not_by_name(tmp_path: Path) -> None:
+    paths = ring_after_wrap(tmp_path / "ring")
+
+    cap = open_inputs([str(p) for p in paths])
+
+    assert [Path(f.path).name for f in cap.files] == ["dns.pcap2", "dns.pcap0", "dns.pcap1"]
+    times = [r[0] for r in cap.records]
+    assert times == sorted(times)
+    assert len(times) == 8
+
+
+def test_query_and_response_in_consecutive_ring_files_are_one_transaction(
+    tmp_path: Path,
+) -> None:
+    paths = ring_after_wrap(tmp_path / "ring")
+
+    pairs = frame_pairs(paths)
+
+    # Frame numbers count across files in merged order: dns.pcap2 holds frames 1-2.
+    assert sorted(pairs) == [(1, 1, 2), (2, 3, 4), (3, 5, 6), (4, 7, 8)]
+
+
+def test_directory_is_the_capture_of_its_files(tmp_path: Path) -> None:
+    ring_after_wrap(tmp_path / "ring")
+    (tmp_path / "ring" / "capture.json").write_text("{}")
+
+    result = analyze([str(tmp_path / "ring")])
+
+    assert result.packets == 8
+    assert (result.match.queries, result.match.answered_queries) == (4, 4)
+    assert result.warnings == []
+
+
+def test_non_capture_file_inside_a_directory_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    ring_after_wrap(tmp_path / "ring")
+    notes = tmp_path / "ring" / "notes.txt"
+    notes.write_text("captured on node-3 during the incident\n")
+
+    cap = open_inputs([str(tmp_path / "ring")])
+
+    assert len(cap.files) == 3
+    assert len(cap.warnings) == 1
+    assert cap.warnings[0].startswith(f"{notes}: ")
+    assert cap.warnings[0].endswith("; skipped")
+
+
+def test_files_captured_side_by_side_interleave_by_time(tmp_path: Path) -> None:
+    # Two tcpdumps at once (one per node): each file covers the whole time range.
+    node_a = write_eth(tmp_path / "node-a.pcap", [(T0 + 0.0, query(id=1)), (T0 + 0.2, query(id=3))])
+    node_b = write_eth(
+        tmp_path / "node-b.pcap", [(T0 + 0.1, response(id=1)), (T0 + 0.3, response(id=3))]
+    )
+
+    assert sorted(frame_pairs([node_b, node_a])) == [(1, 1, 2), (3, 3, 4)]
+
+
+def test_capture_file_without_packets_takes_part_without_harm(tmp_path: Path) -> None:
+    empty = write_eth(tmp_path / "empty.pcap", [])
+    full = write_eth(tmp_path / "full.pcap", [(T0, query()), (T0 + 0.01, response())])
+
+    cap = open_inputs([str(empty), str(full)])
+
+    assert [Path(f.path).name for f in cap.files] == ["full.pcap", "empty.pcap"]
+    assert len(list(cap.records)) == 2
+
+
+def test_missing_input_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "dns.pcap9"
+
+    with pytest.raises(InputError, match=f"^{re.escape(str(missing))}: no such file or directory$"):
+        open_inputs([str(missing)])
+
+
+def test_empty_directory_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "ring").mkdir()
+
+    with pytest.raises(InputError, match="directory holds no capture files"):
+        open_inputs([str(tmp_path / "ring")])
+
+
+def test_directory_without_captures_is_an_error(tmp_path: Path) -> None:
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    (ring / "notes.txt").write_text("nothing captured\n")
+
+    with pytest.raises(InputError) as e:
+        open_inputs([str(ring)])
+
+    assert str(e.value) == f"{ring}: no capture files to read"
+
+
+def test_non_capture_named_explicitly_is_an_error(tmp_path: Path) -> None:
+    good = write_eth(tmp_path / "dns.pcap", [(T0, query())])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a capture\n")
+
+    with pytest.raises(NotACaptureError, match=f"^{re.escape(str(notes))}: "):
+        open_inputs([str(good), str(notes)])
