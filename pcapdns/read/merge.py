@@ -13,7 +13,6 @@ import heapq
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from operator import itemgetter
 
 from pcapdns.errors import InputError, NotACaptureError
 from pcapdns.read.capture import CaptureFile, Record, open_capture
@@ -69,7 +68,11 @@ def expand_paths(paths: list[str]) -> list[tuple[str, bool]]:
 
 
 def open_inputs(paths: list[str]) -> OpenCapture:
-    """Open every input, order the files by their first packet time and merge them.
+    """Order the input files by their first packet time and merge them lazily.
+
+    Each file is opened once to read its first record and closed again; during the merge a
+    file is opened only when the stream reaches its first packet's time, so a ring of
+    hundreds of files keeps open only the few whose time spans overlap.
 
     A file named explicitly must be a capture; a file found inside a directory that is not
     a capture is skipped with a warning (a ring directory may hold notes).
@@ -78,7 +81,7 @@ def open_inputs(paths: list[str]) -> OpenCapture:
         InputError: an input is missing or unusable (see ``open_capture``).
     """
     warnings: list[str] = []
-    opened: list[tuple[float, int, CaptureFile, Iterator[Record], Record | None]] = []
+    probed: list[tuple[float, int, str, CaptureFile]] = []
     for index, (path, in_dir) in enumerate(expand_paths(paths)):
         try:
             info, records = open_capture(path)
@@ -88,22 +91,48 @@ def open_inputs(paths: list[str]) -> OpenCapture:
                 continue
             raise
         first = next(records, None)
+        records.close()  # type: ignore[attr-defined]
+        info.packets = info.bytes_read = 0
         start = first[0] if first is not None else float("inf")
-        opened.append((start, index, info, records, first))
-    if not opened:
+        probed.append((start, index, path, info))
+    if not probed:
         raise InputError(", ".join(paths), "no capture files to read")
-    opened.sort(key=lambda item: (item[0], item[1]))
-    files = [item[2] for item in opened]
-    streams = [_prepend(first, records) for _, _, _, records, first in opened]
-    if len(streams) == 1:
-        merged: Iterator[Record] = streams[0]
-    else:
-        merged = heapq.merge(*streams, key=itemgetter(0))
-    return OpenCapture(files=files, records=merged, warnings=warnings)
+    probed.sort(key=lambda item: (item[0], item[1]))
+    files = [item[3] for item in probed]
+    pending = [(start, slot, path) for slot, (start, _, path, _) in enumerate(probed)
+               if start != float("inf")]
+    return OpenCapture(files=files, records=_merge(pending, files), warnings=warnings)
 
 
-def _prepend(first: Record | None, rest: Iterator[Record]) -> Iterator[Record]:
-    if first is None:
+def _merge(pending: list[tuple[float, int, str]], files: list[CaptureFile]) -> Iterator[Record]:
+    """Merge the files' records by time, opening each file when its time comes.
+
+    ``pending`` is sorted by first packet time; ``files[slot]`` is replaced by the
+    description of the file as it is actually read.
+    """
+    if len(pending) == 1:
+        _, slot, path = pending[0]
+        files[slot], records = open_capture(path)
+        yield from records
         return
-    yield first
-    yield from rest
+    heap: list[tuple[float, int, Record, Iterator[Record]]] = []
+    order = 0
+    next_file = 0
+    while True:
+        # Open every file whose first packet is due before the earliest record in hand.
+        while next_file < len(pending) and (not heap or pending[next_file][0] <= heap[0][0]):
+            _, slot, path = pending[next_file]
+            next_file += 1
+            files[slot], records = open_capture(path)
+            first = next(records, None)
+            if first is not None:
+                heapq.heappush(heap, (first[0], order, first, records))
+                order += 1
+        if not heap:
+            return
+        _, _, record, records = heapq.heappop(heap)
+        yield record
+        following = next(records, None)
+        if following is not None:
+            heapq.heappush(heap, (following[0], order, following, records))
+            order += 1

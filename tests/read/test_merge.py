@@ -157,3 +157,21 @@ def test_non_capture_named_explicitly_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(NotACaptureError, match=f"^{re.escape(str(notes))}: "):
         open_inputs([str(good), str(notes)])
+
+
+def test_a_long_ring_keeps_only_the_files_in_use_open(tmp_path: Path) -> None:
+    import os
+
+    for i in range(60):
+        write_eth(tmp_path / f"dns.pcap{i}", [(100.0 + i, query(id=i)),
+                                             (100.0 + i + 0.001, response(id=i))])
+    fds_before = len(os.listdir("/proc/self/fd"))
+    cap = open_inputs([str(tmp_path)])
+    most = 0
+    count = 0
+    for _ in cap.records:
+        count += 1
+        most = max(most, len(os.listdir("/proc/self/fd")) - fds_before)
+    assert count == 120
+    assert most <= 2
+    assert sum(f.packets for f in cap.files) == 120
