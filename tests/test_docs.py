@@ -43,3 +43,15 @@ def test_readme_has_the_two_commands() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     test_line = next(line for line in readme.splitlines() if "python3 -m pytest" in line)
     assert test_line.strip().strip("`").strip() in ci
+
+
+def test_readme_example_is_real_output() -> None:
+    from click.testing import CliRunner
+
+    from pcapdns.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    out = CliRunner().invoke(main, ["analyze", str(ROOT / "sample_pcaps" /
+                                                   "aaaa-same-port-race.pcap")]).stdout
+    for line in out.splitlines():
+        assert line.strip() in readme, line
