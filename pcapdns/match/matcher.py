@@ -50,7 +50,7 @@ class _Query:
 
     __slots__ = (
         "msg", "qkey", "response", "group", "attempt", "retransmission", "fanout_of",
-        "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "late_icmp_frames",
+        "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "late_icmp_frames", "pkey", "gkey",
         "closed", "cell",
     )
 
@@ -65,6 +65,9 @@ class _Query:
         self.tc_next: Message | None = None
         self.tc_followed: bool | None = None  # decided once, for a TC=1 UDP response
         self.pair: _Query | None = None
+        # Index keys, computed once (see Matcher's tables).
+        self.pkey: _PendingKey | None = None
+        self.gkey: _GroupKey | None = None
         self.is_a = False
         self.icmp_frames: list[int] = []
         self.late_icmp_frames: list[int] = []  # the subset quoting the matched response
@@ -222,13 +225,13 @@ class Matcher:
         qkey = m.qname.lower() if m.qname is not None else ""
         q = _Query(m, qkey)
         src, t = m.src, m.time
-        pkey = (m.transport, src, m.sport, m.id, qkey, m.qtype, m.qclass)
+        pkey = q.pkey = (m.transport, src, m.sport, m.id, qkey, m.qtype, m.qclass)
         self._pending.setdefault(pkey, []).append(q)
         self._by_id[(src, m.sport, m.id)] = q
 
         # Retransmission: same transport, client, server and question as the previous
         # query of the group, while that one is unanswered, within the window.
-        gkey = (m.transport, src, m.dst, qkey, m.qtype, m.qclass)
+        gkey = q.gkey = (m.transport, src, m.dst, qkey, m.qtype, m.qclass)
         prev = self._groups.get(gkey)
         if (
             prev is not None
@@ -433,30 +436,31 @@ class Matcher:
     def _forget(self, q: _Query) -> None:
         """Remove a closing query from every index that may still point at it."""
         m = q.msg
-        pkey = (m.transport, m.src, m.sport, m.id, q.qkey, m.qtype, m.qclass)
-        lst = self._pending.get(pkey)
+        pkey = q.pkey
+        lst = self._pending.get(pkey)  # type: ignore[arg-type]
         if lst is not None and q in lst:
             lst.remove(q)
             if not lst:
-                del self._pending[pkey]
-        fl = self._fanout.get(pkey)
+                del self._pending[pkey]  # type: ignore[arg-type]
+        fl = self._fanout.get(pkey)  # type: ignore[arg-type]
         if fl is not None and q in fl:
             fl.remove(q)
             if not fl:
-                del self._fanout[pkey]
-        gkey = (m.transport, m.src, m.dst, q.qkey, m.qtype, m.qclass)
-        if self._groups.get(gkey) is q:
-            del self._groups[gkey]
+                del self._fanout[pkey]  # type: ignore[arg-type]
+        gkey = q.gkey
+        if self._groups.get(gkey) is q:  # type: ignore[arg-type]
+            del self._groups[gkey]  # type: ignore[arg-type]
         bkey = (m.src, m.sport, m.id)
         if self._by_id.get(bkey) is q:
             del self._by_id[bkey]
-        skey = (m.src, m.sport, m.dst, q.qkey)
-        for table in (self._a_waiting, self._aaaa_recent):
-            sl = table.get(skey)
-            if sl is not None and q in sl:
-                sl.remove(q)
-                if not sl:
-                    del table[skey]
+        if m.qtype == names.A or m.qtype == names.AAAA:
+            skey = (m.src, m.sport, m.dst, q.qkey)
+            for table in (self._a_waiting, self._aaaa_recent):
+                sl = table.get(skey)
+                if sl is not None and q in sl:
+                    sl.remove(q)
+                    if not sl:
+                        del table[skey]
         if q.response is not None and q.response.flags & 0x0200 and m.transport == "udp":
             tkey = (m.src, q.qkey, m.qtype)
             waiting = self._tc_waiting.get(tkey)
