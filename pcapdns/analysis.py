@@ -137,6 +137,7 @@ def analyze(
     consume(decoder.finish())
     end = max((f.last_time for f in cap.files if f.last_time is not None), default=None)
     matcher.finish(end)
+    collector.finish()
     if progress is not None:
         progress(total, total)
     warnings = list(cap.warnings)

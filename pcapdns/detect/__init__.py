@@ -7,7 +7,9 @@ finding (as mitmproxy's safecall does for addons).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import (
@@ -22,6 +24,8 @@ from pcapdns.detect import (
     truncation,
 )
 from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding
+from pcapdns.detect.search_expansion import SearchExpansion
+from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
 
 DETECTORS: tuple[tuple[str, Detector], ...] = (
@@ -33,6 +37,21 @@ DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("slow", slow.detect),
     ("fanout", fanout.detect),
     ("late_response", late_response.detect),
+)
+
+
+class WindowDetector(Protocol):
+    """A detector that correlates lookups with each other (bounded state, no I/O)."""
+
+    def feed(self, lookup: Lookup) -> Sequence[Finding]: ...
+
+    def finish(self) -> Sequence[Finding]: ...
+
+
+#: Detectors that look across lookups, built fresh for each analysis.
+WINDOW_DETECTORS: tuple[tuple[str, Callable[[AnalysisConfig], WindowDetector]], ...] = (
+    ("search_expansion", SearchExpansion),
+    ("stale_port", StalePort),
 )
 
 
@@ -62,8 +81,19 @@ class FindingCollector:
         self._by_key: dict[tuple[str, str, str, str, str], AggregatedFinding] = {}
         #: Detector failures, by detector name.
         self.errors: dict[str, int] = {}
+        self._windows = [(name, make(config)) for name, make in WINDOW_DETECTORS]
 
     def lookup(self, lookup: Lookup) -> None:
+        for name, window in self._windows:
+            try:
+                found = window.feed(lookup)
+            except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
+                q = lookup.first
+                self._detector_failed(name, e, "this lookup", q.time, q.src, q.dst,
+                                      q.qname or "", q.frame)
+                continue
+            for f in found:
+                self.add(f)
         for name, detector in DETECTORS:
             try:
                 found = detector(lookup, self.config)
@@ -108,6 +138,19 @@ class FindingCollector:
         room = cap - len(agg.frames)
         agg.frames.extend(f.frames[: max(room, 0)])
         agg.frames_omitted += max(len(f.frames) - max(room, 0), 0)
+
+    def finish(self) -> None:
+        """The capture ended: let the window detectors report what they still hold."""
+        for name, window in self._windows:
+            try:
+                found = window.finish()
+            except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
+                self.errors[name] = self.errors.get(name, 0) + 1
+                self.add(Finding("detector_error", "warning", 0.0, "", "", "", "", (),
+                                 f"detector {name} failed at the end: {type(e).__name__}: {e}"))
+                continue
+            for f in found:
+                self.add(f)
 
     def findings(self) -> list[AggregatedFinding]:
         """All findings, most severe first, then by time."""

@@ -23,6 +23,8 @@ FindingKind = Literal[
     "late_response",
     "unsolicited_response",
     "icmp_unreachable",
+    "search_expansion",
+    "stale_port",
     "detector_error",
 ]
 
