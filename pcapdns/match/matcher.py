@@ -343,6 +343,8 @@ class Matcher:
                 lst.remove(q)
                 if not lst:
                     del self._pending[pkey]
+        if q is None and m.qname is None:
+            q = self._questionless_match(m)
         if q is None:
             if m.transport == "tcp" and self._continues_xfr(m, qkey):
                 st.continuation_responses += 1
@@ -384,6 +386,27 @@ class Matcher:
             return False
         self._xfr[key] = (xfr[0], xfr[1], m.time)
         return True
+
+    def _questionless_match(self, m: Message) -> _Query | None:
+        """A response without a question section (allowed for FORMERR, NOTIMP and the like,
+        RFC 1035 4.1.2 and RFC 6891 7) matches the newest unanswered query from the same
+        client port with the same ID."""
+        q = self._by_id.get((m.dst, m.dport, m.id))
+        if (
+            q is None
+            or q.response is not None
+            or q.closed is not None
+            or q.msg.transport != m.transport
+            or q.msg.time > m.time
+            or q.msg.time < m.time - self.config.max_wait
+        ):
+            return None
+        lst = self._pending.get(q.pkey)  # type: ignore[arg-type]
+        if lst is not None and q in lst:
+            lst.remove(q)
+            if not lst:
+                del self._pending[q.pkey]  # type: ignore[arg-type]
+        return q
 
     def _resolve_tc(self, q: _Query) -> None:
         """Decide, once, whether a TC=1 response was followed by a TCP query."""
