@@ -41,7 +41,7 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
             frames += [a.response.frame for a in later if a.response is not None]
             if later and lookup.latency is not None:
                 detail += (
-                    f"; the resolver re-sent it {len(later)} time(s) and had its answer "
+                    f"; the resolver re-sent it {_times(len(later))} and had its answer "
                     f"{lookup.latency:.3f} s after the first try"
                 )
             elif later:
@@ -51,3 +51,7 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
         # race pattern always merges into the same finding.
         out.append(replace(f, qtype=lost))
     return out
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"

@@ -18,10 +18,10 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     n = len(lookup.attempts)
     first, last = lookup.attempts[0].query, lookup.attempts[-1].query
     icmp = [f for t in lookup.attempts for f in t.icmp_frames]
-    detail = (
-        f"{n} {'query' if n == 1 else 'queries'} over {ms(last.time - first.time)}, "
-        "none answered"
-    )
+    if n == 1:
+        detail = "the query was never answered (no retry seen)"
+    else:
+        detail = f"{n} queries over {ms(last.time - first.time)}, none answered"
     if icmp:
         detail += f"; {len(icmp)} ICMP unreachable error(s) came back instead"
     return [finding("timeout", "error", lookup, attempt_frames(lookup) + icmp, detail + ".")]

@@ -1,19 +1,35 @@
-"""The short human summary printed on a terminal by default."""
+"""The short human summary printed on a terminal by default.
+
+Counts first, then the findings by kind (most severe first) with a few examples of each;
+the JSON document has everything.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from pcapdns.analysis import Analysis
+from pcapdns.detect import AggregatedFinding
+from pcapdns.detect.base import SEVERITY_RANK
 from pcapdns.output.document import summary
 from pcapdns.output.timefmt import iso
 
-MAX_FINDINGS = 20
+EXAMPLES_PER_KIND = 3
+MAX_FRAMES_SHOWN = 8
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.3f} s"
 
 
 def render(a: Analysis) -> str:
     s = summary(a)
     lines = []
     span = f"{iso(a.first_time)} .. {iso(a.last_time)}" if a.first_time else "no packets"
-    lines.append(f"{len(a.files)} file(s), {s['packets']} packets, {span}")
+    files = "1 file" if len(a.files) == 1 else f"{len(a.files)} files"
+    lines.append(f"{files}, {s['packets']} packets, {span}")
     lines.append(
         f"DNS messages {s['dns_messages']} (queries {s['queries']}: udp {s['queries_udp']}, "
         f"tcp {s['queries_tcp']}; responses {s['responses']}); duplicates dropped "
@@ -28,8 +44,9 @@ def render(a: Analysis) -> str:
     lat = s["latency_ms"]
     if lat["p50"] is not None:
         lines.append(
-            f"latency ms (from first attempt): p50 {lat['p50']}  p90 {lat['p90']}  "
-            f"p99 {lat['p99']}  max {lat['max']}"
+            f"latency from first attempt: p50 {_duration(lat['p50'])}, "
+            f"p90 {_duration(lat['p90'])}, p99 {_duration(lat['p99'])}, "
+            f"max {_duration(lat['max'])}"
         )
     lines.append(
         f"TC responses {s['tc_responses']} (followed by TCP {s['tc_followed_by_tcp']}, "
@@ -39,21 +56,46 @@ def render(a: Analysis) -> str:
     )
     if s["rcodes"]:
         lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s["rcodes"].items()))
-    if a.findings:
-        lines.append("")
-        lines.append(f"findings ({len(a.findings)}):")
-        for agg in a.findings[:MAX_FINDINGS]:
+    lines.append("")
+    lines.extend(_findings(a.findings))
+    return "\n".join(lines) + "\n"
+
+
+def _findings(findings: list[AggregatedFinding]) -> list[str]:
+    if not findings:
+        return ["no findings"]
+    by_kind: dict[str, list[AggregatedFinding]] = defaultdict(list)
+    for agg in findings:
+        by_kind[agg.first.kind].append(agg)
+    kinds = sorted(
+        by_kind,
+        key=lambda k: (SEVERITY_RANK[by_kind[k][0].first.severity],
+                       -sum(g.count for g in by_kind[k]), k),
+    )
+    lines = ["findings by kind:"]
+    for kind in kinds:
+        group = by_kind[kind]
+        clients = len({g.first.client for g in group})
+        names = len({g.first.qname.lower() for g in group})
+        lines.append(
+            f"  {group[0].first.severity:7} {kind:26} {sum(g.count for g in group):6}  "
+            f"({clients} client{'s' if clients != 1 else ''}, "
+            f"{names} name{'s' if names != 1 else ''})"
+        )
+    lines.append("")
+    lines.append(f"examples (up to {EXAMPLES_PER_KIND} per kind; --format json has all):")
+    for kind in kinds:
+        group = by_kind[kind]
+        for agg in group[:EXAMPLES_PER_KIND]:
             f = agg.first
             times = f" x{agg.count}" if agg.count > 1 else ""
-            frames = ",".join(str(n) for n in sorted(agg.frames)[:8])
-            more = "..." if len(agg.frames) > 8 else ""
+            shown = sorted(agg.frames)[:MAX_FRAMES_SHOWN]
+            more = "..." if len(agg.frames) > MAX_FRAMES_SHOWN else ""
             lines.append(
-                f"  {f.severity:7} {f.kind}{times}  {f.client} -> {f.server}  "
-                f"{f.qname} {f.qtype}  frames {frames}{more}"
+                f"  {kind}{times}  {f.client} -> {f.server}  {f.qname} {f.qtype}  "
+                f"frames {','.join(map(str, shown))}{more}"
             )
-            lines.append(f"          {f.detail}")
-        if len(a.findings) > MAX_FINDINGS:
-            lines.append(f"  ... {len(a.findings) - MAX_FINDINGS} more (use --format json)")
-    else:
-        lines.append("no findings")
-    return "\n".join(lines) + "\n"
+            lines.append(f"      {f.detail}")
+        if len(group) > EXAMPLES_PER_KIND:
+            lines.append(f"  ... {len(group) - EXAMPLES_PER_KIND} more {kind}")
+    return lines
