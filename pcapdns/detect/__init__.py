@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import (
@@ -85,25 +85,23 @@ class FindingCollector:
 
     def lookup(self, lookup: Lookup) -> None:
         for name, window in self._windows:
-            try:
-                found = window.feed(lookup)
-            except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
-                q = lookup.first
-                self._detector_failed(name, e, "this lookup", q.time, q.src, q.dst,
-                                      q.qname or "", q.frame)
-                continue
-            for f in found:
-                self.add(f)
-        for name, detector in DETECTORS:
-            try:
-                found = detector(lookup, self.config)
-            except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
-                q = lookup.first
-                self._detector_failed(name, e, "this lookup", q.time, q.src, q.dst,
-                                      q.qname or "", q.frame)
-                continue
-            for f in found:
-                self.add(f)
+            self._run(name, lookup, window.feed, lookup)
+        for name, detect in DETECTORS:
+            self._run(name, lookup, detect, lookup, self.config)
+
+    def _run(
+        self, name: str, lookup: Lookup, detect: Callable[..., Sequence[Finding]], *args: Any
+    ) -> None:
+        """Call one detector on a lookup; a failure becomes a ``detector_error`` finding."""
+        try:
+            found = detect(*args)
+        except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
+            q = lookup.first
+            self._detector_failed(name, e, "this lookup", q.time, q.src, q.dst,
+                                  q.qname or "", q.frame)
+            return
+        for f in found:
+            self.add(f)
 
     def orphan(self, orphan: Orphan) -> None:
         try:

@@ -45,7 +45,6 @@ class StalePort:
             self._expire()
         if q.transport != "udp":
             return []
-        ports = {t.query.sport for t in lookup.attempts}
         if lookup.answered:
             answered = self._answered.setdefault(q.src, {})
             answered.pop(q.sport, None)
@@ -53,7 +52,7 @@ class StalePort:
             if len(answered) > MAX_PORTS:
                 del answered[next(iter(answered))]  # the least recently answered port
             return []
-        if len(ports) != 1 or lookup.open_at_end:
+        if lookup.open_at_end or any(t.query.sport != q.sport for t in lookup.attempts):
             return []  # a resolver that changes ports cannot be stuck on one
         key = (q.src, q.sport, q.dst)
         failed = self._failed.setdefault(key, deque())
