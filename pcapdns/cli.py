@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import click
 
@@ -44,15 +44,28 @@ class _Bar:
         sys.stderr.flush()
 
 
+def _fail(message: str, status: int = 2) -> NoReturn:
+    """One line on stderr, then exit."""
+    click.echo(f"pcapdns: {message}", err=True)
+    sys.exit(status)
+
+
 def _write_output(path: str | None, write: Callable[[TextIO], None]) -> None:
     if path is None or path == "-":
-        write(sys.stdout)
+        try:
+            write(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader went away (| head): stop quietly, as other command-line tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         return
     try:
         with open(path, "w", encoding="utf-8") as fh:
             write(fh)
     except OSError as e:
-        raise click.ClickException(f"{path}: cannot write: {e.strerror or e}") from None
+        _fail(f"{path}: cannot write: {e.strerror or e}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,8 +119,9 @@ def analyze(
     try:
         result = run_analysis(list(paths), config, keep_lookups=transactions, progress=_Bar())
     except PcapdnsError as e:
-        click.echo(f"pcapdns: {e}", err=True)
-        sys.exit(2)
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
     for w in result.warnings:
         click.echo(f"pcapdns: warning: {w}", err=True)
     if fmt == "json":
@@ -123,8 +137,6 @@ def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:
         out = os.path.realpath(output)
         for p in paths:
             if os.path.realpath(p) == out:
-                click.echo(f"pcapdns: {output}: is one of the inputs; refusing to overwrite",
-                           err=True)
-                sys.exit(2)
+                _fail(f"{output}: is one of the inputs; refusing to overwrite")
     except OSError:
         return

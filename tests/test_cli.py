@@ -169,3 +169,38 @@ def test_streamed_json_equals_the_document(tmp_path: Path) -> None:
     buf = io.StringIO()
     document.write(a, buf)
     assert buf.getvalue() == document.dumps(a)
+
+
+def test_unwritable_output_is_one_line_exit_2(tmp_path: Path) -> None:
+    code, _, err = run("analyze", "-o", str(tmp_path / "no" / "such" / "dir.json"),
+                       str(_capture(tmp_path)))
+    assert code == 2
+    assert err.count("\n") == 1 and "cannot write" in err
+
+
+def test_same_file_twice_is_read_once(tmp_path: Path) -> None:
+    cap = _capture(tmp_path)
+    code, out, err = run("analyze", "--format", "json", str(cap), str(cap))
+    assert code == 0
+    assert json.loads(out)["summary"]["packets"] == 4
+    assert "given more than once" in err
+
+
+def test_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    many = write_eth(tmp_path / "many.pcap", [
+        (100.0 + i * 0.01, query(f"n{i}.example", id=i % 65536)) for i in range(1500)
+    ])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pcapdns", "analyze", "--format", "json", "--transactions",
+         str(many)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == b'{\n  "schem'
+    proc.stdout.close()  # the reader goes away, as `| head` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 1)
+    assert "Traceback" not in err

@@ -82,7 +82,13 @@ def open_inputs(paths: list[str]) -> OpenCapture:
     """
     warnings: list[str] = []
     probed: list[tuple[float, int, str, CaptureFile]] = []
+    seen: set[str] = set()
     for index, (path, in_dir) in enumerate(expand_paths(paths)):
+        real = os.path.realpath(path)
+        if real in seen:
+            warnings.append(f"{path}: given more than once; read once")
+            continue
+        seen.add(real)
         try:
             info, records = open_capture(path)
         except NotACaptureError as e:
