@@ -38,5 +38,8 @@ class AnalysisConfig:
     answer_linger: float = 1.0
     #: Hard cap on queries in flight; beyond it the oldest are closed early (and counted).
     max_in_flight: int = 1_000_000
+    #: At most this many distinct findings of one kind are listed; further ones are
+    #: counted in a single entry per kind (qname "*"), so memory stays bounded.
+    max_findings_per_kind: int = 5000
     #: At most this many frame numbers are kept as evidence in one finding.
     max_evidence_frames: int = 50

@@ -82,6 +82,8 @@ class FindingCollector:
         #: Detector failures, by detector name.
         self.errors: dict[str, int] = {}
         self._windows = [(name, make(config)) for name, make in WINDOW_DETECTORS]
+        #: Distinct findings listed so far, by kind.
+        self._per_kind: dict[str, int] = {}
 
     def lookup(self, lookup: Lookup) -> None:
         for name, window in self._windows:
@@ -126,16 +128,26 @@ class FindingCollector:
 
     def add(self, f: Finding) -> None:
         key = (f.kind, f.client, f.server, f.qname.lower(), f.qtype)
+        if key not in self._by_key and (
+            self._per_kind.get(f.kind, 0) >= self.config.max_findings_per_kind
+        ):
+            # Random names (tunnels, scans) would make the list grow with the capture:
+            # past the cap, further problems of this kind are counted in one entry.
+            key = (f.kind, "", "", "*", "")
+            f = Finding(f.kind, f.severity, f.time, "", "", "*", "", f.frames,
+                        f"more {f.kind} findings for other clients, servers and names "
+                        f"than the {self.config.max_findings_per_kind} listed; they are "
+                        "counted here")
         agg = self._by_key.get(key)
-        cap = self.config.max_evidence_frames
         if agg is None:
+            self._per_kind[f.kind] = self._per_kind.get(f.kind, 0) + 1
             agg = self._by_key[key] = AggregatedFinding(first=f, last_time=f.time)
         else:
             agg.count += 1
             agg.last_time = max(agg.last_time, f.time)
-        room = cap - len(agg.frames)
-        agg.frames.extend(f.frames[: max(room, 0)])
-        agg.frames_omitted += max(len(f.frames) - max(room, 0), 0)
+        room = max(self.config.max_evidence_frames - len(agg.frames), 0)
+        agg.frames.extend(f.frames[:room])
+        agg.frames_omitted += max(len(f.frames) - room, 0)
 
     def finish(self) -> None:
         """The capture ended: let the window detectors report what they still hold."""

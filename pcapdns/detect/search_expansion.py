@@ -37,12 +37,26 @@ class SearchExpansion:
         #: Recent NXDOMAIN lookups by client, oldest first.
         self._failed: dict[str, deque[Lookup]] = {}
         self._now = float("-inf")
+        self._fed = 0
+
+    def _expire(self) -> None:
+        """Forget clients whose tries are all too old to start a chain."""
+        limit = self._now - 2 * WINDOW
+        for client in list(self._failed):
+            recent = self._failed[client]
+            while recent and recent[0].first.time < limit:
+                recent.popleft()
+            if not recent:
+                del self._failed[client]
 
     def feed(self, lookup: Lookup) -> list[Finding]:
         q = lookup.first
         if lookup.answer is None or lookup.answer.response is None or q.qname is None:
             return []
         self._now = max(self._now, q.time)
+        self._fed += 1
+        if not self._fed % 4096:
+            self._expire()
         if lookup.answer.response.flags & 0xF == _NXDOMAIN:
             # Not the end of a chain: it may be one of the tries of a later name.
             self._failed.setdefault(q.src, deque()).append(lookup)

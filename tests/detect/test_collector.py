@@ -133,3 +133,19 @@ def test_orphan_detector_that_raises_becomes_a_detector_error_finding(tmp_path, 
     assert "ZeroDivisionError" in f.first.detail
     assert a.detector_errors == {"orphans": 1}
     assert len(findings_of(a, "nxdomain")) == 1
+
+
+def test_findings_of_one_kind_are_capped_and_the_rest_counted():
+    from pcapdns.config import AnalysisConfig
+    from pcapdns.detect import FindingCollector
+    from pcapdns.detect.base import Finding
+
+    c = FindingCollector(AnalysisConfig(max_findings_per_kind=3))
+    for i in range(10):
+        c.add(Finding("nxdomain", "info", float(i), "10.0.0.1", "10.96.0.10",
+                      f"random{i}.example", "A", (i + 1,), "NXDOMAIN"))
+    out = c.findings()
+    assert len(out) == 4
+    rest = [a for a in out if a.first.qname == "*"]
+    assert len(rest) == 1 and rest[0].count == 7
+    assert sum(a.count for a in out) == 10
