@@ -204,3 +204,26 @@ def test_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) in (0, 1)
     assert "Traceback" not in err
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch) -> None:
+    import io
+
+    from pcapdns.cli import _Bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    bar = _Bar()
+    bar(50, 100)
+    bar(100, 100)
+    assert " 50%" in tty.getvalue() and "100%" in tty.getvalue()
+
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    bar = _Bar()
+    bar(50, 100)
+    assert pipe.getvalue() == ""
