@@ -16,7 +16,8 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     detail = f"answered {ms(latency)} after the first query (threshold {ms(config.slow)})"
     if len(lookup.attempts) > 1:
         detail += f", after {len(lookup.attempts)} attempts"
-    severity: Severity = "error" if latency > 5.0 else "warning"
+    # As slow as a resolver timeout: the client waited it out (a retry, a stall).
+    severity: Severity = "error" if latency >= config.timeout else "warning"
     return [finding("slow_response", severity, lookup,
                     [lookup.attempts[0].query.frame, t.query.frame, t.response.frame],
                     detail + ".")]
