@@ -556,6 +556,12 @@ class Matcher:
             ):
                 open_at_end = True
                 st.lookups_open_at_end += 1
+        # Break the query <-> group reference cycles now, so that memory is freed by
+        # reference counting instead of waiting for the cyclic garbage collector.
+        for q in g.members:
+            q.group = None
+        g.members.clear()
+        g.closed.clear()
         self.on_lookup(Lookup(g.id, attempts, answer, open_at_end))
 
     def finish(self, end_time: float | None) -> None:

@@ -453,3 +453,29 @@ def test_questionless_response_with_another_id_is_unsolicited(tmp_path):
         id=0x9999, qr=1, rcode=1, qd=None)
     a = analyze_packets(tmp_path / "formerr-other.pcap", [(1.0, query()), (1.002, bare)])
     assert a.match.unsolicited_responses == 1 and a.match.answered_queries == 0
+
+
+def test_closed_queries_leave_no_reference_cycles(tmp_path):
+    # Memory must be returned by reference counting as queries close, not pile up until
+    # the cyclic garbage collector runs (which the analysis runs rarely on purpose).
+    import gc
+
+    packets = []
+    for i in range(400):
+        t = 1.0 + i * 0.05
+        packets += [(t, query(f"n{i}.example", id=i, sport=30000 + i)),
+                    (t + 0.00001, query(f"n{i}.example", "AAAA", id=i + 1000, sport=30000 + i)),
+                    (t + 0.001, response(f"n{i}.example", id=i, dport=30000 + i))]
+    from pcapdns.analysis import analyze
+    from tests.craft import write_eth
+
+    capture = write_eth(tmp_path / "cycles.pcap", packets)
+    gc.collect()
+    gc.disable()
+    try:
+        result = analyze([str(capture)])
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert result.match.queries == 800
+    assert found < 100
