@@ -653,6 +653,11 @@ def check_tc_no_tcp(c: Capture) -> None:
     c.expect(q("AAAA", BIG_NAME), 1, 1, "AAAA query")
     c.expect(r"\.53 > .*: \d+\*\| \d+/0/0 A ", 1, 1, "TC=1 answer over UDP")
     c.expect(r"Flags \[", 0, 0, "TCP segments")
+    c.expect(q("A", "web.example.test"), 1, 1, "the lookup that marks the end")
+    quiet = c.times(q("A", "web.example.test"))[-1] - c.times(q("A", BIG_NAME))[-1]
+    if quiet < 6.0:
+        raise SampleError(f"{c.path.name}: the capture must outlast the 5 s in which a TCP "
+                          f"retry could come; it goes on only {quiet:.1f} s")
 
 
 @sample("tc-no-tcp-fallback", check_tc_no_tcp, needs_musl=True)
@@ -668,6 +673,10 @@ def make_tc_no_tcp(ctx: Context) -> None:
     if not m or int(m.group(1)) >= BIG_COUNT:
         raise SampleError(f"musl_lookup should see only part of the {BIG_COUNT} addresses: "
                           f"{out.strip().splitlines()[-1:]}")
+    # Wait out the 5 s in which a TCP retry would have to come, so the capture proves that
+    # none did; a small lookup marks the end.
+    time.sleep(TIMEOUT_TAIL)
+    musl_lookup(lab, client, ctx.musl_tool, "web.example.test")
     time.sleep(0.5)
     cap.stop()
 

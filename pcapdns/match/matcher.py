@@ -106,6 +106,9 @@ class MatchStats:
     tc_responses: int = 0
     tc_followed_by_tcp: int = 0
     tc_without_tcp_retry: int = 0
+    #: TC=1 responses less than the fallback window before the end of the capture with no
+    #: query after them: whether TCP followed cannot be known.
+    tc_open_at_end: int = 0
     a_aaaa_pairs: int = 0
     a_aaaa_same_port_concurrent: int = 0
     a_aaaa_race_lost: int = 0
@@ -413,10 +416,15 @@ class Matcher:
         if q.tc_followed is not None or q.response is None:
             return
         nxt = q.tc_next
+        window = self.config.tc_fallback_window
+        if nxt is None and self._at_end is not None and self._at_end - q.response.time < window:
+            # The capture stopped before the client's time to retry was up: undecided.
+            self.stats.tc_open_at_end += 1
+            return
         q.tc_followed = (
             nxt is not None
             and nxt.transport == "tcp"
-            and nxt.time - q.response.time <= self.config.tc_fallback_window
+            and nxt.time - q.response.time <= window
         )
         if q.tc_followed:
             self.stats.tc_followed_by_tcp += 1

@@ -126,6 +126,7 @@ def summary(a: Analysis) -> dict[str, Any]:
         # Added fields (not in the first contract; never renamed).
         "lookups": m.lookups,
         "lookups_open_at_end": m.lookups_open_at_end,
+        "tc_open_at_end": m.tc_open_at_end,
         "a_aaaa_pairs": m.a_aaaa_pairs,
         "icmp_errors": m.icmp_errors,
         "continuation_responses": m.continuation_responses,

@@ -28,6 +28,11 @@ def _tc(t: float = 1.0, qtype: str = "A", id: int = 1, sport: int = 40000,
     ]
 
 
+def _capture_goes_on():
+    """A later packet, so the capture outlasts the 5 s in which a TCP retry may come."""
+    return [(10.0, query("later.example", id=99, sport=49999))]
+
+
 def _tcp_query(qtype: str = "A", id: int = 2, sport: int = 46000, dst: str = SERVER):
     return tcp_dns([query(NAME, qtype, id=id)[DNS]], sport=sport, dst=dst)
 
@@ -112,6 +117,7 @@ def test_tcp_query_for_another_name_or_type_is_not_the_fallback(tmp_path):
     a = analyze_packets(tmp_path / "tc-other.pcap", _tc() + [
         (1.01, tcp_dns([query("other.example", id=9)[DNS]], sport=46001)),
         (1.02, _tcp_query(qtype="AAAA", sport=46002)),
+        *_capture_goes_on(),
     ])
 
     assert a.match.tc_without_tcp_retry == 1
@@ -121,6 +127,7 @@ def test_tcp_query_for_another_name_or_type_is_not_the_fallback(tmp_path):
 def test_tcp_query_from_another_client_is_not_the_fallback(tmp_path):
     a = analyze_packets(tmp_path / "tc-other-client.pcap", _tc() + [
         (1.01, tcp_dns([query(NAME, id=9)[DNS]], src="10.0.3.8", sport=46001)),
+        *_capture_goes_on(),
     ])
 
     assert a.match.tc_without_tcp_retry == 1
@@ -167,3 +174,17 @@ def test_tc_answer_over_tcp_is_not_a_truncation(tmp_path):
 
     assert a.match.tc_responses == 0
     assert _tx(a, 1).tc_followed_by_tcp is None
+
+
+def test_tc_answer_just_before_the_capture_ends_is_undecided(tmp_path):
+    from tests.craft import analyze_packets, findings_of, query, response
+
+    a = analyze_packets(tmp_path / "tc-at-end.pcap", [
+        (1.0, query("big.example")),
+        (1.001, response("big.example", tc=True)),
+        (1.5, query("other.example", id=9, sport=41000)),
+    ])
+    assert a.match.tc_responses == 1
+    assert (a.match.tc_followed_by_tcp, a.match.tc_without_tcp_retry) == (0, 0)
+    assert a.match.tc_open_at_end == 1
+    assert findings_of(a, "truncated_no_tcp_fallback") == []
