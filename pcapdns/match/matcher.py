@@ -522,6 +522,11 @@ class Matcher:
             if concurrent:
                 self.stats.a_aaaa_same_port_concurrent += 1
                 race = (a.response is None) != (aaaa.response is None)
+                lost = a if a.response is None else aaaa
+                if race and self._at_end is not None and (
+                    self._at_end - lost.msg.time < self.config.timeout
+                ):
+                    race = False  # its answer may have come after the capture stopped
                 if race:
                     self.stats.a_aaaa_race_lost += 1
             other.pair = None  # break the cycle; both are closed

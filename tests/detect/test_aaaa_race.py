@@ -36,6 +36,11 @@ def _tx(a, frame):
     return next(t for lk in a.lookups for t in lk.attempts if t.query.frame == frame)
 
 
+
+def _capture_goes_on():
+    """A later packet: the capture outlasts the time an answer to the lost query could take."""
+    return (10.0, query("later.example", id=999, sport=49999))
+
 def test_glibc_aaaa_lost_then_resent_same_id_same_port_is_race_lost(tmp_path):
     a = analyze_packets(tmp_path / "aaaa-same-port-race.pcap", [
         _a(1.0),
@@ -195,6 +200,7 @@ def test_aaaa_3ms_before_the_a_and_lost_is_race_lost(tmp_path):
         _aaaa(0.997),
         _a(1.0),
         _a_answer(1.0012),
+        _capture_goes_on(),
     ])
 
     assert a.match.a_aaaa_same_port_concurrent == 1
@@ -247,7 +253,7 @@ def test_many_clients_racing_are_counted_per_pair_and_merged_per_client(tmp_path
             _aaaa(t + 0.00003, id=20 + i, sport=41000 + i),
             _a_answer(t + 0.001, id=10 + i, sport=41000 + i),
         ]
-    a = analyze_packets(tmp_path / "many.pcap", packets)
+    a = analyze_packets(tmp_path / "many.pcap", packets + [_capture_goes_on()])
 
     assert a.match.a_aaaa_race_lost == 5
     (f,) = findings_of(a, "aaaa_race_lost")
@@ -268,3 +274,17 @@ def test_race_finding_names_the_lost_query_type_whichever_member_closed_last(tmp
     assert f.first.qtype == "A"
     assert "the A query got no answer" in f.first.detail
     assert {1, 2} <= set(f.first.frames)
+
+
+def test_aaaa_unanswered_just_before_the_capture_ends_is_no_race(tmp_path):
+    from tests.craft import analyze_packets, findings_of, query, response
+
+    a = analyze_packets(tmp_path / "race-at-end.pcap", [
+        (1.0, query("api.example", "A", id=1)),
+        (1.00002, query("api.example", "AAAA", id=2)),
+        (1.001, response("api.example", "A", id=1)),
+        (2.0, query("other.example", id=3, sport=41000)),
+    ])
+    assert a.match.a_aaaa_same_port_concurrent == 1
+    assert a.match.a_aaaa_race_lost == 0
+    assert findings_of(a, "aaaa_race_lost") == []
