@@ -23,8 +23,9 @@ from pcapdns.dns.message import parse
 from pcapdns.errors import DecodeError
 from pcapdns.latency import LatencyHistogram
 from pcapdns.match.dedupe import Deduplicator
-from pcapdns.match.matcher import Matcher, MatchStats
+from pcapdns.match.matcher import Matcher
 from pcapdns.match.records import Lookup
+from pcapdns.match.state import MatchStats
 from pcapdns.read.capture import CaptureFile
 from pcapdns.read.merge import open_inputs
 

@@ -36,101 +36,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.decode.records import IcmpQuote
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
-from pcapdns.match.records import Lookup, Orphan, RetransmissionKind, Transaction
-
-
-class _Query:
-    """Mutable state of one query while it is in flight (frozen into a Transaction)."""
-
-    __slots__ = (
-        "msg", "qkey", "response", "group", "attempt", "retransmission", "fanout_of",
-        "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "late_icmp_frames", "pkey", "gkey",
-        "closed", "cell",
-    )
-
-    def __init__(self, msg: Message, qkey: str) -> None:
-        self.msg = msg
-        self.qkey = qkey  # lower-cased question name
-        self.response: Message | None = None
-        self.group: _Group | None = None
-        self.attempt = 1
-        self.retransmission: RetransmissionKind | None = None
-        self.fanout_of: int | None = None
-        self.tc_next: Message | None = None
-        self.tc_followed: bool | None = None  # decided once, for a TC=1 UDP response
-        self.pair: _Query | None = None
-        # Index keys, computed once (see Matcher's tables).
-        self.pkey: _PendingKey | None = None
-        self.gkey: _GroupKey | None = None
-        self.is_a = False
-        self.icmp_frames: list[int] = []
-        self.late_icmp_frames: list[int] = []  # the subset quoting the matched response
-        self.closed: Transaction | None = None
-        # The slot holding this query in the unanswered queue; emptied when it is answered
-        # so the queue does not keep answered queries alive.
-        self.cell: list[_Query | None] = [self]
-
-
-@dataclass(slots=True)
-class _Group:
-    """Attempts of one lookup while it is in flight."""
-
-    id: int
-    members: list[_Query] = field(default_factory=list)
-    closed: list[Transaction] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class MatchStats:
-    """Counters the matcher keeps for the summary."""
-
-    queries: int = 0
-    queries_udp: int = 0
-    queries_tcp: int = 0
-    responses: int = 0
-    answered_queries: int = 0
-    unanswered_queries: int = 0
-    unsolicited_responses: int = 0
-    #: Further messages of a multi-message TCP answer (AXFR/IXFR), not unsolicited.
-    continuation_responses: int = 0
-    retransmissions: int = 0
-    lookups: int = 0
-    failed_lookups: int = 0
-    lookups_open_at_end: int = 0
-    tc_responses: int = 0
-    tc_followed_by_tcp: int = 0
-    tc_without_tcp_retry: int = 0
-    #: TC=1 responses less than the fallback window before the end of the capture with no
-    #: query after them: whether TCP followed cannot be known.
-    tc_open_at_end: int = 0
-    a_aaaa_pairs: int = 0
-    a_aaaa_same_port_concurrent: int = 0
-    a_aaaa_race_lost: int = 0
-    fanout_groups: int = 0
-    icmp_errors: int = 0
-    #: Queries closed early because ``max_in_flight`` was reached.
-    evicted: int = 0
-    rcodes: dict[str, int] = field(default_factory=dict)
-
-
-_PendingKey = tuple[str, str, int, int, str, int, int]
-_GroupKey = tuple[str, str, str, str, int, int]
-_SocketKey = tuple[str, int, str, str]
-#: Retransmission kind by (same ID, same client port).
-_RETRANSMISSION_KIND: dict[tuple[bool, bool], RetransmissionKind] = {
-    (True, True): "same_id_same_port",
-    (True, False): "same_id_new_port",
-    (False, True): "new_id_same_port",
-    (False, False): "new_id_new_port",
-}
-#: One DNS ID on one TCP connection: client IP and port, server IP and port, ID.
-_XfrKey = tuple[str, int, str, int, int]
+from pcapdns.match.records import Lookup, Orphan, Transaction
+from pcapdns.match.state import (
+    RETRANSMISSION_KIND,
+    Group,
+    GroupKey,
+    MatchStats,
+    PendingKey,
+    Query,
+    SocketKey,
+    XfrKey,
+)
 
 
 class Matcher:
@@ -149,20 +70,20 @@ class Matcher:
         self.now = float("-inf")
         # A response exactly max_wait late still matches; close a little after that.
         self._unanswered_close = config.max_wait + 0.5
-        self._pending: dict[_PendingKey, list[_Query]] = {}
-        self._groups: dict[_GroupKey, _Query] = {}
-        self._fanout: dict[_PendingKey, list[_Query]] = {}
-        self._a_waiting: dict[_SocketKey, list[_Query]] = {}
-        self._aaaa_recent: dict[_SocketKey, list[_Query]] = {}
-        self._tc_waiting: dict[tuple[str, str, int], list[_Query]] = {}
-        self._by_id: dict[tuple[str, int, int], _Query] = {}
-        self._unanswered: deque[list[_Query | None]] = deque()
-        self._answered: deque[tuple[float, _Query]] = deque()
-        self._answered_tc: deque[tuple[float, _Query]] = deque()
+        self._pending: dict[PendingKey, list[Query]] = {}
+        self._groups: dict[GroupKey, Query] = {}
+        self._fanout: dict[PendingKey, list[Query]] = {}
+        self._a_waiting: dict[SocketKey, list[Query]] = {}
+        self._aaaa_recent: dict[SocketKey, list[Query]] = {}
+        self._tc_waiting: dict[tuple[str, str, int], list[Query]] = {}
+        self._by_id: dict[tuple[str, int, int], Query] = {}
+        self._unanswered: deque[list[Query | None]] = deque()
+        self._answered: deque[tuple[float, Query]] = deque()
+        self._answered_tc: deque[tuple[float, Query]] = deque()
         #: Queries not yet closed.
         self.open = 0
         #: Question (name, type) and time of the last message of each transfer in progress.
-        self._xfr: dict[_XfrKey, tuple[str, int, float]] = {}
+        self._xfr: dict[XfrKey, tuple[str, int, float]] = {}
         self._next_lookup = 1
         self._last_close = float("-inf")
         #: End of the capture, known once ``finish`` is called.
@@ -226,7 +147,7 @@ class Matcher:
         else:
             st.queries_tcp += 1
         qkey = m.qname.lower() if m.qname is not None else ""
-        q = _Query(m, qkey)
+        q = Query(m, qkey)
         src, t = m.src, m.time
         pkey = q.pkey = (m.transport, src, m.sport, m.id, qkey, m.qtype, m.qclass)
         self._pending.setdefault(pkey, []).append(q)
@@ -244,12 +165,12 @@ class Matcher:
         ):
             q.group = prev.group
             q.attempt = prev.attempt + 1
-            q.retransmission = _RETRANSMISSION_KIND[
+            q.retransmission = RETRANSMISSION_KIND[
                 (prev.msg.id == m.id, prev.msg.sport == m.sport)
             ]
             st.retransmissions += 1
         else:
-            q.group = _Group(self._next_lookup)
+            q.group = Group(self._next_lookup)
             self._next_lookup += 1
         q.group.members.append(q)
         self._groups[gkey] = q
@@ -284,7 +205,7 @@ class Matcher:
         if self.open > cfg.max_in_flight:
             self._evict_oldest()
 
-    def _pair(self, q: _Query) -> None:
+    def _pair(self, q: Query) -> None:
         """Pair each A query with the earliest unpaired AAAA from the same socket."""
         cfg = self.config
         m = q.msg
@@ -305,8 +226,8 @@ class Matcher:
 
     @staticmethod
     def _take(
-        table: dict[_SocketKey, list[_Query]], key: _SocketKey, since: float
-    ) -> _Query | None:
+        table: dict[SocketKey, list[Query]], key: SocketKey, since: float
+    ) -> Query | None:
         """Remove and return the earliest unpaired query in ``table[key]`` sent at or after
         ``since``; forget entries that are too old to pair."""
         lst = table.get(key)
@@ -319,7 +240,7 @@ class Matcher:
             del table[key]
         return q
 
-    def _link(self, a: _Query, aaaa: _Query) -> None:
+    def _link(self, a: Query, aaaa: Query) -> None:
         a.pair = aaaa
         aaaa.pair = a
         self.stats.a_aaaa_pairs += 1
@@ -390,7 +311,7 @@ class Matcher:
         self._xfr[key] = (xfr[0], xfr[1], m.time)
         return True
 
-    def _questionless_match(self, m: Message) -> _Query | None:
+    def _questionless_match(self, m: Message) -> Query | None:
         """A response without a question section (allowed for FORMERR, NOTIMP and the like,
         RFC 1035 4.1.2 and RFC 6891 7) matches the newest unanswered query from the same
         client port with the same ID."""
@@ -411,7 +332,7 @@ class Matcher:
                 del self._pending[q.pkey]  # type: ignore[arg-type]
         return q
 
-    def _resolve_tc(self, q: _Query) -> None:
+    def _resolve_tc(self, q: Query) -> None:
         """Decide, once, whether a TC=1 response was followed by a TCP query."""
         if q.tc_followed is not None or q.response is None:
             return
@@ -464,7 +385,7 @@ class Matcher:
                 self._close(q)
                 return
 
-    def _forget(self, q: _Query) -> None:
+    def _forget(self, q: Query) -> None:
         """Remove a closing query from every index that may still point at it."""
         m = q.msg
         pkey = q.pkey
@@ -501,7 +422,7 @@ class Matcher:
                     del self._tc_waiting[tkey]
             self._resolve_tc(q)
 
-    def _close(self, q: _Query) -> None:
+    def _close(self, q: Query) -> None:
         m = q.msg
         self.open -= 1
         q.cell[0] = None
@@ -555,7 +476,7 @@ class Matcher:
         if len(g.closed) == len(g.members):
             self._emit(g)
 
-    def _emit(self, g: _Group) -> None:
+    def _emit(self, g: Group) -> None:
         attempts = tuple(sorted(g.closed, key=lambda t: (t.query.time, t.query.frame)))
         answered = [t for t in attempts if t.response is not None]
         answer = min(answered, key=lambda t: t.response.time) if answered else None  # type: ignore[union-attr]
