@@ -437,7 +437,7 @@ def test_formerr_without_a_question_matches_the_query_by_port_and_id(tmp_path):
     from tests.craft import DNS, IP, UDP
 
     bare = IP(src="10.96.0.10", dst="10.0.3.7") / UDP(sport=53, dport=40000) / DNS(
-        id=0x1234, qr=1, rcode=1, qd=None)
+        id=0x1234, qr=1, rcode=1, qd=[])
     a = analyze_packets(tmp_path / "formerr.pcap", [(1.0, query()), (1.002, bare)])
 
     assert a.match.answered_queries == 1 and a.match.unsolicited_responses == 0
@@ -450,7 +450,7 @@ def test_questionless_response_with_another_id_is_unsolicited(tmp_path):
     from tests.craft import DNS, IP, UDP
 
     bare = IP(src="10.96.0.10", dst="10.0.3.7") / UDP(sport=53, dport=40000) / DNS(
-        id=0x9999, qr=1, rcode=1, qd=None)
+        id=0x9999, qr=1, rcode=1, qd=[])
     a = analyze_packets(tmp_path / "formerr-other.pcap", [(1.0, query()), (1.002, bare)])
     assert a.match.unsolicited_responses == 1 and a.match.answered_queries == 0
 
