@@ -14,6 +14,7 @@ import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pcapdns.breakdown import Breakdown
 from pcapdns.config import AnalysisConfig
 from pcapdns.decode.frames import Decoded, DecodeStats, FrameDecoder
 from pcapdns.decode.records import Payload
@@ -59,6 +60,8 @@ class Analysis:
     #: Latency percentiles of answered lookups, in milliseconds.
     latency_ms: dict[str, float | None]
     findings: list[AggregatedFinding]
+    #: Lookups tallied per server and per client.
+    breakdown: Breakdown
     #: Every lookup, only when asked for.
     lookups: list[Lookup] | None
     #: Frame of each dropped duplicate -> frame of the copy kept (with ``lookups`` only).
@@ -113,8 +116,11 @@ def _analyze(
     histogram = LatencyHistogram()
     kept: list[Lookup] | None = [] if keep_lookups else None
 
+    breakdown = Breakdown()
+
     def on_lookup(lookup: Lookup) -> None:
         collector.lookup(lookup)
+        breakdown.lookup(lookup)
         latency = lookup.latency
         if latency is not None:
             histogram.add(latency)
@@ -173,6 +179,7 @@ def _analyze(
         match=matcher.stats,
         latency_ms=histogram.summary_ms(),
         findings=collector.findings(),
+        breakdown=breakdown,
         lookups=kept,
         duplicate_of=dedupe.copies,
         warnings=warnings,

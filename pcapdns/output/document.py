@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from pcapdns import __version__
 from pcapdns.analysis import Analysis
+from pcapdns.breakdown import Breakdown
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
 from pcapdns.dns.records import answer_records
@@ -143,10 +144,56 @@ def summary(a: Analysis) -> dict[str, Any]:
             "tcp_incomplete_messages": a.tcp.incomplete_messages,
         },
         "malformed_examples": [{"frame": f, "problem": p} for f, p in a.malformed_examples],
+        "servers_total": len(a.breakdown.servers),
+        "servers": _servers(a.breakdown),
+        "clients_total": len(a.breakdown.clients),
+        "clients": _clients(a.breakdown),
         "detector_errors": dict(a.detector_errors),
         "first_time": iso(a.first_time),
         "last_time": iso(a.last_time),
     }
+
+
+#: Rows of the per-server and per-client tables in the document.
+MAX_ROWS = 100
+
+
+def _servers(b: Breakdown) -> list[dict[str, Any]]:
+    rows = sorted(b.servers.items(), key=lambda kv: (-kv[1].lookups, kv[0]))[:MAX_ROWS]
+    return [
+        {
+            "server": server,
+            "lookups": t.lookups,
+            "answered": t.answered,
+            "failed": t.failed,
+            "retransmissions": t.retransmissions,
+            "servfail": t.servfail,
+            "nxdomain": t.nxdomain,
+            "refused": t.refused,
+            "latency_ms": t.latency.summary_ms(),
+        }
+        for server, t in rows
+    ]
+
+
+def _clients(b: Breakdown) -> list[dict[str, Any]]:
+    rows = sorted(b.clients.items(),
+                  key=lambda kv: (-kv[1].failed, -kv[1].race_lost, -kv[1].lookups, kv[0]))
+    return [
+        {
+            "client": client,
+            "lookups": t.lookups,
+            "answered": t.answered,
+            "failed": t.failed,
+            "retransmissions": t.retransmissions,
+            "race_lost": t.race_lost,
+            "servfail": t.servfail,
+            "nxdomain": t.nxdomain,
+            "refused": t.refused,
+            "max_latency_ms": round(t.max_latency * 1000.0, 3) if t.answered else None,
+        }
+        for client, t in rows[:MAX_ROWS]
+    ]
 
 
 def _finding(agg: AggregatedFinding) -> dict[str, Any]:

@@ -7,6 +7,7 @@ the JSON document has everything.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
@@ -15,6 +16,7 @@ from pcapdns.output.document import summary
 from pcapdns.output.timefmt import iso
 
 EXAMPLES_PER_KIND = 3
+TABLE_ROWS = 5
 MAX_FRAMES_SHOWN = 8
 
 
@@ -56,9 +58,35 @@ def render(a: Analysis) -> str:
     )
     if s["rcodes"]:
         lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s["rcodes"].items()))
+    lines.extend(_tables(s))
     lines.append("")
     lines.extend(_findings(a.findings))
     return "\n".join(lines) + "\n"
+
+
+def _tables(s: dict[str, Any]) -> list[str]:
+    """The busiest servers, and the clients with the most failed lookups."""
+    lines = []
+    servers = s["servers"][:TABLE_ROWS]
+    if servers:
+        lines.append("servers: " + "; ".join(
+            f"{row['server']} {row['lookups']} lookups, "
+            f"{_share(row['failed'], row['lookups'])} failed, "
+            f"p99 {_duration(row['latency_ms']['p99'])}"
+            for row in servers
+        ))
+    hurting = [row for row in s["clients"] if row["failed"] or row["race_lost"]][:TABLE_ROWS]
+    if hurting:
+        lines.append("clients with failures: " + "; ".join(
+            f"{row['client']} {row['failed']} of {row['lookups']} lookups failed"
+            + (f", A/AAAA race lost {row['race_lost']}x" if row["race_lost"] else "")
+            for row in hurting
+        ))
+    return lines
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
 
 
 def _findings(findings: list[AggregatedFinding]) -> list[str]:
