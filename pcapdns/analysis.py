@@ -20,6 +20,7 @@ from pcapdns.decode.frames import Decoded, DecodeStats, FrameDecoder
 from pcapdns.decode.records import Payload
 from pcapdns.decode.tcp import TcpStats
 from pcapdns.detect import AggregatedFinding, FindingCollector
+from pcapdns.detect.base import Finding
 from pcapdns.dns.message import parse
 from pcapdns.errors import DecodeError
 from pcapdns.latency import LatencyHistogram
@@ -29,6 +30,7 @@ from pcapdns.match.records import Lookup
 from pcapdns.match.state import MatchStats
 from pcapdns.read.capture import CaptureFile
 from pcapdns.read.merge import open_inputs
+from pcapdns.timeline import Timeline
 
 #: Called now and then with (bytes read, total bytes) of the input files.
 Progress = Callable[[int, int], None]
@@ -70,6 +72,12 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     #: Detector failures, by detector name.
     detector_errors: dict[str, int] = field(default_factory=dict)
+    #: Latencies of answered lookups (the percentiles above come from it).
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    #: Queries and failed lookups over time.
+    timeline: Timeline = field(default_factory=Timeline)
+    #: The first few findings of each kind with the lookups they are about.
+    examples: dict[str, list[Finding]] = field(default_factory=dict)
 
     @property
     def first_time(self) -> float | None:
@@ -117,10 +125,12 @@ def _analyze(
     kept: list[Lookup] | None = [] if keep_lookups else None
 
     breakdown = Breakdown()
+    timeline = Timeline()
 
     def on_lookup(lookup: Lookup) -> None:
         collector.lookup(lookup)
         breakdown.lookup(lookup)
+        timeline.lookup(lookup)
         latency = lookup.latency
         if latency is not None:
             histogram.add(latency)
@@ -184,4 +194,7 @@ def _analyze(
         duplicate_of=dedupe.copies,
         warnings=warnings,
         detector_errors=dict(collector.errors),
+        latency=histogram,
+        timeline=timeline,
+        examples=collector.examples(),
     )

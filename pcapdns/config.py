@@ -43,3 +43,6 @@ class AnalysisConfig:
     max_findings_per_kind: int = 5000
     #: At most this many frame numbers are kept as evidence in one finding.
     max_evidence_frames: int = 50
+    #: The first this many findings of each kind keep the lookups they are about, for the
+    #: report's evidence tables.
+    max_examples_per_kind: int = 20

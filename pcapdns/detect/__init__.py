@@ -8,7 +8,7 @@ finding (as mitmproxy's safecall does for addons).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from pcapdns.config import AnalysisConfig
@@ -84,6 +84,8 @@ class FindingCollector:
         self._windows = [(name, make(config)) for name, make in WINDOW_DETECTORS]
         #: Distinct findings listed so far, by kind.
         self._per_kind: dict[str, int] = {}
+        #: The first findings of each kind as found, with their subjects (evidence tables).
+        self._examples: dict[str, list[Finding]] = {}
 
     def lookup(self, lookup: Lookup) -> None:
         for name, window in self._windows:
@@ -127,6 +129,13 @@ class FindingCollector:
         )
 
     def add(self, f: Finding) -> None:
+        if f.subjects:
+            examples = self._examples.setdefault(f.kind, [])
+            if len(examples) < self.config.max_examples_per_kind:
+                examples.append(f)
+            # The aggregate outlives the lookup; keeping its subjects would hold every
+            # distinct problem's messages until the end.
+            f = replace(f, subjects=())
         key = (f.kind, f.client, f.server, f.qname.lower(), f.qtype)
         if key not in self._by_key and (
             self._per_kind.get(f.kind, 0) >= self.config.max_findings_per_kind
@@ -161,6 +170,11 @@ class FindingCollector:
                 continue
             for f in found:
                 self.add(f)
+
+    def examples(self) -> dict[str, list[Finding]]:
+        """The first ``max_examples_per_kind`` findings of each kind, in the order found,
+        with the lookups or messages they are about."""
+        return {k: list(v) for k, v in self._examples.items()}
 
     def findings(self) -> list[AggregatedFinding]:
         """All findings, most severe first, then by time."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.dns import names
-from pcapdns.match.records import Lookup, Transaction
+from pcapdns.match.records import Lookup, Orphan, Transaction
 
 FindingKind = Literal[
     "timeout",
@@ -55,6 +55,10 @@ class Finding:
     frames: tuple[int, ...]
     #: One or two sentences saying what was seen.
     detail: str
+    #: The lookups (or the orphan message) the finding is about, for evidence tables. Not
+    #: part of the JSON document; the collector keeps them only for the first few findings
+    #: of each kind, so memory stays bounded.
+    subjects: tuple[Lookup | Orphan, ...] = field(default=(), compare=False, repr=False)
 
 
 #: A detector: a pure function from one lookup to the findings it proves.
@@ -68,8 +72,10 @@ def finding(
     frames: list[int],
     detail: str,
     at: Transaction | None = None,
+    subjects: tuple[Lookup, ...] | None = None,
 ) -> Finding:
-    """Build a finding about ``lookup`` (or one of its attempts ``at``)."""
+    """Build a finding about ``lookup`` (or one of its attempts ``at``); ``subjects`` are
+    the lookups its evidence shows, ``(lookup,)`` unless given."""
     q = (at or lookup.attempts[0]).query
     return Finding(
         kind=kind,
@@ -81,6 +87,7 @@ def finding(
         qtype=names.qtype_name(q.qtype),
         frames=tuple(sorted(set(frames))),
         detail=detail,
+        subjects=(lookup,) if subjects is None else subjects,
     )
 
 

@@ -16,10 +16,10 @@ def detect(orphan: Orphan) -> list[Finding]:
         return [
             Finding("unsolicited_response", "warning", orphan.time, orphan.client,
                     orphan.server, orphan.qname, names.qtype_name(orphan.qtype),
-                    (orphan.frame,), f"response with {orphan.reason}.")
+                    (orphan.frame,), f"response with {orphan.reason}.", (orphan,))
         ]
     return [
         Finding("icmp_unreachable", "warning", orphan.time, orphan.client, orphan.server,
                 orphan.qname, names.qtype_name(orphan.qtype) if orphan.qtype else "",
-                (orphan.frame,), orphan.reason + ".")
+                (orphan.frame,), orphan.reason + ".", (orphan,))
     ]

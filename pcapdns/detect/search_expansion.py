@@ -121,7 +121,8 @@ def _finding(final: Lookup, chain: list[Lookup]) -> Finding:
         f"({', '.join(tried)}) came before {fq.qname} ({base - 1} dots) was answered; "
         f"the whole lookup took {ms(spent)}"
     )
-    return finding("search_expansion", "info", final, frames, detail + ".")
+    return finding("search_expansion", "info", final, frames, detail + ".",
+                   subjects=(*chain, final))
 
 
 def _common(a: list[str], b: list[str]) -> int:

@@ -82,7 +82,7 @@ class StalePort:
             "the path for this one source port is stuck (a stale conntrack or IPVS entry "
             "pointing at a removed DNS pod)"
         )
-        return finding("stale_port", "error", run[0], frames, detail + ".")
+        return finding("stale_port", "error", run[0], frames, detail + ".", subjects=tuple(run))
 
     def _expire(self) -> None:
         limit = self._now - 2 * WINDOW
