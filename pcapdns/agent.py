@@ -1,0 +1,1124 @@
+#!/usr/bin/env python3
+"""pcapdns capture agent: record a node's or a pod's DNS traffic into a tcpdump ring.
+
+This one file is the whole agent. It imports only the standard library, so it can be
+copied to a node that has nothing but python3 and tcpdump and run there:
+
+    sudo python3 agent.py --pid 4242 --duration 10m        # a pod's network namespace
+    sudo python3 agent.py --size-mb 50 --files 40          # the node's own namespace
+
+In the full package the same code is ``pcapdns capture``. It stays compatible with
+Python 3.8, the oldest python3 still found on node images, which is why the records below
+are ``frozen`` but not ``slots`` dataclasses (slots need 3.10).
+
+What it does, in order: check the options, tcpdump, privileges, the target namespace and
+the free disk space; create a private capture directory (0700); run tcpdump in the target's
+network namespace with a ``-C``/``-W`` ring whose files are 0600; show a status line on a
+terminal; on SIGINT/SIGTERM/SIGHUP or ``--duration`` stop tcpdump so that every file ends
+on a whole record; write ``capture.json`` beside the ring (format in capture/README.md);
+optionally run ``pcapdns report`` on the ring.
+
+Exit status: 0 the capture ran and was stopped; 1 tcpdump stopped by itself or had to be
+killed; 2 nothing was captured (bad option, missing tool or privilege, no disk space).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+FORMAT = "pcapdns.capture/1"
+#: tcpdump's ring files are RING_PREFIX0 .. RING_PREFIX<N-1> (zero-padded to N's width).
+#: The ".pcap" stem matters: Ubuntu's AppArmor profile for tcpdump lets it write only
+#: files named like *.pcap and *.pcap<digits>.
+RING_PREFIX = "dns.pcap"
+META_NAME = "capture.json"
+REPORT_NAME = "report.html"
+#: tcpdump's -C counts millions of bytes; a file grows past it by at most one record.
+MB = 1_000_000
+MAX_RECORD = 262_144 + 16
+#: How long tcpdump may take to start listening, and to stop after SIGINT.
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+CAP_SETGID, CAP_SETUID, CAP_NET_RAW, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 6, 7, 13, 19, 21
+#: Where tcpdump may live when PATH (of a non-root shell, say) lacks the sbin directories.
+EXTRA_PATH = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin"
+
+
+class AgentError(Exception):
+    """A problem that stops the agent: one line saying what is wrong and what to do."""
+
+
+# --------------------------------------------------------------------------------------
+# Options
+
+
+@dataclass(frozen=True)
+class Options:
+    """The validated command line."""
+
+    interface: str
+    #: The BPF expression given to tcpdump (the default, or --port, or --filter).
+    bpf: str
+    size_mb: int
+    files: int
+    buffer_kb: int
+    #: Seconds before the capture stops by itself; None runs until a signal.
+    duration: float | None
+    pid: int | None
+    netns: str | None
+    directory: str | None
+    force: bool
+    keep_free: float
+    analyze: bool
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h`` -> seconds.
+
+    Raises:
+        argparse.ArgumentTypeError: not a positive duration.
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90, 90s, 15m, 2h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not in {low}..{high}")
+        return value
+
+    return convert
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"{text} is not in 0..99 %")
+    return value
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Record DNS traffic of this node or of one pod into a tcpdump ring, "
+                    "with the metadata the analysis needs (capture.json). Runs in the "
+                    "foreground; Ctrl-C, SIGTERM or --duration stop it cleanly.",
+    )
+    what = p.add_argument_group("what to capture")
+    what.add_argument("-i", "--interface", default="any",
+                      help="interface inside the target namespace (default: any)")
+    what.add_argument("--port", type=_int_range(1, 65535), action="append", default=[],
+                      metavar="N", help="also capture this port besides 53 (repeatable)")
+    what.add_argument("--filter", metavar="EXPR",
+                      help="a BPF expression replacing the default 'port 53' "
+                           "(quote it as one argument)")
+    target = what.add_mutually_exclusive_group()
+    target.add_argument("--pid", type=_int_range(1, 2**22), metavar="PID",
+                        help="capture in the network namespace of this process (a pod's "
+                             "container), as nsenter -t PID -n does")
+    target.add_argument("--netns", metavar="NAME|PATH",
+                        help="capture in this network namespace: a name from 'ip netns "
+                             "list' or a path such as /run/netns/NAME")
+    ring = p.add_argument_group("the ring")
+    ring.add_argument("--size-mb", type=_int_range(1, 100_000), default=20, metavar="MB",
+                      help="size of each ring file in millions of bytes, tcpdump -C "
+                           "(default: 20)")
+    ring.add_argument("--files", type=_int_range(1, 100_000), default=200, metavar="N",
+                      help="number of ring files, tcpdump -W (default: 200)")
+    ring.add_argument("--duration", type=parse_duration, metavar="TIME",
+                      help="stop by itself after this long: 90, 90s, 15m, 2h "
+                           "(default: run until Ctrl-C or SIGTERM)")
+    ring.add_argument("--buffer-kb", type=_int_range(64, 4_194_304), default=8192,
+                      metavar="KIB", help="kernel capture buffer in KiB, tcpdump -B; a "
+                                          "bigger one drops fewer packets in bursts "
+                                          "(default: 8192)")
+    out = p.add_argument_group("output")
+    out.add_argument("--dir", dest="directory", metavar="DIR",
+                     help="directory for the ring and capture.json, created 0700 "
+                          "(default: a new pcapdns-capture-<UTC time> in the current "
+                          "directory)")
+    out.add_argument("--force", action="store_true",
+                     help="reuse an existing --dir, deleting the ring and capture.json "
+                          "of the earlier capture in it")
+    out.add_argument("--keep-free", type=_percent, default=10.0, metavar="PCT",
+                     help="refuse to start unless this share of the filesystem stays free "
+                          "with the ring full (default: 10)")
+    out.add_argument("--analyze", action="store_true",
+                     help="when the capture stops, write DIR/report.html with "
+                          "'pcapdns report' (needs the pcapdns package)")
+    return p
+
+
+def parse_options(argv: list[str], prog: str | None = None) -> Options:
+    """Parse and validate the command line.
+
+    Raises:
+        SystemExit: bad usage (argparse prints the message, status 2), or --help.
+    """
+    parser = build_parser(prog)
+    a = parser.parse_args(argv)
+    if a.filter is not None and a.port:
+        parser.error("--filter and --port do not mix: put the ports in the --filter "
+                     "expression")
+    if a.filter is not None:
+        bpf = a.filter.strip()
+        if not bpf or bpf.startswith("-"):
+            parser.error("--filter needs a BPF expression such as 'port 53 or icmp'")
+    else:
+        ports = [53] + [n for n in a.port if n != 53]
+        bpf = " or ".join(f"port {n}" for n in dict.fromkeys(ports))
+    if not a.interface or a.interface.startswith("-") or "/" in a.interface:
+        parser.error(f"--interface {a.interface!r} is not an interface name")
+    if a.netns is not None and not a.netns.strip():
+        parser.error("--netns needs a name or a path")
+    return Options(
+        interface=a.interface, bpf=bpf, size_mb=a.size_mb, files=a.files,
+        buffer_kb=a.buffer_kb, duration=a.duration, pid=a.pid, netns=a.netns,
+        directory=a.directory, force=a.force, keep_free=a.keep_free, analyze=a.analyze,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The target: the node, a process's network namespace, or a named one
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where tcpdump runs."""
+
+    #: "node" (the agent's own namespace), "pid" or "netns".
+    kind: str
+    pid: int | None
+    #: --netns as given (a name or a path).
+    netns: str | None
+    #: The namespace file entered; None for the node.
+    netns_path: str | None
+    #: The namespace's inode number (ties one capture to one namespace), when known.
+    netns_inode: int | None
+    #: The resolv.conf the target's resolver reads.
+    resolv_conf_path: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "pid": self.pid, "netns": self.netns,
+                "netns_path": self.netns_path, "netns_inode": self.netns_inode}
+
+
+def resolve_target(pid: int | None, netns: str | None) -> Target:
+    """Find the namespace file and the resolv.conf of the target.
+
+    Raises:
+        AgentError: the process or namespace does not exist or cannot be opened.
+    """
+    if pid is not None:
+        if not os.path.isdir(f"/proc/{pid}"):
+            raise AgentError(f"PID {pid} not found: give the PID of a process running in "
+                             "the pod (crictl inspect CONTAINER shows it as info.pid)")
+        path = f"/proc/{pid}/ns/net"
+        return Target("pid", pid, None, path, _inode(path), f"/proc/{pid}/root/etc/resolv.conf")
+    if netns is not None:
+        if "/" in netns:
+            path, name = netns, None
+            if os.path.dirname(os.path.abspath(netns)) in ("/run/netns", "/var/run/netns"):
+                name = os.path.basename(netns)
+        else:
+            path, name = f"/run/netns/{netns}", netns
+            if not os.path.exists(path) and os.path.exists(f"/var/run/netns/{netns}"):
+                path = f"/var/run/netns/{netns}"
+        if not os.path.exists(path):
+            raise AgentError(f"network namespace {netns!r} not found ({path}): list them "
+                             "with 'ip netns list', or give a path such as /proc/PID/ns/net")
+        # ip netns exec NAME bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf.
+        resolv = "/etc/resolv.conf"
+        if name and os.path.isfile(f"/etc/netns/{name}/resolv.conf"):
+            resolv = f"/etc/netns/{name}/resolv.conf"
+        return Target("netns", None, netns, path, _inode(path), resolv)
+    # The node: in a hostPID container PID 1 is the node's init, and its root is the
+    # node's filesystem; on the node itself the two paths are the same file.
+    resolv = "/proc/1/root/etc/resolv.conf"
+    if not os.access(resolv, os.R_OK):
+        resolv = "/etc/resolv.conf"
+    return Target("node", None, None, None, _inode("/proc/self/ns/net"), resolv)
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except PermissionError:
+        raise AgentError(f"cannot open {path}: run as root (entering another process's "
+                         "namespace needs CAP_SYS_PTRACE)") from None
+    except OSError:
+        return None
+
+
+def open_netns(target: Target) -> int | None:
+    """Open the target's namespace file; the open descriptor keeps the namespace usable
+    even when the process it came from exits during the capture. None for the node.
+
+    Raises:
+        AgentError: it cannot be opened.
+    """
+    if target.netns_path is None:
+        return None
+    try:
+        return os.open(target.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise AgentError(f"cannot open {target.netns_path}: {e.strerror}: run as root, "
+                         "and check the PID or namespace still exists") from None
+
+
+def enter_netns(fd: int) -> None:
+    """Move the calling thread into the network namespace open at ``fd``.
+
+    Raises:
+        OSError: setns(2) failed (not a network namespace, no CAP_SYS_ADMIN).
+    """
+    setns = getattr(os, "setns", None)  # Python 3.12+
+    if setns is not None:
+        setns(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def call_in_netns(fd: int | None, fn: Callable[[], object]) -> object:
+    """Run ``fn`` in the namespace open at ``fd`` (here when None) and return its result,
+    which must be JSON-serializable.
+
+    A forked child enters the namespace, so the agent itself never leaves the node's
+    (where it reads the node's conntrack counters). Called only while no other thread runs.
+
+    Raises:
+        OSError: the child could not enter the namespace or ``fn`` failed in it.
+    """
+    if fd is None:
+        return fn()
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            os.close(r)
+            enter_netns(fd)
+            data = json.dumps({"ok": fn()}).encode()
+            while data:
+                data = data[os.write(w, data):]
+            status = 0
+        except BaseException as e:  # noqa: B036 - the child must never return to the caller
+            try:
+                os.write(w, json.dumps({"error": str(e)}).encode())
+            except BaseException:  # noqa: B036
+                pass
+        finally:
+            os._exit(status)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as fh:
+        chunks.append(fh.read())
+    os.waitpid(child, 0)
+    try:
+        reply = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        reply = {}
+    if "ok" not in reply:
+        raise OSError(reply.get("error") or "could not enter the network namespace")
+    return reply["ok"]
+
+
+# --------------------------------------------------------------------------------------
+# Metadata: resolv.conf, conntrack counters, interfaces, tcpdump's counters
+
+
+@dataclass(frozen=True)
+class ResolvConf:
+    """What a stub resolver takes from resolv.conf (resolv.conf(5))."""
+
+    path: str
+    nameservers: tuple[str, ...]
+    #: The search list (the last ``search`` or ``domain`` line wins, as in glibc).
+    search: tuple[str, ...]
+    #: options ndots:N; 1 when absent (the glibc and musl default).
+    ndots: int
+    #: Every option word as written (ndots:5, timeout:2, single-request-reopen, ...).
+    options: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "nameservers": list(self.nameservers),
+                "search": list(self.search), "ndots": self.ndots,
+                "options": list(self.options)}
+
+
+def parse_resolv_conf(text: str, path: str = "") -> ResolvConf:
+    """Parse resolv.conf text; unknown lines are ignored, as resolvers do."""
+    nameservers: list[str] = []
+    search: list[str] = []
+    options: list[str] = []
+    ndots = 1
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0][0] in "#;":
+            continue
+        key, args = words[0], words[1:]
+        for i, word in enumerate(args):
+            if word[0] in "#;":
+                args = args[:i]
+                break
+        if key == "nameserver" and args:
+            nameservers.append(args[0])
+        elif key in ("search", "domain"):
+            search = args if key == "search" else args[:1]
+        elif key == "options":
+            options.extend(args)
+            for word in args:
+                if word.startswith("ndots:") and word[6:].isdigit():
+                    ndots = min(int(word[6:]), 15)  # glibc caps ndots at 15
+    return ResolvConf(path, tuple(nameservers), tuple(search), ndots, tuple(options))
+
+
+def read_resolv_conf(path: str) -> ResolvConf | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return parse_resolv_conf(fh.read(1 << 16), path)
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class ConntrackStats:
+    """Conntrack's counters, summed over CPUs; ``insert_failed`` and ``drop`` rising
+    during a capture is the fingerprint of the A/AAAA insertion race."""
+
+    #: "/proc/net/stat/nf_conntrack" or "conntrack -S".
+    source: str
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def parse_nf_conntrack_stat(text: str) -> dict[str, int]:
+    """/proc/net/stat/nf_conntrack: a header of names, then one row of hex per CPU.
+
+    ``entries`` is the table's size, repeated on every row, so it is taken once; every
+    other column is a per-CPU count and is summed.
+
+    Raises:
+        ValueError: not that table.
+    """
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if len(lines) < 2 or lines[0][0] != "entries":
+        raise ValueError("not a /proc/net/stat/nf_conntrack table")
+    names = lines[0]
+    totals: dict[str, int] = {}
+    for row in lines[1:]:
+        if len(row) != len(names):
+            raise ValueError("row and header lengths differ")
+        for i, name in enumerate(names):
+            n = int(row[i], 16)
+            if name == "entries":
+                totals.setdefault(name, n)
+            else:
+                totals[name] = totals.get(name, 0) + n
+    return totals
+
+
+def parse_conntrack_s(text: str) -> dict[str, int]:
+    """``conntrack -S``: one line per CPU of ``key=value`` pairs, summed.
+
+    Raises:
+        ValueError: no counters in it.
+    """
+    totals: dict[str, int] = {}
+    for line in text.splitlines():
+        for key, value in re.findall(r"(\w+)=(\d+)", line):
+            if key != "cpu":
+                totals[key] = totals.get(key, 0) + int(value)
+    if not totals:
+        raise ValueError("no counters in conntrack -S output")
+    return totals
+
+
+def read_conntrack() -> dict[str, object] | None:
+    """The conntrack counters of the calling thread's namespace, or None when conntrack
+    is not loaded there (JSON-ready, so that call_in_netns can return it)."""
+    try:
+        with open("/proc/self/net/stat/nf_conntrack", encoding="ascii") as fh:
+            text = fh.read()
+        return {"source": "/proc/net/stat/nf_conntrack",
+                "counters": parse_nf_conntrack_stat(text)}
+    except (OSError, ValueError):
+        pass
+    tool = shutil.which("conntrack", path=os.environ.get("PATH", "") + ":" + EXTRA_PATH)
+    if tool is None:
+        return None
+    try:
+        cp = subprocess.run([tool, "-S"], stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=10)
+        return {"source": "conntrack -S", "counters": parse_conntrack_s(cp.stdout)}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def conntrack_in(fd: int | None) -> ConntrackStats | None:
+    try:
+        raw = call_in_netns(fd, read_conntrack)
+    except OSError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    return ConntrackStats(str(raw["source"]), dict(raw["counters"]))
+
+
+def parse_ip_link(text: str) -> dict[int, str]:
+    """``ip -o link`` lines (``5: veth1@if4: <BROADCAST,...``) -> {ifindex: name}."""
+    out: dict[int, str] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*(\d+):\s+([^:@\s]+)(?:@\S+)?:", line)
+        if m:
+            out[int(m.group(1))] = m.group(2)
+    return out
+
+
+def list_interfaces() -> dict[str, str]:
+    """{ifindex: name} of the calling thread's namespace (JSON keys are strings).
+
+    Raises:
+        OSError: neither if_nameindex(3) nor ``ip -o link`` worked.
+    """
+    try:
+        return {str(i): name for i, name in socket.if_nameindex()}
+    except OSError:
+        cp = subprocess.run(["ip", "-o", "link"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=10)
+        links = parse_ip_link(cp.stdout)
+        if not links:
+            raise
+        return {str(i): name for i, name in links.items()}
+
+
+def interfaces_in(fd: int | None) -> dict[int, str]:
+    """The target namespace's interfaces by index: SLL2 records (tcpdump -i any) carry
+    only the index, and it means nothing outside that namespace.
+
+    Raises:
+        AgentError: the namespace cannot be entered.
+    """
+    try:
+        raw = call_in_netns(fd, list_interfaces)
+    except OSError as e:
+        raise AgentError(f"cannot enter the target network namespace ({e}): run as root "
+                         "(setns needs CAP_SYS_ADMIN)") from None
+    assert isinstance(raw, dict)
+    return {int(k): str(v) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class TcpdumpStats:
+    """The counters tcpdump prints on stderr when it stops."""
+
+    captured: int | None
+    received: int | None
+    dropped_by_kernel: int | None
+    dropped_by_interface: int | None
+
+
+def parse_tcpdump_stats(text: str) -> TcpdumpStats:
+    """Find tcpdump's closing counters; the last of each wins (a SIGUSR1 report earlier
+    in the text prints the same words on one line)."""
+
+    def last(pattern: str) -> int | None:
+        found = re.findall(r"(\d+) packets? " + pattern, text)
+        return int(found[-1]) if found else None
+
+    return TcpdumpStats(last("captured"), last("received by filter"),
+                        last("dropped by kernel"), last("dropped by interface"))
+
+
+def tcpdump_version(tcpdump: str) -> tuple[str, str]:
+    """(tcpdump's version line, libpcap's version line)."""
+    try:
+        cp = subprocess.run([tcpdump, "--version"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "", ""
+    lines = (cp.stdout + cp.stderr).splitlines()
+    tcp = next((x for x in lines if x.startswith("tcpdump version")), "")
+    pcap = next((x for x in lines if x.startswith("libpcap version")), "")
+    return tcp.strip(), pcap.strip()
+
+
+# --------------------------------------------------------------------------------------
+# Tools, privileges, disk space, the capture directory
+
+
+def find_tcpdump() -> str:
+    """Raises AgentError: tcpdump is not installed."""
+    path = shutil.which("tcpdump", path=os.environ.get("PATH", "") + ":" + EXTRA_PATH)
+    if path is None:
+        raise AgentError("tcpdump not found: install it (apt-get install tcpdump, "
+                         "dnf install tcpdump or apk add tcpdump) or use the pcapdns "
+                         "agent image")
+    return path
+
+
+def effective_capabilities(status_text: str) -> int:
+    m = re.search(r"^CapEff:\s*([0-9a-fA-F]+)", status_text, re.M)
+    return int(m.group(1), 16) if m else 0
+
+
+def check_privileges(target: Target, caps: int | None = None) -> None:
+    """Raises AgentError naming the first missing capability and how to get it."""
+    if caps is None:
+        try:
+            with open("/proc/self/status", encoding="ascii") as fh:
+                caps = effective_capabilities(fh.read())
+        except OSError:
+            caps = 0
+
+    def has(cap: int) -> bool:
+        return bool(caps is not None and caps >> cap & 1)
+
+    if not has(CAP_NET_RAW):
+        raise AgentError("not allowed to capture (no CAP_NET_RAW): run as root (sudo), or "
+                         "in a container with the NET_RAW capability")
+    if not (has(CAP_SETUID) and has(CAP_SETGID)):
+        raise AgentError("tcpdump -Z root needs CAP_SETUID and CAP_SETGID: run as root, "
+                         "or add SETUID and SETGID to the container's capabilities")
+    if target.kind != "node" and not has(CAP_SYS_ADMIN):
+        raise AgentError("entering another network namespace needs CAP_SYS_ADMIN: run as "
+                         "root, or add SYS_ADMIN to the container's capabilities")
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """The ring's worst case against the filesystem that will hold it."""
+
+    #: Bytes the full ring may take: files x size, plus one record of overshoot per file.
+    need: int
+    #: Bytes free to an unprivileged writer (statvfs f_bavail).
+    free: int
+    #: Bytes to leave free (--keep-free of the filesystem's size).
+    reserve: int
+    #: Ring files of --size-mb that fit in free - reserve.
+    fit_files: int
+
+    @property
+    def enough(self) -> bool:
+        return self.need <= self.free - self.reserve
+
+
+def disk_space(size_mb: int, files: int, keep_free: float, total: int, free: int
+               ) -> DiskSpace:
+    per_file = size_mb * MB + MAX_RECORD
+    reserve = int(total * keep_free / 100)
+    return DiskSpace(per_file * files, free, reserve, max(0, (free - reserve) // per_file))
+
+
+def check_disk(where: str, opts: Options) -> DiskSpace:
+    """Raises AgentError: the full ring would leave less than --keep-free free."""
+    st = os.statvfs(where)
+    space = disk_space(opts.size_mb, opts.files, opts.keep_free,
+                       st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize)
+    if not space.enough:
+        raise AgentError(disk_message(where, opts, space))
+    return space
+
+
+def disk_message(where: str, opts: Options, space: DiskSpace) -> str:
+    room = max(0, space.free - space.reserve)
+    head = (f"not enough disk on {where}: {opts.files} files x {opts.size_mb} MB need "
+            f"{_size(space.need)}, and {_size(room)} is free after keeping "
+            f"{opts.keep_free:g}% ({_size(space.reserve)}) free")
+    if space.fit_files:
+        return f"{head}; {space.fit_files} files would fit: use --files {space.fit_files}"
+    return f"{head}; not one file fits: free some space, or lower --size-mb or --keep-free"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def make_capture_dir(directory: str | None, force: bool, now: datetime.datetime) -> str:
+    """Create the capture directory (0700) and return its absolute path.
+
+    Without --dir a new ``pcapdns-capture-<UTC time>`` is made in the current directory
+    (with -2, -3 ... if that exists). An existing --dir is refused unless --force, which
+    deletes only what an earlier capture left there (its ring, capture.json, report).
+
+    Raises:
+        AgentError: it exists (without --force) or cannot be created.
+    """
+    if directory is None:
+        base = "pcapdns-capture-" + now.strftime("%Y%m%dT%H%M%SZ")
+        for n in range(1, 101):
+            path = os.path.abspath(base if n == 1 else f"{base}-{n}")
+            if _mkdir(path):
+                return path
+        raise AgentError(f"{base}: 100 directories of that name exist: use --dir")
+    path = os.path.abspath(directory)
+    if _mkdir(path):
+        return path
+    if not force:
+        raise AgentError(f"{directory} exists (an earlier capture?): choose another --dir, "
+                         "or add --force to replace the capture in it")
+    if not os.path.isdir(path) or os.path.islink(path):
+        raise AgentError(f"{directory} exists and is not a directory: choose another --dir")
+    for name in os.listdir(path):
+        if name.startswith(RING_PREFIX) or name in (META_NAME, META_NAME + ".tmp",
+                                                    REPORT_NAME):
+            os.unlink(os.path.join(path, name))
+    os.chmod(path, 0o700)
+    return path
+
+
+def _mkdir(path: str) -> bool:
+    """True when ``path`` was created (0700); False when it exists.
+
+    Raises:
+        AgentError: it cannot be created.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return False
+    except OSError as e:
+        raise AgentError(f"cannot create {path}: {e.strerror}: choose a writable --dir"
+                         ) from None
+    os.chmod(path, 0o700)  # exactly 0700, whatever the umask
+    return True
+
+
+def ring_files(directory: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(directory) if n.startswith(RING_PREFIX))
+    except OSError:
+        return []
+
+
+# --------------------------------------------------------------------------------------
+# Running tcpdump
+
+
+def tcpdump_command(tcpdump: str, opts: Options, directory: str) -> list[str]:
+    """The tcpdump argument list (never a shell string)."""
+    return [
+        tcpdump, "-i", opts.interface, "-nn",
+        "-s", "0",  # whole packets: DNS over TCP and EDNS answers are long
+        "-U",  # write each packet when it arrives, so a file always ends on a record
+        # Deliver packets at once rather than in kernel blocks: a block still waiting
+        # when tcpdump is stopped would be lost. DNS rates make the cost small.
+        "--immediate-mode",
+        "-B", str(opts.buffer_kb),
+        "-C", str(opts.size_mb), "-W", str(opts.files),
+        # Stay root: Debian's tcpdump otherwise switches to the tcpdump user, which can
+        # neither write into the 0700 directory nor open the next ring file.
+        "-Z", "root",
+        "-v",  # with -w: a "Got N" packet count every second, for the status line
+        "-w", os.path.join(directory, RING_PREFIX),
+        opts.bpf,
+    ]
+
+
+def _set_pdeathsig(sig: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_setup(netns_fd: int | None, parent: int) -> Callable[[], None]:
+    """What tcpdump's process does between fork and exec."""
+
+    def setup() -> None:
+        # Its own process group: a terminal's Ctrl-C reaches only the agent, which then
+        # stops tcpdump once, in order.
+        os.setpgid(0, 0)
+        os.umask(0o077)  # ring files 0600
+        # Never an orphan: if the agent dies (even by SIGKILL) tcpdump is sent SIGTERM.
+        _set_pdeathsig(signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)  # the agent died before the line above took effect
+        if netns_fd is not None:
+            enter_netns(netns_fd)
+
+    return setup
+
+
+class StderrReader(threading.Thread):
+    """Reads tcpdump's stderr: keeps the last lines, the "Got N" count, and notes when
+    tcpdump says it is listening."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(name="tcpdump-stderr", daemon=True)
+        self.stream = stream
+        self.lines: deque[str] = deque(maxlen=200)
+        self.seen = 0
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        fd = self.stream.fileno()
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            *done, pending = re.split(rb"[\r\n]", pending)
+            for raw in done:
+                self._line(raw.decode(errors="replace").strip())
+        self._line(pending.decode(errors="replace").strip())
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        m = re.fullmatch(r"Got (\d+)", line)
+        if m:
+            self.seen = int(m.group(1))
+            return
+        self.lines.append(line)
+        if "listening on" in line:
+            self.listening.set()
+
+
+class Stopper:
+    """Turns SIGINT, SIGTERM and SIGHUP into a request to stop, remembered by name."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.reason is None:
+            self.reason = signal.Signals(signum).name
+
+
+def start_tcpdump(argv: list[str], netns_fd: int | None
+                  ) -> tuple[subprocess.Popen, StderrReader]:  # type: ignore[type-arg]
+    """Start tcpdump and wait until it listens.
+
+    Raises:
+        AgentError: it could not start, or stopped with an error.
+    """
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE,
+                                preexec_fn=_child_setup(netns_fd, os.getpid()))
+    except (OSError, subprocess.SubprocessError) as e:
+        raise AgentError(f"cannot start tcpdump: {e}") from None
+    assert proc.stderr is not None
+    reader = StderrReader(proc.stderr)
+    reader.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not reader.listening.wait(0.1):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_tcpdump(proc, reader)
+            last = next((x for x in reversed(reader.lines) if x.startswith("tcpdump:")),
+                        reader.lines[-1] if reader.lines else "no message")
+            hint = "check --filter and --interface" if "syntax" in last or "No such" in last \
+                else "see its message"
+            raise AgentError(f"tcpdump did not start ({last}): {hint}")
+    return proc, reader
+
+
+def stop_tcpdump(proc: subprocess.Popen, reader: StderrReader) -> bool:  # type: ignore[type-arg]
+    """Stop tcpdump with SIGINT (it then finishes the record it writes, prints its
+    counters and exits); SIGKILL only if it hangs. True when it had to be killed."""
+    killed = False
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed = True
+    reader.join(timeout=5)
+    return killed
+
+
+class StatusLine:
+    """One line on stderr, rewritten each second, when stderr is a terminal."""
+
+    def __init__(self, directory: str, enabled: bool) -> None:
+        self.directory, self.enabled = directory, enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, seen: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < 1.0):
+            return
+        self._last = now
+        names = ring_files(self.directory)
+        size = 0
+        for n in names:
+            try:
+                size += os.path.getsize(os.path.join(self.directory, n))
+            except OSError:
+                pass
+        elapsed = int(now - self.started)
+        sys.stderr.write(f"\rcapturing: {len(names)} files, {_size(size)}, {seen} packets, "
+                         f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+                         " (Ctrl-C stops) ")
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------------------
+# capture.json
+
+
+def utc_iso(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(  # noqa: UP017
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_json(path: str, data: dict[str, object]) -> None:
+    """Write ``path`` (0600) atomically: a reader never sees half a file."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    os.replace(tmp, path)
+
+
+def conntrack_json(before: ConntrackStats | None, after: ConntrackStats | None
+                   ) -> dict[str, object] | None:
+    if before is None and after is None:
+        return None
+    source = (before or after).source  # type: ignore[union-attr]
+    return {"source": source,
+            "before": before.counters if before else None,
+            "after": after.counters if after else None}
+
+
+# --------------------------------------------------------------------------------------
+# --analyze
+
+
+def run_report(directory: str) -> str:
+    """Run ``pcapdns report`` on the ring (never through a shell); return one line."""
+    if importlib.util.find_spec("pcapdns") is None:
+        return (f"--analyze: pcapdns is not installed here; the capture is kept in "
+                f"{directory}: copy it and run 'pcapdns report' there")
+    out = os.path.join(directory, REPORT_NAME)
+    argv = [sys.executable, "-m", "pcapdns", "report", directory, "-o", out]
+    try:
+        cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=3600)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"--analyze: pcapdns report failed ({e}); the capture is kept in {directory}"
+    if cp.returncode != 0:
+        last = (cp.stderr.strip().splitlines() or ["no message"])[-1]
+        return (f"--analyze: pcapdns report failed (exit {cp.returncode}: {last}); the "
+                f"capture is kept in {directory}")
+    return f"report: {out}"
+
+
+# --------------------------------------------------------------------------------------
+# main
+
+
+def say(message: str) -> None:
+    print(f"pcapdns capture: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the agent; returns the exit status (see the module docstring)."""
+    opts = parse_options(sys.argv[1:] if argv is None else list(argv), prog)
+    try:
+        return capture(opts)
+    except AgentError as e:
+        say(f"error: {e}")
+        return 2
+    except OSError as e:  # the disk filled, the directory went away, ...
+        say(f"error: {e}; the capture stopped")
+        return 1
+
+
+def capture(opts: Options) -> int:
+    """One capture from checks to capture.json.
+
+    Raises:
+        AgentError: a check failed before anything was captured.
+    """
+    tcpdump = find_tcpdump()
+    target = resolve_target(opts.pid, opts.netns)
+    check_privileges(target)
+    now = time.time()
+    directory = opts.directory
+    where = os.path.abspath(directory if directory and os.path.isdir(directory)
+                            else os.path.dirname(os.path.abspath(directory or "x")))
+    if not os.path.isdir(where):
+        raise AgentError(f"cannot create {directory}: {where} does not exist: create it or "
+                         "choose another --dir")
+    check_disk(where, opts)
+    netns_fd = open_netns(target)
+    try:
+        return _run(opts, tcpdump, target, netns_fd, now)
+    finally:
+        if netns_fd is not None:
+            os.close(netns_fd)
+
+
+def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
+         now: float) -> int:
+    interfaces = interfaces_in(netns_fd)
+    resolv = read_resolv_conf(target.resolv_conf_path)
+    node_ct_before = conntrack_in(None)
+    target_ct_before = conntrack_in(netns_fd) if netns_fd is not None else None
+    version, libpcap = tcpdump_version(tcpdump)
+    utc = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)  # noqa: UP017 - 3.8
+    directory = make_capture_dir(opts.directory, opts.force, utc)
+    argv = tcpdump_command(tcpdump, opts, directory)
+    stopper = Stopper()
+    stopper.install()
+    try:
+        proc, reader = start_tcpdump(argv, netns_fd)
+    except AgentError:
+        if not os.listdir(directory):
+            os.rmdir(directory)
+        raise
+    meta: dict[str, object] = {
+        "format": FORMAT,
+        "node": socket.gethostname(),
+        "target": target.to_json(),
+        "start": utc_iso(time.time()),
+        "stop": None,
+        "stop_reason": None,
+        "duration_limit": opts.duration,
+        "directory": directory,
+        "ring": {"prefix": RING_PREFIX, "size_mb": opts.size_mb, "files": opts.files,
+                 "interface": opts.interface, "filter": opts.bpf, "names": []},
+        "tcpdump": {"command": argv, "version": version, "libpcap": libpcap,
+                    "pid": proc.pid, "exit_status": None, "killed": False,
+                    "packets_captured": None, "packets_received": None,
+                    "packets_dropped_by_kernel": None,
+                    "packets_dropped_by_interface": None, "stderr": []},
+        "interfaces": {str(k): v for k, v in sorted(interfaces.items())},
+        "resolv_conf": resolv.to_json() if resolv else None,
+        "conntrack": conntrack_json(node_ct_before, None),
+        "target_conntrack": conntrack_json(target_ct_before, None),
+    }
+    meta_path = os.path.join(directory, META_NAME)
+    status = StatusLine(directory, sys.stderr.isatty())
+    reason = "error"
+    try:
+        write_json(meta_path, meta)  # there already if the agent is killed outright
+        say(f"capturing {opts.bpf!r} on {opts.interface} ({_target_words(target)}) into "
+            f"{directory}: {opts.files} files x {opts.size_mb} MB")
+        reason = _wait(proc, reader, stopper, status, opts.duration)
+    finally:
+        # Whatever happened above, tcpdump does not outlive this call.
+        killed = stop_tcpdump(proc, reader)
+    status.update(reader.seen, force=True)
+    status.end()
+    stats = parse_tcpdump_stats("\n".join(reader.lines))
+    names = ring_files(directory)
+    meta["stop"] = utc_iso(time.time())
+    meta["stop_reason"] = reason
+    meta["ring"].update(names=names)  # type: ignore[attr-defined]
+    meta["tcpdump"].update(  # type: ignore[attr-defined]
+        exit_status=proc.returncode, killed=killed,
+        packets_captured=stats.captured, packets_received=stats.received,
+        packets_dropped_by_kernel=stats.dropped_by_kernel,
+        packets_dropped_by_interface=stats.dropped_by_interface,
+        stderr=list(reader.lines)[-20:])
+    meta["conntrack"] = conntrack_json(node_ct_before, conntrack_in(None))
+    if netns_fd is not None:
+        meta["target_conntrack"] = conntrack_json(target_ct_before, conntrack_in(netns_fd))
+    write_json(meta_path, meta)
+    say(f"stopped ({reason}): {_count(stats.captured)} packets captured, "
+        f"{_count(stats.dropped_by_kernel)} dropped by the kernel; {len(names)} ring files "
+        f"and {META_NAME} in {directory}")
+    if opts.analyze:
+        say(run_report(directory))
+    if reason == "tcpdump-exited" or killed:
+        last = next((x for x in reversed(reader.lines) if x.startswith("tcpdump:")), "")
+        how = "had to be killed" if killed else f"stopped by itself (exit {proc.returncode})"
+        say(f"tcpdump {how} {last}".rstrip())
+        return 1
+    return 0
+
+
+def _wait(proc: subprocess.Popen, reader: StderrReader,  # type: ignore[type-arg]
+          stopper: Stopper, status: StatusLine, duration: float | None) -> str:
+    """Wait for a signal, the end of --duration or tcpdump's exit; return which."""
+    deadline = time.monotonic() + duration if duration else None
+    while True:
+        if stopper.reason is not None:
+            return stopper.reason
+        if proc.poll() is not None:
+            return "tcpdump-exited"
+        if deadline is not None and time.monotonic() >= deadline:
+            return "duration"
+        status.update(reader.seen)
+        time.sleep(0.1)
+
+
+def _count(n: int | None) -> str:
+    return "?" if n is None else str(n)
+
+
+def _target_words(target: Target) -> str:
+    if target.kind == "pid":
+        return f"network namespace of PID {target.pid}"
+    if target.kind == "netns":
+        return f"network namespace {target.netns}"
+    return "this node's network namespace"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
