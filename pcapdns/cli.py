@@ -140,3 +140,16 @@ def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:
                 _fail(f"{output}: is one of the inputs; refusing to overwrite")
     except OSError:
         return
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                      "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def capture(args: tuple[str, ...]) -> None:
+    """Record DNS traffic into a tcpdump ring with its metadata (as root on the node;
+    'pcapdns capture --help' lists the options)."""
+    from pcapdns import agent
+
+    sys.exit(agent.main(list(args), prog="pcapdns capture"))
