@@ -7,6 +7,7 @@ Exit status: 0 analyzed (damaged input is analyzed as far as it goes, with a war
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TextIO
@@ -14,6 +15,7 @@ from typing import NoReturn, TextIO
 import click
 
 from pcapdns import __version__
+from pcapdns.analysis import Analysis
 from pcapdns.analysis import analyze as run_analysis
 from pcapdns.config import AnalysisConfig
 from pcapdns.errors import PcapdnsError
@@ -74,6 +76,70 @@ def main() -> None:
     """Diagnose DNS failures (Kubernetes and elsewhere) from packet captures."""
 
 
+def _analysis_options(f: Callable[..., None]) -> Callable[..., None]:
+    """The options that shape an analysis, shared by ``analyze`` and ``report``."""
+    options = [
+        click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True,
+                     help="A port that carries DNS (repeatable). Default: 53."),
+        click.option("--timeout", type=click.FloatRange(0, min_open=True), default=5.0,
+                     show_default=True,
+                     help="Seconds before the capture's end a failed lookup's last attempt "
+                          "must be to count as a timeout."),
+        click.option("--slow", type=click.FloatRange(0, min_open=True), default=1.0,
+                     show_default=True,
+                     help="Seconds after which an answered lookup is slow."),
+        click.option("--max-wait", type=click.FloatRange(12, None), default=30.0,
+                     show_default=True,
+                     help="Seconds a query waits for its response; later responses are "
+                          "unsolicited."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _config(ports: tuple[int, ...], timeout: float, slow: float,
+            max_wait: float) -> AnalysisConfig:
+    return AnalysisConfig(
+        ports=frozenset(ports) if ports else frozenset({53}),
+        timeout=timeout,
+        slow=slow,
+        max_wait=max_wait,
+    )
+
+
+def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool) -> Analysis:
+    """Analyze, turning the library's errors into one line and an exit status."""
+    try:
+        result = run_analysis(list(paths), config, keep_lookups=keep_lookups,
+                              progress=_Bar())
+    except PcapdnsError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    for w in result.warnings:
+        click.echo(f"pcapdns: warning: {w}", err=True)
+    return result
+
+
+def _write_html(result: Analysis, path: str, paths: tuple[str, ...]) -> None:
+    from pcapdns.report import html, model
+
+    context, warnings = model.context_for(list(paths))
+    for w in warnings:
+        click.echo(f"pcapdns: warning: {w}", err=True)
+    report = model.build(result, command=_command_line(), context=context)
+    try:
+        html.write(report, path)
+    except OSError as e:
+        _fail(f"{path}: cannot write: {e.strerror or e}")
+
+
+def _command_line() -> str:
+    """The command as the user typed it, quoted so it can be pasted back into a shell."""
+    return shlex.join(["pcapdns", *sys.argv[1:]])
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option(
@@ -82,18 +148,11 @@ def main() -> None:
 )
 @click.option("--output", "-o", "output", metavar="FILE",
               help="Write the output to FILE instead of stdout.")
-@click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True,
-              help="A port that carries DNS (repeatable). Default: 53.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=5.0,
-              show_default=True,
-              help="Seconds before the capture's end a failed lookup's last attempt must be "
-                   "to count as a timeout.")
-@click.option("--slow", type=click.FloatRange(0, min_open=True), default=1.0,
-              show_default=True, help="Seconds after which an answered lookup is slow.")
-@click.option("--max-wait", type=click.FloatRange(12, None), default=30.0, show_default=True,
-              help="Seconds a query waits for its response; later responses are unsolicited.")
+@_analysis_options
 @click.option("--transactions", is_flag=True,
               help="Include every transaction in the JSON document.")
+@click.option("--html", "html_path", metavar="FILE",
+              help="Also write the HTML report to FILE.")
 def analyze(
     paths: tuple[str, ...],
     fmt: str,
@@ -103,32 +162,60 @@ def analyze(
     slow: float,
     max_wait: float,
     transactions: bool,
+    html_path: str | None,
 ) -> None:
     """Analyze one capture: pcap/pcapng files (gzip too), several files of a ring, or a
     directory of them."""
     from pcapdns.output import document, text
 
-    config = AnalysisConfig(
-        ports=frozenset(ports) if ports else frozenset({53}),
-        timeout=timeout,
-        slow=slow,
-        max_wait=max_wait,
-    )
-    if output is not None and output != "-":
-        _refuse_input_as_output(output, paths)
-    try:
-        result = run_analysis(list(paths), config, keep_lookups=transactions, progress=_Bar())
-    except PcapdnsError as e:
-        _fail(str(e))
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    for w in result.warnings:
-        click.echo(f"pcapdns: warning: {w}", err=True)
+    config = _config(ports, timeout, slow, max_wait)
+    for out in (output, html_path):
+        if out is not None and out != "-":
+            _refuse_input_as_output(out, paths)
+    if output is not None and output != "-" and html_path is not None and (
+            os.path.realpath(output) == os.path.realpath(html_path)):
+        _fail(f"{html_path}: given for both --output and --html")
+    result = _run(paths, config, transactions)
+    if html_path is not None:
+        _write_html(result, html_path, paths)
     if fmt == "json":
         _write_output(output, lambda fh: document.write(result, fh))
     else:
         summary = text.render(result)
         _write_output(output, lambda fh: print(summary, end="", file=fh))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--output", "-o", "output", metavar="FILE", required=True,
+              help="Where to write the HTML report.")
+@click.option("--json", "json_path", metavar="FILE",
+              help="Also write the JSON document (as analyze --format json) to FILE.")
+@_analysis_options
+def report(
+    paths: tuple[str, ...],
+    output: str,
+    json_path: str | None,
+    ports: tuple[int, ...],
+    timeout: float,
+    slow: float,
+    max_wait: float,
+) -> None:
+    """Write one self-contained HTML report for a capture (files, a ring or a directory),
+    to attach to a ticket."""
+    from pcapdns.output import document
+
+    config = _config(ports, timeout, slow, max_wait)
+    for out in (output, json_path):
+        if out is not None:
+            _refuse_input_as_output(out, paths)
+    if json_path is not None and os.path.realpath(json_path) == os.path.realpath(output):
+        _fail(f"{json_path}: given for both --output and --json")
+    result = _run(paths, config, False)
+    _write_html(result, output, paths)
+    if json_path is not None:
+        _write_output(json_path, lambda fh: document.write(result, fh))
+    click.echo(f"pcapdns: report written to {output}", err=True)
 
 
 def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:

@@ -1,0 +1,103 @@
+"""Report -> one self-contained HTML file.
+
+Self-contained means no request to any other file or host: the stylesheet and the script
+are inlined, the charts are inline SVG, and a Content-Security-Policy forbids everything
+else (``default-src 'none'``). The policy admits the page's own script by its hash only,
+so even a name that slipped past escaping could not run as script. Everything from the
+capture goes through jinja2's autoescaping; only the charts (markup matplotlib made from
+numbers and our own labels) and the script are inserted as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import tempfile
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from pcapdns.report import charts
+from pcapdns.report.model import Report
+
+
+def render(report: Report) -> str:
+    """The page for ``report``, as text."""
+    script = _asset("report.js")
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pcapdns.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["code"] = _code
+    page = env.get_template("report.html.j2").render(
+        r=report,
+        css=Markup(_asset("report.css")),
+        script=script,
+        script_hash="sha256-" + base64.b64encode(
+            hashlib.sha256(script.encode()).digest()).decode(),
+        charts=_charts(report),
+        show_iface=any(e.interface for g in report.groups for e in g.rows),
+    )
+    return page
+
+
+def write(report: Report, path: str) -> None:
+    """Write the page to ``path`` atomically: a reader never sees half a report, and a
+    failure leaves an earlier file at ``path`` as it was.
+
+    Raises:
+        OSError: the directory is not writable.
+    """
+    text = render(report)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".pcapdns-report-", suffix=".html", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _charts(r: Report) -> dict[str, Any]:
+    start, step, queries, failed = r.timeline
+    return {
+        "timeline": Markup(charts.timeline_svg(start, step, queries, failed)),
+        "latency": Markup(
+            charts.latency_svg(r.latency_buckets, r.latency_ms) if r.latency_buckets
+            else charts.empty_svg("No answered lookups")
+        ),
+        "rcodes": Markup(
+            charts.rcode_svg(r.rcodes) if r.rcodes else charts.empty_svg("No responses")
+        ),
+    }
+
+
+_TICKS = re.compile(r"`([^`]+)`")
+
+
+def _code(text: str) -> Markup:
+    """Escape ``text`` and show its `backquoted` parts as code."""
+    return Markup(_TICKS.sub(r"<code>\1</code>", str(escape(text))))
+
+
+def _asset(name: str) -> str:
+    return resources.files("pcapdns.report").joinpath("templates", name).read_text("utf-8")

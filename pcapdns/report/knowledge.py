@@ -1,0 +1,260 @@
+"""What each finding kind means, what usually causes it, and how to fix it.
+
+One entry per finding kind; ``test_knowledge`` checks that none is missing. The causes and
+fixes are what a support engineer can act on without the capture at hand: the resolver
+option, the Kubernetes object or the command to run. They come from resolver behaviour
+(glibc resolv.conf(5), musl's resolver), Kubernetes DNS debugging practice and CoreDNS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pcapdns.detect.base import FindingKind
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """The report's text for one finding kind."""
+
+    #: A short heading, e.g. "Same-port A/AAAA race (conntrack)".
+    title: str
+    #: One sentence: what the finding means on the wire.
+    meaning: str
+    #: Likely causes, most likely first.
+    causes: tuple[str, ...]
+    #: What to do, most effective first.
+    fixes: tuple[str, ...]
+
+
+_TIMEOUT_CAUSES = (
+    "DNS traffic blocked on the path: a NetworkPolicy without an egress rule for UDP and TCP "
+    "port 53 to kube-dns, a cloud security group or network ACL dropping UDP 53.",
+    "CoreDNS overloaded or throttled (CPU limit reached, too few replicas): check "
+    "`kubectl -n kube-system top pods -l k8s-app=kube-dns` and its logs.",
+    "The node's conntrack table full: `nf_conntrack: table full, dropping packet` in "
+    "`dmesg`; compare `conntrack -C` with `sysctl net.netfilter.nf_conntrack_max`.",
+    "IPVS reusing a UDP source port after a CoreDNS pod was removed: queries from that port "
+    "go to a backend that no longer exists.",
+    "The client node overloaded, dropping packets before they leave.",
+)
+
+ADVICE: dict[FindingKind, Advice] = {
+    "aaaa_race_lost": Advice(
+        title="Same-port A/AAAA race (conntrack)",
+        meaning="The resolver sent the A and AAAA queries together from one socket and one "
+                "of them was never answered, so the lookup stalled until the resolver's "
+                "timeout (5 s by default) and a retry.",
+        causes=(
+            "A conntrack insertion race: two UDP packets of one socket arrive at the same "
+            "instant, both NEW to conntrack, and the kernel drops one when its entry fails to "
+            "insert (`insert_failed` rises in `conntrack -S` / /proc/net/stat/nf_conntrack).",
+            "glibc sends A and AAAA in parallel from one socket by default; images with a libc "
+            "before 2.33 (and ARM nodes in particular) are the ones usually hit.",
+        ),
+        fixes=(
+            "Set `options single-request-reopen` (or `single-request`) through the pod's "
+            "`dnsConfig.options`, so A and AAAA do not leave one socket at the same instant.",
+            "Deploy NodeLocal DNSCache: the node-local cache is reached without conntrack "
+            "(NOTRACK) and removes the race.",
+            "Use an image with libc 2.33 or later.",
+            "Shorten the stall while the fix rolls out: "
+            "`options timeout:2 attempts:3 rotate single-request-reopen`.",
+            "Resolve IPv4 only where the client allows it (for PHP cURL, "
+            "`CURLOPT_IPRESOLVE = CURL_IPRESOLVE_V4`), so no AAAA query is sent.",
+        ),
+    ),
+    "truncated_no_tcp_fallback": Advice(
+        title="Truncated answer without a TCP retry",
+        meaning="The server answered with TC=1 (the answer did not fit in UDP) and the "
+                "client never asked again over TCP, so it got no usable answer.",
+        causes=(
+            "The answer is too big for UDP: typically a headless Service with many endpoints, "
+            "or many records behind one name.",
+            "A resolver that never falls back to TCP (musl before 1.2.4, as in older Alpine "
+            "images), or TCP to the server blocked on the path.",
+        ),
+        fixes=(
+            "Make the client use TCP: `options use-vc` in the pod's `dnsConfig.options`, or a "
+            "Go resolver configured to dial TCP.",
+            "Use a glibc-based image or musl 1.2.4+ (Alpine 3.18 or later), which retry over "
+            "TCP.",
+            "Allow TCP port 53 to kube-dns in NetworkPolicies and security groups.",
+            "Reduce the answer size (fewer endpoints per headless Service). Note that some "
+            "upstreams accept only UDP: CoreDNS `forward ... { prefer_udp }` exists for them.",
+        ),
+    ),
+    "timeout": Advice(
+        title="Lookups that timed out",
+        meaning="No attempt of the lookup was answered: the query (or its answer) was lost "
+                "between the client and the server.",
+        causes=_TIMEOUT_CAUSES,
+        fixes=(
+            "Allow UDP and TCP port 53 from the pods to kube-dns (NetworkPolicy egress, "
+            "security groups, NACLs).",
+            "Scale CoreDNS (more replicas, or cluster-proportional-autoscaler) and raise its "
+            "CPU limit; deploy NodeLocal DNSCache.",
+            "Raise `net.netfilter.nf_conntrack_max` on nodes where the table is full.",
+            "For IPVS source-port reuse: upgrade the kernel or kube-proxy, or lower the IPVS "
+            "UDP timeout.",
+        ),
+    ),
+    "retransmission": Advice(
+        title="Retransmitted queries",
+        meaning="The resolver sent the same question again because the previous attempt was "
+                "not answered in time; each retry adds the resolver's timeout to the lookup.",
+        causes=("Lost queries or answers (see timeouts), or a server slower than the "
+                "resolver's timeout.",) + _TIMEOUT_CAUSES[1:3],
+        fixes=(
+            "Find where the first attempt was lost: look for the same frames in a capture on "
+            "the CoreDNS side or after NAT.",
+            "Lower the cost of a loss with `options timeout:2 attempts:3` in `dnsConfig`.",
+        ),
+    ),
+    "servfail": Advice(
+        title="SERVFAIL answers",
+        meaning="The server (or its upstream) failed to resolve the name.",
+        causes=(
+            "The upstream resolver of CoreDNS is unreachable or failing (check CoreDNS logs "
+            "for `i/o timeout` and the `forward` plugin's upstreams).",
+            "DNSSEC validation failure, or a broken delegation for the zone.",
+        ),
+        fixes=(
+            "Send the ticket summary below to the upstream DNS provider: names, times (UTC) "
+            "and servers.",
+            "Check the CoreDNS `forward` targets and their health; add a second upstream.",
+        ),
+    ),
+    "refused": Advice(
+        title="REFUSED answers",
+        meaning="The server declined to answer this client or this zone.",
+        causes=(
+            "An access control on the server (allow-query, a view, a firewall-style policy).",
+            "The query reached a server that is not a resolver for this zone (a wrong "
+            "nameserver in resolv.conf or in CoreDNS `forward`).",
+        ),
+        fixes=(
+            "Check which server refused (below) and its access rules for the client's "
+            "address range.",
+            "Send the ticket summary to the operator of that server.",
+        ),
+    ),
+    "nxdomain": Advice(
+        title="Names that do not exist (NXDOMAIN)",
+        meaning="The server answered that the name does not exist.",
+        causes=(
+            "Search-list expansion: with `ndots:5`, a short name is first tried with each "
+            "search suffix (`.ns.svc.cluster.local`, `.svc.cluster.local`, ...), and those "
+            "tries are NXDOMAIN by design.",
+            "A Service in another namespace asked by its short name: it needs "
+            "`service.namespace` or `service.namespace.svc.cluster.local`.",
+            "A typo or a name that was removed.",
+        ),
+        fixes=(
+            "Write external names fully qualified with a trailing dot (`api.example.com.`) or "
+            "lower `ndots` (e.g. 2) in the pod's `dnsConfig.options`.",
+            "Use `service.namespace.svc.cluster.local` for cross-namespace names.",
+        ),
+    ),
+    "slow_response": Advice(
+        title="Slow answers",
+        meaning="The lookup was answered, but late, counted from its first attempt.",
+        causes=(
+            "Slower than 5 s: the server is effectively unreachable and the answer came after "
+            "a retry (see timeouts and the A/AAAA race).",
+            "Slower than 1 s: CoreDNS overloaded or a slow upstream resolver.",
+        ),
+        fixes=(
+            "Deploy NodeLocal DNSCache so that answers are cached on the node.",
+            "Scale CoreDNS and check its `forward` upstream latency "
+            "(`coredns_forward_request_duration_seconds`).",
+        ),
+    ),
+    "fanout": Advice(
+        title="Queries to several nameservers at once",
+        meaning="The client sent one query to every nameserver in its resolv.conf at the "
+                "same time, which is what the musl (Alpine) resolver does.",
+        causes=(
+            "A musl-based image (Alpine). It queries all nameservers in parallel, and so "
+            "bypasses NodeLocal DNSCache when both addresses are listed.",
+        ),
+        fixes=(
+            "Use a glibc-based image (Debian, Ubuntu, distroless) for workloads that need "
+            "NodeLocal DNSCache or a predictable resolver order.",
+            "List only one nameserver in the pod's resolv.conf (`dnsPolicy: None` with "
+            "`dnsConfig.nameservers`).",
+        ),
+    ),
+    "late_response": Advice(
+        title="Answers that came after the client gave up",
+        meaning="The answer arrived after the client had closed its socket; the client's "
+                "kernel answered it with ICMP port unreachable.",
+        causes=(
+            "A server slower than the resolver's timeout: overloaded CoreDNS or a slow "
+            "upstream.",
+        ),
+        fixes=(
+            "Make the server faster (scale CoreDNS, NodeLocal DNSCache) or raise the client's "
+            "`options timeout:N`.",
+        ),
+    ),
+    "unsolicited_response": Advice(
+        title="Responses that match no query",
+        meaning="A response arrived for which no query was seen.",
+        causes=(
+            "A reply whose source was not translated back (the CoreDNS pod IP instead of the "
+            "Service IP): the client drops it. Look for a conntrack entry lost or expired "
+            "between the query and the answer.",
+            "The query was sent before the capture started, or the answer came after "
+            "`--max-wait`.",
+        ),
+        fixes=(
+            "Check kube-proxy and conntrack on the node (`conntrack -L -p udp --dport 53`).",
+            "Capture a little longer before the problem so the queries are in the capture.",
+        ),
+    ),
+    "icmp_unreachable": Advice(
+        title="ICMP errors about DNS packets",
+        meaning="An ICMP destination-unreachable error quoted a DNS packet that matched no "
+                "query or response in the capture.",
+        causes=("A server port closed (nothing listening on 53), or a late answer to a query "
+                "sent before the capture started.",),
+        fixes=("Check that the server in the evidence is really serving DNS on port 53.",),
+    ),
+    "search_expansion": Advice(
+        title="Search-list expansion (ndots)",
+        meaning="Before the name was answered, the resolver tried it with each search suffix, "
+                "and each try came back NXDOMAIN.",
+        causes=(
+            "Kubernetes pods use `ndots:5`: any name with fewer than 5 dots is tried with "
+            "every search suffix first, multiplying queries and latency.",
+        ),
+        fixes=(
+            "Write external names with a trailing dot (`api.example.com.`).",
+            "Lower `ndots` (e.g. `options ndots:2`) in the pod's `dnsConfig`.",
+            "Use the full `service.namespace.svc.cluster.local` name for in-cluster services.",
+        ),
+    ),
+    "stale_port": Advice(
+        title="One client port stuck",
+        meaning="Lookups from one client source port kept failing while the same client's "
+                "other ports were answered.",
+        causes=(
+            "A stale conntrack or IPVS entry still pointing at a CoreDNS pod that was "
+            "removed; the client keeps reusing the same source port, so every query follows "
+            "the dead entry.",
+        ),
+        fixes=(
+            "Delete the stale entry: `conntrack -D -p udp --sport PORT` on the client's node.",
+            "Upgrade kube-proxy and the kernel (fixes for IPVS UDP port reuse), or use "
+            "`options single-request-reopen` so that retries use a new port.",
+        ),
+    ),
+    "detector_error": Advice(
+        title="Analysis problems",
+        meaning="A detector failed on part of the capture; the rest of the report is "
+                "complete, but this part was not examined.",
+        causes=("A bug in pcapdns met by this capture.",),
+        fixes=("Report it with the frames listed, so the problem can be reproduced.",),
+    ),
+}

@@ -1,0 +1,673 @@
+"""Analysis -> what the report says, as plain frozen records (no HTML here).
+
+The template only lays these out; every sentence, count and table row is decided here, so
+the structure can be tested without a browser. Strings stay raw: escaping is the template
+engine's job (autoescape), and nothing here builds markup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pcapdns import __version__
+from pcapdns.analysis import Analysis
+from pcapdns.detect import AggregatedFinding
+from pcapdns.detect.base import SEVERITY_RANK, Finding, FindingKind
+from pcapdns.dns import names
+from pcapdns.dns.message import Message
+from pcapdns.match.records import Lookup, Orphan, Transaction
+from pcapdns.output.document import summary
+from pcapdns.output.timefmt import iso
+from pcapdns.read import linktypes
+from pcapdns.report.knowledge import ADVICE, Advice
+
+#: Occurrences shown in a finding group's evidence table, and rows at most.
+EVIDENCE_OCCURRENCES = 8
+EVIDENCE_ROWS = 40
+#: Rows of the per-server and per-client tables.
+TABLE_ROWS = 15
+#: The full problem list is shown only up to this many distinct findings.
+PROBLEM_LIST_MAX = 300
+#: Lines of the ticket summary.
+TICKET_LINES = 40
+#: Names under these suffixes are inside the cluster: not for an upstream provider's ticket.
+CLUSTER_SUFFIXES = ("cluster.local", "svc", "in-addr.arpa", "ip6.arpa")
+
+#: Finding kinds whose names go into the ticket for the upstream DNS provider.
+_TICKET_KINDS: dict[str, str] = {
+    "servfail": "SERVFAIL", "refused": "REFUSED", "timeout": "no answer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureContext:
+    """What the capture agent recorded beside the files (capture.json), when it did."""
+
+    #: The node (host name) the capture was made on.
+    node: str | None = None
+    #: What was captured: "node", "pid 1234", "netns NAME".
+    target: str | None = None
+    #: Interface index -> name in the captured namespace (names SLL2 interface indexes).
+    interfaces: dict[int, str] = field(default_factory=dict)
+    #: The resolver's search list and options in the captured namespace.
+    search: tuple[str, ...] = ()
+    resolver_options: tuple[str, ...] = ()
+    #: Notes that change how the numbers read (kernel drops, conntrack counters).
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRow:
+    """One frame in an evidence table."""
+
+    frame: int
+    #: UTC, to the microsecond.
+    time: str
+    #: "query", "retry", "response", "ICMP" or "response (unsolicited)".
+    role: str
+    transport: str
+    client: str
+    server: str
+    #: DNS ID in hex, as tcpdump and Wireshark show it.
+    id: str
+    qname: str
+    qtype: str
+    #: Response code for a response; "no answer" for a query never answered; else "".
+    rcode: str
+    #: For a response: time since the lookup's first attempt.
+    latency: str
+    #: Capture interface name when known, else "".
+    interface: str
+    #: Anything else worth a glance (pairing, TC bit).
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindingGroup:
+    """All findings of one kind."""
+
+    kind: FindingKind
+    severity: str
+    advice: Advice
+    #: Times the problem was seen, and distinct (client, server, name, type) problems.
+    occurrences: int
+    distinct: int
+    clients: tuple[str, ...]
+    clients_total: int
+    servers: tuple[str, ...]
+    servers_total: int
+    names: tuple[str, ...]
+    names_total: int
+    first_time: str
+    last_time: str
+    #: What the first few findings say, in the detectors' words.
+    details: tuple[str, ...]
+    rows: tuple[EvidenceRow, ...]
+    #: Occurrences not shown in ``rows``.
+    occurrences_not_shown: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    name: str
+    path: str
+    size: int
+    sha256: str
+    format: str
+    link_types: str
+    packets: int
+    first_time: str
+    last_time: str
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """A row of the per-server or per-client table."""
+
+    address: str
+    lookups: int
+    failed: int
+    failed_pct: str
+    retransmissions: int
+    #: Server: p50 and p99 latency; client: slowest answered lookup.
+    latency: str
+    extra: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemRow:
+    severity: str
+    kind: str
+    time: str
+    client: str
+    server: str
+    qname: str
+    qtype: str
+    count: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    title: str
+    clean: bool
+    #: One to three sentences for the top of the page.
+    verdict: tuple[str, ...]
+    #: Headline figures: (label, value, tone) with tone "bad", "warn" or "".
+    figures: tuple[tuple[str, str, str], ...]
+    groups: tuple[FindingGroup, ...]
+    ticket: str
+    ticket_lines: int
+    inputs: tuple[InputRow, ...]
+    #: Overview counts as (label, value).
+    overview: tuple[tuple[str, str], ...]
+    servers: tuple[TableRow, ...]
+    servers_total: int
+    clients: tuple[TableRow, ...]
+    clients_total: int
+    problems: tuple[ProblemRow, ...]
+    problems_total: int
+    warnings: tuple[str, ...]
+    context: CaptureContext
+    version: str
+    command: str
+    span: str
+    #: Chart inputs (the renderer draws them).
+    timeline: tuple[float, float, list[int], list[int]]
+    latency_buckets: list[tuple[float, float, int]]
+    latency_ms: dict[str, float | None]
+    rcodes: dict[str, int]
+
+
+def context_for(paths: Sequence[str]) -> tuple[CaptureContext, list[str]]:
+    """The capture context recorded beside ``paths`` (capture.json), and warnings about it."""
+    return CaptureContext(), []
+
+
+def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -> Report:
+    """What the report says about analysis ``a``; ``command`` is the command line shown."""
+    context = context or CaptureContext()
+    s = summary(a)
+    ifnames = _interface_names(a, context)
+    groups = _groups(a, ifnames)
+    problems = [_problem(f) for f in a.findings[:PROBLEM_LIST_MAX]]
+    ticket, lines = _ticket(a, context)
+    failed = s["failed_lookups"]
+    has_errors = any(SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"] for g in groups)
+    return Report(
+        title=_title(a),
+        clean=failed == 0 and not has_errors,
+        verdict=_verdict(a, s, groups),
+        figures=_figures(s),
+        groups=tuple(groups),
+        ticket=ticket,
+        ticket_lines=lines,
+        inputs=tuple(_input(f) for f in a.files),
+        overview=_overview(a, s),
+        servers=tuple(_servers(a)),
+        servers_total=len(a.breakdown.servers),
+        clients=tuple(_clients(a)),
+        clients_total=len(a.breakdown.clients),
+        problems=tuple(problems),
+        problems_total=len(a.findings),
+        warnings=tuple(a.warnings),
+        context=context,
+        version=__version__,
+        command=command,
+        span=_span(a.first_time, a.last_time),
+        timeline=a.timeline.series(),
+        latency_buckets=a.latency.buckets(),
+        latency_ms=dict(a.latency_ms),
+        rcodes=dict(sorted(a.match.rcodes.items(), key=lambda kv: -kv[1])),
+    )
+
+
+# ---------------------------------------------------------------------------- verdict
+
+
+def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tuple[str, ...]:
+    lookups = s["lookups"]
+    failed = s["failed_lookups"]
+    if lookups == 0:
+        if s["dns_messages"] == 0:
+            return (f"No DNS traffic was found in {_n(a.packets, 'packet')} "
+                    f"(ports {_ports(a)}).",)
+        return (f"{_n(s['dns_messages'], 'DNS message')} but no query was seen: the "
+                "capture holds only answers.",)
+    errors = [g for g in groups if SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"]]
+    out: list[str] = []
+    if failed:
+        out.append(f"{failed:,} of {_n(lookups, 'lookup')} failed.")
+    elif errors:
+        out.append(f"All {_n(lookups, 'lookup')} were answered in the end, but not all "
+                   "went well.")
+    else:
+        p99 = a.latency_ms.get("p99")
+        tail = f" (99% within {_dur_ms(p99)})" if p99 is not None else ""
+        out.append(f"No DNS failures: all {_n(lookups, 'lookup')} were answered{tail}.")
+        warnings = [g for g in groups if g.severity == "warning"]
+        if warnings:
+            out.append("Worth a look: " + ", ".join(
+                f"{g.occurrences:,} × {g.advice.title.lower()}" for g in warnings[:3]) + ".")
+        return tuple(out)
+    if errors:
+        top = max(errors, key=lambda g: (-SEVERITY_RANK[g.severity], g.occurrences))
+        out.append(_group_sentence(top, a))
+        others = [g for g in errors if g is not top]
+        if others:
+            out.append("Also: " + ", ".join(
+                f"{g.occurrences:,} × {g.advice.title.lower()}" for g in others[:4]) + ".")
+    return tuple(out)
+
+
+def _group_sentence(g: FindingGroup, a: Analysis) -> str:
+    """A sentence about the first example of a group, in the words of its kind."""
+    examples = a.examples.get(g.kind, [])
+    first = examples[0] if examples else None
+    lookup = _first_lookup(first)
+    n = g.occurrences
+    if g.kind == "aaaa_race_lost" and first is not None and lookup is not None:
+        q = lookup.first
+        retry = lookup.attempts[1].query.time - q.time if len(lookup.attempts) > 1 else None
+        wait = (f"the client waited {_dur(retry)} before retrying" if retry is not None
+                else "the client got no answer for it")
+        verb = "is" if n == 1 else "are"
+        return (f"{n:,} {verb} the same-port A/AAAA race: the {first.qtype} query for "
+                f"{first.qname} from {q.src}:{q.sport} to {q.dst} was never answered and "
+                f"{wait}.")
+    if g.kind == "timeout" and first is not None and lookup is not None:
+        tries = len(lookup.attempts)
+        span = lookup.attempts[-1].query.time - lookup.first.time
+        over = f", {tries} tries over {_dur(span)}" if tries > 1 else ""
+        return (f"{_n(n, 'lookup')} got no answer at all, e.g. {first.qname} {first.qtype} "
+                f"from {first.client} to {first.server}{over}.")
+    if g.kind == "truncated_no_tcp_fallback" and first is not None:
+        return (f"{_n(n, 'answer')} {'was' if n == 1 else 'were'} truncated (TC) and never "
+                f"asked again over TCP, e.g. {first.qname} {first.qtype} from {first.server}.")
+    if g.kind in ("servfail", "refused") and first is not None:
+        code = g.kind.upper()
+        servers = _list(g.servers, g.servers_total)
+        return (f"{_n(n, 'answer')} {'was' if n == 1 else 'were'} {code} from {servers}, "
+                f"e.g. {first.qname} {first.qtype}.")
+    if g.kind == "slow_response" and first is not None and lookup is not None:
+        return (f"{_n(n, 'lookup')} {'was' if n == 1 else 'were'} answered only after more "
+                f"than {a.config.slow:g} s, e.g. {first.qname} {first.qtype} from "
+                f"{first.client} after {_dur(lookup.latency or 0.0)}.")
+    if g.kind == "stale_port" and first is not None:
+        return f"One client port is stuck: {first.detail}"
+    if first is not None:
+        return f"{g.advice.title} ({n:,}): {first.detail}"
+    return f"{g.advice.title}: {n:,}."
+
+
+def _first_lookup(f: Finding | None) -> Lookup | None:
+    if f is None:
+        return None
+    for s in f.subjects:
+        if isinstance(s, Lookup):
+            return s
+    return None
+
+
+def _figures(s: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    lat = s["latency_ms"]
+    failed = s["failed_lookups"]
+    return (
+        ("lookups", f"{s['lookups']:,}", ""),
+        ("failed", f"{failed:,}", "bad" if failed else ""),
+        ("retransmissions", f"{s['retransmissions']:,}",
+         "warn" if s["retransmissions"] else ""),
+        ("A/AAAA race lost", f"{s['a_aaaa_race_lost']:,}",
+         "bad" if s["a_aaaa_race_lost"] else ""),
+        ("p99 latency", _dur_ms(lat["p99"]) if lat["p99"] is not None else "-", ""),
+    )
+
+
+# ---------------------------------------------------------------------- finding groups
+
+
+def _groups(a: Analysis, ifnames: dict[int, str]) -> list[FindingGroup]:
+    by_kind: dict[str, list[AggregatedFinding]] = {}
+    for agg in a.findings:
+        by_kind.setdefault(agg.first.kind, []).append(agg)
+    groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames)
+              for kind, aggs in by_kind.items()]
+    groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], -g.occurrences, g.kind))
+    return groups
+
+
+def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
+           ifnames: dict[int, str]) -> FindingGroup:
+    real = [x for x in aggs if x.first.qname != "*" or x.first.client]
+    clients = _distinct(x.first.client for x in real)
+    servers = _distinct(x.first.server for x in real)
+    qnames = _distinct(x.first.qname for x in real)
+    occurrences = sum(x.count for x in aggs)
+    rows: list[EvidenceRow] = []
+    shown = 0
+    for f in examples[:EVIDENCE_OCCURRENCES]:
+        new = _evidence(f, ifnames)
+        if rows and len(rows) + len(new) > EVIDENCE_ROWS:
+            break
+        rows.extend(new)
+        shown += 1
+    first = aggs[0].first
+    return FindingGroup(
+        kind=first.kind,
+        severity=min((x.first.severity for x in aggs), key=SEVERITY_RANK.__getitem__),
+        advice=ADVICE[first.kind],
+        occurrences=occurrences,
+        distinct=len(aggs),
+        clients=tuple(clients[:5]),
+        clients_total=len(clients),
+        servers=tuple(servers[:5]),
+        servers_total=len(servers),
+        names=tuple(qnames[:5]),
+        names_total=len(qnames),
+        first_time=_utc(min(x.first.time for x in aggs)),
+        last_time=_utc(max(x.last_time for x in aggs)),
+        details=tuple(dict.fromkeys(x.first.detail for x in aggs[:3])),
+        rows=tuple(rows),
+        occurrences_not_shown=max(occurrences - shown, 0),
+    )
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    """Distinct non-empty values, most frequent first."""
+    counts: dict[str, int] = {}
+    for v in values:
+        if v:
+            counts[v] = counts.get(v, 0) + 1
+    return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
+    rows: list[EvidenceRow] = []
+    for s in f.subjects:
+        if isinstance(s, Orphan):
+            if s.message is not None:
+                rows.append(_row(s.message, "response (unsolicited)", None, ifnames, s.reason))
+            else:
+                rows.append(EvidenceRow(s.frame, _utc_us(s.time), "ICMP", "", s.client,
+                                        s.server, "", s.qname, names.qtype_name(s.qtype)
+                                        if s.qtype else "", "", "", "", s.reason))
+            continue
+        start = s.first.time
+        for t in s.attempts:
+            rows.append(_row(t.query, "query" if t.attempt == 1 else "retry", None, ifnames,
+                             _query_note(t), answered=t.response is not None))
+            if t.response is not None:
+                rows.append(_row(t.response, "response", t.response.time - start, ifnames,
+                                 _response_note(t)))
+            for frame in t.icmp_frames:
+                late = frame in t.late_icmp_frames
+                rows.append(EvidenceRow(frame, "", "ICMP", "", t.query.src, t.query.dst, "",
+                                        "", "", "", "", "",
+                                        "port unreachable: the answer came after the client "
+                                        "closed its socket" if late else
+                                        "destination unreachable for this query"))
+    rows.sort(key=lambda r: r.frame)
+    return list(dict.fromkeys(rows))
+
+
+def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], note: str,
+         answered: bool = True) -> EvidenceRow:
+    query = not m.is_response
+    client, server = (f"{m.src}:{m.sport}", f"{m.dst}:{m.dport}") if query else (
+        f"{m.dst}:{m.dport}", f"{m.src}:{m.sport}")
+    rcode = "" if query else names.rcode_name(m.flags & 0xF)
+    if query and not answered:
+        rcode = "no answer"
+    return EvidenceRow(
+        frame=m.frame,
+        time=_utc_us(m.time),
+        role=role,
+        transport=m.transport.upper(),
+        client=client,
+        server=server,
+        id=f"0x{m.id:04x}",
+        qname=m.qname if m.qname is not None else "(no question)",
+        qtype=names.qtype_name(m.qtype) if m.qname is not None else "",
+        rcode=rcode,
+        latency=_dur(latency) if latency is not None else "",
+        interface=ifnames.get(m.iface, ""),
+        note=note,
+    )
+
+
+def _query_note(t: Transaction) -> str:
+    notes = []
+    if t.retransmission:
+        notes.append(t.retransmission.replace("_", " "))
+    if t.pair_frame is not None and t.pair_concurrent:
+        other = ("answered" + (f" in frame {t.pair_response_frame}"
+                               if t.pair_response_frame else "")
+                 if t.pair_answered else "not answered")
+        notes.append(f"sent with frame {t.pair_frame} from the same socket ({other})")
+    if t.fanout_of is not None and t.fanout_of != t.query.frame:
+        notes.append(f"same query as frame {t.fanout_of}, to another server")
+    return "; ".join(notes)
+
+
+def _response_note(t: Transaction) -> str:
+    r = t.response
+    if r is None:
+        return ""
+    notes = []
+    if r.flags & 0x0200:
+        notes.append("TC=1 (truncated)")
+        if t.tc_followed_by_tcp is False:
+            notes.append("no TCP retry")
+        elif t.tc_followed_by_tcp:
+            notes.append(f"TCP retry in frame {t.tc_next_query_frame}")
+    if r.src != t.query.dst:
+        notes.append(f"from {r.src}, query went to {t.query.dst} (NAT)")
+    return "; ".join(notes)
+
+
+# ------------------------------------------------------------------------------ ticket
+
+
+def _ticket(a: Analysis, ctx: CaptureContext) -> tuple[str, int]:
+    """A plain-text block for a ticket to the upstream DNS provider: failing external
+    names with their response code, time (UTC, to the second), server and node."""
+    cluster = tuple(s.lower().strip(".") for s in ctx.search) + CLUSTER_SUFFIXES
+    rows = []
+    for agg in a.findings:
+        f = agg.first
+        result = _TICKET_KINDS.get(f.kind)
+        if result is None or not f.qname or f.qname == "*" or _internal(f.qname, cluster):
+            continue
+        rows.append((f.qname, f.qtype, result, _utc(f.time)[:19] + "Z", agg.count, f.server))
+    rows.sort(key=lambda r: (r[3], r[0]))
+    node = ctx.node or "not recorded"
+    head = [
+        "DNS failures for external names",
+        f"capture: {_span(a.first_time, a.last_time)} on node {node}",
+        f"analyzed by pcapdns {__version__}",
+        "",
+    ]
+    if not rows:
+        return "\n".join(head + ["No failing external names (SERVFAIL, REFUSED or no "
+                                 "answer) in this capture."]), 0
+    widths = [max(len(str(r[i])) for r in rows + [_TICKET_HEAD]) for i in range(6)]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+             for r in [_TICKET_HEAD] + rows[:TICKET_LINES]]
+    if len(rows) > TICKET_LINES:
+        lines.append(f"... and {len(rows) - TICKET_LINES} more (see the JSON document)")
+    return "\n".join(head + lines), len(rows)
+
+
+_TICKET_HEAD = ("name", "type", "result", "first seen (UTC)", "times", "server")
+
+
+def _internal(qname: str, cluster: Sequence[str]) -> bool:
+    n = qname.lower().rstrip(".")
+    return any(n == s or n.endswith("." + s) for s in cluster if s)
+
+
+# ---------------------------------------------------------------------------- overview
+
+
+def _input(f: Any) -> InputRow:
+    return InputRow(
+        name=os.path.basename(f.path),
+        path=f.path,
+        size=f.size,
+        sha256=_sha256(f.path),
+        format=f.format + (" (gzip)" if f.gzip else ""),
+        link_types=", ".join(dict.fromkeys(linktypes.name(t) for t in f.link_types)),
+        packets=f.packets,
+        first_time=_utc(f.first_time) if f.first_time is not None else "-",
+        last_time=_utc(f.last_time) if f.last_time is not None else "-",
+        truncated=f.truncated,
+    )
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError as e:
+        return f"unreadable: {e.strerror or e}"
+    return h.hexdigest()
+
+
+def _overview(a: Analysis, s: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    lat = s["latency_ms"]
+    latency = " / ".join(_dur_ms(lat[k]) if lat[k] is not None else "-"
+                         for k in ("p50", "p90", "p99", "max"))
+    return (
+        ("packets", f"{s['packets']:,}"),
+        ("duplicates dropped", f"{s['duplicates']:,}"),
+        ("malformed frames", f"{s['malformed']:,}"),
+        ("DNS messages", f"{s['dns_messages']:,}"),
+        ("queries (UDP / TCP)", f"{s['queries']:,} ({s['queries_udp']:,} / "
+                                f"{s['queries_tcp']:,})"),
+        ("queries answered / unanswered", f"{s['answered_queries']:,} / "
+                                          f"{s['unanswered_queries']:,}"),
+        ("lookups", f"{s['lookups']:,}"),
+        ("failed lookups", f"{s['failed_lookups']:,}"),
+        ("still open at the capture's end", f"{s['lookups_open_at_end']:,}"),
+        ("retransmissions", f"{s['retransmissions']:,}"),
+        ("unsolicited responses", f"{s['unsolicited_responses']:,}"),
+        ("latency p50 / p90 / p99 / max", latency),
+        ("TC answers (then TCP / not)", f"{s['tc_responses']:,} ({s['tc_followed_by_tcp']:,}"
+                                        f" / {s['tc_without_tcp_retry']:,})"),
+        ("A/AAAA same-port pairs (concurrent / race lost)",
+         f"{s['a_aaaa_pairs']:,} ({s['a_aaaa_same_port_concurrent']:,} / "
+         f"{s['a_aaaa_race_lost']:,})"),
+        ("ICMP errors", f"{s['icmp_errors']:,}"),
+        ("DNS ports", _ports(a)),
+    )
+
+
+def _servers(a: Analysis) -> list[TableRow]:
+    rows = sorted(a.breakdown.servers.items(), key=lambda kv: (-kv[1].lookups, kv[0]))
+    out = []
+    for server, t in rows[:TABLE_ROWS]:
+        lat = t.latency.summary_ms()
+        latency = (f"{_dur_ms(lat['p50'])} / {_dur_ms(lat['p99'])}"
+                   if lat["p50"] is not None else "-")
+        codes = ", ".join(f"{k} {v:,}" for k, v in (("SERVFAIL", t.servfail),
+                                                     ("REFUSED", t.refused),
+                                                     ("NXDOMAIN", t.nxdomain)) if v)
+        out.append(TableRow(_other(server), t.lookups, t.failed, _pct(t.failed, t.lookups),
+                            t.retransmissions, latency, codes))
+    return out
+
+
+def _clients(a: Analysis) -> list[TableRow]:
+    rows = sorted(a.breakdown.clients.items(),
+                  key=lambda kv: (-kv[1].failed, -kv[1].race_lost, -kv[1].lookups, kv[0]))
+    out = []
+    for client, t in rows[:TABLE_ROWS]:
+        extra = f"race lost {t.race_lost:,}" if t.race_lost else ""
+        latency = _dur(t.max_latency) if t.answered else "-"
+        out.append(TableRow(_other(client), t.lookups, t.failed, _pct(t.failed, t.lookups),
+                            t.retransmissions, latency, extra))
+    return out
+
+
+def _problem(agg: AggregatedFinding) -> ProblemRow:
+    f = agg.first
+    return ProblemRow(f.severity, f.kind, _utc(f.time), f.client, f.server, f.qname,
+                      f.qtype, agg.count, f.detail)
+
+
+def _interface_names(a: Analysis, ctx: CaptureContext) -> dict[int, str]:
+    if ctx.interfaces:
+        return dict(ctx.interfaces)
+    out: dict[int, str] = {}
+    for f in a.files:
+        for k, v in f.interface_names.items():
+            out.setdefault(k, v)
+    return out
+
+
+def _title(a: Analysis) -> str:
+    if not a.files:
+        return "DNS capture report"
+    first = os.path.basename(a.files[0].path)
+    more = f" and {len(a.files) - 1} more" if len(a.files) > 1 else ""
+    return f"DNS report: {first}{more}"
+
+
+# ----------------------------------------------------------------------------- wording
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _list(items: Sequence[str], total: int) -> str:
+    shown = ", ".join(items[:3])
+    return shown + (f" and {total - 3} more" if total > 3 else "")
+
+
+def _ports(a: Analysis) -> str:
+    return ", ".join(str(p) for p in sorted(a.config.ports))
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def _other(address: str) -> str:
+    return "all others" if address == "*" else address
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1.0:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.3f} s"
+
+
+def _dur_ms(ms: float | None) -> str:
+    return _dur(None if ms is None else ms / 1000.0)
+
+
+def _utc(t: float | None) -> str:
+    return (iso(t) or "-").replace("T", " ")[:23] + ("Z" if t is not None else "")
+
+
+def _utc_us(t: float) -> str:
+    return (iso(t) or "").replace("T", " ")
+
+
+def _span(first: float | None, last: float | None) -> str:
+    if first is None or last is None:
+        return "no packets"
+    a, b = _utc(first)[:19], _utc(last)[:19]
+    if a[:10] == b[:10]:
+        b = b[11:]
+    return f"{a} .. {b} UTC ({_dur(last - first)})"
