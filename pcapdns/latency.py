@@ -42,6 +42,16 @@ class LatencyHistogram:
                 return self._sum[b] / self._count[b]
         return self.max
 
+    def buckets(self) -> list[tuple[float, float, int]]:
+        """The non-empty buckets as (lower_seconds, upper_seconds, count), lowest first.
+
+        The first bucket also holds the latencies below its lower bound of 1 microsecond.
+        """
+        return [
+            (_BASE * math.exp(b * _STEP), _BASE * math.exp((b + 1) * _STEP), self._count[b])
+            for b in sorted(self._count)
+        ]
+
     def summary_ms(self) -> dict[str, float | None]:
         """p50, p90, p99 and max in milliseconds, rounded to microseconds."""
 
