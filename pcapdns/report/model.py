@@ -37,6 +37,15 @@ TICKET_LINES = 40
 #: Names under these suffixes are inside the cluster: not for an upstream provider's ticket.
 CLUSTER_SUFFIXES = ("cluster.local", "svc", "in-addr.arpa", "ip6.arpa")
 
+#: Kinds in the order a reader should see them at one severity: causes before the
+#: symptoms they produce (a lost A/AAAA race shows up as a retransmission and a slow answer
+#: too, so the race comes first).
+KIND_ORDER: tuple[str, ...] = (
+    "aaaa_race_lost", "stale_port", "truncated_no_tcp_fallback", "timeout", "servfail",
+    "refused", "late_response", "slow_response", "retransmission", "unsolicited_response",
+    "icmp_unreachable", "nxdomain", "search_expansion", "fanout", "detector_error",
+)
+
 #: Finding kinds whose names go into the ticket for the upstream DNS provider.
 _TICKET_KINDS: dict[str, str] = {
     "servfail": "SERVFAIL", "refused": "REFUSED", "timeout": "no answer",
@@ -65,8 +74,10 @@ class EvidenceRow:
     """One frame in an evidence table."""
 
     frame: int
-    #: UTC, to the microsecond.
+    #: UTC time of day, to the microsecond.
     time: str
+    #: UTC date.
+    date: str
     #: "query", "retry", "response", "ICMP" or "response (unsolicited)".
     role: str
     transport: str
@@ -107,6 +118,8 @@ class FindingGroup:
     #: What the first few findings say, in the detectors' words.
     details: tuple[str, ...]
     rows: tuple[EvidenceRow, ...]
+    #: The UTC dates the evidence rows fall on.
+    dates: str
     #: Occurrences not shown in ``rows``.
     occurrences_not_shown: int
 
@@ -197,7 +210,7 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
     groups = _groups(a, ifnames)
     problems = [_problem(f) for f in a.findings[:PROBLEM_LIST_MAX]]
     ticket, lines = _ticket(a, context)
-    failed = s["failed_lookups"]
+    failed = _failed(s)
     has_errors = any(SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"] for g in groups)
     return Report(
         title=_title(a),
@@ -232,7 +245,8 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
 
 def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tuple[str, ...]:
     lookups = s["lookups"]
-    failed = s["failed_lookups"]
+    failed = _failed(s)
+    still_open = s["lookups_open_at_end"]
     if lookups == 0:
         if s["dns_messages"] == 0:
             return (f"No DNS traffic was found in {_n(a.packets, 'packet')} "
@@ -242,7 +256,9 @@ def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tupl
     errors = [g for g in groups if SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"]]
     out: list[str] = []
     if failed:
-        out.append(f"{failed:,} of {_n(lookups, 'lookup')} failed.")
+        waiting = (f" ({still_open:,} more {'was' if still_open == 1 else 'were'} still "
+                   "waiting for an answer when the capture ended)" if still_open else "")
+        out.append(f"{failed:,} of {_n(lookups, 'lookup')} failed{waiting}.")
     elif errors:
         out.append(f"All {_n(lookups, 'lookup')} were answered in the end, but not all "
                    "went well.")
@@ -256,7 +272,7 @@ def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tupl
                 f"{g.occurrences:,} × {g.advice.title.lower()}" for g in warnings[:3]) + ".")
         return tuple(out)
     if errors:
-        top = max(errors, key=lambda g: (-SEVERITY_RANK[g.severity], g.occurrences))
+        top = errors[0]  # groups come in severity order, causes before symptoms
         out.append(_group_sentence(top, a))
         others = [g for g in errors if g is not top]
         if others:
@@ -314,9 +330,15 @@ def _first_lookup(f: Finding | None) -> Lookup | None:
     return None
 
 
+def _failed(s: dict[str, Any]) -> int:
+    """Failed lookups, without those still open at the capture's end (which the JSON
+    document's ``failed_lookups`` includes)."""
+    return int(s["failed_lookups"]) - int(s["lookups_open_at_end"])
+
+
 def _figures(s: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
     lat = s["latency_ms"]
-    failed = s["failed_lookups"]
+    failed = _failed(s)
     return (
         ("lookups", f"{s['lookups']:,}", ""),
         ("failed", f"{failed:,}", "bad" if failed else ""),
@@ -337,7 +359,7 @@ def _groups(a: Analysis, ifnames: dict[int, str]) -> list[FindingGroup]:
         by_kind.setdefault(agg.first.kind, []).append(agg)
     groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames)
               for kind, aggs in by_kind.items()]
-    groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], -g.occurrences, g.kind))
+    groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], _kind_rank(g.kind), -g.occurrences))
     return groups
 
 
@@ -373,8 +395,13 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
         last_time=_utc(max(x.last_time for x in aggs)),
         details=tuple(dict.fromkeys(x.first.detail for x in aggs[:3])),
         rows=tuple(rows),
+        dates=" .. ".join(dict.fromkeys(sorted({r.date for r in rows if r.date}))),
         occurrences_not_shown=max(occurrences - shown, 0),
     )
+
+
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
@@ -393,9 +420,10 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
             if s.message is not None:
                 rows.append(_row(s.message, "response (unsolicited)", None, ifnames, s.reason))
             else:
-                rows.append(EvidenceRow(s.frame, _utc_us(s.time), "ICMP", "", s.client,
-                                        s.server, "", s.qname, names.qtype_name(s.qtype)
-                                        if s.qtype else "", "", "", "", s.reason))
+                qtype = names.qtype_name(s.qtype) if s.qtype else ""
+                rows.append(EvidenceRow(s.frame, _utc_us(s.time), _date(s.time), "ICMP", "",
+                                        s.client, s.server, "", s.qname, qtype, "", "", "",
+                                        s.reason))
             continue
         start = s.first.time
         for t in s.attempts:
@@ -406,7 +434,7 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
                                  _response_note(t)))
             for frame in t.icmp_frames:
                 late = frame in t.late_icmp_frames
-                rows.append(EvidenceRow(frame, "", "ICMP", "", t.query.src, t.query.dst, "",
+                rows.append(EvidenceRow(frame, "", "", "ICMP", "", t.query.src, t.query.dst, "",
                                         "", "", "", "", "",
                                         "port unreachable: the answer came after the client "
                                         "closed its socket" if late else
@@ -426,6 +454,7 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
     return EvidenceRow(
         frame=m.frame,
         time=_utc_us(m.time),
+        date=_date(m.time),
         role=role,
         transport=m.transport.upper(),
         client=client,
@@ -483,7 +512,8 @@ def _ticket(a: Analysis, ctx: CaptureContext) -> tuple[str, int]:
         result = _TICKET_KINDS.get(f.kind)
         if result is None or not f.qname or f.qname == "*" or _internal(f.qname, cluster):
             continue
-        rows.append((f.qname, f.qtype, result, _utc(f.time)[:19] + "Z", agg.count, f.server))
+        rows.append((f.qname, f.qtype, result, (iso(f.time) or "")[:19] + "Z", agg.count,
+                     f.server))
     rows.sort(key=lambda r: (r[3], r[0]))
     node = ctx.node or "not recorded"
     head = [
@@ -554,7 +584,7 @@ def _overview(a: Analysis, s: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         ("queries answered / unanswered", f"{s['answered_queries']:,} / "
                                           f"{s['unanswered_queries']:,}"),
         ("lookups", f"{s['lookups']:,}"),
-        ("failed lookups", f"{s['failed_lookups']:,}"),
+        ("failed lookups", f"{_failed(s):,}"),
         ("still open at the capture's end", f"{s['lookups_open_at_end']:,}"),
         ("retransmissions", f"{s['retransmissions']:,}"),
         ("unsolicited responses", f"{s['unsolicited_responses']:,}"),
@@ -661,7 +691,12 @@ def _utc(t: float | None) -> str:
 
 
 def _utc_us(t: float) -> str:
-    return (iso(t) or "").replace("T", " ")
+    """Time of day to the microsecond; the evidence table's caption gives the date."""
+    return (iso(t) or "")[11:-1]
+
+
+def _date(t: float) -> str:
+    return (iso(t) or "")[:10]
 
 
 def _span(first: float | None, last: float | None) -> str:

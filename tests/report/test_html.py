@@ -1,0 +1,121 @@
+"""The HTML page: structure checked with an HTML parser, escaping of hostile names,
+self-containment and determinism."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from pcapdns.analysis import analyze
+from pcapdns.report import html, model
+from tests.conftest import SAMPLES
+from tests.report.hostile import PAYLOADS, write_hostile_capture
+
+
+class Page(HTMLParser):
+    """Every element with its attributes, the text under each id, and the scripts."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts = 0
+        self._stack: list[tuple[str, str | None]] = []
+        self.text_by_id: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.elements.append((tag, a))
+        if tag == "script":
+            self.scripts += 1
+        if tag not in ("meta", "br", "img", "input", "link", "hr", "path", "rect", "line",
+                       "use", "stop", "circle", "polyline", "polygon", "ellipse"):
+            self._stack.append((tag, a.get("id")))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._stack:
+            t, _ = self._stack.pop()
+            if t == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, ident in self._stack:
+            if ident:
+                self.text_by_id.setdefault(ident, []).append(data)
+
+    def text(self, ident: str) -> str:
+        return " ".join("".join(self.text_by_id.get(ident, [])).split())
+
+    def all(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.elements
+                if t == tag and all(a.get(k.rstrip("_")) == v for k, v in attrs.items())]
+
+
+def _page(paths: list[str], command: str = "pcapdns report x -o y") -> tuple[str, Page]:
+    text = html.render(model.build(analyze(paths), command=command))
+    p = Page()
+    p.feed(text)
+    return text, p
+
+
+def test_race_report_structure() -> None:
+    text, p = _page([str(SAMPLES / "aaaa-same-port-race.pcap")])
+    assert "same-port A/AAAA race" in p.text("verdict")
+    groups = [a["data-kind"] for a in p.all("article")]
+    assert groups == ["aaaa_race_lost", "slow_response", "retransmission"]
+    assert "Likely causes" in p.text("finding-aaaa_race_lost")
+    assert "single-request-reopen" in p.text("finding-aaaa_race_lost")
+    # Three evidence rows in the race group: the lost AAAA, its retry, the answer.
+    race = text.split('id="finding-aaaa_race_lost"')[1].split("</article>")[0]
+    assert len(re.findall(r"<tr class=\"role-", race)) == 3
+    assert "No failing external names" in p.text("ticket-text")
+    assert "aaaa-same-port-race.pcap" in p.text("overview")
+    assert len(p.all("svg")) >= 3  # timeline, latency, rcodes, inline
+
+
+def test_self_contained() -> None:
+    text, p = _page([str(SAMPLES / "dnat-service-any.pcap")])
+    for tag, attr in (("link", "href"), ("img", "src"), ("script", "src"), ("iframe", "src"),
+                      ("object", "data"), ("embed", "src"), ("source", "src")):
+        for a in p.all(tag):
+            value = a.get(attr)
+            assert value is None or value.startswith(("data:", "#")), (tag, value)
+    assert not re.search(r"url\((?!['\"]?(data:|#))", text), "stylesheet loads a URL"
+    assert "@import" not in text
+    assert "@media print" in text
+    csp = p.all("meta", **{"http-equiv": "Content-Security-Policy"})
+    assert csp and "default-src 'none'" in (csp[0]["content"] or "")
+
+
+def test_hostile_names_are_text_not_markup(tmp_path: Path) -> None:
+    cap = write_hostile_capture(tmp_path / "hostile.pcap")
+    text, p = _page([str(cap)], command="pcapdns report '<b>x</b>' -o y")
+    assert p.scripts == 1  # the page's own
+    for tag, attrs in p.elements:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name, value)
+            assert not (value or "").lower().startswith("javascript:"), (tag, name, value)
+        assert tag not in ("img", "iframe", "a") or tag == "a" and (
+            attrs.get("href") or "").startswith("#"), (tag, attrs)
+    visible = p.text("findings") + p.text("problems") + p.text("ticket-text")
+    for payload in PAYLOADS:
+        shown = payload.replace(" ", "\\032")
+        assert shown in visible, payload
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
+    assert "<b>x</b>" not in text
+
+
+def test_deterministic(tmp_path: Path) -> None:
+    path = [str(SAMPLES / "ndots-search-expansion.pcap")]
+    a, _ = _page(path)
+    b, _ = _page(path)
+    assert a == b
+
+
+def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    out.write_text("old")
+    r = model.build(analyze([str(SAMPLES / "clean-glibc-getent.pcap")]), command="c")
+    html.write(r, str(out))
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]

@@ -1,0 +1,112 @@
+"""What the report says: verdict, finding groups and evidence, ticket summary, overview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pcapdns.analysis import analyze
+from pcapdns.report.knowledge import ADVICE
+from pcapdns.report.model import CaptureContext, build
+from tests.conftest import SAMPLES
+from tests.craft import query, response, write_eth
+
+
+def _report(path: Path, **kw: object):
+    return build(analyze([str(path)]), command="pcapdns report x", **kw)  # type: ignore[arg-type]
+
+
+def test_every_finding_kind_has_advice() -> None:
+    from pcapdns.detect.base import FindingKind
+
+    kinds = set(FindingKind.__args__)  # type: ignore[attr-defined]
+    assert kinds == set(ADVICE)
+    for advice in ADVICE.values():
+        assert advice.title and advice.meaning and advice.causes and advice.fixes
+
+
+def test_race_verdict_names_the_query_the_client_and_the_wait() -> None:
+    r = _report(SAMPLES / "aaaa-same-port-race.pcap")
+    assert not r.clean
+    assert r.verdict[0] == "All 7 lookups were answered in the end, but not all went well."
+    assert r.verdict[1] == (
+        "1 is the same-port A/AAAA race: the AAAA query for api.example.test from "
+        "10.250.0.10:43318 to 10.250.0.53 was never answered and the client waited 5.008 s "
+        "before retrying.")
+    kinds = [g.kind for g in r.groups]
+    assert kinds == ["aaaa_race_lost", "slow_response", "retransmission"]
+    race = r.groups[0]
+    assert [e.frame for e in race.rows] == [6, 10, 11]
+    assert [e.role for e in race.rows] == ["query", "retry", "response"]
+    assert race.rows[0].rcode == "no answer"
+    assert race.rows[0].client == "10.250.0.10:43318"
+    assert race.rows[0].id == "0xd073"
+    assert "sent with frame 5 from the same socket (answered in frame 7)" in race.rows[0].note
+    assert race.rows[2].latency == "5.012 s"
+    assert race.occurrences_not_shown == 0
+    assert race.dates == "2026-11-25"
+
+
+def test_clean_capture_says_so() -> None:
+    r = _report(SAMPLES / "clean-glibc-getent.pcap")
+    assert r.clean
+    assert r.verdict[0].startswith("No DNS failures: all ")
+    assert "were answered (99% within" in r.verdict[0]
+
+
+def test_timeouts_lead_and_the_ticket_lists_external_failures(tmp_path: Path) -> None:
+    cap = write_eth(tmp_path / "t.pcap", [
+        (100.0, query("api.partner.example", id=1)),
+        (105.0, query("api.partner.example", id=1)),
+        (106.0, query("db.prod.svc.cluster.local", id=2, sport=40002)),
+        (106.001, response("db.prod.svc.cluster.local", id=2, dport=40002, rcode=2)),
+        (107.0, query("pay.example.org", id=3, sport=40003)),
+        (107.002, response("pay.example.org", id=3, dport=40003, rcode=5)),
+        (130.0, query("end.example", id=4, sport=40004)),
+    ])
+    r = _report(cap, context=CaptureContext(node="node-a", search=("prod.svc.cluster.local",)))
+    assert r.verdict[0] == ("1 of 4 lookups failed (1 more was still waiting for an answer "
+                            "when the capture ended).")
+    assert r.verdict[1] == ("1 lookup got no answer at all, e.g. api.partner.example A from "
+                            "10.0.3.7 to 10.96.0.10, 2 tries over 5.000 s.")
+    assert r.groups[0].kind == "timeout"
+    lines = r.ticket.splitlines()
+    assert "on node node-a" in lines[1]
+    table = lines[4:]
+    assert table[0].split() == ["name", "type", "result", "first", "seen", "(UTC)", "times",
+                                "server"]
+    assert table[1].split() == ["api.partner.example", "A", "no", "answer",
+                                "1970-01-01T00:01:40Z", "1", "10.96.0.10"]
+    assert table[2].split() == ["pay.example.org", "A", "REFUSED", "1970-01-01T00:01:47Z",
+                                "1", "10.96.0.10"]
+    # In-cluster names are not the upstream provider's business.
+    assert "db.prod.svc.cluster.local" not in r.ticket
+    assert r.ticket_lines == 2
+
+
+def test_evidence_is_capped_with_a_count_of_the_rest(tmp_path: Path) -> None:
+    packets = []
+    for i in range(30):
+        packets.append((100.0 + i, query(f"n{i}.example", id=i, sport=41000 + i)))
+        packets.append((100.001 + i, response(f"n{i}.example", id=i, dport=41000 + i,
+                                             rcode=2)))
+    cap = write_eth(tmp_path / "s.pcap", packets)
+    g = _report(cap).groups[0]
+    assert g.kind == "servfail" and g.occurrences == 30
+    assert len(g.rows) == 16  # 8 occurrences of a query and a response
+    assert g.occurrences_not_shown == 22
+    assert g.names_total == 30 and len(g.names) == 5
+
+
+def test_overview_has_file_hash_and_counts() -> None:
+    import hashlib
+
+    path = SAMPLES / "timeout-dropped.pcap"
+    r = _report(path)
+    (f,) = r.inputs
+    assert f.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert f.size == path.stat().st_size
+    assert not f.truncated
+    labels = dict(r.overview)
+    assert labels["failed lookups"] == "2"  # A and AAAA of gone.example.test
+    assert labels["still open at the capture's end"] == "0"
+    assert r.version and r.command == "pcapdns report x"
