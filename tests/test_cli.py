@@ -227,3 +227,62 @@ def test_progress_bar_only_on_a_terminal(monkeypatch) -> None:
     bar = _Bar()
     bar(50, 100)
     assert pipe.getvalue() == ""
+
+
+# --- pcapdns report / analyze --html ------------------------------------------------------
+
+
+def test_report_writes_html_and_json(tmp_path: Path) -> None:
+    out, doc = tmp_path / "r.html", tmp_path / "r.json"
+    code, stdout, err = run("report", str(_capture(tmp_path)), "-o", str(out),
+                            "--json", str(doc))
+    assert code == 0, err
+    assert stdout == ""
+    assert err == f"pcapdns: report written to {out}\n"
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and 'id="verdict"' in page
+    assert json.loads(doc.read_text())["schema"] == "pcapdns.analysis/1"
+
+
+def test_report_needs_an_output_file(tmp_path: Path) -> None:
+    code, _, err = run("report", str(_capture(tmp_path)))
+    assert code == 2
+    assert "Missing option '--output'" in err
+
+
+def test_report_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
+    cap = _capture(tmp_path)
+    before = cap.read_bytes()
+    code, _, err = run("report", str(cap), "-o", str(cap))
+    assert code == 2
+    assert err == f"pcapdns: {cap}: is one of the inputs; refusing to overwrite\n"
+    assert cap.read_bytes() == before
+
+
+def test_report_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    code, _, err = run("report", str(tmp_path / "nope.pcap"), "-o", str(tmp_path / "r.html"))
+    assert code == 2
+    assert err.count("\n") == 1 and "nope.pcap" in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "r.html"
+    code, _, err = run("report", str(_capture(tmp_path)), "-o", str(target))
+    assert code == 2
+    assert err == f"pcapdns: {target}: cannot write: No such file or directory\n"
+
+
+def test_analyze_html_beside_the_summary(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    code, stdout, err = run("analyze", str(_capture(tmp_path)), "--html", str(out))
+    assert code == 0, err
+    assert stdout.startswith("1 file, 4 packets")
+    assert 'id="verdict"' in out.read_text()
+
+
+def test_analyze_html_and_output_must_differ(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    code, _, err = run("analyze", str(_capture(tmp_path)), "-o", str(out), "--html", str(out))
+    assert code == 2
+    assert "given for both --output and --html" in err
