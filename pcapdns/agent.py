@@ -56,6 +56,10 @@ MAX_RECORD = 262_144 + 16
 #: How long tcpdump may take to start listening, and to stop after SIGINT.
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+#: tcpdump's packet buffer timeout (its pcap_set_timeout is 1000 ms): the kernel hands
+#: over a partly filled block at least this often, and a block not yet handed over when
+#: tcpdump stops is lost. So a stop waits this long (plus a margin) first.
+BLOCK_TIMEOUT = 1.0
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 CAP_SETGID, CAP_SETUID, CAP_NET_RAW, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 6, 7, 13, 19, 21
@@ -736,9 +740,10 @@ def tcpdump_command(tcpdump: str, opts: Options, directory: str) -> list[str]:
         tcpdump, "-i", opts.interface, "-nn",
         "-s", "0",  # whole packets: DNS over TCP and EDNS answers are long
         "-U",  # write each packet when it arrives, so a file always ends on a record
-        # Deliver packets at once rather than in kernel blocks: a block still waiting
-        # when tcpdump is stopped would be lost. DNS rates make the cost small.
-        "--immediate-mode",
+        # No --immediate-mode: with it libpcap uses a ring of fixed snaplen-sized slots,
+        # and for -i any (no MTU to cap them) -s 0 leaves room for only a few dozen
+        # packets, so bursts are dropped. Without it packets are packed into kernel
+        # blocks handed over at least every BLOCK_TIMEOUT; stop_tcpdump waits that long.
         "-B", str(opts.buffer_kb),
         "-C", str(opts.size_mb), "-W", str(opts.files),
         # Stay root: Debian's tcpdump otherwise switches to the tcpdump user, which can
@@ -848,19 +853,33 @@ def start_tcpdump(argv: list[str], netns_fd: int | None
     deadline = time.monotonic() + START_TIMEOUT
     while not reader.listening.wait(0.1):
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop_tcpdump(proc, reader)
+            stop_tcpdump(proc, reader, drain=0)
             last = next((x for x in reversed(reader.lines) if x.startswith("tcpdump:")),
                         reader.lines[-1] if reader.lines else "no message")
-            hint = "check --filter and --interface" if "syntax" in last or "No such" in last \
-                else "see its message"
-            raise AgentError(f"tcpdump did not start ({last}): {hint}")
+            raise AgentError(f"tcpdump did not start ({last}): {_start_hint(last)}")
     return proc, reader
 
 
-def stop_tcpdump(proc: subprocess.Popen, reader: StderrReader) -> bool:  # type: ignore[type-arg]
+def _start_hint(message: str) -> str:
+    """What to do about tcpdump's own start-up error."""
+    if "not permitted" in message or "ermission denied" in message:
+        return "run as root (tcpdump needs CAP_NET_RAW, and SETUID/SETGID for -Z root)"
+    if "No space" in message:
+        return "free some disk space"
+    return "check --filter and --interface"
+
+
+def stop_tcpdump(proc: subprocess.Popen, reader: StderrReader,  # type: ignore[type-arg]
+                 drain: float = BLOCK_TIMEOUT + 0.25) -> bool:
     """Stop tcpdump with SIGINT (it then finishes the record it writes, prints its
-    counters and exits); SIGKILL only if it hangs. True when it had to be killed."""
+    counters and exits) after ``drain`` seconds for the kernel to hand over the packets
+    it holds; SIGKILL only if it hangs. True when it had to be killed."""
     killed = False
+    if proc.poll() is None:
+        try:
+            proc.wait(timeout=drain)
+        except subprocess.TimeoutExpired:
+            pass
     if proc.poll() is None:
         try:
             proc.send_signal(signal.SIGINT)

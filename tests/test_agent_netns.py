@@ -1,0 +1,450 @@
+"""The capture agent on real traffic: network namespaces, dnsmasq, dig and glibc.
+
+A client and a server namespace joined by one veth pair (10.251.0.0/24, made inside the
+namespaces, never in the host's), dnsmasq answering from local data only (``--no-resolv``,
+``--address``, ``--txt-record``: it never forwards), and real clients: ``dig -f`` batches
+and glibc's ``getent ahosts``. The agent captures the client namespace with a ring of
+three 1 MB files, and large TXT answers wrap that ring several times.
+
+Needs root and the tools; skips elsewhere with the reason. Every namespace, process and
+file is removed in the fixtures' teardown; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pcapdns.analysis import analyze
+from pcapdns.read.capture import open_capture
+from tests.conftest import ROOT
+
+TOOLS = ("tcpdump", "dnsmasq", "dig", "ip", "getent")
+missing = [t for t in TOOLS if shutil.which(t) is None]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces"),
+    pytest.mark.skipif(bool(missing), reason=f"missing tools: {', '.join(missing)}"),
+]
+
+AGENT = ROOT / "pcapdns" / "agent.py"
+CLIENT, SERVER = "10.251.0.10", "10.251.0.53"
+#: Answers of ~1 kB (four 250-byte strings) pad the traffic so the ring wraps quickly.
+BIG_TXT = ",".join('"' + "x" * 250 + '"' for _ in range(4))
+RESOLV = f"search svc.example.test example.test\nnameserver {SERVER}\noptions ndots:2 timeout:1\n"
+QTYPES = {"A": 1, "AAAA": 28, "TXT": 16}
+#: A query line of ``tcpdump -nn -r`` (SLL2): "... > 10.251.0.53.53: 4242+ [1au] A? n. (47)"
+QUERY_LINE = re.compile(r" > [\d.]+\.53: \d+\S* (?:\[\w+\] )*(A|AAAA|TXT)\? (\S+)\. ")
+
+
+def run(argv: list[str], timeout: float = 30, ok: tuple[int, ...] = (0,)) -> str:
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                        stdin=subprocess.DEVNULL)
+    assert cp.returncode in ok, f"{argv}: {cp.returncode}\n{cp.stdout}\n{cp.stderr}"
+    return cp.stdout
+
+
+@dataclass
+class Lab:
+    """Two namespaces, dnsmasq in one, and what must be removed afterwards."""
+
+    client: str
+    server: str
+    procs: list[subprocess.Popen] = field(default_factory=list)  # type: ignore[type-arg]
+    netns_dirs: list[Path] = field(default_factory=list)
+    made_etc_netns: bool = False
+
+    def exec(self, *argv: str, timeout: float = 30, ok: tuple[int, ...] = (0,)) -> str:
+        return run(["ip", "netns", "exec", self.client, *argv], timeout=timeout, ok=ok)
+
+    def spawn(self, argv: list[str], **kw: object) -> subprocess.Popen:  # type: ignore[type-arg]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+        self.procs.append(proc)
+        return proc
+
+    def dig_batch(self, path: Path, lines: list[str]) -> None:
+        path.write_text("".join(f"@{SERVER} +tries=1 +time=2 {line}\n" for line in lines))
+        self.exec("dig", "-f", str(path), timeout=60)
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:  # type: ignore[type-arg]
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    tag = f"pcapdns-a-{os.getpid()}"
+    lab = Lab(client=f"{tag}-client", server=f"{tag}-server")
+    made: list[str] = []
+    try:
+        for ns in (lab.client, lab.server):
+            run(["ip", "netns", "add", ns])
+            made.append(ns)
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(["ip", "-n", lab.client, "link", "add", "eth0", "type", "veth", "peer", "name",
+             "eth0", "netns", lab.server])
+        for ns, addr in ((lab.client, CLIENT), (lab.server, SERVER)):
+            run(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0"])
+            run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        etc_netns = Path("/etc/netns")
+        if not etc_netns.exists():
+            etc_netns.mkdir(mode=0o755)
+            lab.made_etc_netns = True
+        d = etc_netns / lab.client
+        d.mkdir(mode=0o755)
+        lab.netns_dirs.append(d)
+        (d / "resolv.conf").write_text(RESOLV)
+        lab.spawn(["ip", "netns", "exec", lab.server, "dnsmasq", "--keep-in-foreground",
+                   "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+                   "--bind-interfaces", f"--listen-address={SERVER}", "--port=53",
+                   "--pid-file", "--log-facility=/dev/null",
+                   "--address=/example.test/10.251.1.1",
+                   "--address=/example.test/fd00:251:1::1",
+                   f"--txt-record=big.example.test,{BIG_TXT}"],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while "10.251.1.1" not in lab.exec("dig", "+short", "+time=1", "+tries=1",
+                                           f"@{SERVER}", "ready.example.test", ok=(0, 9)):
+            assert time.monotonic() < deadline, "dnsmasq never answered"
+            time.sleep(0.1)
+        yield lab
+    finally:
+        for proc in reversed(lab.procs):
+            _stop(proc)
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15)
+        for d in lab.netns_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        if lab.made_etc_netns:
+            try:
+                Path("/etc/netns").rmdir()
+            except OSError:
+                pass
+
+
+# helpers ------------------------------------------------------------------------------
+
+
+def wait_for_meta(cap: Path, agent: subprocess.Popen) -> dict:  # type: ignore[type-arg]
+    """The capture.json the agent writes once tcpdump listens."""
+    deadline = time.monotonic() + 20
+    while not (cap / "capture.json").exists():
+        assert agent.poll() is None, f"agent exited with {agent.returncode}"
+        assert time.monotonic() < deadline, "no capture.json within 20 s"
+        time.sleep(0.05)
+    return json.loads((cap / "capture.json").read_text())
+
+
+def children(pid: int) -> set[int]:
+    """Child PIDs of ``pid``, from /proc (never by process name)."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out |= {int(x) for x in (task / "children").read_text().split()}
+    return out
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def queries_in(path: Path) -> list[tuple[str, int]]:
+    """(name, qtype) of every query in one file, read by tcpdump, not by pcapdns."""
+    out = run(["tcpdump", "-nn", "-r", str(path)], timeout=60)
+    return [(m.group(2), QTYPES[m.group(1)]) for m in map(QUERY_LINE.search, out.splitlines())
+            if m]
+
+
+def assert_private(cap: Path) -> None:
+    assert cap.stat().st_mode & 0o777 == 0o700
+    for p in cap.iterdir():
+        assert p.stat().st_mode & 0o777 == 0o600, p.name
+
+
+def kill_leftover(meta: dict | None) -> None:
+    """Never leave a tcpdump behind, even when an assertion failed."""
+    pid = (meta or {}).get("tcpdump", {}).get("pid")
+    if pid and running(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+# the ring -----------------------------------------------------------------------------
+
+
+def test_ring_wraps_and_keeps_every_query_that_survived(lab: Lab, tmp_path: Path) -> None:
+    cap = tmp_path / "cap"
+    agent = lab.spawn([sys.executable, "-m", "pcapdns", "capture", "--netns", lab.client,
+                       "--size-mb", "1", "--files", "3", "--dir", str(cap)],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    meta = None
+    try:
+        meta = wait_for_meta(cap, agent)
+        tcpdump_pid = meta["tcpdump"]["pid"]
+        assert tcpdump_pid in children(agent.pid) and running(tcpdump_pid)
+
+        # Each client sends its names in order; big TXT answers in between wrap the ring.
+        dig_names: list[str] = []
+        glibc_names: list[str] = []
+        started = time.monotonic()
+        for batch in range(14):
+            lab.dig_batch(tmp_path / "fill.txt", ["big.example.test TXT"] * 400)
+            names = [f"d{batch:02d}-{i:02d}.example.test" for i in range(25)]
+            lab.dig_batch(tmp_path / "probe.txt", [f"{n} A" for n in names])
+            dig_names += names
+            names = [f"g{batch:02d}-{i:02d}.example.test" for i in range(8)]
+            lab.exec("getent", "ahosts", *names)
+            glibc_names += names
+            assert time.monotonic() - started < 40, "traffic took too long"
+        time.sleep(0.5)
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+    finally:
+        _stop(agent, signal.SIGKILL)
+        kill_leftover(meta)
+    assert agent.returncode == 0, err
+    assert not running(tcpdump_pid)
+
+    meta = json.loads((cap / "capture.json").read_text())
+    ring = [cap / n for n in ("dns.pcap0", "dns.pcap1", "dns.pcap2")]
+    assert sorted(p.name for p in cap.iterdir()) == ["capture.json"] + [p.name for p in ring]
+    assert_private(cap)
+    for p in ring:
+        assert p.stat().st_size <= 1_000_000 + 262_160
+
+    # The files are whole, and pcapdns reads them as one capture.
+    records = 0
+    for p in ring:
+        info, it = open_capture(str(p))
+        records += sum(1 for _ in it)
+        assert not info.truncated and not info.warnings, info.warnings
+    result = analyze([str(cap)], keep_lookups=True)
+    assert result.warnings == []
+    assert all(not f.truncated for f in result.files)
+
+    # It wrapped: tcpdump wrote more packets than the ring keeps, and the first names
+    # are gone.
+    td = meta["tcpdump"]
+    assert td["packets_captured"] > records
+    assert td["packets_dropped_by_kernel"] == 0
+
+    # "Survived" means: the query frame is in the ring. The oldest file may begin with the
+    # answer to a query that was in the overwritten file; that name did not survive.
+    in_ring = {q for p in ring for q in queries_in(p)}
+    found = {(a.query.qname, a.query.qtype) for lk in result.lookups or [] for a in lk.attempts}
+    assert in_ring <= found, sorted(in_ring - found)[:10]
+    print(f"ring: {records} of {td['packets_captured']} packets kept, "
+          f"{len(in_ring)} queries in it, {len(found)} lookups found")
+    for sent, qtypes in ((dig_names, (1,)), (glibc_names, (1, 28))):
+        for qtype in qtypes:
+            kept = [n for n in sent if (n, qtype) in in_ring]
+            print(f"  qtype {qtype}: {len(kept)} of {len(sent)} names kept, from "
+                  f"#{sent.index(kept[0]) if kept else None}")
+            assert kept, f"no {qtype} queries in the ring"
+            first = sent.index(kept[0])
+            # A whole tail of what the client sent: nothing lost inside the ring's span,
+            # up to the very last query, and the oldest were overwritten.
+            assert kept == sent[first:], (qtype, sorted(set(sent[first:]) - set(kept))[:10])
+            assert first > 0
+    stats_line = [line for line in err.decode().splitlines() if "stopped (SIGTERM)" in line]
+    assert stats_line and f"{td['packets_captured']} packets captured" in stats_line[0]
+    check_meta(meta, lab, cap)
+
+
+def check_meta(meta: dict, lab: Lab, cap: Path) -> None:
+    """capture.json is complete and says true things."""
+    assert list(meta) == ["format", "node", "target", "start", "stop", "stop_reason",
+                          "duration_limit", "directory", "ring", "tcpdump", "interfaces",
+                          "resolv_conf", "conntrack", "target_conntrack"]
+    assert meta["format"] == "pcapdns.capture/1" and meta["node"] == socket.gethostname()
+    assert meta["target"] == {"kind": "netns", "pid": None, "netns": lab.client,
+                              "netns_path": f"/run/netns/{lab.client}",
+                              "netns_inode": os.stat(f"/run/netns/{lab.client}").st_ino}
+    assert meta["start"] < meta["stop"] and meta["stop_reason"] == "SIGTERM"
+    assert meta["duration_limit"] is None and meta["directory"] == str(cap)
+    assert meta["ring"] == {"prefix": "dns.pcap", "size_mb": 1, "files": 3, "interface": "any",
+                            "filter": "port 53",
+                            "names": ["dns.pcap0", "dns.pcap1", "dns.pcap2"]}
+    td = meta["tcpdump"]
+    cmd = td["command"]
+    assert cmd[0].endswith("/tcpdump") and cmd[-1] == "port 53"
+    assert cmd[cmd.index("-C") + 1] == "1" and cmd[cmd.index("-W") + 1] == "3"
+    assert cmd[cmd.index("-w") + 1] == str(cap / "dns.pcap")
+    assert td["version"].startswith("tcpdump version ") and td["libpcap"].startswith("libpcap")
+    assert td["exit_status"] == 0 and td["killed"] is False
+    assert td["packets_received"] >= td["packets_captured"] > 0
+    # The interfaces of the client namespace, as ip sees them there.
+    links = run(["ip", "-n", lab.client, "-o", "link"])
+    want = {m.group(1): m.group(2)
+            for m in re.finditer(r"^(\d+): ([^:@]+)[:@]", links, re.M)}
+    assert meta["interfaces"] == want and set(want.values()) == {"lo", "eth0"}
+    # What `ip netns exec` shows the client: /etc/netns/NAME/resolv.conf.
+    assert meta["resolv_conf"] == {"path": f"/etc/netns/{lab.client}/resolv.conf",
+                                   "nameservers": [SERVER],
+                                   "search": ["svc.example.test", "example.test"],
+                                   "ndots": 2, "options": ["ndots:2", "timeout:1"]}
+    if os.path.exists("/proc/net/stat/nf_conntrack"):
+        for key in ("conntrack", "target_conntrack"):
+            ct = meta[key]
+            assert ct["source"] == "/proc/net/stat/nf_conntrack", key
+            assert {"insert_failed", "drop"} <= set(ct["before"]) & set(ct["after"]), key
+
+
+# lifecycle ----------------------------------------------------------------------------
+
+
+def test_a_killed_agent_leaves_no_tcpdump(lab: Lab, tmp_path: Path) -> None:
+    """SIGKILL cannot be caught; tcpdump still stops (parent-death signal), cleanly."""
+    copy = tmp_path / "agent.py"
+    shutil.copy(AGENT, copy)
+    cap = tmp_path / "cap"
+    agent = lab.spawn([sys.executable, "-I", "-S", str(copy), "--netns", lab.client,
+                       "--size-mb", "1", "--files", "2", "--dir", str(cap)],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    meta = None
+    try:
+        meta = wait_for_meta(cap, agent)
+        pid = meta["tcpdump"]["pid"]
+        assert pid in children(agent.pid)
+        lab.dig_batch(tmp_path / "q.txt", [f"k{i}.example.test A" for i in range(20)])
+        time.sleep(1.5)  # the kernel hands packets to tcpdump in blocks, at least each 1 s
+        agent.kill()
+        agent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while running(pid):
+            assert time.monotonic() < deadline, f"tcpdump {pid} outlived the agent"
+            time.sleep(0.05)
+    finally:
+        _stop(agent, signal.SIGKILL)
+        kill_leftover(meta)
+    info, it = open_capture(str(cap / "dns.pcap0"))
+    assert sum(1 for _ in it) >= 40 and not info.truncated
+    # The capture.json written at the start is there, without a stop time.
+    meta = json.loads((cap / "capture.json").read_text())
+    assert meta["stop"] is None and meta["tcpdump"]["pid"] == pid
+
+
+def test_pid_target_status_line_and_analyze(lab: Lab, tmp_path: Path) -> None:
+    """--pid enters the namespace of a process living in it (as nsenter -t PID -n) and
+    reads that process's resolv.conf through /proc/PID/root."""
+    sleeper = lab.spawn(["ip", "netns", "exec", lab.client, "sleep", "60"])
+    inode = os.stat(f"/run/netns/{lab.client}").st_ino
+    deadline = time.monotonic() + 10
+    while _netns_inode(sleeper.pid) != inode:  # ip netns exec has switched, then exec'd
+        assert time.monotonic() < deadline and sleeper.poll() is None
+        time.sleep(0.02)
+    cap = tmp_path / "cap"
+    master, slave = pty.openpty()
+    seen: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(master, seen), daemon=True)
+    agent = lab.spawn([sys.executable, "-m", "pcapdns", "capture", "--pid", str(sleeper.pid),
+                       "--duration", "4", "--size-mb", "1", "--files", "2", "--analyze",
+                       "--dir", str(cap)], stdout=subprocess.DEVNULL, stderr=slave,
+                      cwd=tmp_path)
+    os.close(slave)
+    reader.start()
+    meta = None
+    try:
+        meta = wait_for_meta(cap, agent)
+        names = [f"pid{i}.example.test" for i in range(5)]
+        lab.dig_batch(tmp_path / "q.txt", [f"{n} A" for n in names])
+        lab.exec("getent", "ahosts", "glibc-pid.example.test")
+        agent.wait(timeout=30)
+    finally:
+        _stop(agent, signal.SIGKILL)
+        _stop(sleeper, signal.SIGKILL)
+        kill_leftover(meta)
+    reader.join(timeout=5)
+    os.close(master)
+    assert agent.returncode == 0
+    tty = b"".join(seen).decode(errors="replace")
+    assert re.search(r"\rcapturing: 1 files, [\d.]+ [kMG]?B, \d+ packets, 0:00:0\d", tty), tty
+    assert ("report: " in tty) or ("pcapdns report failed" in tty and "capture is kept" in tty)
+
+    meta = json.loads((cap / "capture.json").read_text())
+    assert meta["target"] == {"kind": "pid", "pid": sleeper.pid, "netns": None,
+                              "netns_path": f"/proc/{sleeper.pid}/ns/net",
+                              "netns_inode": inode}
+    assert meta["stop_reason"] == "duration" and meta["duration_limit"] == 4.0
+    # ip netns exec bind-mounted /etc/netns/NAME/resolv.conf in the sleeper's mount
+    # namespace: /proc/PID/root/etc/resolv.conf is what that process's resolver reads.
+    assert meta["resolv_conf"]["path"] == f"/proc/{sleeper.pid}/root/etc/resolv.conf"
+    assert meta["resolv_conf"]["ndots"] == 2 and meta["resolv_conf"]["nameservers"] == [SERVER]
+    assert set(meta["interfaces"].values()) == {"lo", "eth0"}
+    result = analyze([str(cap)], keep_lookups=True)
+    found = {lk.first.qname for lk in result.lookups or []}
+    assert set(names) | {"glibc-pid.example.test"} <= found
+
+
+def test_standalone_agent_without_the_package(lab: Lab, tmp_path: Path) -> None:
+    """The file copied alone captures; --analyze says in one line that pcapdns is not
+    installed, and the capture is kept."""
+    copy = tmp_path / "agent.py"
+    shutil.copy(AGENT, copy)
+    agent = lab.spawn([sys.executable, "-I", "-S", str(copy), "--netns", lab.client,
+                       "--duration", "2", "--size-mb", "1", "--files", "2", "--analyze"],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        _, err = agent.communicate(timeout=30)
+    finally:
+        _stop(agent, signal.SIGKILL)
+    assert agent.returncode == 0, err
+    (cap,) = tmp_path.glob("pcapdns-capture-*")
+    assert re.fullmatch(r"pcapdns-capture-\d{8}T\d{6}Z", cap.name)
+    lines = err.decode().splitlines()
+    assert (f"pcapdns capture: --analyze: pcapdns is not installed here; the capture is kept "
+            f"in {cap}: copy it and run 'pcapdns report' there") in lines
+    assert_private(cap)
+    assert sorted(p.name for p in cap.iterdir()) == ["capture.json", "dns.pcap0"]
+
+
+def test_bad_filter_is_one_line_and_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
+    cp = subprocess.run([sys.executable, "-m", "pcapdns", "capture", "--netns", lab.client,
+                         "--filter", "port fifty-three", "--dir", str(tmp_path / "cap")],
+                        capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert cp.returncode == 2
+    assert cp.stderr.startswith("pcapdns capture: error: tcpdump did not start (tcpdump: ")
+    assert cp.stderr.rstrip().endswith("check --filter and --interface")
+    assert cp.stderr.count("\n") == 1 and not (tmp_path / "cap").exists()
+
+
+def _netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _drain(fd: int, into: list[bytes]) -> None:
+    """Read a pty's master side until its slave side is closed everywhere."""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.append(chunk)
