@@ -36,6 +36,7 @@ def render(report: Report) -> str:
         lstrip_blocks=True,
     )
     env.filters["code"] = _code
+    env.filters["name"] = _name
     page = env.get_template("report.html.j2").render(
         r=report,
         css=Markup(_asset("report.css")),
@@ -97,6 +98,11 @@ _TICKS = re.compile(r"`([^`]+)`")
 def _code(text: str) -> Markup:
     """Escape ``text`` and show its `backquoted` parts as code."""
     return Markup(_TICKS.sub(r"<code>\1</code>", str(escape(text))))
+
+
+def _name(qname: str) -> Markup:
+    """Escape a DNS name and let it wrap after its dots rather than inside a label."""
+    return Markup(str(escape(qname)).replace(".", ".<wbr>"))
 
 
 def _asset(name: str) -> str:

@@ -43,7 +43,7 @@ CLUSTER_SUFFIXES = ("cluster.local", "svc", "in-addr.arpa", "ip6.arpa")
 KIND_ORDER: tuple[str, ...] = (
     "aaaa_race_lost", "stale_port", "truncated_no_tcp_fallback", "timeout", "servfail",
     "refused", "late_response", "slow_response", "retransmission", "unsolicited_response",
-    "icmp_unreachable", "nxdomain", "search_expansion", "fanout", "detector_error",
+    "icmp_unreachable", "search_expansion", "nxdomain", "fanout", "detector_error",
 )
 
 #: Finding kinds whose names go into the ticket for the upstream DNS provider.
@@ -260,16 +260,17 @@ def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tupl
                    "waiting for an answer when the capture ended)" if still_open else "")
         out.append(f"{failed:,} of {_n(lookups, 'lookup')} failed{waiting}.")
     elif errors:
-        out.append(f"All {_n(lookups, 'lookup')} were answered in the end, but not all "
-                   "went well.")
+        out.append(f"Every one of the {_n(lookups, 'lookup')} got an answer on the wire, "
+                   "but not all went well.")
     else:
         p99 = a.latency_ms.get("p99")
         tail = f" (99% within {_dur_ms(p99)})" if p99 is not None else ""
         out.append(f"No DNS failures: all {_n(lookups, 'lookup')} were answered{tail}.")
-        warnings = [g for g in groups if g.severity == "warning"]
-        if warnings:
-            out.append("Worth a look: " + ", ".join(
-                f"{g.occurrences:,} × {g.advice.title.lower()}" for g in warnings[:3]) + ".")
+        for severity, lead in (("warning", "Worth a look"), ("info", "Also seen")):
+            some = [g for g in groups if g.severity == severity]
+            if some:
+                out.append(f"{lead}: " + ", ".join(
+                    f"{g.occurrences:,} × {_lower(g.advice.title)}" for g in some[:3]) + ".")
         return tuple(out)
     if errors:
         top = errors[0]  # groups come in severity order, causes before symptoms
@@ -277,7 +278,7 @@ def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tupl
         others = [g for g in errors if g is not top]
         if others:
             out.append("Also: " + ", ".join(
-                f"{g.occurrences:,} × {g.advice.title.lower()}" for g in others[:4]) + ".")
+                f"{g.occurrences:,} × {_lower(g.advice.title)}" for g in others[:4]) + ".")
     return tuple(out)
 
 
@@ -378,6 +379,8 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
             break
         rows.extend(new)
         shown += 1
+    # One table in frame order: the order things happened on the wire.
+    rows = sorted(dict.fromkeys(rows), key=lambda r: r.frame)
     first = aggs[0].first
     return FindingGroup(
         kind=first.kind,
@@ -439,8 +442,7 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
                                         "port unreachable: the answer came after the client "
                                         "closed its socket" if late else
                                         "destination unreachable for this query"))
-    rows.sort(key=lambda r: r.frame)
-    return list(dict.fromkeys(rows))
+    return rows
 
 
 def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], note: str,
@@ -651,6 +653,13 @@ def _title(a: Analysis) -> str:
 
 
 # ----------------------------------------------------------------------------- wording
+
+
+def _lower(title: str) -> str:
+    """A heading inside a sentence: first letter lower case, acronyms kept."""
+    if len(title) > 1 and title[1].isupper():
+        return title
+    return title[:1].lower() + title[1:]
 
 
 def _n(count: int, noun: str) -> str:

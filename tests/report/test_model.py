@@ -27,7 +27,8 @@ def test_every_finding_kind_has_advice() -> None:
 def test_race_verdict_names_the_query_the_client_and_the_wait() -> None:
     r = _report(SAMPLES / "aaaa-same-port-race.pcap")
     assert not r.clean
-    assert r.verdict[0] == "All 7 lookups were answered in the end, but not all went well."
+    assert r.verdict[0] == ("Every one of the 7 lookups got an answer on the wire, but not all "
+                            "went well.")
     assert r.verdict[1] == (
         "1 is the same-port A/AAAA race: the AAAA query for api.example.test from "
         "10.250.0.10:43318 to 10.250.0.53 was never answered and the client waited 5.008 s "
