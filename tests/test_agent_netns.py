@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from pcapdns.analysis import analyze
+from pcapdns.read import capture_meta
 from pcapdns.read.capture import open_capture
 from tests.conftest import ROOT
 
@@ -272,6 +273,19 @@ def test_ring_wraps_and_keeps_every_query_that_survived(lab: Lab, tmp_path: Path
     stats_line = [line for line in err.decode().splitlines() if "stopped (SIGTERM)" in line]
     assert stats_line and f"{td['packets_captured']} packets captured" in stats_line[0]
     check_meta(meta, lab, cap)
+
+    # The analyzer's loader reads what the agent wrote.
+    loaded, warnings = capture_meta.load([str(p) for p in ring])
+    assert warnings == [] and loaded is not None
+    assert loaded.interfaces == {int(k): v for k, v in meta["interfaces"].items()}
+    assert loaded.target.netns == lab.client and loaded.resolv_conf is not None
+    assert loaded.resolv_conf.search == ("svc.example.test", "example.test")
+    assert loaded.kernel_dropped == 0 and loaded.packets_captured == td["packets_captured"]
+    assert loaded.start is not None and loaded.stop is not None
+    assert result.first_time is not None and result.last_time is not None
+    assert loaded.start <= result.first_time <= result.last_time <= loaded.stop
+    if loaded.conntrack is not None:
+        assert loaded.conntrack_delta() is not None
 
 
 def check_meta(meta: dict, lab: Lab, cap: Path) -> None:
