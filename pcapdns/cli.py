@@ -64,7 +64,9 @@ def _write_output(path: str | None, write: Callable[[TextIO], None]) -> None:
             sys.exit(1)
         return
     try:
-        with open(path, "w", encoding="utf-8") as fh:
+        # 0600 for a new file: the output holds the capture's addresses and names.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as fh:
             write(fh)
     except OSError as e:
         _fail(f"{path}: cannot write: {e.strerror or e}")

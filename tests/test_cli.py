@@ -242,6 +242,8 @@ def test_report_writes_html_and_json(tmp_path: Path) -> None:
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and 'id="verdict"' in page
     assert json.loads(doc.read_text())["schema"] == "pcapdns.analysis/1"
+    # As private as the capture they come from.
+    assert out.stat().st_mode & 0o777 == 0o600 and doc.stat().st_mode & 0o777 == 0o600
 
 
 def test_report_needs_an_output_file(tmp_path: Path) -> None:

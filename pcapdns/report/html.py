@@ -51,7 +51,7 @@ def render(report: Report) -> str:
 
 def write(report: Report, path: str) -> None:
     """Write the page to ``path`` atomically: a reader never sees half a report, and a
-    failure leaves an earlier file at ``path`` as it was.
+    failure leaves an earlier file at ``path`` as it was. A new file is created 0600.
 
     Raises:
         OSError: the directory is not writable.
@@ -62,7 +62,12 @@ def write(report: Report, path: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644 & ~_umask())
+        # mkstemp made it 0600; keep an existing report's mode, else stay 0600: the page
+        # holds the capture's addresses and names, which are as private as the capture.
+        try:
+            os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        except FileNotFoundError:
+            pass
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -70,12 +75,6 @@ def write(report: Report, path: str) -> None:
         except OSError:
             pass
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _charts(r: Report) -> dict[str, Any]:

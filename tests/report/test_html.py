@@ -116,6 +116,11 @@ def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path: Path) -> No
     out = tmp_path / "r.html"
     out.write_text("old")
     r = model.build(analyze([str(SAMPLES / "clean-glibc-getent.pcap")]), command="c")
+    out.chmod(0o640)
     html.write(r, str(out))
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+    assert out.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
+    new = tmp_path / "new.html"
+    html.write(r, str(new))
+    assert new.stat().st_mode & 0o777 == 0o600  # a new one is private, like the capture
