@@ -28,7 +28,9 @@ from pcapdns.match.dedupe import Deduplicator
 from pcapdns.match.matcher import Matcher
 from pcapdns.match.records import Lookup
 from pcapdns.match.state import MatchStats
+from pcapdns.read import capture_meta
 from pcapdns.read.capture import CaptureFile
+from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.read.merge import open_inputs
 from pcapdns.timeline import Timeline
 
@@ -78,6 +80,8 @@ class Analysis:
     timeline: Timeline = field(default_factory=Timeline)
     #: The first few findings of each kind with the lookups they are about.
     examples: dict[str, list[Finding]] = field(default_factory=dict)
+    #: What the capture agent recorded beside the files (capture.json), if anything.
+    capture: CaptureMeta | None = None
 
     @property
     def first_time(self) -> float | None:
@@ -175,6 +179,8 @@ def _analyze(
     warnings = list(cap.warnings)
     for f in cap.files:
         warnings.extend(f.warnings)
+    meta, meta_warnings = capture_meta.load(paths)
+    warnings.extend(meta_warnings)
     return Analysis(
         config=config,
         files=cap.files,
@@ -197,4 +203,5 @@ def _analyze(
         latency=histogram,
         timeline=timeline,
         examples=collector.examples(),
+        capture=meta,
     )

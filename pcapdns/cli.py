@@ -124,13 +124,10 @@ def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool) -> 
     return result
 
 
-def _write_html(result: Analysis, path: str, paths: tuple[str, ...]) -> None:
+def _write_html(result: Analysis, path: str) -> None:
     from pcapdns.report import html, model
 
-    context, warnings = model.context_for(list(paths))
-    for w in warnings:
-        click.echo(f"pcapdns: warning: {w}", err=True)
-    report = model.build(result, command=_command_line(), context=context)
+    report = model.build(result, command=_command_line())
     try:
         html.write(report, path)
     except OSError as e:
@@ -179,7 +176,7 @@ def analyze(
         _fail(f"{html_path}: given for both --output and --html")
     result = _run(paths, config, transactions)
     if html_path is not None:
-        _write_html(result, html_path, paths)
+        _write_html(result, html_path)
     if fmt == "json":
         _write_output(output, lambda fh: document.write(result, fh))
     else:
@@ -214,7 +211,7 @@ def report(
     if json_path is not None and os.path.realpath(json_path) == os.path.realpath(output):
         _fail(f"{json_path}: given for both --output and --json")
     result = _run(paths, config, False)
-    _write_html(result, output, paths)
+    _write_html(result, output)
     if json_path is not None:
         _write_output(json_path, lambda fh: document.write(result, fh))
     click.echo(f"pcapdns: report written to {output}", err=True)

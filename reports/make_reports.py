@@ -33,9 +33,7 @@ def report_path(capture: str) -> str:
 def render(capture: str) -> str:
     """The report for one sample, as ``pcapdns report`` writes it; run from ROOT."""
     out = report_path(capture)
-    context, _ = model.context_for([capture])
-    r = model.build(analyze([capture]), command=f"pcapdns report {capture} -o {out}",
-                    context=context)
+    r = model.build(analyze([capture]), command=f"pcapdns report {capture} -o {out}")
     return html.render(r)
 
 

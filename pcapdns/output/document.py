@@ -16,6 +16,7 @@ from pcapdns.dns.records import answer_records
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output.timefmt import iso
 from pcapdns.read import linktypes
+from pcapdns.read.capture_meta import CaptureMeta
 
 SCHEMA = "pcapdns.analysis/1"
 
@@ -29,6 +30,7 @@ def build(a: Analysis) -> dict[str, Any]:
         "summary": summary(a),
         "findings": [_finding(f) for f in a.findings],
         "warnings": list(a.warnings),
+        "capture": capture(a.capture),
     }
     if a.lookups is not None:
         doc["transactions"] = transactions(a.lookups)
@@ -59,7 +61,8 @@ def write(a: Analysis, out: TextIO) -> None:
         out.write(f"  {json.dumps(key)}: {_indent(value)},\n")
     _write_list(out, "findings", (_finding(f) for f in a.findings))
     out.write(",\n")
-    out.write(f'  "warnings": {_indent(list(a.warnings))}')
+    out.write(f'  "warnings": {_indent(list(a.warnings))},\n')
+    out.write(f'  "capture": {_indent(capture(a.capture))}')
     if a.lookups is not None:
         out.write(",\n")
         rows = ((lk, t) for lk in a.lookups for t in lk.attempts)
@@ -214,6 +217,35 @@ def _finding(agg: AggregatedFinding) -> dict[str, Any]:
         "count": agg.count,
         "last_time": iso(agg.last_time),
         "frames_omitted": agg.frames_omitted,
+    }
+
+
+def capture(meta: CaptureMeta | None) -> dict[str, Any] | None:
+    """What the capture agent recorded (capture.json beside the inputs), or None."""
+    if meta is None:
+        return None
+    delta = meta.conntrack_delta()
+    rc = meta.resolv_conf
+    return {
+        "file": meta.path,
+        "node": meta.node,
+        "target": meta.target.kind,
+        "pid": meta.target.pid,
+        "netns": meta.target.netns,
+        "start": iso(meta.start),
+        "stop": iso(meta.stop),
+        "stop_reason": meta.stop_reason,
+        "tcpdump_command": list(meta.tcpdump_command),
+        "tcpdump_version": meta.tcpdump_version,
+        "packets_received": meta.packets_received,
+        "kernel_dropped": meta.kernel_dropped,
+        "interface_names": {str(k): v for k, v in sorted(meta.interfaces.items())},
+        "resolv_conf": None if rc is None else {
+            "nameservers": list(rc.nameservers), "search": list(rc.search),
+            "ndots": rc.ndots, "options": list(rc.options),
+        },
+        "conntrack_insert_failed_rise": delta.insert_failed if delta else None,
+        "conntrack_drop_rise": delta.drop if delta else None,
     }
 
 

@@ -23,6 +23,7 @@ from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.output.document import summary
 from pcapdns.output.timefmt import iso
 from pcapdns.read import linktypes
+from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.report.knowledge import ADVICE, Advice
 
 #: Occurrences shown in a finding group's evidence table, and rows at most.
@@ -197,14 +198,52 @@ class Report:
     rcodes: dict[str, int]
 
 
-def context_for(paths: Sequence[str]) -> tuple[CaptureContext, list[str]]:
-    """The capture context recorded beside ``paths`` (capture.json), and warnings about it."""
-    return CaptureContext(), []
+def context_of(meta: CaptureMeta | None) -> CaptureContext:
+    """What the report says about the capture itself, from capture.json."""
+    if meta is None:
+        return CaptureContext()
+    t = meta.target
+    target = {"node": "node network namespace", "pid": f"network namespace of pid {t.pid}",
+              "netns": f"network namespace {t.netns}"}[t.kind]
+    notes: list[str] = []
+    if meta.kernel_dropped:
+        received = (f" of {meta.packets_received:,} received" if meta.packets_received
+                    else "")
+        notes.append(
+            f"tcpdump reported {meta.kernel_dropped:,} packets dropped by the kernel"
+            f"{received}: some queries or answers are missing from the capture, so the "
+            "unanswered, failed and retransmission counts may be inflated.")
+    delta = meta.conntrack_delta()
+    if delta is not None and delta.insert_failed is not None:
+        if delta.insert_failed > 0:
+            notes.append(
+                f"conntrack insert_failed rose by {delta.insert_failed:,} on node "
+                f"{meta.node} during the capture (drop by {delta.drop or 0:,}): the kernel "
+                "dropped packets whose conntrack entry could not be inserted, the "
+                "fingerprint of the A/AAAA race.")
+        else:
+            notes.append(f"conntrack insert_failed did not rise on node {meta.node} during "
+                         "the capture: no conntrack insertion race there.")
+    if meta.stop is None:
+        notes.append("The capture agent recorded no stop time (it was killed); the last "
+                     "file may end mid-record.")
+    rc = meta.resolv_conf
+    return CaptureContext(
+        node=meta.node,
+        target=target,
+        interfaces=dict(meta.interfaces),
+        search=rc.search if rc else (),
+        resolver_options=(f"ndots:{rc.ndots}", *[o for o in rc.options
+                                                 if not o.startswith("ndots:")])
+        if rc else (),
+        notes=tuple(notes),
+    )
 
 
 def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -> Report:
-    """What the report says about analysis ``a``; ``command`` is the command line shown."""
-    context = context or CaptureContext()
+    """What the report says about analysis ``a``; ``command`` is the command line shown.
+    ``context`` defaults to what capture.json beside the inputs recorded."""
+    context = context or context_of(a.capture)
     s = summary(a)
     ifnames = _interface_names(a, context)
     groups = _groups(a, ifnames)

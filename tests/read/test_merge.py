@@ -89,7 +89,11 @@ def test_directory_is_the_capture_of_its_files(tmp_path: Path) -> None:
 
     assert result.packets == 8
     assert (result.match.queries, result.match.answered_queries) == (4, 4)
-    assert result.warnings == []
+    # capture.json is the agent's metadata, not a capture: never read as one. This one
+    # holds nothing the agent writes, so it is ignored with one warning.
+    assert result.capture is None
+    assert result.warnings == [f"{tmp_path / 'ring' / 'capture.json'}: ignored: format is "
+                               "not a string"]
 
 
 def test_non_capture_file_inside_a_directory_is_skipped_with_a_warning(tmp_path: Path) -> None:

@@ -111,3 +111,42 @@ def test_overview_has_file_hash_and_counts() -> None:
     assert labels["failed lookups"] == "2"  # A and AAAA of gone.example.test
     assert labels["still open at the capture's end"] == "0"
     assert r.version and r.command == "pcapdns report x"
+
+
+def test_capture_json_names_interfaces_node_and_caveats(tmp_path: Path) -> None:
+    import copy
+    import json
+
+    from tests.craft import write_sll2
+    from tests.read.test_capture_meta import META
+
+    ring = tmp_path / "pcapdns-capture-x"
+    ring.mkdir()
+    write_sll2(ring / "dns.pcap0", [
+        (100.0, 3, query("api.partner.example", id=7)),
+        (105.0, 3, query("api.partner.example", id=7)),
+        (120.0, 3, query("end.example", id=8, sport=40001)),
+    ])
+    meta = copy.deepcopy(META)
+    meta["interfaces"] = {"1": "lo", "3": "eth0"}
+    (ring / "capture.json").write_text(json.dumps(meta))
+    a = analyze([str(ring)])
+    r = build(a, command="c")
+    assert r.context.node == "node-a"
+    assert r.context.target == "network namespace of pid 4242"
+    assert r.context.search == ("default.svc.cluster.local", "svc.cluster.local")
+    timeout = next(g for g in r.groups if g.kind == "timeout")
+    assert {e.interface for e in timeout.rows} == {"eth0"}
+    assert "on node node-a" in r.ticket
+    notes = " ".join(r.context.notes)
+    assert "7 packets dropped by the kernel of 1,540 received" in notes
+    assert "may be inflated" in notes
+    assert "conntrack insert_failed rose by 5 on node node-a" in notes
+    # The JSON document carries the same facts.
+    from pcapdns.output.document import build as document
+
+    cap = document(a)["capture"]
+    assert cap["node"] == "node-a" and cap["kernel_dropped"] == 7
+    assert cap["conntrack_insert_failed_rise"] == 5 and cap["conntrack_drop_rise"] == 7
+    assert cap["interface_names"] == {"1": "lo", "3": "eth0"}
+    assert cap["resolv_conf"]["ndots"] == 5
