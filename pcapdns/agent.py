@@ -1034,6 +1034,10 @@ def capture(opts: Options) -> int:
 
 def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
          now: float) -> int:
+    # From here on a signal is a request to stop, never an abrupt end that could leave
+    # an empty capture directory or a tcpdump without its agent.
+    stopper = Stopper()
+    stopper.install()
     interfaces = interfaces_in(netns_fd)
     resolv = read_resolv_conf(target.resolv_conf_path)
     node_ct_before = conntrack_in(None)
@@ -1042,9 +1046,9 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
     utc = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)  # noqa: UP017 - 3.8
     directory = make_capture_dir(opts.directory, opts.force, utc)
     argv = tcpdump_command(tcpdump, opts, directory)
-    stopper = Stopper()
-    stopper.install()
     try:
+        if stopper.reason is not None:
+            raise AgentError(f"{stopper.reason} before the capture started; nothing captured")
         proc, reader = start_tcpdump(argv, netns_fd)
     except AgentError:
         if not os.listdir(directory):

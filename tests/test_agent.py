@@ -424,3 +424,34 @@ def test_analyze_runs_the_report_command(tmp_path: Path) -> None:
         assert line.startswith("--analyze: pcapdns report failed (exit 2: ")
         assert line.endswith(f"the capture is kept in {tmp_path}")
     assert (tmp_path / "dns.pcap0").exists()
+
+
+def other_pythons() -> list[str]:
+    """The python3.N (N >= 8) interpreters here besides this one, on PATH or installed by
+    pyenv: the agent meets such versions on nodes."""
+    candidates = [shutil.which(f"python3.{minor}") for minor in range(8, 15)]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if pyenv.is_dir():
+        candidates += [str(p) for p in sorted(pyenv.glob("3.*/bin/python3"))]
+    found: dict[str, str] = {}
+    for exe in filter(None, candidates):
+        try:
+            cp = subprocess.run([exe, "-c", "import sys; print(sys.version_info[1])"],
+                                capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        minor = cp.stdout.strip()
+        if cp.returncode == 0 and minor.isdigit() and 8 <= int(minor) != sys.version_info[1]:
+            found.setdefault(minor, exe)
+    return [found[m] for m in sorted(found, key=int)]
+
+
+OTHER_PYTHONS = other_pythons()
+
+
+@pytest.mark.skipif(not OTHER_PYTHONS, reason="no other python3.N interpreter installed")
+@pytest.mark.parametrize("python", OTHER_PYTHONS)
+def test_agent_starts_under_other_pythons(python: str, tmp_path: Path) -> None:
+    cp = subprocess.run([python, "-I", "-S", str(AGENT), "--files", "0"],
+                        capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert cp.returncode == 2 and "0 is not in 1..100000" in cp.stderr, cp.stderr

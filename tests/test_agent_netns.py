@@ -33,6 +33,7 @@ from pcapdns.analysis import analyze
 from pcapdns.read import capture_meta
 from pcapdns.read.capture import open_capture
 from tests.conftest import ROOT
+from tests.test_agent import OTHER_PYTHONS
 
 TOOLS = ("tcpdump", "dnsmasq", "dig", "ip", "getent")
 missing = [t for t in TOOLS if shutil.which(t) is None]
@@ -320,6 +321,10 @@ def check_meta(meta: dict, lab: Lab, cap: Path) -> None:
                                    "nameservers": [SERVER],
                                    "search": ["svc.example.test", "example.test"],
                                    "ndots": 2, "options": ["ndots:2", "timeout:1"]}
+    # Every field is documented in capture/README.md.
+    doc = (ROOT / "capture" / "README.md").read_text()
+    undocumented = [p for p in _field_paths(meta) if f"`{p}`" not in doc]
+    assert not undocumented, undocumented
     if os.path.exists("/proc/net/stat/nf_conntrack"):
         for key in ("conntrack", "target_conntrack"):
             ct = meta[key]
@@ -328,6 +333,18 @@ def check_meta(meta: dict, lab: Lab, cap: Path) -> None:
 
 
 # lifecycle ----------------------------------------------------------------------------
+
+
+def _field_paths(meta: dict) -> list[str]:
+    """``a`` and ``a.b`` for every field; maps of counters and of interfaces, and
+    target_conntrack (the same shape as conntrack), count as one field."""
+    out = []
+    for key, value in meta.items():
+        if isinstance(value, dict) and key not in ("interfaces", "target_conntrack"):
+            out += [f"{key}.{sub}" for sub in value]
+        else:
+            out.append(key)
+    return out
 
 
 def test_a_killed_agent_leaves_no_tcpdump(lab: Lab, tmp_path: Path) -> None:
@@ -433,6 +450,31 @@ def test_standalone_agent_without_the_package(lab: Lab, tmp_path: Path) -> None:
             f"in {cap}: copy it and run 'pcapdns report' there") in lines
     assert_private(cap)
     assert sorted(p.name for p in cap.iterdir()) == ["capture.json", "dns.pcap0"]
+
+
+@pytest.mark.skipif(not OTHER_PYTHONS, reason="no other python3.N interpreter installed")
+@pytest.mark.parametrize("python", OTHER_PYTHONS)
+def test_agent_captures_under_other_pythons(lab: Lab, tmp_path: Path, python: str) -> None:
+    """Nodes carry older (and newer) python3s than the package needs: 3.8 has no
+    os.setns, 3.12 has it and warns about fork() beside threads."""
+    cap = tmp_path / "cap"
+    agent = lab.spawn([python, "-I", "-S", str(AGENT), "--netns", lab.client,
+                       "--duration", "2", "--size-mb", "1", "--files", "2", "--dir", str(cap)],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        wait_for_meta(cap, agent)
+        lab.dig_batch(tmp_path / "q.txt", [f"py{i}.example.test A" for i in range(3)])
+        _, err = agent.communicate(timeout=30)
+    finally:
+        _stop(agent, signal.SIGKILL)
+    assert agent.returncode == 0, err
+    assert "Warning" not in err.decode(), err
+    meta = json.loads((cap / "capture.json").read_text())
+    assert set(meta["interfaces"].values()) == {"lo", "eth0"}
+    assert meta["target_conntrack"] is None or meta["target_conntrack"]["after"] is not None
+    result = analyze([str(cap)], keep_lookups=True)
+    assert {f"py{i}.example.test" for i in range(3)} <= {
+        lk.first.qname for lk in result.lookups or []}
 
 
 def test_bad_filter_is_one_line_and_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
