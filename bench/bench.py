@@ -1097,7 +1097,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-TOOL_KEYS = ("pcapdns-json", "pcapdns-summary", "tshark")
+TOOL_KEYS = ("pcapdns-json", "pcapdns-summary", "pcapdns-report", "tshark")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1200,7 +1200,7 @@ def prepare_capture(args: argparse.Namespace) -> tuple[str, dict, bool]:
     return path, info, remove
 
 
-def build_tools(pcap: str, selected: list[str] | None) -> list[Tool]:
+def build_tools(pcap: str, selected: list[str] | None, report: str) -> list[Tool]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
     tools = [
@@ -1226,6 +1226,12 @@ def build_tools(pcap: str, selected: list[str] | None) -> list[Tool]:
             [sys.executable, "-m", "pcapdns", "analyze", pcap],
             env=env,
         ),
+        Tool(
+            "pcapdns-report",
+            "pcapdns",
+            [sys.executable, "-m", "pcapdns", "report", pcap, "-o", report],
+            env=env,
+        ),
     ]
     tshark = shutil.which("tshark")
     ts = Tool("tshark", "tshark", [tshark or "tshark", "-q", "-z", "dns,tree", "-r", pcap])
@@ -1243,8 +1249,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.generate_only:
         print(pcap)
         return 0
+    report_dir = tempfile.mkdtemp(prefix="pcapdns-bench-report-")
+    report = os.path.join(report_dir, "report.html")
+    report_bytes: int | None = None
     try:
-        tools = build_tools(pcap, args.tools)
+        tools = build_tools(pcap, args.tools, report)
         for tool in tools:
             if tool.missing:
                 log(f"{tool.key}: {tool.missing}")
@@ -1263,7 +1272,10 @@ def main(argv: list[str] | None = None) -> int:
                     break  # a failing tool is not retried
         rows = [summarize(t, args.packets) for t in tools]
         evaluate(rows)
+        if os.path.exists(report):
+            report_bytes = os.path.getsize(report)
     finally:
+        shutil.rmtree(report_dir, ignore_errors=True)
         if remove:
             try:
                 os.unlink(pcap)
@@ -1286,6 +1298,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": sys.version.split()[0],
             "rows": rows,
             "targets": targets,
+            "report_bytes": report_bytes,
         }
         if remove:
             doc["capture"]["removed"] = True
@@ -1304,6 +1317,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(render_table(rows, pcap))
         print()
+        if report_bytes is not None:
+            print(f"HTML report: {report_bytes:,} bytes")
         print(
             f"targets: {targets['packets_per_second']}; {targets['peak_rss']} -> "
             + ("all PASS" if all_pass else "not all met")
