@@ -266,11 +266,11 @@ def resolve_target(pid: int | None, netns: str | None) -> Target:
             resolv = f"/etc/netns/{name}/resolv.conf"
         return Target("netns", None, netns, path, _inode(path), resolv)
     # The node: in a hostPID container PID 1 is the node's init, and its root is the
-    # node's filesystem; on the node itself the two paths are the same file.
-    resolv = "/proc/1/root/etc/resolv.conf"
-    if not os.access(resolv, os.R_OK):
-        resolv = "/etc/resolv.conf"
-    return Target("node", None, None, None, _inode("/proc/self/ns/net"), resolv)
+    # node's filesystem; on the node itself the two paths are the same file. When it
+    # cannot be read (an AppArmor profile), nothing is recorded rather than the
+    # container's own resolv.conf, which would describe a different resolver.
+    return Target("node", None, None, None, _inode("/proc/self/ns/net"),
+                  "/proc/1/root/etc/resolv.conf")
 
 
 def _inode(path: str) -> int | None:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pcapdns.errors import InputError, NotACaptureError
 from pcapdns.read.capture import CaptureFile, Record, open_capture
 
-# Files a capture directory holds that are not captures (capture agent metadata, notes).
-_SIDE_FILES = frozenset({"capture.json", "README", "README.md"})
+# Files a capture directory holds that are not captures: the capture agent's metadata and,
+# with --analyze, its report; notes. Skipped without a warning.
+_SIDE_FILES = frozenset({"capture.json", "report.html", "README", "README.md"})
 
 
 @dataclass(slots=True)

@@ -84,6 +84,7 @@ def test_query_and_response_in_consecutive_ring_files_are_one_transaction(
 def test_directory_is_the_capture_of_its_files(tmp_path: Path) -> None:
     ring_after_wrap(tmp_path / "ring")
     (tmp_path / "ring" / "capture.json").write_text("{}")
+    (tmp_path / "ring" / "report.html").write_text("<!DOCTYPE html>")  # capture --analyze
 
     result = analyze([str(tmp_path / "ring")])
 
