@@ -33,8 +33,17 @@ class Timeline:
         return STEPS_MS[self._level] / 1000.0
 
     def lookup(self, lookup: Lookup) -> None:
+        # Called for every lookup: the bucket is computed inline while it falls inside
+        # the span seen so far, and through _bucket (which may widen it) otherwise.
+        step = STEPS_MS[self._level]
+        lo, hi = self._lo, self._hi
+        counts = self._queries
         for t in lookup.attempts:
-            self.add_query(t.query.time)
+            b = int(t.query.time * 1000.0) // step
+            if lo is None or hi is None or not lo <= b <= hi:
+                b = self._bucket(t.query.time)
+                step, lo, hi = STEPS_MS[self._level], self._lo, self._hi
+            counts[b] = counts.get(b, 0) + 1
         if lookup.answer is None and not lookup.open_at_end:
             self.add_failure(lookup.attempts[0].query.time)
 

@@ -40,3 +40,19 @@ def test_merges_buckets_exactly_and_stays_bounded() -> None:
 
 def test_empty() -> None:
     assert Timeline().series() == (0.0, 0.1, [], [])
+
+
+def test_a_retry_that_widens_the_buckets_lands_in_the_wider_bucket() -> None:
+    from types import SimpleNamespace as NS
+
+    def lookup(*times: float, failed: bool = False) -> NS:
+        return NS(attempts=[NS(query=NS(time=t)) for t in times],
+                  answer=None if failed else object(), open_at_end=False)
+
+    tl = Timeline(max_buckets=10)
+    tl.lookup(lookup(1000.0))
+    tl.lookup(lookup(1000.05, 1005.0, failed=True))  # the retry is 50 buckets of 0.1 s on
+    start, step, queries, failed = tl.series()
+    assert step == 1.0 and start == 1000.0
+    assert queries == [2, 0, 0, 0, 0, 1]
+    assert failed == [1, 0, 0, 0, 0, 0]

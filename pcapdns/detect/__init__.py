@@ -133,9 +133,6 @@ class FindingCollector:
             examples = self._examples.setdefault(f.kind, [])
             if len(examples) < self.config.max_examples_per_kind:
                 examples.append(f)
-            # The aggregate outlives the lookup; keeping its subjects would hold every
-            # distinct problem's messages until the end.
-            f = replace(f, subjects=())
         key = (f.kind, f.client, f.server, f.qname.lower(), f.qtype)
         if key not in self._by_key and (
             self._per_kind.get(f.kind, 0) >= self.config.max_findings_per_kind
@@ -150,7 +147,10 @@ class FindingCollector:
         agg = self._by_key.get(key)
         if agg is None:
             self._per_kind[f.kind] = self._per_kind.get(f.kind, 0) + 1
-            agg = self._by_key[key] = AggregatedFinding(first=f, last_time=f.time)
+            # The aggregate outlives the lookup; keeping its subjects would hold every
+            # distinct problem's messages until the end.
+            first = replace(f, subjects=()) if f.subjects else f
+            agg = self._by_key[key] = AggregatedFinding(first=first, last_time=f.time)
         else:
             agg.count += 1
             agg.last_time = max(agg.last_time, f.time)
