@@ -288,8 +288,9 @@ def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tupl
     still_open = s["lookups_open_at_end"]
     if lookups == 0:
         if s["dns_messages"] == 0:
+            ports = "port" + ("s" if len(a.config.ports) > 1 else "")
             return (f"No DNS traffic was found in {_n(a.packets, 'packet')} "
-                    f"(ports {_ports(a)}).",)
+                    f"({ports} {_ports(a)}).",)
         return (f"{_n(s['dns_messages'], 'DNS message')} but no query was seen: the "
                 "capture holds only answers.",)
     errors = [g for g in groups if SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"]]

@@ -124,3 +124,23 @@ def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path: Path) -> No
     new = tmp_path / "new.html"
     html.write(r, str(new))
     assert new.stat().st_mode & 0o777 == 0o600  # a new one is private, like the capture
+
+
+def test_every_corpus_capture_renders(corpus: Path) -> None:
+    """Real captures from other projects (odd link types, tunnels, damaged files): the
+    report renders for every one the analysis accepts, and stays small."""
+    from pcapdns.errors import PcapdnsError
+
+    rendered = 0
+    for path in sorted(corpus.iterdir()):
+        if ".expected." in path.name or not path.name.endswith((".pcap", ".pcapng", ".gz")):
+            continue
+        try:
+            a = analyze([str(path)])
+        except PcapdnsError:
+            continue  # unusable input is the CLI's one-line error, tested elsewhere
+        page = html.render(model.build(a, command="pcapdns report"))
+        assert page.startswith("<!DOCTYPE html>"), path.name
+        assert len(page.encode()) < 2_000_000, path.name
+        rendered += 1
+    assert rendered >= 150
