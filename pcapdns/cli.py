@@ -127,11 +127,12 @@ def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool) -> 
 def _write_html(result: Analysis, path: str) -> None:
     from pcapdns.report import html, model
 
-    report = model.build(result, command=_command_line())
     try:
-        html.write(report, path)
+        html.write(model.build(result, command=_command_line()), path)
     except OSError as e:
         _fail(f"{path}: cannot write: {e.strerror or e}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
 
 
 def _command_line() -> str:
