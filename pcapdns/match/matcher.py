@@ -467,6 +467,7 @@ class Matcher:
             icmp_frames=tuple(q.icmp_frames),
             late_icmp_frames=tuple(q.late_icmp_frames),
             pair_response_frame=pair_response_frame,
+            pair_transaction=other.closed if pair_answered is not None and other else None,
         )
         q.closed = tx
         g = q.group

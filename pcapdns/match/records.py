@@ -61,6 +61,9 @@ class Transaction:
     #: Frame of the paired query's response, when the pair was decided on this member and
     #: the paired query was answered; else None.
     pair_response_frame: int | None = None
+    #: The paired query's own transaction, when the pair was decided on this member (it
+    #: closed first): the evidence of a race shows both queries of the socket.
+    pair_transaction: Transaction | None = None
 
     @property
     def answered(self) -> bool:

@@ -472,6 +472,17 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
         for t in s.attempts:
             rows.append(_row(t.query, "query" if t.attempt == 1 else "retry", None, ifnames,
                              _query_note(t), answered=t.response is not None))
+            p = t.pair_transaction
+            if p is not None and t.pair_concurrent and f.kind == "aaaa_race_lost":
+                # The other query of the socket: the race shows only with both.
+                other = names.qtype_name(p.query.qtype)
+                rows.append(_row(p.query, "query", None, ifnames,
+                                 f"the {other} query sent with frame {t.query.frame} from the "
+                                 "same socket", answered=p.response is not None))
+                if p.response is not None:
+                    rows.append(_row(p.response, "response",
+                                     p.response.time - p.query.time, ifnames,
+                                     f"answer to the {other} query"))
             if t.response is not None:
                 rows.append(_row(t.response, "response", t.response.time - start, ifnames,
                                  _response_note(t)))

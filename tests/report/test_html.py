@@ -65,9 +65,10 @@ def test_race_report_structure() -> None:
     assert groups == ["aaaa_race_lost", "slow_response", "retransmission"]
     assert "Likely causes" in p.text("finding-aaaa_race_lost")
     assert "single-request-reopen" in p.text("finding-aaaa_race_lost")
-    # Three evidence rows in the race group: the lost AAAA, its retry, the answer.
+    # Five evidence rows in the race group: the A and its answer, the lost AAAA, its
+    # retry and the answer.
     race = text.split('id="finding-aaaa_race_lost"')[1].split("</article>")[0]
-    assert len(re.findall(r"<tr class=\"role-", race)) == 3
+    assert len(re.findall(r"<tr class=\"role-", race)) == 5
     assert "No failing external names" in p.text("ticket-text")
     assert "aaaa-same-port-race.pcap" in p.text("overview")
     assert len(p.all("svg")) >= 3  # timeline, latency, rcodes, inline

@@ -36,13 +36,18 @@ def test_race_verdict_names_the_query_the_client_and_the_wait() -> None:
     kinds = [g.kind for g in r.groups]
     assert kinds == ["aaaa_race_lost", "slow_response", "retransmission"]
     race = r.groups[0]
-    assert [e.frame for e in race.rows] == [6, 10, 11]
-    assert [e.role for e in race.rows] == ["query", "retry", "response"]
-    assert race.rows[0].rcode == "no answer"
-    assert race.rows[0].client == "10.250.0.10:43318"
-    assert race.rows[0].id == "0xd073"
-    assert "sent with frame 5 from the same socket (answered in frame 7)" in race.rows[0].note
-    assert race.rows[2].latency == "5.012 s"
+    # Both queries of the socket: the A (5) answered (7), the AAAA (6) lost, its retry
+    # (10) answered (11); the frames of the finding, each once.
+    assert [e.frame for e in race.rows] == [5, 6, 7, 10, 11]
+    assert [e.role for e in race.rows] == ["query", "query", "response", "retry", "response"]
+    assert [e.qtype for e in race.rows] == ["A", "AAAA", "A", "AAAA", "AAAA"]
+    assert race.rows[0].note == "the A query sent with frame 6 from the same socket"
+    lost = race.rows[1]
+    assert lost.rcode == "no answer"
+    assert lost.client == "10.250.0.10:43318"
+    assert lost.id == "0xd073"
+    assert "sent with frame 5 from the same socket (answered in frame 7)" in lost.note
+    assert race.rows[4].latency == "5.012 s"
     assert race.occurrences_not_shown == 0
     assert race.dates == "2026-11-25"
 
