@@ -525,7 +525,7 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
 def _query_note(t: Transaction) -> str:
     notes = []
     if t.retransmission:
-        notes.append(t.retransmission.replace("_", " "))
+        notes.append(_RETRY_WORDS[t.retransmission])
     if t.pair_frame is not None and t.pair_concurrent:
         other = ("answered" + (f" in frame {t.pair_response_frame}"
                                if t.pair_response_frame else "")
@@ -534,6 +534,14 @@ def _query_note(t: Transaction) -> str:
     if t.fanout_of is not None and t.fanout_of != t.query.frame:
         notes.append(f"same query as frame {t.fanout_of}, to another server")
     return "; ".join(notes)
+
+
+_RETRY_WORDS = {
+    "same_id_same_port": "sent again with the same ID and port",
+    "same_id_new_port": "sent again with the same ID from a new port",
+    "new_id_same_port": "sent again with a new ID from the same port",
+    "new_id_new_port": "sent again with a new ID from a new port",
+}
 
 
 def _response_note(t: Transaction) -> str:
