@@ -11,6 +11,7 @@ every lookup, because the user asked for all of them.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -171,7 +172,8 @@ def _analyze(
         if out is not None:
             consume(out)
     consume(decoder.finish())
-    end = max((f.last_time for f in cap.files if f.last_time is not None), default=None)
+    meta, meta_warnings = capture_meta.load(paths)
+    end = _capture_end(cap.files, meta)
     matcher.finish(end)
     collector.finish()
     if progress is not None:
@@ -179,7 +181,6 @@ def _analyze(
     warnings = list(cap.warnings)
     for f in cap.files:
         warnings.extend(f.warnings)
-    meta, meta_warnings = capture_meta.load(paths)
     warnings.extend(meta_warnings)
     return Analysis(
         config=config,
@@ -205,3 +206,21 @@ def _analyze(
         examples=collector.examples(),
         capture=meta,
     )
+
+
+def _capture_end(files: list[CaptureFile], meta: CaptureMeta | None) -> float | None:
+    """When the capture ended: its last packet, or the agent's stop time when capture.json
+    has one and every ring file beside it was read.
+
+    A capture runs on after its last DNS packet: a query left unanswered 10 s before the
+    agent stopped timed out, though it is the last packet. The stop time counts only for
+    the whole ring; the answer to a query near the end of one file of it may be in the next.
+    """
+    end = max((f.last_time for f in files if f.last_time is not None), default=None)
+    if meta is None or meta.stop is None or end is None:
+        return end
+    ring = {os.path.realpath(p) for p in meta.ring_files()}
+    read = {os.path.realpath(f.path) for f in files}
+    if not ring or not ring <= read:
+        return end
+    return max(end, meta.stop)

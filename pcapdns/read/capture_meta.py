@@ -133,6 +133,21 @@ class CaptureMeta:
         """The node's insert_failed and drop rises during the capture, when recorded."""
         return self.conntrack.delta() if self.conntrack is not None else None
 
+    def ring_files(self) -> list[str]:
+        """The ring files beside this capture.json now: tcpdump's ``-w`` name followed by
+        its ``-C`` file number (dns.pcap0, dns.pcap000, ...)."""
+        cmd = self.tcpdump_command
+        if "-w" not in cmd[:-1]:
+            return []
+        stem = os.path.basename(cmd[cmd.index("-w") + 1])
+        folder = os.path.dirname(os.path.abspath(self.path))
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        return sorted(os.path.join(folder, n) for n in names
+                      if n.startswith(stem) and n[len(stem):].isdigit())
+
 
 def find(paths: Sequence[str]) -> list[str]:
     """The capture.json files beside ``paths`` (in a directory given, or in the directory
