@@ -704,6 +704,10 @@ def _interface_names(a: Analysis, ctx: CaptureContext) -> dict[int, str]:
 
 
 def _title(a: Analysis) -> str:
+    if a.capture is not None:
+        # A capture directory: its name says when, the header says where.
+        folder = os.path.basename(os.path.dirname(os.path.abspath(a.capture.path)))
+        return f"DNS report: {folder}"
     if not a.files:
         return "DNS capture report"
     first = os.path.basename(a.files[0].path)

@@ -137,6 +137,7 @@ def test_capture_json_names_interfaces_node_and_caveats(tmp_path: Path) -> None:
     (ring / "capture.json").write_text(json.dumps(meta))
     a = analyze([str(ring)])
     r = build(a, command="c")
+    assert r.title == "DNS report: pcapdns-capture-x"
     assert r.context.node == "node-a"
     assert r.context.target == "network namespace of pid 4242"
     assert r.context.search == ("default.svc.cluster.local", "svc.cluster.local")
