@@ -11,7 +11,12 @@ Over TCP only the different-interface case applies: reassembly already removed s
 captured twice on one interface, so identical messages on one connection are real.
 
 An identical query sent to two servers on the same interface is NOT a duplicate: musl does
-that on purpose (fan-out), and the copies differ in destination address.
+that on purpose (fan-out), and the copies differ in destination address. Nor is a query
+sent again after a response to it was captured: a copy of one packet cannot come after
+the answer to it, while glibc does send the same query again, same ID and port, within
+microseconds of a REFUSED answer (and the server answers it again, byte for byte). So a
+message is a copy only while nothing went the other way between the client port and the
+server under that ID since the first copy.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class Deduplicator:
         self.copies: dict[int, int] | None = {} if record_copies else None
         self._seen: dict[_Key, list[_Seen]] = {}
         self._order: deque[tuple[float, _Key]] = deque()
+        #: (transport, client port, ID, is response) -> time of the last message kept in
+        #: that direction, for a window.
+        self._turn: dict[tuple[str, int, int, bool], float] = {}
+        self._turn_order: deque[tuple[float, tuple[str, int, int, bool]]] = deque()
         #: Copies dropped.
         self.duplicates = 0
 
@@ -48,15 +57,23 @@ class Deduplicator:
                     lst.pop(0)
                 if not lst:
                     del self._seen[old]
-        client_port = m.dport if m.flags & 0x8000 else m.sport
+        turns = self._turn_order
+        while turns and turns[0][0] < t - self.window:
+            _, old_turn = turns.popleft()
+            if self._turn.get(old_turn, t) < t - self.window:
+                del self._turn[old_turn]
+        is_response = bool(m.flags & 0x8000)
+        client_port = m.dport if is_response else m.sport
         key = (m.transport, client_port, m.data)
         # On one TCP connection, reassembly already dropped segments captured twice; two
         # identical messages there are two messages (a client may repeat a query).
         udp = m.transport == "udp"
         lst = self._seen.get(key)
         if lst is not None:
+            other_way = self._turn.get((m.transport, client_port, m.id, not is_response),
+                                       -1.0)
             for first_t, iface, src, sport, dst, dport, frame in lst:
-                if t - first_t <= self.window and (
+                if t - first_t <= self.window and other_way < first_t and (
                     iface != m.iface
                     or (
                         udp
@@ -74,4 +91,7 @@ class Deduplicator:
         else:
             self._seen[key] = [(t, m.iface, m.src, m.sport, m.dst, m.dport, m.frame)]
         order.append((t, key))
+        turn = (m.transport, client_port, m.id, is_response)
+        self._turn[turn] = t
+        turns.append((t, turn))
         return False

@@ -220,3 +220,27 @@ def test_first_copy_udp_ip_ttl_differs_but_payload_is_what_counts(tmp_path):
     ])
 
     assert a.duplicates == 1
+
+
+def test_query_sent_again_after_its_answer_is_not_a_duplicate(tmp_path):
+    # glibc, answered REFUSED, asks again at once: same ID, same port, same bytes, 120 us
+    # later, on the same interface. A copy of a packet cannot follow the answer to it.
+    a = _run_sll2(tmp_path, [
+        (1.0, ETH0, query("web", id=0x5A, src=POD, sport=43700)),
+        (1.00005, ETH0, response("web", id=0x5A, dst=POD, dport=43700, rcode=5)),
+        (1.00012, ETH0, query("web", id=0x5A, src=POD, sport=43700)),
+        (1.00017, ETH0, response("web", id=0x5A, dst=POD, dport=43700, rcode=5)),
+    ])
+    assert a.duplicates == 0
+    assert (a.match.queries, a.match.responses, a.match.answered_queries) == (2, 2, 2)
+    assert a.match.rcodes == {"REFUSED": 2}
+
+
+def test_copy_captured_before_the_answer_is_still_a_duplicate(tmp_path):
+    a = _run_sll2(tmp_path, [
+        (1.0, ETH0, query("web", id=0x5A, src=POD, sport=43700)),
+        (1.00001, ETH0, query("web", id=0x5A, src=POD, sport=43700)),
+        (1.00005, ETH0, response("web", id=0x5A, dst=POD, dport=43700, rcode=5)),
+    ])
+    assert a.duplicates == 1
+    assert (a.match.queries, a.match.answered_queries) == (1, 1)
