@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import (
@@ -88,24 +88,30 @@ class FindingCollector:
         self._examples: dict[str, list[Finding]] = {}
 
     def lookup(self, lookup: Lookup) -> None:
+        # Each detector guarded in place (no helper call): this runs a dozen times for
+        # every lookup.
         for name, window in self._windows:
-            self._run(name, lookup, window.feed, lookup)
+            try:
+                found = window.feed(lookup)
+            except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
+                self._lookup_failed(name, e, lookup)
+                continue
+            for f in found:
+                self.add(f)
+        config = self.config
         for name, detect in DETECTORS:
-            self._run(name, lookup, detect, lookup, self.config)
+            try:
+                found = detect(lookup, config)
+            except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
+                self._lookup_failed(name, e, lookup)
+                continue
+            for f in found:
+                self.add(f)
 
-    def _run(
-        self, name: str, lookup: Lookup, detect: Callable[..., Sequence[Finding]], *args: Any
-    ) -> None:
-        """Call one detector on a lookup; a failure becomes a ``detector_error`` finding."""
-        try:
-            found = detect(*args)
-        except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
-            q = lookup.first
-            self._detector_failed(name, e, "this lookup", q.time, q.src, q.dst,
-                                  q.qname or "", q.frame)
-            return
-        for f in found:
-            self.add(f)
+    def _lookup_failed(self, name: str, e: Exception, lookup: Lookup) -> None:
+        q = lookup.first
+        self._detector_failed(name, e, "this lookup", q.time, q.src, q.dst, q.qname or "",
+                              q.frame)
 
     def orphan(self, orphan: Orphan) -> None:
         try:

@@ -478,9 +478,14 @@ class Matcher:
             self._emit(g)
 
     def _emit(self, g: Group) -> None:
-        attempts = tuple(sorted(g.closed, key=lambda t: (t.query.time, t.query.frame)))
-        answered = [t for t in attempts if t.response is not None]
-        answer = min(answered, key=lambda t: t.response.time) if answered else None  # type: ignore[union-attr]
+        closed = g.closed
+        if len(closed) == 1:  # most lookups: one query, nothing to order
+            attempts: tuple[Transaction, ...] = (closed[0],)
+            answer = closed[0] if closed[0].response is not None else None
+        else:
+            attempts = tuple(sorted(closed, key=lambda t: (t.query.time, t.query.frame)))
+            answered = [t for t in attempts if t.response is not None]
+            answer = min(answered, key=lambda t: t.response.time) if answered else None  # type: ignore[union-attr]
         st = self.stats
         st.lookups += 1
         open_at_end = False
