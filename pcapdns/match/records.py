@@ -11,7 +11,7 @@ Definitions (docs/analysis.md has the full text):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pcapdns.dns.message import Message
 
@@ -20,9 +20,12 @@ RetransmissionKind = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """One query and, when one was matched, its response."""
+class Transaction(NamedTuple):
+    """One query and, when one was matched, its response.
+
+    A NamedTuple, not a frozen dataclass, like ``Message``: one is built for every query,
+    and a tuple is built in a fifth of the time.
+    """
 
     #: The query as captured.
     query: Message
@@ -77,9 +80,9 @@ class Transaction:
         return self.response.time - self.query.time
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """A first query and its retransmissions, with the outcome."""
+class Lookup(NamedTuple):
+    """A first query and its retransmissions, with the outcome (a NamedTuple for the same
+    reason as ``Transaction``)."""
 
     #: Sequential id, in order of first query.
     id: int
