@@ -41,7 +41,9 @@ class Deduplicator:
         #: (transport, client port, ID, is response) -> time of the last message kept in
         #: that direction, for a window.
         self._turn: dict[tuple[str, int, int, bool], float] = {}
-        self._turn_order: deque[tuple[float, tuple[str, int, int, bool]]] = deque()
+        #: Size of ``_turn`` that triggers the next sweep of entries older than the window
+        #: (amortized: the per-message cost stays one dict store).
+        self._turn_sweep_at = 4096
         #: Copies dropped.
         self.duplicates = 0
 
@@ -57,11 +59,6 @@ class Deduplicator:
                     lst.pop(0)
                 if not lst:
                     del self._seen[old]
-        turns = self._turn_order
-        while turns and turns[0][0] < t - self.window:
-            _, old_turn = turns.popleft()
-            if self._turn.get(old_turn, t) < t - self.window:
-                del self._turn[old_turn]
         is_response = bool(m.flags & 0x8000)
         client_port = m.dport if is_response else m.sport
         key = (m.transport, client_port, m.data)
@@ -91,7 +88,10 @@ class Deduplicator:
         else:
             self._seen[key] = [(t, m.iface, m.src, m.sport, m.dst, m.dport, m.frame)]
         order.append((t, key))
-        turn = (m.transport, client_port, m.id, is_response)
-        self._turn[turn] = t
-        turns.append((t, turn))
+        turns = self._turn
+        turns[(m.transport, client_port, m.id, is_response)] = t
+        if len(turns) >= self._turn_sweep_at:
+            limit = t - self.window
+            self._turn = {k: v for k, v in turns.items() if v >= limit}
+            self._turn_sweep_at = max(4096, 2 * len(self._turn))
         return False

@@ -211,6 +211,8 @@ def test_remembered_copies_are_forgotten_after_the_window():
     # Only the copies of the last 50 ms are kept.
     assert sum(len(v) for v in dedupe._seen.values()) <= 6
     assert len(dedupe._order) <= 6
+    # Which way each client port and ID last went is swept now and then: bounded too.
+    assert len(dedupe._turn) <= 4096
 
 
 def test_first_copy_udp_ip_ttl_differs_but_payload_is_what_counts(tmp_path):
