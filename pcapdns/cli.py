@@ -169,12 +169,7 @@ def analyze(
     from pcapdns.output import document, text
 
     config = _config(ports, timeout, slow, max_wait)
-    for out in (output, html_path):
-        if out is not None and out != "-":
-            _refuse_input_as_output(out, paths)
-    if output is not None and output != "-" and html_path is not None and (
-            os.path.realpath(output) == os.path.realpath(html_path)):
-        _fail(f"{html_path}: given for both --output and --html")
+    _check_outputs(paths, ("--output", output), ("--html", html_path))
     result = _run(paths, config, transactions)
     if html_path is not None:
         _write_html(result, html_path)
@@ -206,16 +201,23 @@ def report(
     from pcapdns.output import document
 
     config = _config(ports, timeout, slow, max_wait)
-    for out in (output, json_path):
-        if out is not None:
-            _refuse_input_as_output(out, paths)
-    if json_path is not None and os.path.realpath(json_path) == os.path.realpath(output):
-        _fail(f"{json_path}: given for both --output and --json")
+    _check_outputs(paths, ("--output", output), ("--json", json_path))
     result = _run(paths, config, False)
     _write_html(result, output)
     if json_path is not None:
         _write_output(json_path, lambda fh: document.write(result, fh))
     click.echo(f"pcapdns: report written to {output}", err=True)
+
+
+def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None]) -> None:
+    """Output files (option, path; "-" is stdout) must be neither an input nor each other."""
+    given = [(opt, path) for opt, path in outputs if path is not None and path != "-"]
+    for _, path in given:
+        _refuse_input_as_output(path, paths)
+    for i, (first_opt, first) in enumerate(given):
+        for opt, path in given[i + 1:]:
+            if os.path.realpath(path) == os.path.realpath(first):
+                _fail(f"{path}: given for both {first_opt} and {opt}")
 
 
 def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:

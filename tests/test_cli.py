@@ -288,3 +288,11 @@ def test_analyze_html_and_output_must_differ(tmp_path: Path) -> None:
     code, _, err = run("analyze", str(_capture(tmp_path)), "-o", str(out), "--html", str(out))
     assert code == 2
     assert "given for both --output and --html" in err
+
+
+def test_report_html_and_json_must_differ(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    code, _, err = run("report", str(_capture(tmp_path)), "-o", str(out), "--json", str(out))
+    assert code == 2
+    assert err == f"pcapdns: {out}: given for both --output and --json\n"
+    assert not out.exists()
