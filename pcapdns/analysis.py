@@ -166,6 +166,8 @@ def _analyze(
 
     for ts, link_type, iface, data in cap.records:
         frame += 1
+        if frame == 1:
+            matcher.capture_start = ts
         out = decode(frame, ts, link_type, iface, data)
         if progress is not None and not frame & 0x3FFF:
             progress(cap.bytes_read, total)

@@ -63,7 +63,7 @@ class Breakdown:
         q = lookup.first
         server = self._row(self.servers, q.dst, MAX_SERVERS, ServerTally)
         client = self._row(self.clients, q.src, MAX_CLIENTS, ClientTally)
-        retries = len(lookup.attempts) - 1
+        retries = lookup.retransmissions
         server.lookups += 1
         client.lookups += 1
         server.retransmissions += retries
@@ -71,11 +71,12 @@ class Breakdown:
         client.race_lost += sum(1 for t in lookup.attempts if t.pair_race_lost)
         latency = lookup.latency
         answer = lookup.answer
-        if answer is None or answer.response is None or latency is None:
-            if not lookup.open_at_end:
-                server.failed += 1
-                client.failed += 1
+        if lookup.failed:
+            server.failed += 1
+            client.failed += 1
             return
+        if answer is None or answer.response is None or latency is None:
+            return  # still waiting when the capture ended: neither answered nor failed
         server.answered += 1
         client.answered += 1
         server.latency.add(latency)

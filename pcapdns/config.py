@@ -21,6 +21,11 @@ class AnalysisConfig:
     #: A query repeated no more than this many seconds after the previous unanswered one is
     #: a retransmission (glibc's default 5 s timeout x 2 attempts, plus slack).
     retransmission_window: float = 11.0
+    #: A query with a new DNS ID sent less than this many seconds after the previous
+    #: unanswered query of its group starts a parallel lookup, not a retransmission: no
+    #: resolver retries that fast (glibc and musl wait at least a second, dig at least
+    #: its +timeout), while browsers and phones do ask one name twice at once.
+    retransmission_min_gap: float = 0.100
     #: A TC=1 response is followed by TCP when the client's next query for the same name and
     #: type goes over TCP within this many seconds.
     tc_fallback_window: float = 5.0

@@ -44,7 +44,7 @@ class Timeline:
                 b = self._bucket(t.query.time)
                 step, lo, hi = STEPS_MS[self._level], self._lo, self._hi
             counts[b] = counts.get(b, 0) + 1
-        if lookup.answer is None and not lookup.open_at_end:
+        if lookup.failed:
             self.add_failure(lookup.attempts[0].query.time)
 
     def add_query(self, t: float) -> None:

@@ -165,6 +165,15 @@ def analyze_packets(path: Path, packets: Iterable[tuple[float, Packet]], **confi
     return analyze([str(path)], AnalysisConfig(**config), keep_lookups=True)  # type: ignore[arg-type]
 
 
+def lead_in(packets: Iterable[tuple[float, Packet]], by: float = 60.0) -> list:
+    """``packets`` ``by`` seconds into a capture whose first frame is an unrelated UDP
+    datagram at time 0 (so every frame number moves up by one): a response within
+    ``max_wait`` of a capture's first packet may answer a query sent before the capture
+    started and is not unsolicited, so a test of unsolicited responses starts mid-capture."""
+    lead = IP(src="10.0.9.9", dst="10.0.9.10") / UDP(sport=5000, dport=5001) / b"lead"
+    return [(0.0, lead)] + [(t + by, p) for t, p in packets]
+
+
 def findings_of(analysis, kind: str) -> list:
     """The aggregated findings of one kind."""
     return [f for f in analysis.findings if f.first.kind == kind]

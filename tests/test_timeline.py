@@ -47,7 +47,7 @@ def test_a_retry_that_widens_the_buckets_lands_in_the_wider_bucket() -> None:
 
     def lookup(*times: float, failed: bool = False) -> NS:
         return NS(attempts=[NS(query=NS(time=t)) for t in times],
-                  answer=None if failed else object(), open_at_end=False)
+                  answer=None if failed else object(), open_at_end=False, failed=failed)
 
     tl = Timeline(max_buckets=10)
     tl.lookup(lookup(1000.0))

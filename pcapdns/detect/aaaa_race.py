@@ -36,7 +36,8 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
         )
         if not t.answered:
             # The resolver's own retries of the lost query are the stall the user saw.
-            later = [a for a in lookup.attempts if a.attempt > t.attempt]
+            later = [a for a in lookup.attempts
+                     if a.query.time > t.query.time and a.retransmission is not None]
             frames += [a.query.frame for a in later]
             frames += [a.response.frame for a in later if a.response is not None]
             if later and lookup.latency is not None:

@@ -7,12 +7,16 @@ ICMP error is the evidence that the answer was too late to be used.
 from __future__ import annotations
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect.base import Finding, finding, ms
+from pcapdns.detect.base import Finding, Severity, finding, ms
 from pcapdns.match.records import Lookup
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     out = []
+    answer = lookup.answer
+    # The lookup still got its answer from another attempt (glibc closes its UDP socket
+    # when a truncated answer sends it to TCP, so the other UDP answer bounces).
+    saved = answer is not None and not answer.late_icmp_frames
     for t in lookup.attempts:
         if not t.late_icmp_frames or t.response is None:
             continue
@@ -22,11 +26,19 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
             continue
         latency = t.latency or 0.0
         detail = (
-            f"the answer arrived {ms(latency)} after the query, after the client had given "
-            "up and closed its port (ICMP port unreachable): for the application this "
-            "query failed"
+            f"the answer arrived {ms(latency)} after the query, after the client had closed "
+            "its port (ICMP port unreachable)"
         )
-        out.append(finding("late_response", "error", lookup,
+        if saved:
+            assert answer is not None and answer.response is not None
+            how = "over TCP" if answer.query.transport == "tcp" else "by another attempt"
+            detail += (f"; the lookup was answered {how} (frame {answer.response.frame}), "
+                       "so nothing failed")
+            severity: Severity = "info"
+        else:
+            detail += "; no other attempt was answered: for the application this lookup failed"
+            severity = "error"
+        out.append(finding("late_response", severity, lookup,
                            [t.query.frame, t.response.frame, *t.late_icmp_frames],
                            detail + ".", at=t))
     return out

@@ -15,20 +15,20 @@ _KIND_WORDS = {
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
-    if len(lookup.attempts) < 2:
+    if not any(t.retransmission for t in lookup.attempts):
         return []
-    gaps = [
-        ms(b.query.time - a.query.time)
-        for a, b in zip(lookup.attempts, lookup.attempts[1:], strict=False)
-    ]
-    kinds = sorted({_KIND_WORDS[t.retransmission] for t in lookup.attempts if t.retransmission})
+    # A TCP query after a truncated answer is an attempt of the lookup, not a resend.
+    sent = [t for t in lookup.attempts if not t.tcp_fallback]
+    gaps = [ms(b.query.time - a.query.time) for a, b in zip(sent, sent[1:], strict=False)]
+    kinds = sorted({_KIND_WORDS[t.retransmission] for t in sent if t.retransmission})
     outcome = (
         f"answered {ms(lookup.latency)} after the first attempt"
         if lookup.latency is not None
         else "never answered"
     )
     detail = (
-        f"sent {len(lookup.attempts)} times ({'; '.join(kinds)}), "
+        f"sent {len(sent)} times ({'; '.join(kinds)}), "
         f"{', '.join(gaps)} apart; {outcome}."
     )
-    return [finding("retransmission", "warning", lookup, attempt_frames(lookup), detail)]
+    return [finding("retransmission", "warning", lookup,
+                    attempt_frames(lookup._replace(attempts=tuple(sent))), detail)]

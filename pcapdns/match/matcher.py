@@ -9,6 +9,8 @@ Messages arrive in capture-time order. The matcher keeps only what is in flight:
                  sent to several servers;
 ``_a_waiting`` / ``_aaaa_recent``   recent A and AAAA queries per socket, to pair them;
 ``_tc_waiting``  TC=1 responses waiting for the client's next query for that question;
+``_tc_seen``     when each (client, name) last got a TC=1 answer over UDP, so that the TCP
+                 queries that follow join the UDP lookups they re-ask;
 ``_by_id``       the newest query per (client, port, ID), to attach ICMP errors;
 ``_unanswered``  queries not yet answered, in time order;
 ``_answered`` / ``_answered_tc``   answered queries waiting out their last window;
@@ -40,6 +42,7 @@ from collections.abc import Callable
 from pcapdns.config import AnalysisConfig
 from pcapdns.decode.records import IcmpQuote
 from pcapdns.dns import names
+from pcapdns.dns.flags import TC
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.match.state import (
@@ -76,6 +79,7 @@ class Matcher:
         self._a_waiting: dict[SocketKey, list[Query]] = {}
         self._aaaa_recent: dict[SocketKey, list[Query]] = {}
         self._tc_waiting: dict[tuple[str, str, int], list[Query]] = {}
+        self._tc_seen: dict[tuple[str, str], float] = {}
         self._by_id: dict[tuple[str, int, int], Query] = {}
         self._unanswered: deque[list[Query | None]] = deque()
         self._answered: deque[tuple[float, Query]] = deque()
@@ -88,6 +92,9 @@ class Matcher:
         self._last_close = float("-inf")
         #: End of the capture, known once ``finish`` is called.
         self._at_end: float | None = None
+        #: Time of the capture's first packet, set by the caller before the first message:
+        #: a response without a query soon after it answers a query sent before the capture.
+        self.capture_start: float | None = None
 
     # -- input ---------------------------------------------------------------------------
 
@@ -157,22 +164,38 @@ class Matcher:
         # query of the group, while that one is unanswered, within the window.
         gkey = q.gkey = (m.transport, src, m.dst, qkey, m.qtype, m.qclass)
         prev = self._groups.get(gkey)
+        fallback = self._tcp_fallback_of(m, qkey) if m.transport == "tcp" else None
         if (
             prev is not None
             and prev.response is None
             and prev.group is not None
             and t - prev.msg.time <= cfg.retransmission_window
+            # A new ID right after the previous query is a second lookup asked in
+            # parallel (browsers, phones), not a resolver's retry.
+            and (prev.msg.id == m.id or t - prev.msg.time >= cfg.retransmission_min_gap)
         ):
             q.group = prev.group
             q.attempt = prev.attempt + 1
             q.retransmission = RETRANSMISSION_KIND[
                 (prev.msg.id == m.id, prev.msg.sport == m.sport)
             ]
+            prev.retried = True
             st.retransmissions += 1
+        elif fallback is not None:
+            # The TCP retry after a truncated answer is the same lookup asked again, not a
+            # retransmission (that definition keeps the transport in its key).
+            q.group = fallback.group
+            q.attempt = max(o.attempt for o in fallback.group.members) + 1  # type: ignore[union-attr]
+            q.tcp_fallback = True
+            st.tcp_fallback_queries += 1
         else:
+            if prev is not None and prev.response is None and prev.group is not None and (
+                t - prev.msg.time < cfg.retransmission_min_gap
+            ):
+                st.parallel_lookups += 1
             q.group = Group(self._next_lookup)
             self._next_lookup += 1
-        q.group.members.append(q)
+        q.group.members.append(q)  # type: ignore[union-attr]
         self._groups[gkey] = q
 
         # Fan-out: the same query to another server within the window.
@@ -204,6 +227,23 @@ class Matcher:
         self.open += 1
         if self.open > cfg.max_in_flight:
             self._evict_oldest()
+
+    def _tcp_fallback_of(self, m: Message, qkey: str) -> Query | None:
+        """The open UDP query whose lookup this TCP query re-asks, if any.
+
+        After a TC=1 answer a resolver asks again over TCP (RFC 7766 section 5); glibc
+        closes its UDP socket and re-asks both A and AAAA, so the query for the other type
+        follows too, although its own UDP answer was not truncated.
+        """
+        seen = self._tc_seen.get((m.src, qkey))
+        if seen is None or m.time - seen > self.config.tc_fallback_window:
+            return None
+        udp = self._groups.get(("udp", m.src, m.dst, qkey, m.qtype, m.qclass))
+        if udp is None or udp.group is None or udp.closed is not None:
+            return None
+        if any(o.tcp_fallback for o in udp.group.members):
+            return None  # already re-asked; a second TCP query is that one's business
+        return udp
 
     def _pair(self, q: Query) -> None:
         """Pair each A query with the earliest unpaired AAAA from the same socket."""
@@ -273,6 +313,12 @@ class Matcher:
             if m.transport == "tcp" and self._continues_xfr(m, qkey):
                 st.continuation_responses += 1
                 return
+            start = self.capture_start
+            if start is not None and m.time - start <= self.config.max_wait:
+                # Its query may well have gone out before the capture started (or sits in
+                # an overwritten file of a ring): not the server's fault.
+                st.responses_before_capture += 1
+                return
             st.unsolicited_responses += 1
             self.on_orphan(
                 Orphan("unsolicited_response", m, m.frame, m.time, m.dst, m.src,
@@ -294,6 +340,7 @@ class Matcher:
         if m.flags & 0x0200 and m.transport == "udp":
             st.tc_responses += 1
             self._tc_waiting.setdefault((m.dst, q.qkey, m.qtype), []).append(q)
+            self._tc_seen[(m.dst, q.qkey)] = m.time
 
     def _continues_xfr(self, m: Message, qkey: str) -> bool:
         """Whether ``m`` is a further message of a zone transfer on its connection.
@@ -372,6 +419,10 @@ class Matcher:
                 self._close(oldest)
             else:
                 break
+        if self._tc_seen:
+            window = self.config.tc_fallback_window
+            for seen in [k for k, v in self._tc_seen.items() if now - v > window]:
+                del self._tc_seen[seen]
         # A transfer silent for max_wait is over (its connection is long closed).
         for k in [k for k, v in self._xfr.items() if now - v[2] > self.config.max_wait]:
             del self._xfr[k]
@@ -444,10 +495,12 @@ class Matcher:
                 self.stats.a_aaaa_same_port_concurrent += 1
                 race = (a.response is None) != (aaaa.response is None)
                 lost = a if a.response is None else aaaa
-                if race and self._at_end is not None and (
+                if race and not lost.retried and self._at_end is not None and (
                     self._at_end - lost.msg.time < self.config.timeout
                 ):
-                    race = False  # its answer may have come after the capture stopped
+                    # Its answer may have come after the capture stopped. A retry of the
+                    # lost query shows the client gave up on it: that race is decided.
+                    race = False
                 if race:
                     self.stats.a_aaaa_race_lost += 1
             other.pair = None  # break the cycle; both are closed
@@ -468,6 +521,7 @@ class Matcher:
             late_icmp_frames=tuple(q.late_icmp_frames),
             pair_response_frame=pair_response_frame,
             pair_transaction=other.closed if pair_answered is not None and other else None,
+            tcp_fallback=q.tcp_fallback,
         )
         q.closed = tx
         g = q.group
@@ -484,25 +538,43 @@ class Matcher:
             answer = closed[0] if closed[0].response is not None else None
         else:
             attempts = tuple(sorted(closed, key=lambda t: (t.query.time, t.query.frame)))
-            answered = [t for t in attempts if t.response is not None]
-            answer = min(answered, key=lambda t: t.response.time) if answered else None  # type: ignore[union-attr]
+            answer = _usable_answer(attempts)
         st = self.stats
         st.lookups += 1
         open_at_end = False
         if answer is None:
             st.failed_lookups += 1
-            if self._at_end is not None and (
-                self._at_end - attempts[-1].query.time < self.config.timeout
-            ):
+            if self._at_end is not None and self._may_still_wait(attempts):
                 open_at_end = True
                 st.lookups_open_at_end += 1
+        lookup = Lookup(g.id, attempts, answer, open_at_end)
+        if lookup.failed:
+            st.lookups_failed += 1
         # Break the query <-> group reference cycles now, so that memory is freed by
         # reference counting instead of waiting for the cyclic garbage collector.
         for q in g.members:
             q.group = None
         g.members.clear()
         g.closed.clear()
-        self.on_lookup(Lookup(g.id, attempts, answer, open_at_end))
+        self.on_lookup(lookup)
+
+    def _may_still_wait(self, attempts: tuple[Transaction, ...]) -> bool:
+        """Whether the client may still have been waiting for an answer when the capture
+        ended: less than ``timeout`` had passed since its last attempt, and less than the
+        wait it showed itself between its last two attempts. SREs stop a capture right
+        after the failure they reproduced, and a client with ``options timeout:1`` gives up
+        long before the default 5 s."""
+        assert self._at_end is not None
+        since = self._at_end - attempts[-1].query.time
+        if since >= self.config.timeout:
+            return False
+        retries = [t for t in attempts if t.retransmission is not None]
+        if retries:
+            last = retries[-1]
+            before = [t for t in attempts if t.query.time <= last.query.time and t is not last]
+            if before and since >= last.query.time - before[-1].query.time:
+                return False
+        return True
 
     def finish(self, end_time: float | None) -> None:
         """The capture ended at ``end_time``: close everything still in flight."""
@@ -518,3 +590,24 @@ class Matcher:
         self._answered_tc.clear()
         self._tc_waiting.clear()
         self._xfr.clear()
+
+
+def _usable_answer(attempts: tuple[Transaction, ...]) -> Transaction | None:
+    """The attempt whose answer the client could use first.
+
+    A truncated UDP answer followed by the TCP retry, and an answer the client's closed
+    port bounced (ICMP port unreachable), reached the wire but not the application: the
+    earliest other answer is the one that ended the wait. When there is none, the earliest
+    answer of any kind stands (the lookup was answered on the wire).
+    """
+    answered = [t for t in attempts if t.response is not None]
+    if not answered:
+        return None
+    fallback = any(t.tcp_fallback for t in attempts)
+    usable = [
+        t for t in answered
+        if not t.late_icmp_frames
+        and not (fallback and t.query.transport == "udp"
+                 and t.response.flags & TC)  # type: ignore[union-attr]
+    ]
+    return min(usable or answered, key=lambda t: t.response.time)  # type: ignore[union-attr]

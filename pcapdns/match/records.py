@@ -5,7 +5,8 @@ Definitions (docs/analysis.md has the full text):
 * A **transaction** is one query and the response matched to it, if any.
 * A **lookup** is a first query and its retransmissions: the same transport, client IP,
   server IP and question, each sent no more than ``retransmission_window`` after the
-  previous one while that one was still unanswered. Latency counts from the FIRST attempt.
+  previous one while that one was still unanswered, plus the TCP query that re-asks its
+  question after a TC=1 answer. Latency counts from the FIRST attempt.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class Transaction(NamedTuple):
     #: The paired query's own transaction, when the pair was decided on this member (it
     #: closed first): the evidence of a race shows both queries of the socket.
     pair_transaction: Transaction | None = None
+    #: True for a TCP query that re-asked the question of its lookup after the client got
+    #: a TC=1 answer over UDP (for this question or for its A/AAAA partner: glibc re-asks
+    #: both). It is an attempt of the same lookup, not a retransmission.
+    tcp_fallback: bool = False
 
     @property
     def answered(self) -> bool:
@@ -88,10 +93,14 @@ class Lookup(NamedTuple):
     id: int
     #: All attempts, in the order they were sent.
     attempts: tuple[Transaction, ...]
-    #: The attempt whose response arrived first, or None when no attempt was answered.
+    #: The attempt whose answer the client could use first: the earliest response that is
+    #: neither a truncated UDP answer followed by TCP nor one the client bounced (ICMP port
+    #: unreachable); failing those, the earliest response; None when no attempt was
+    #: answered.
     answer: Transaction | None
-    #: True when the lookup failed but its last attempt is less than ``timeout`` before the
-    #: end of the capture: it may still have been answered after the capture stopped.
+    #: True when the lookup failed but the capture ended before the client's wait after its
+    #: last attempt was over (less than ``timeout``, and less than the gap the client left
+    #: between its own attempts): it may still have been answered after the capture stopped.
     open_at_end: bool
 
     @property
@@ -103,8 +112,24 @@ class Lookup(NamedTuple):
         return self.answer is not None
 
     @property
+    def failed(self) -> bool:
+        """The capture saw this lookup fail: no attempt was answered and the client's wait
+        was over before the capture ended, or every answer came after the client had closed
+        its port (ICMP port unreachable; not the other servers of a fan-out, whose answers
+        bounce by design). What the terminal, the report and the tables call failed."""
+        answer = self.answer
+        if answer is None:
+            return not self.open_at_end
+        return bool(answer.late_icmp_frames) and answer.fanout_of is None
+
+    @property
+    def retransmissions(self) -> int:
+        """Attempts that are retransmissions (not the first, not a TCP fallback)."""
+        return sum(1 for t in self.attempts if t.retransmission is not None)
+
+    @property
     def latency(self) -> float | None:
-        """Seconds from the FIRST attempt to the first response of any attempt."""
+        """Seconds from the FIRST attempt to the response of ``answer``."""
         if self.answer is None or self.answer.response is None:
             return None
         return self.answer.response.time - self.attempts[0].query.time

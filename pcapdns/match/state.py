@@ -14,7 +14,7 @@ class Query:
     __slots__ = (
         "msg", "qkey", "response", "group", "attempt", "retransmission", "fanout_of",
         "tc_next", "tc_followed", "pair", "is_a", "icmp_frames", "late_icmp_frames", "pkey", "gkey",
-        "closed", "cell",
+        "closed", "cell", "retried", "tcp_fallback",
     )
 
     def __init__(self, msg: Message, qkey: str) -> None:
@@ -38,6 +38,12 @@ class Query:
         # The slot holding this query in the unanswered queue; emptied when it is answered
         # so the queue does not keep answered queries alive.
         self.cell: list[Query | None] = [self]
+        # True once a retransmission of this query was sent (the client showed it had
+        # given up waiting for this one).
+        self.retried = False
+        # True for a TCP query that re-asks the question of an open UDP lookup after a
+        # TC=1 answer to that client (RFC 7766 section 5): part of that lookup.
+        self.tcp_fallback = False
 
 
 @dataclass(slots=True)
@@ -60,12 +66,22 @@ class MatchStats:
     answered_queries: int = 0
     unanswered_queries: int = 0
     unsolicited_responses: int = 0
+    #: Responses matching no query that came within ``max_wait`` of the capture's first
+    #: packet: their query was most likely sent before the capture started.
+    responses_before_capture: int = 0
     #: Further messages of a multi-message TCP answer (AXFR/IXFR), not unsolicited.
     continuation_responses: int = 0
     retransmissions: int = 0
+    #: TCP queries that joined a UDP lookup after a TC=1 answer (not retransmissions).
+    tcp_fallback_queries: int = 0
+    #: Queries with a new ID that started a parallel lookup of a name already in flight.
+    parallel_lookups: int = 0
     lookups: int = 0
     failed_lookups: int = 0
     lookups_open_at_end: int = 0
+    #: Lookups the capture saw fail (``Lookup.failed``): timed out, or answered only after
+    #: the client had closed its port.
+    lookups_failed: int = 0
     tc_responses: int = 0
     tc_followed_by_tcp: int = 0
     tc_without_tcp_retry: int = 0

@@ -154,6 +154,10 @@ def summary(a: Analysis) -> dict[str, Any]:
         "detector_errors": dict(a.detector_errors),
         "first_time": iso(a.first_time),
         "last_time": iso(a.last_time),
+        "responses_before_capture": m.responses_before_capture,
+        "tcp_fallback_queries": m.tcp_fallback_queries,
+        "parallel_lookups": m.parallel_lookups,
+        "lookups_failed": m.lookups_failed,
     }
 
 
@@ -293,4 +297,5 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "pair_concurrent": t.pair_concurrent,
         "pair_race_lost": t.pair_race_lost,
         "icmp_frames": list(t.icmp_frames),
+        "tcp_fallback": t.tcp_fallback,
     }

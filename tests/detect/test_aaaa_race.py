@@ -288,3 +288,23 @@ def test_aaaa_unanswered_just_before_the_capture_ends_is_no_race(tmp_path):
     assert a.match.a_aaaa_same_port_concurrent == 1
     assert a.match.a_aaaa_race_lost == 0
     assert findings_of(a, "aaaa_race_lost") == []
+
+
+def test_race_with_options_timeout_1_near_the_end_is_a_race(tmp_path):
+    # `options timeout:1`: the AAAA is lost, glibc re-sends it every second; the SRE
+    # stopped the capture 5 s after the first query. The retries show the client gave up
+    # on the lost query, so the race is decided though the end is near.
+    a = analyze_packets(tmp_path / "race-timeout1.pcap", [
+        _a(1.0),
+        _aaaa(1.00003),
+        _a_answer(1.0012),
+        _aaaa(2.0),
+        _aaaa(3.0),
+        _aaaa(4.0),
+        (6.0, query("later.example", id=999, sport=49999)),
+    ])
+
+    assert a.match.a_aaaa_race_lost == 1
+    (f,) = findings_of(a, "aaaa_race_lost")
+    assert f.first.qtype == "AAAA"
+    assert "3 retries were not answered either" in f.first.detail

@@ -8,7 +8,7 @@ from pcapdns.config import AnalysisConfig
 from pcapdns.detect import DETECTORS, FindingCollector
 from pcapdns.detect.base import Finding
 from pcapdns.output.document import build
-from tests.craft import analyze_packets, findings_of, query, response
+from tests.craft import analyze_packets, findings_of, lead_in, query, response
 
 
 def _broken(lookup, config):
@@ -120,14 +120,14 @@ def test_aggregated_finding_in_the_json_document_says_how_often(tmp_path):
 
 def test_orphan_detector_that_raises_becomes_a_detector_error_finding(tmp_path, monkeypatch):
     monkeypatch.setattr(pcapdns.detect.orphans, "detect", lambda orphan: 1 / 0)
-    a = analyze_packets(tmp_path / "orphan-broken.pcap", [
+    a = analyze_packets(tmp_path / "orphan-broken.pcap", lead_in([
         (1.0, response("ghost.example", id=5, dport=41000)),
         (2.0, query()),
         (2.001, response(rcode=3)),
-    ])
+    ]))
 
     (f,) = findings_of(a, "detector_error")
-    assert f.first.frames == (1,)
+    assert f.first.frames == (2,)
     assert f.first.qname == "ghost.example"
     assert "detector orphans failed" in f.first.detail
     assert "ZeroDivisionError" in f.first.detail

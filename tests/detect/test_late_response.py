@@ -4,13 +4,17 @@ DNS response with an ICMP port unreachable quoting it."""
 from __future__ import annotations
 
 from tests.craft import (
+    CLIENT,
+    DNS,
     IP,
+    SERVER,
     UDP,
     analyze_packets,
     findings_of,
     icmp_port_unreachable,
     query,
     response,
+    tcp_dns,
 )
 
 END = IP(src="10.0.3.7", dst="10.0.9.9") / UDP(sport=5000, dport=8080)
@@ -107,3 +111,53 @@ def test_icmp_quoting_the_query_of_an_answered_lookup_is_not_a_late_response(tmp
     assert findings_of(a, "late_response") == []
     (lookup,) = a.lookups
     assert lookup.attempts[0].icmp_frames == (2,)
+
+
+def test_glibc_tc_fallback_bounces_the_other_udp_answer_and_nothing_fails(tmp_path):
+    # glibc sends A and AAAA over UDP; the A answer is truncated, so glibc closes the UDP
+    # socket and asks both again over TCP. The AAAA's UDP answer then hits the closed port.
+    name = "big.example.test"
+    aaaa_udp = response(name, "AAAA", id=2, answers=())
+    a = analyze_packets(tmp_path / "tc-glibc.pcap", [
+        (1.0, query(name, "A", id=1)),
+        (1.00001, query(name, "AAAA", id=2)),
+        (1.0001, response(name, "A", id=1, tc=True)),
+        (1.0003, aaaa_udp),
+        (1.0004, icmp_port_unreachable(aaaa_udp)),
+        (1.0005, tcp_dns([query(name, "A", id=3)[DNS], query(name, "AAAA", id=4)[DNS]],
+                         sport=44000)),
+        (1.0011, tcp_dns([response(name, "A", id=3, dport=44000)[DNS],
+                          response(name, "AAAA", id=4, dport=44000, answers=())[DNS]],
+                         src=SERVER, dst=CLIENT, sport=53, dport=44000, seq=5000)),
+        (9.0, END),
+    ])
+
+    # The TCP queries are attempts of the two UDP lookups, not lookups of their own and
+    # not retransmissions.
+    assert (a.match.lookups, a.match.retransmissions, a.match.tcp_fallback_queries) == (2, 0, 2)
+    assert sorted(len(lk.attempts) for lk in a.lookups) == [2, 2]
+    assert all(lk.attempts[1].tcp_fallback for lk in a.lookups)
+    assert all(lk.answer.query.transport == "tcp" for lk in a.lookups)
+    assert a.match.lookups_failed == 0
+    assert findings_of(a, "retransmission") == []
+    (late,) = findings_of(a, "late_response")
+    assert late.first.severity == "info"
+    assert "answered over TCP" in late.first.detail
+    assert [f.first.kind for f in a.findings if f.first.severity == "error"] == []
+
+
+def test_late_answer_with_no_other_answer_is_a_failed_lookup(tmp_path):
+    q = query(id=7)
+    late = response(id=7)
+    a = analyze_packets(tmp_path / "late-failed.pcap", [
+        (1.0, q),
+        (3.5, late),
+        (3.5001, icmp_port_unreachable(late)),
+        (20.0, END),
+    ])
+
+    (f,) = findings_of(a, "late_response")
+    assert f.first.severity == "error"
+    assert a.match.failed_lookups == 0  # answered on the wire (the contract's meaning)
+    assert a.match.lookups_failed == 1  # but the client never got it
+    assert findings_of(a, "timeout") == []  # the late answer says more than a timeout

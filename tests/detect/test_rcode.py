@@ -93,9 +93,9 @@ def test_rcodes_count_matched_responses_only(tmp_path):
     a = analyze_packets(tmp_path / "counted.pcap", [
         (1.0, query(id=1)),
         (1.001, response(id=1, rcode=2)),
-        (1.5, response(id=77, rcode=5)),  # unsolicited
-        (2.0, query(id=2)),
-        (2.001, response(id=2, rcode=2, answers=())),
+        (31.5, response(id=77, rcode=5)),  # unsolicited
+        (32.0, query(id=2)),
+        (32.001, response(id=2, rcode=2, answers=())),
     ])
 
     assert a.match.rcodes == {"SERVFAIL": 2}

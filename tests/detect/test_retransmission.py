@@ -179,3 +179,28 @@ def test_never_answered_retry_train_is_one_failed_lookup(tmp_path):
     (f,) = findings_of(a, "retransmission")
     assert "never answered" in f.first.detail
     assert f.first.frames == (1, 2, 3)
+
+
+def test_same_name_asked_twice_within_100ms_with_new_ids_is_two_parallel_lookups(tmp_path):
+    # A phone asks one name twice, 0.2 ms apart, from two sockets: no resolver retries
+    # that fast, so these are two lookups, both answered.
+    a = analyze_packets(tmp_path / "parallel.pcap", [
+        (1.0, query(id=1, sport=40000)),
+        (1.0002, query(id=2, sport=40001)),
+        (1.010, response(id=1, dport=40000)),
+        (1.011, response(id=2, dport=40001)),
+    ])
+
+    assert (a.match.lookups, a.match.retransmissions, a.match.parallel_lookups) == (2, 0, 1)
+    assert findings_of(a, "retransmission") == []
+    assert build(a)["summary"]["parallel_lookups"] == 1
+
+
+def test_new_id_retry_after_the_minimum_gap_is_a_retransmission(tmp_path):
+    a = analyze_packets(tmp_path / "gap.pcap", [
+        (1.0, query(id=1, sport=40000)),
+        (1.2, query(id=2, sport=40001)),
+        (1.21, response(id=2, dport=40001)),
+    ], retransmission_min_gap=0.1)
+
+    assert (a.match.lookups, a.match.retransmissions, a.match.parallel_lookups) == (1, 1, 0)

@@ -142,3 +142,42 @@ def test_timeout_counts_lookups_not_queries(tmp_path, answered_at):
 
     (f,) = findings_of(a, "timeout")
     assert f.first.qname == "down.example"
+
+
+def test_failure_past_the_clients_own_retry_gap_is_a_timeout(tmp_path):
+    # musl retries every timeout/attempts (2.5 s) and gives up 2.5 s after its last try;
+    # the SRE stopped the capture 3 s after it: the lookup failed, it is not "open".
+    a = analyze_packets(tmp_path / "musl-gave-up.pcap", [
+        (1.0, query(id=1)),
+        (3.5, query(id=1)),
+        (6.5, END),
+    ])
+
+    (f,) = findings_of(a, "timeout")
+    assert f.first.frames == (1, 2)
+    assert a.match.lookups_open_at_end == 0
+    assert a.match.lookups_failed == 1
+
+
+def test_options_timeout_1_failure_a_second_before_the_end_is_a_timeout(tmp_path):
+    a = analyze_packets(tmp_path / "timeout1.pcap", [
+        (1.0, query(id=1)),
+        (2.0, query(id=1)),
+        (3.0, query(id=1)),
+        (4.1, END),
+    ])
+
+    assert len(findings_of(a, "timeout")) == 1
+    assert a.match.lookups_open_at_end == 0
+
+
+def test_capture_ending_inside_the_clients_retry_gap_leaves_the_lookup_open(tmp_path):
+    a = analyze_packets(tmp_path / "gap-open.pcap", [
+        (1.0, query(id=1)),
+        (3.5, query(id=1)),
+        (5.0, END),
+    ])
+
+    assert findings_of(a, "timeout") == []
+    assert a.match.lookups_open_at_end == 1
+    assert a.match.lookups_failed == 0

@@ -23,6 +23,7 @@ from tests.craft import (
     SERVER,
     analyze_packets,
     findings_of,
+    lead_in,
     query,
     response,
     tcp_dns,
@@ -134,10 +135,10 @@ def test_id_reuse_two_sequential_transactions_are_matched_in_order(tmp_path):
 
 
 def test_response_over_tcp_does_not_answer_a_udp_query(tmp_path):
-    a = analyze_packets(tmp_path / "transport.pcap", [
+    a = analyze_packets(tmp_path / "transport.pcap", _mid([
         (1.0, query()),
         (1.001, tcp_dns([response()[DNS]], src=SERVER, dst=CLIENT, sport=53, dport=40000)),
-    ])
+    ]))
 
     assert a.match.answered_queries == 0
     assert a.match.unsolicited_responses == 1
@@ -157,57 +158,88 @@ def test_tcp_query_is_answered_over_tcp(tmp_path):
 # -- what does not match: unsolicited --------------------------------------------------
 
 
+def _mid(packets):
+    return lead_in(packets)
+
+
+def test_response_right_after_the_capture_started_is_counted_apart(tmp_path):
+    # The query went out before the capture started (or sits in an overwritten ring
+    # file): not the server's unsolicited answer, and no finding.
+    a = analyze_packets(tmp_path / "start.pcap", [
+        (1.0, response(id=5)),
+        (2.0, query(id=6)),
+        (2.001, response(id=6)),
+    ])
+
+    assert a.match.responses_before_capture == 1
+    assert a.match.unsolicited_responses == 0
+    assert a.findings == []
+    assert build(a)["summary"]["responses_before_capture"] == 1
+
+
+def test_response_without_a_query_after_max_wait_into_the_capture_is_unsolicited(tmp_path):
+    a = analyze_packets(tmp_path / "mid.pcap", [
+        (1.0, query(id=6)),
+        (1.001, response(id=6)),
+        (32.0, response(id=5)),
+    ])
+
+    assert a.match.responses_before_capture == 0
+    assert a.match.unsolicited_responses == 1
+    assert [f.frames for f in findings_of(a, "unsolicited_response")] == [[3]]
+
+
 def _unsolicited(a):
     (f,) = findings_of(a, "unsolicited_response")
     return f
 
 
 def test_response_with_another_id_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "id.pcap", [
+    a = analyze_packets(tmp_path / "id.pcap", _mid([
         (1.0, query(id=1)),
         (1.001, response(id=2)),
-    ])
+    ]))
 
     assert a.match.answered_queries == 0
     assert a.match.unsolicited_responses == 1
     f = _unsolicited(a)
     assert (f.first.client, f.first.server, f.first.qname) == (CLIENT, SERVER, "example.com")
-    assert f.frames == [2]
+    assert f.frames == [3]
     assert build(a)["summary"]["unsolicited_responses"] == 1
 
 
 def test_response_to_another_client_port_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "port.pcap", [
+    a = analyze_packets(tmp_path / "port.pcap", _mid([
         (1.0, query(sport=40000)),
         (1.001, response(dport=40002)),
-    ])
+    ]))
 
     assert a.match.unsolicited_responses == 1
 
 
 def test_response_for_another_question_type_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "type.pcap", [
+    a = analyze_packets(tmp_path / "type.pcap", _mid([
         (1.0, query(qtype="A")),
         (1.001, response(qtype="AAAA", answers=("2001:db8::1",))),
-    ])
+    ]))
 
     assert a.match.unsolicited_responses == 1
 
 
 def test_response_for_another_client_address_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "client.pcap", [
+    a = analyze_packets(tmp_path / "client.pcap", _mid([
         (1.0, query(src="10.0.3.7")),
         (1.001, response(dst="10.0.3.8")),
-    ])
+    ]))
 
     assert a.match.unsolicited_responses == 1
 
 
 def test_response_captured_before_its_query_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "before.pcap", [
+    a = analyze_packets(tmp_path / "before.pcap", _mid([
         (1.0, response()),
         (1.001, query()),
-    ])
+    ]))
 
     assert a.match.unsolicited_responses == 1
     assert a.match.answered_queries == 0
@@ -298,11 +330,11 @@ def test_second_answer_to_an_ordinary_tcp_query_is_unsolicited(tmp_path):
     q = query()[DNS]
     r = response(dport=45000)[DNS]
     srv = {"src": SERVER, "dst": CLIENT, "sport": 53, "dport": 45000}
-    a = analyze_packets(tmp_path / "tcp-twice.pcap", [
+    a = analyze_packets(tmp_path / "tcp-twice.pcap", _mid([
         (1.0, tcp_dns([q], sport=45000)),
         (1.01, tcp_dns([r], seq=9000, **srv)),
         (1.02, tcp_dns([r], seq=9000 + 2 + len(bytes(r)), **srv)),
-    ])
+    ]))
 
     assert a.match.continuation_responses == 0
     assert a.match.unsolicited_responses == 1
@@ -417,16 +449,16 @@ def test_axfr_message_on_another_connection_is_unsolicited(tmp_path):
     packets = _axfr(with_question=True)
     t, last = packets[-1]
     last["TCP"].dport = 45001  # the same ID and question, but another client port
-    a = analyze_packets(tmp_path / "axfr-other.pcap", [*packets[:-1], (t, last)])
+    a = analyze_packets(tmp_path / "axfr-other.pcap", _mid([*packets[:-1], (t, last)]))
 
     assert a.match.continuation_responses == 1
     assert a.match.unsolicited_responses == 1
 
 
 def test_tc_response_that_matched_no_query_is_not_counted_as_truncation(tmp_path):
-    a = analyze_packets(tmp_path / "tc-unsolicited.pcap", [
+    a = analyze_packets(tmp_path / "tc-unsolicited.pcap", _mid([
         (1.0, response(tc=True)),
-    ])
+    ]))
 
     assert a.match.unsolicited_responses == 1
     assert a.match.tc_responses == 0
@@ -451,7 +483,7 @@ def test_questionless_response_with_another_id_is_unsolicited(tmp_path):
 
     bare = IP(src="10.96.0.10", dst="10.0.3.7") / UDP(sport=53, dport=40000) / DNS(
         id=0x9999, qr=1, rcode=1, qd=[])
-    a = analyze_packets(tmp_path / "formerr-other.pcap", [(1.0, query()), (1.002, bare)])
+    a = analyze_packets(tmp_path / "formerr-other.pcap", _mid([(1.0, query()), (1.002, bare)]))
     assert a.match.unsolicited_responses == 1 and a.match.answered_queries == 0
 
 
