@@ -37,9 +37,11 @@ def present(msg: bytes, pos: int, end: int, rtype: int, rclass: int) -> str:
     if not raw and rclass in (names.CLASS_ANY, names.CLASS_NONE):
         return generic(raw)  # RFC 2136 2.4/2.5: an UPDATE prerequisite or deletion
     decode = _DECODERS.get(rtype)
-    # A, WKS and AAAA are defined for class IN only (RFC 1035 3.4, RFC 3596); the top bit
-    # of an mDNS class is the cache-flush flag (RFC 6762 10.2).
-    if decode is None or (rtype in _IN_ONLY and rclass & 0x7FFF != names.IN):
+    # A, WKS and AAAA are defined for class IN only (RFC 1035 3.4, RFC 3596). The top bit
+    # of an mDNS class is the cache-flush flag (RFC 6762 10.2); class NONE marks an UPDATE
+    # deletion, whose rdata is that of the zone's class (RFC 2136 2.5.4).
+    if decode is None or (rtype in _IN_ONLY
+                          and rclass & 0x7FFF not in (names.IN, names.CLASS_NONE)):
         return generic(raw)
     r = RdataReader(msg, pos, end)
     text = decode(r)
@@ -199,7 +201,7 @@ def _tkey(r: RdataReader) -> str:  # RFC 2930 2
     mode, error = r.u16("mode"), r.u16("error")
     key = _b64(r.take(r.u16("key size"), "key"))
     other = _b64(r.take(r.u16("other size"), "other data"))
-    return f"{alg} {inception} {expiration} {mode} {error} {key or '-'} {other or '-'}"
+    return f"{alg} {inception} {expiration} {mode} {error} {key} {other}"
 
 
 def _eui(size: int) -> Callable[[RdataReader], str]:  # EUI48, EUI64 (RFC 7043)
@@ -213,7 +215,7 @@ def _eui(size: int) -> Callable[[RdataReader], str]:  # EUI48, EUI64 (RFC 7043)
 
 
 def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
+    return base64.b64encode(raw).decode("ascii") if raw else "-"
 
 
 def _hex(raw: bytes) -> str:

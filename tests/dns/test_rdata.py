@@ -98,6 +98,7 @@ WELL_FORMED = [
      + base64.b64encode(RFC4034_SIG).decode()),
     ("NSEC", 47, RFC4034_NSEC, "host.example.com. A MX RRSIG NSEC TYPE1234"),
     ("DNSKEY", 48, u16(257) + bytes([3, 13]) + b"\x01\x02\x03", "257 3 13 AQID"),
+    ("DNSKEY-without-key", 48, u16(256) + bytes([3, 8]), "256 3 8 -"),
     # RFC 5155 appendix A: the NSEC3 at 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.example.
     ("NSEC3", 50, _nsec3_rfc5155(),
      "1 1 12 aabbccdd 2t7b4g4vsa5smi47k61mv5bv1a22bojr NS SOA MX RRSIG DNSKEY NSEC3PARAM"),
@@ -131,6 +132,16 @@ WELL_FORMED = [
                          ids=[c[0] for c in WELL_FORMED])
 def test_presentation(rtype: int, rdata: bytes, text: str) -> None:
     assert show(rtype, rdata) == text
+
+
+@pytest.mark.parametrize(("rclass", "text"), [
+    (1, "192.0.2.1"),
+    (0x8001, "192.0.2.1"),  # mDNS: IN with the cache-flush bit (RFC 6762 10.2)
+    (254, "192.0.2.1"),  # NONE: an UPDATE deleting this A record (RFC 2136 2.5.4)
+    (3, "\\# 4 c0000201"),  # CHAOS: not an Internet address
+])
+def test_address_types_by_class(rclass: int, text: str) -> None:
+    assert show(1, bytes([192, 0, 2, 1]), rclass) == text
 
 
 def test_compressed_names_point_into_the_message() -> None:

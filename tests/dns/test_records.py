@@ -125,17 +125,6 @@ def test_update_prerequisite_without_rdata_is_not_malformed() -> None:
     )
 
 
-def test_mdns_cache_flush_class_is_still_in() -> None:
-    data = response(rr(1, bytes([169, 254, 1, 1]), rclass=0x8001, ttl=120))
-    assert answer_section(data).records == ("example.com 120 A 169.254.1.1",)
-
-
-def test_an_a_record_of_another_class_is_shown_raw() -> None:
-    # RFC 1035 3.4.1: A is the Internet address; a CHAOS "A" has a different layout.
-    data = response(rr(1, b"\x03\x00\x00\x01", rclass=3))
-    assert answer_section(data).records == ("example.com 300 A \\# 4 03000001",)
-
-
 def test_at_most_max_records_are_decoded() -> None:
     data = response(*[rr(1, bytes([10, 0, 0, i])) for i in range(MAX_RECORDS + 5)])
     section = answer_section(data)
