@@ -12,7 +12,7 @@ from pcapdns.analysis import Analysis
 from pcapdns.breakdown import Breakdown
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
-from pcapdns.dns.records import answer_records
+from pcapdns.dns.records import answer_section
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output.timefmt import iso
 from pcapdns.read import linktypes
@@ -263,6 +263,7 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
     q, r = t.query, t.response
     latency = t.latency
     lookup_latency = lk.latency
+    answers = answer_section(r.data) if r else None
     return {
         "lookup": lk.id,
         "attempt": t.attempt,
@@ -285,7 +286,8 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "rcode": names.rcode_name(r.flags & 0xF) if r else None,
         "tc": bool(r.flags & 0x0200) if r else None,
         "answers": r.ancount if r else None,
-        "answer_records": answer_records(r.data) if r else None,
+        "answer_records": list(answers.records) if answers else None,
+        "answer_records_error": answers.error if answers else None,
         "latency_ms": round(latency * 1000, 3) if latency is not None else None,
         "lookup_latency_ms": (
             round(lookup_latency * 1000, 3) if lookup_latency is not None else None
