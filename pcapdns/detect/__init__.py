@@ -23,7 +23,7 @@ from pcapdns.detect import (
     timeout,
     truncation,
 )
-from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding
+from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
@@ -38,6 +38,48 @@ DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("fanout", fanout.detect),
     ("late_response", late_response.detect),
 )
+
+
+#: Causes and the symptoms each accounts for when both are found on one lookup, in the
+#: order they are applied: the symptom then becomes evidence under its cause (the cause's
+#: ``explains``), one problem per cause. A lost A/AAAA race is why the client re-sent its
+#: query and why the answer came 5 s late; a timeout is why it re-sent; a retransmission
+#: (the first try got no answer) is why the answer came late. An info-level finding is
+#: context, not a cause.
+EXPLAINS: tuple[tuple[FindingKind, tuple[FindingKind, ...]], ...] = (
+    ("aaaa_race_lost", ("retransmission", "slow_response")),
+    ("timeout", ("retransmission",)),
+    ("late_response", ("retransmission", "slow_response")),
+    ("retransmission", ("slow_response",)),
+)
+
+
+def explain(found: list[Finding]) -> list[Finding]:
+    """Fold the symptoms of one lookup's findings into their causes (see ``EXPLAINS``).
+
+    A cause takes the most severe severity of what it explains: a retransmission that made
+    an answer 5 s late is as bad as the late answer.
+    """
+    kinds = {f.kind for f in found}
+    out = found
+    for cause, symptoms in EXPLAINS:
+        if cause not in kinds or not kinds.intersection(symptoms):
+            continue
+        causes = [f for f in out if f.kind == cause and f.severity != "info"]
+        if not causes:
+            continue
+        absorbed = [f for f in out if f.kind in symptoms]
+        worst = min((f.severity for f in (*causes, *absorbed)), key=SEVERITY_RANK.__getitem__)
+        gone = tuple(dict.fromkeys(f.kind for f in absorbed))
+        out = [
+            replace(f, severity=worst, explains=tuple(dict.fromkeys((*f.explains, *gone))))
+            if f.kind == cause and f.severity != "info"
+            else f
+            for f in out
+            if f.kind not in symptoms
+        ]
+        kinds = {f.kind for f in out}
+    return out
 
 
 class WindowDetector(Protocol):
@@ -84,6 +126,9 @@ class FindingCollector:
         self._windows = [(name, make(config)) for name, make in WINDOW_DETECTORS]
         #: Distinct findings listed so far, by kind.
         self._per_kind: dict[str, int] = {}
+        #: Findings of each kind (counting repeats) whose lookup failed (``Lookup.failed``),
+        #: so that a summary can say how many of a problem's lookups are among the failed.
+        self.on_failed: dict[str, int] = {}
         #: The first findings of each kind as found, with their subjects (evidence tables).
         self._examples: dict[str, list[Finding]] = {}
 
@@ -99,14 +144,24 @@ class FindingCollector:
             for f in found:
                 self.add(f)
         config = self.config
+        mine: list[Finding] = []
         for name, detect in DETECTORS:
             try:
                 found = detect(lookup, config)
             except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
                 self._lookup_failed(name, e, lookup)
                 continue
-            for f in found:
-                self.add(f)
+            if found:
+                mine.extend(found)
+        if not mine:
+            return
+        if len(mine) > 1:
+            mine = explain(mine)
+        failed = lookup.failed
+        for f in mine:
+            if failed:
+                self.on_failed[f.kind] = self.on_failed.get(f.kind, 0) + 1
+            self.add(f)
 
     def _lookup_failed(self, name: str, e: Exception, lookup: Lookup) -> None:
         q = lookup.first
@@ -160,6 +215,13 @@ class FindingCollector:
         else:
             agg.count += 1
             agg.last_time = max(agg.last_time, f.time)
+            first = agg.first
+            if f.explains and not set(f.explains) <= set(first.explains):
+                first = replace(first, explains=tuple(dict.fromkeys((*first.explains,
+                                                                     *f.explains))))
+            if SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]:
+                first = replace(first, severity=f.severity)
+            agg.first = first
         room = max(self.config.max_evidence_frames - len(agg.frames), 0)
         agg.frames.extend(f.frames[:room])
         agg.frames_omitted += max(len(f.frames) - room, 0)

@@ -221,6 +221,7 @@ def _finding(agg: AggregatedFinding) -> dict[str, Any]:
         "count": agg.count,
         "last_time": iso(agg.last_time),
         "frames_omitted": agg.frames_omitted,
+        "explains": list(f.explains),
     }
 
 

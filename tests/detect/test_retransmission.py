@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect import retransmission
 from pcapdns.output.document import build
 from tests.craft import analyze_packets, findings_of, query, response
 
@@ -39,7 +41,10 @@ def test_retry_of_an_unanswered_query_is_a_retransmission_whatever_changed(
     assert a.match.retransmissions == 1
     assert (a.match.lookups, a.match.failed_lookups) == (1, 0)
     (f,) = findings_of(a, "retransmission")
-    assert f.first.severity == "warning"
+    # The lost first try is why the answer came 5 s late: one problem, as bad as the wait.
+    assert f.first.severity == "error"
+    assert f.first.explains == ("slow_response",)
+    assert findings_of(a, "slow_response") == []
     assert f.first.frames == (1, 2, 3)
     assert f.first.time == 1.0
 
@@ -61,9 +66,10 @@ def test_glibc_retry_after_5s_answered_2ms_later_has_latency_from_the_first_atte
     assert rows[2]["latency_ms"] == pytest.approx(2.0, abs=0.01)
     assert rows[2]["lookup_latency_ms"] == pytest.approx(5002.0, abs=0.01)
     assert rows[2]["retransmission"] == "same_id_same_port"
-    # The 5-second stall is also a slow lookup, and no timeout.
-    (slow,) = findings_of(a, "slow_response")
-    assert slow.first.severity == "error"
+    # The 5-second stall is the retransmission's doing: one error, and no timeout.
+    (f,) = findings_of(a, "retransmission")
+    assert (f.first.severity, f.first.explains) == ("error", ("slow_response",))
+    assert findings_of(a, "slow_response") == []
     assert findings_of(a, "timeout") == []
 
 
@@ -176,8 +182,11 @@ def test_never_answered_retry_train_is_one_failed_lookup(tmp_path):
     lookup = next(lk for lk in a.lookups if lk.first.qname == "example.com")
     assert len(lookup.attempts) == 3
     assert not lookup.answered
-    (f,) = findings_of(a, "retransmission")
-    assert "never answered" in f.first.detail
+    assert "never answered" in retransmission.detect(lookup, AnalysisConfig())[0].detail
+    # The timeout explains the retries: one problem.
+    assert findings_of(a, "retransmission") == []
+    (f,) = findings_of(a, "timeout")
+    assert f.first.explains == ("retransmission",)
     assert f.first.frames == (1, 2, 3)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pcapdns.config import AnalysisConfig
+from pcapdns.detect import slow
 from tests.craft import analyze_packets, findings_of, query, response
 
 
@@ -36,10 +38,14 @@ def test_slow_counts_from_the_first_attempt_of_a_retried_lookup(tmp_path):
         (3.05, response(id=2, dport=40001)),
     ])
 
-    (f,) = findings_of(a, "slow_response")
-    assert f.first.frames == (1, 2, 3)
-    assert "2.050 s" in f.first.detail
-    assert "after 2 attempts" in f.first.detail
+    (lookup,) = a.lookups
+    (f,) = slow.detect(lookup, AnalysisConfig())
+    assert f.frames == (1, 2, 3)
+    assert "2.050 s" in f.detail
+    assert "after 2 attempts" in f.detail
+    # In the analysis the retransmission is the cause and the slow answer its evidence.
+    assert findings_of(a, "slow_response") == []
+    assert findings_of(a, "retransmission")[0].first.explains == ("slow_response",)
 
 
 def test_slow_threshold_comes_from_the_config(tmp_path):
