@@ -27,6 +27,8 @@ class _Bar:
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
         self._last = -1
+        #: True while a bar is drawn and its line not yet ended.
+        self.drawn = False
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
@@ -37,6 +39,8 @@ class _Bar:
         self._last = pct
         width = 30
         filled = width * pct // 100
+        # Marked drawn before it shows: Ctrl-C may land as soon as the text is out.
+        self.drawn = True
         sys.stderr.write(
             f"\rreading [{'#' * filled}{'.' * (width - filled)}] {pct:3d}% "
             f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
@@ -44,6 +48,14 @@ class _Bar:
         if pct == 100:
             sys.stderr.write("\r" + " " * 70 + "\r")
         sys.stderr.flush()
+        self.drawn = pct < 100
+
+    def end_line(self) -> None:
+        """End the bar's line, so that a message (Ctrl-C's) starts on a line of its own."""
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.drawn = False
 
 
 def _fail(message: str, status: int = 2) -> NoReturn:
@@ -112,12 +124,14 @@ def _config(ports: tuple[int, ...], timeout: float, slow: float,
 
 def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool) -> Analysis:
     """Analyze, turning the library's errors into one line and an exit status."""
+    bar = _Bar()
     try:
-        result = run_analysis(list(paths), config, keep_lookups=keep_lookups,
-                              progress=_Bar())
+        result = run_analysis(list(paths), config, keep_lookups=keep_lookups, progress=bar)
     except PcapdnsError as e:
+        bar.end_line()
         _fail(str(e))
     except KeyboardInterrupt:
+        bar.end_line()
         _fail("interrupted", 130)
     for w in result.warnings:
         click.echo(f"pcapdns: warning: {w}", err=True)
@@ -150,7 +164,7 @@ def _command_line() -> str:
               help="Write the output to FILE instead of stdout.")
 @_analysis_options
 @click.option("--transactions", is_flag=True,
-              help="Include every transaction in the JSON document.")
+              help="Include every transaction in the JSON document (needs --format json).")
 @click.option("--html", "html_path", metavar="FILE",
               help="Also write the HTML report to FILE.")
 def analyze(
@@ -168,6 +182,9 @@ def analyze(
     directory of them."""
     from pcapdns.output import document, text
 
+    if transactions and fmt != "json":
+        # Only the JSON document lists transactions; ignoring the flag would hide that.
+        _fail("--transactions needs --format json")
     config = _config(ports, timeout, slow, max_wait)
     _check_outputs(paths, ("--output", output), ("--html", html_path))
     result = _run(paths, config, transactions)

@@ -9,7 +9,7 @@ import click
 from click.testing import CliRunner
 
 from pcapdns.cli import main
-from tests.craft import query, response, write_eth, write_pcap
+from tests.craft import eth, query, response, write_eth, write_pcap
 
 CONTRACT_SUMMARY = {
     "packets", "dns_messages", "duplicates", "malformed", "queries", "responses",
@@ -102,11 +102,51 @@ def test_not_a_capture_is_one_line_exit_2(tmp_path: Path) -> None:
     assert err.count("\n") == 1 and "notes.pcap" in err and "not a pcap or pcapng" in err
 
 
-def test_unsupported_link_type_names_it(tmp_path: Path) -> None:
+SUPPORTED = ("supported: NULL (0), ETHERNET (1), RAW (12, 14, 101), LOOP (108), "
+             "LINUX_SLL (113), IPV4 (228), IPV6 (229), LINUX_SLL2 (276)")
+
+
+def test_unsupported_link_type_names_it_and_what_is_supported(tmp_path: Path) -> None:
     cap = write_pcap(tmp_path / "wifi.pcap", [(1.0, b"\x00" * 40)], link_type=105)
-    code, _, err = run("analyze", str(cap))
-    assert code == 2
-    assert "IEEE802_11" in err and "105" in err and "wifi.pcap" in err
+    code, out, err = run("analyze", str(cap))
+    assert code == 2 and out == ""
+    assert err == f"pcapdns: {cap}: unsupported link type IEEE802_11 (105); {SUPPORTED}\n"
+
+
+def test_unsupported_link_type_in_a_directory_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    _capture(ring)
+    wifi = write_pcap(ring / "wifi.pcap", [(1.0, b"\x00" * 40)], link_type=105)
+    code, out, err = run("analyze", str(ring))
+    assert code == 0, err
+    assert out.startswith("1 file, 4 packets")
+    assert err == (f"pcapdns: warning: {wifi}: unsupported link type IEEE802_11 (105); "
+                   f"{SUPPORTED}; skipped\n")
+
+
+def test_files_far_apart_in_time_are_merged_with_a_warning(tmp_path: Path) -> None:
+    day = 24 * 3600.0
+    monday = write_eth(tmp_path / "monday.pcap", [(100.0, query(id=1)),
+                                                  (100.01, response(id=1))])
+    friday = write_eth(tmp_path / "friday.pcap", [(100.0 + 4 * day, query(id=2)),
+                                                  (100.01 + 4 * day, response(id=2))])
+    code, out, err = run("analyze", str(monday), str(friday))
+    assert code == 0, err
+    assert out.startswith("2 files, 4 packets")
+    assert err == (f"pcapdns: warning: {friday} starts 4.0 days after {monday} ends, a gap "
+                   "longer than any input file lasts: merged as one capture, though they "
+                   "do not look like one\n")
+
+
+def test_transactions_with_text_output_is_an_error(tmp_path: Path) -> None:
+    code, out, err = run("analyze", "--transactions", str(_capture(tmp_path)))
+    assert code == 2 and out == ""
+    assert err == "pcapdns: --transactions needs --format json\n"
+    code, out, err = run("analyze", "--transactions", "--format", "text", "--html",
+                         str(tmp_path / "r.html"), str(_capture(tmp_path)))
+    assert code == 2 and err == "pcapdns: --transactions needs --format json\n"
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_cut_off_capture_is_analyzed_with_a_warning(tmp_path: Path) -> None:
@@ -226,7 +266,77 @@ def test_progress_bar_only_on_a_terminal(monkeypatch) -> None:
     monkeypatch.setattr("sys.stderr", pipe)
     bar = _Bar()
     bar(50, 100)
+    bar.end_line()
     assert pipe.getvalue() == ""
+
+
+def test_a_drawn_bar_line_is_ended_before_a_message(monkeypatch) -> None:
+    import io
+
+    from pcapdns.cli import _Bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    bar = _Bar()
+    bar(40, 100)
+    bar.end_line()
+    assert tty.getvalue().endswith(" 40% 0.0/0.0 MB\n")
+    bar.end_line()  # once only
+    bar(100, 100)
+    before = tty.getvalue()
+    bar.end_line()  # a finished bar has wiped its line: nothing to end
+    assert tty.getvalue() == before
+
+
+def test_ctrl_c_on_a_terminal_starts_interrupted_on_its_own_line(tmp_path: Path) -> None:
+    """Real terminal, real SIGINT: the bar's line is ended before the message."""
+    import os
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Enough frames that the analysis is still running when the first bar is drawn (the
+    # bar is refreshed every 16,384 frames): copies of one query frame, crafted once.
+    frame = bytes(eth(query()))
+    big = write_pcap(tmp_path / "big.pcap", ((100.0 + i * 1e-4, frame) for i in range(200_000)))
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pcapdns", "analyze", str(big)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=secondary,
+    )
+    os.close(secondary)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"% " not in seen and time.monotonic() < deadline:
+            if select.select([primary], [], [], 1.0)[0]:
+                seen += os.read(primary, 4096)
+        assert b"% " in seen, f"no progress bar within 60 s: {seen!r}"
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+        while select.select([primary], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    text = seen.decode()
+    assert code == 130, text
+    # The terminal turns "\n" into "\r\n".
+    assert text.endswith(" MB\r\npcapdns: interrupted\r\n"), repr(text[-200:])
 
 
 # --- pcapdns report / analyze --html ------------------------------------------------------
