@@ -1,7 +1,8 @@
 """The command line: parse options, call the library, render, map errors to exit codes.
 
 Exit status: 0 analyzed (damaged input is analyzed as far as it goes, with a warning),
-2 unusable input or bad usage.
+2 unusable input, bad usage or an output that cannot be written, 1 when the reader of
+stdout went away, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pcapdns.analysis import Analysis
 from pcapdns.analysis import analyze as run_analysis
 from pcapdns.config import AnalysisConfig
 from pcapdns.errors import PcapdnsError
+from pcapdns.output import outfile
 
 
 class _Bar:
@@ -64,24 +66,38 @@ def _fail(message: str, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
-def _write_output(path: str | None, write: Callable[[TextIO], None]) -> None:
+def _write_output(path: str | None, write: Callable[[TextIO], object]) -> None:
+    """Every output goes through here: stdout for None or "-", else the file, written as
+    ``pcapdns.output.outfile`` says (in place for a device or FIFO, atomically for a
+    regular file). A failure is one line and exit status 2."""
     if path is None or path == "-":
         try:
             write(sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             # The reader went away (| head): stop quietly, as other command-line tools do.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _drop_stdout()
             sys.exit(1)
+        except OSError as e:
+            _drop_stdout()
+            _fail(f"stdout: cannot write: {e.strerror or e}")
+        except KeyboardInterrupt:
+            _drop_stdout()
+            _fail("interrupted", 130)
         return
     try:
-        # 0600 for a new file: the output holds the capture's addresses and names.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8") as fh:
-            write(fh)
+        outfile.write(path, write)
     except OSError as e:
         _fail(f"{path}: cannot write: {e.strerror or e}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the text still buffered for it is not written
+    again, and fails again, as the interpreter exits."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,11 +158,10 @@ def _write_html(result: Analysis, path: str) -> None:
     from pcapdns.report import html, model
 
     try:
-        html.write(model.build(result, command=_command_line()), path)
-    except OSError as e:
-        _fail(f"{path}: cannot write: {e.strerror or e}")
+        page = html.render(model.build(result, command=_command_line()))
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    _write_output(path, lambda fh: fh.write(page))
 
 
 def _command_line() -> str:
@@ -161,12 +176,13 @@ def _command_line() -> str:
     help="Output format: a short summary for people, or the JSON document.",
 )
 @click.option("--output", "-o", "output", metavar="FILE",
-              help="Write the output to FILE instead of stdout.")
+              help="Write the output to FILE instead of stdout (\"-\").")
 @_analysis_options
 @click.option("--transactions", is_flag=True,
               help="Include every transaction in the JSON document (needs --format json).")
 @click.option("--html", "html_path", metavar="FILE",
-              help="Also write the HTML report to FILE.")
+              help="Also write the HTML report to FILE (\"-\" for stdout, with --output "
+                   "FILE).")
 def analyze(
     paths: tuple[str, ...],
     fmt: str,
@@ -186,7 +202,8 @@ def analyze(
         # Only the JSON document lists transactions; ignoring the flag would hide that.
         _fail("--transactions needs --format json")
     config = _config(ports, timeout, slow, max_wait)
-    _check_outputs(paths, ("--output", output), ("--html", html_path))
+    # Without --output the summary or document goes to stdout, as with "-o -".
+    _check_outputs(paths, ("--output", output or "-"), ("--html", html_path))
     result = _run(paths, config, transactions)
     if html_path is not None:
         _write_html(result, html_path)
@@ -200,9 +217,10 @@ def analyze(
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--output", "-o", "output", metavar="FILE", required=True,
-              help="Where to write the HTML report.")
+              help="Where to write the HTML report (\"-\" for stdout).")
 @click.option("--json", "json_path", metavar="FILE",
-              help="Also write the JSON document (as analyze --format json) to FILE.")
+              help="Also write the JSON document (as analyze --format json) to FILE "
+                   "(\"-\" for stdout).")
 @_analysis_options
 def report(
     paths: tuple[str, ...],
@@ -223,17 +241,20 @@ def report(
     _write_html(result, output)
     if json_path is not None:
         _write_output(json_path, lambda fh: document.write(result, fh))
-    click.echo(f"pcapdns: report written to {output}", err=True)
+    click.echo(f"pcapdns: report written to {'stdout' if output == '-' else output}", err=True)
 
 
 def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None]) -> None:
-    """Output files (option, path; "-" is stdout) must be neither an input nor each other."""
-    given = [(opt, path) for opt, path in outputs if path is not None and path != "-"]
+    """Outputs (option, path; "-" is stdout) must be neither an input nor each other."""
+    given = [(opt, path) for opt, path in outputs if path is not None]
     for _, path in given:
-        _refuse_input_as_output(path, paths)
+        if path != "-":
+            _refuse_input_as_output(path, paths)
     for i, (first_opt, first) in enumerate(given):
         for opt, path in given[i + 1:]:
-            if os.path.realpath(path) == os.path.realpath(first):
+            if path == first == "-":
+                _fail(f"stdout given for both {first_opt} and {opt}")
+            if "-" not in (path, first) and os.path.realpath(path) == os.path.realpath(first):
                 _fail(f"{path}: given for both {first_opt} and {opt}")
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from pcapdns.cli import main
@@ -406,3 +409,194 @@ def test_report_html_and_json_must_differ(tmp_path: Path) -> None:
     assert code == 2
     assert err == f"pcapdns: {out}: given for both --output and --json\n"
     assert not out.exists()
+
+
+# --- Where outputs go: as a shell redirect writes them ------------------------------------
+
+# Each option that writes a file: (command, the option, options that send the others away).
+OUTPUT_OPTIONS = {
+    "analyze -o": ("analyze", "-o", ["--format", "json"]),
+    "analyze --html": ("analyze", "--html", ["-o", "{tmp}/summary.txt"]),
+    "report -o": ("report", "-o", []),
+    "report --json": ("report", "--json", ["-o", "{tmp}/r.html"]),
+}
+
+
+def run_output(which: str, target: Path, tmp_path: Path) -> tuple[int, str, str]:
+    """Run the command of ``which`` on a small capture with its output at ``target``."""
+    command, option, others = OUTPUT_OPTIONS[which]
+    cap = tmp_path / "in" / "one.pcap"
+    if not cap.exists():
+        cap.parent.mkdir(exist_ok=True)
+        _capture(cap.parent)
+    extra = [arg.format(tmp=tmp_path / "in") for arg in others]
+    return run(command, str(cap), option, str(target), *extra)
+
+
+def looks_written(which: str, data: bytes) -> bool:
+    if which in ("analyze -o", "report --json"):
+        return json.loads(data)["schema"] == "pcapdns.analysis/1"
+    return data.startswith(b"<!DOCTYPE html>")
+
+
+@pytest.fixture(params=sorted(OUTPUT_OPTIONS))
+def which(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_output_to_a_fifo_is_written_into_the_pipe(which: str, tmp_path: Path) -> None:
+    from tests.output.test_outfile import FifoReader
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo)
+
+    code, _, err = run_output(which, fifo, tmp_path)
+
+    data = reader.result()
+    assert code == 0, err
+    assert looks_written(which, data), data[:200]
+    assert stat.S_ISFIFO(fifo.stat().st_mode), "the FIFO was replaced"
+    assert [p.name for p in tmp_path.iterdir() if p.name != "in"] == ["fifo"]
+
+
+def test_output_to_a_symlink_replaces_its_target(which: str, tmp_path: Path) -> None:
+    target = tmp_path / "kept" / "out"
+    target.parent.mkdir()
+    target.write_text("old")
+    target.chmod(0o644)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+
+    code, _, err = run_output(which, link, tmp_path)
+
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert looks_written(which, target.read_bytes())
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # an existing file keeps its mode
+    assert [p.name for p in target.parent.iterdir()] == ["out"]
+
+
+def test_a_new_output_file_is_private_and_an_existing_one_keeps_its_mode(
+    which: str, tmp_path: Path,
+) -> None:
+    new = tmp_path / "new"
+    code, _, err = run_output(which, new, tmp_path)
+    assert code == 0, err
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+
+    old = tmp_path / "old"
+    old.write_text("old")
+    old.chmod(0o664)
+    code, _, err = run_output(which, old, tmp_path)
+    assert code == 0, err
+    assert looks_written(which, old.read_bytes())
+    assert stat.S_IMODE(old.stat().st_mode) == 0o664
+
+
+def _full_device(tmp_path: Path) -> Path:
+    """A device that answers every write with ENOSPC. As root, a node of /dev/full's own
+    device made for the test, so that a failure of the test cannot replace /dev/full;
+    elsewhere /dev/full itself, which only root could replace."""
+    if os.geteuid() != 0:
+        return Path("/dev/full")
+    full = tmp_path / "dev" / "full"
+    full.parent.mkdir()
+    os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    try:
+        os.close(os.open(full, os.O_WRONLY))
+    except PermissionError:
+        pytest.skip(f"{full.parent} is mounted nodev: devices cannot be opened there")
+    return full
+
+
+def test_output_to_dev_full_is_one_line_and_leaves_the_device(which: str, tmp_path: Path) -> None:
+    full = _full_device(tmp_path)
+    around = sorted(os.listdir(full.parent))
+
+    code, out, err = run_output(which, full, tmp_path)
+
+    assert code == 2
+    assert err.endswith(f"pcapdns: {full}: cannot write: No space left on device\n"), err
+    assert "Traceback" not in err
+    assert stat.S_ISCHR(full.stat().st_mode) and full.stat().st_rdev == os.makedev(1, 7)
+    assert sorted(os.listdir(full.parent)) == around, "something was left beside the device"
+
+
+def test_stdout_on_a_full_device_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "pcapdns", "analyze", "--format", "json",
+                               str(_capture(tmp_path))],
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == "pcapdns: stdout: cannot write: No space left on device\n"
+
+
+def test_report_to_dev_stdout_goes_to_stdout(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pcapdns", "report", str(_capture(tmp_path)),
+                           "-o", "/dev/stdout"],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.startswith(b"<!DOCTYPE html>")
+    assert proc.stderr.decode() == "pcapdns: report written to /dev/stdout\n"
+
+
+def test_dash_is_stdout_for_every_output(tmp_path: Path) -> None:
+    code, out, err = run("report", str(_capture(tmp_path)), "-o", "-")
+    assert code == 0, err
+    assert out.startswith("<!DOCTYPE html>")
+    assert err == "pcapdns: report written to stdout\n"
+    assert not (tmp_path / "-").exists()
+    code, out, err = run("analyze", str(_capture(tmp_path)), "--html", "-")
+    assert code == 2 and out == ""
+    assert err == "pcapdns: stdout given for both --output and --html\n"
+    code, out, err = run("report", str(_capture(tmp_path)), "-o", "-", "--json", "-")
+    assert code == 2
+    assert err == "pcapdns: stdout given for both --output and --json\n"
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A 16 KiB tmpfs: a real file system that runs out of space."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", ["analyze", "report"])
+def test_a_full_disk_leaves_the_earlier_file_and_no_partial_one(
+    command: str, full_disk: Path, tmp_path: Path,
+) -> None:
+    # 400 lookups: the JSON document with every transaction, or the report, needs more
+    # than the 16 KiB there are.
+    many = write_eth(tmp_path / "many.pcap", [
+        (100.0 + i * 0.01, query(f"n{i}.example", id=i)) for i in range(400)
+    ])
+    out = full_disk / "out"
+    out.write_text("the earlier output\n")
+    args = (["analyze", "--format", "json", "--transactions"] if command == "analyze"
+            else ["report"])
+
+    code, _, err = run(*args, str(many), "-o", str(out))
+
+    assert code == 2
+    assert err == f"pcapdns: {out}: cannot write: No space left on device\n"
+    assert out.read_text() == "the earlier output\n"
+    assert [p.name for p in full_disk.iterdir()] == ["out"]
