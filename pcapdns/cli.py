@@ -246,27 +246,54 @@ def report(
 
 def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None]) -> None:
     """Outputs (option, path; "-" is stdout) must be neither an input nor each other."""
+    from pcapdns.read.merge import input_files
+
     given = [(opt, path) for opt, path in outputs if path is not None]
+    try:
+        inputs = input_files(list(paths))
+    except PcapdnsError as e:
+        _fail(str(e))
     for _, path in given:
         if path != "-":
-            _refuse_input_as_output(path, paths)
+            _refuse_input_as_output(path, inputs)
     for i, (first_opt, first) in enumerate(given):
         for opt, path in given[i + 1:]:
             if path == first == "-":
                 _fail(f"stdout given for both {first_opt} and {opt}")
-            if "-" not in (path, first) and os.path.realpath(path) == os.path.realpath(first):
+            if "-" not in (path, first) and _same_file(path, first):
                 _fail(f"{path}: given for both {first_opt} and {opt}")
 
 
-def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:
-    """Never overwrite a capture the user gave as input."""
-    try:
-        out = os.path.realpath(output)
-        for p in paths:
-            if os.path.realpath(p) == out:
+def _refuse_input_as_output(output: str, inputs: list[str]) -> None:
+    """Never overwrite a file the analysis reads. Files are compared themselves (device
+    and inode), not their paths: ``ring/dns.pcap1`` is an input of ``ring/``, and a hard
+    link or a symlink to a capture is that capture."""
+    out = _identity(output)
+    if out is None:
+        return  # nothing there yet, so no input to lose
+    for p in inputs:
+        if _identity(p) == out:
+            if os.path.abspath(p) == os.path.abspath(output):
                 _fail(f"{output}: is one of the inputs; refusing to overwrite")
-    except OSError:
-        return
+            # Another name for it: say which input it is.
+            _fail(f"{output}: is the same file as the input {p}; refusing to overwrite")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two outputs are one file: the same path, or one existing file by two."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    first = _identity(a)
+    return first is not None and first == _identity(b)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, symlinks followed; None when there is none."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
 
 
 @main.command(

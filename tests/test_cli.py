@@ -600,3 +600,120 @@ def test_a_full_disk_leaves_the_earlier_file_and_no_partial_one(
     assert err == f"pcapdns: {out}: cannot write: No space left on device\n"
     assert out.read_text() == "the earlier output\n"
     assert [p.name for p in full_disk.iterdir()] == ["out"]
+
+
+# --- An output is never an input: compared by the files themselves ----------------------
+
+
+def _ring(tmp_path: Path) -> Path:
+    """A capture directory as the agent leaves it: two ring files and capture.json."""
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    write_eth(ring / "dns.pcap0", [(100.0, query(id=1)), (100.002, response(id=1))])
+    write_eth(ring / "dns.pcap1", [(101.0, query(id=2)), (101.002, response(id=2))])
+    (ring / "capture.json").write_text("{}")
+    return ring
+
+
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_a_file_of_an_input_directory_is_an_input(tmp_path: Path) -> None:
+    ring = _ring(tmp_path)
+    before = _contents(ring)
+    target = ring / "dns.pcap1"
+
+    code, out, err = run("analyze", str(ring), "-o", str(target))
+    assert (code, out) == (2, "")
+    assert err == f"pcapdns: {target}: is one of the inputs; refusing to overwrite\n"
+
+    code, _, err = run("report", str(ring), "-o", str(ring / "dns.pcap0"))
+    assert code == 2
+    assert err == f"pcapdns: {ring / 'dns.pcap0'}: is one of the inputs; refusing to overwrite\n"
+
+    code, _, err = run("analyze", f"{ring}/", "--html", f"{ring}/dns.pcap1")
+    assert code == 2
+    assert err == f"pcapdns: {ring}/dns.pcap1: is one of the inputs; refusing to overwrite\n"
+    assert _contents(ring) == before
+
+
+def test_a_hard_link_to_an_input_is_that_input(tmp_path: Path) -> None:
+    ring = _ring(tmp_path)
+    before = _contents(ring)
+    linked = tmp_path / "report.html"
+    os.link(ring / "dns.pcap0", linked)
+
+    code, _, err = run("report", str(ring), "-o", str(linked))
+    assert code == 2
+    assert err == (f"pcapdns: {linked}: is the same file as the input {ring / 'dns.pcap0'}; "
+                   "refusing to overwrite\n")
+
+    code, _, err = run("analyze", str(ring / "dns.pcap0"), "--format", "json",
+                       "-o", str(linked))
+    assert code == 2
+    assert err == (f"pcapdns: {linked}: is the same file as the input {ring / 'dns.pcap0'}; "
+                   "refusing to overwrite\n")
+    assert _contents(ring) == before
+
+
+def test_a_symlink_to_an_input_is_that_input(tmp_path: Path) -> None:
+    ring = _ring(tmp_path)
+    before = _contents(ring)
+    link = tmp_path / "out.json"
+    link.symlink_to(ring / "dns.pcap1")
+
+    code, _, err = run("report", str(ring), "-o", str(tmp_path / "r.html"),
+                       "--json", str(link))
+    assert code == 2
+    assert err == (f"pcapdns: {link}: is the same file as the input {ring / 'dns.pcap1'}; "
+                   "refusing to overwrite\n")
+    assert _contents(ring) == before
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_capture_json_beside_the_inputs_is_an_input(tmp_path: Path) -> None:
+    ring = _ring(tmp_path)
+    meta = ring / "capture.json"
+
+    code, _, err = run("analyze", str(ring / "dns.pcap0"), "--format", "json", "-o", str(meta))
+    assert code == 2
+    assert err == f"pcapdns: {meta}: is one of the inputs; refusing to overwrite\n"
+
+    code, _, err = run("report", str(ring), "-o", str(tmp_path / "r.html"), "--json", str(meta))
+    assert code == 2
+    assert err == f"pcapdns: {meta}: is one of the inputs; refusing to overwrite\n"
+    assert meta.read_text() == "{}"
+
+
+def test_a_file_the_directory_would_skip_is_still_not_an_output(tmp_path: Path) -> None:
+    ring = _ring(tmp_path)
+    notes = ring / "notes.txt"
+    notes.write_text("node-3, during the incident\n")
+
+    code, _, err = run("analyze", str(ring), "-o", str(notes))
+    assert code == 2
+    assert err == f"pcapdns: {notes}: is one of the inputs; refusing to overwrite\n"
+    assert notes.read_text() == "node-3, during the incident\n"
+
+
+def test_the_report_beside_a_ring_is_not_an_input(tmp_path: Path) -> None:
+    # `pcapdns capture --analyze` writes DIR/report.html, and runs again over the same DIR.
+    ring = _ring(tmp_path)
+    for _ in range(2):
+        code, _, err = run("report", str(ring), "-o", str(ring / "report.html"))
+        assert code == 0, err
+    assert (ring / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_two_outputs_that_are_one_file_by_a_hard_link(tmp_path: Path) -> None:
+    first = tmp_path / "r.html"
+    first.write_text("old")
+    second = tmp_path / "same.json"
+    os.link(first, second)
+
+    code, _, err = run("report", str(_capture(tmp_path)), "-o", str(first),
+                       "--json", str(second))
+    assert code == 2
+    assert err == f"pcapdns: {second}: given for both --output and --json\n"
+    assert first.read_text() == "old"

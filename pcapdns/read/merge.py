@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pcapdns.errors import InputError, NotACaptureError, UnsupportedLinkTypeError
+from pcapdns.read import capture_meta
 from pcapdns.read.capture import CaptureFile, Record, open_capture
 
 # Files whose time spans are further apart than this, and further apart than any one of
@@ -70,6 +71,17 @@ def expand_paths(paths: list[str]) -> list[tuple[str, bool]]:
         else:
             raise InputError(p, "no such file or directory")
     return out
+
+
+def input_files(paths: list[str]) -> list[str]:
+    """Every file an analysis of ``paths`` reads or may read: the paths as given, the
+    files of the directories among them (those that will be skipped as not captures
+    included), and the capture.json beside them. An output must be none of these.
+
+    Raises:
+        InputError: as ``expand_paths``.
+    """
+    return [*paths, *(p for p, _ in expand_paths(paths)), *capture_meta.find(paths)]
 
 
 def open_inputs(paths: list[str]) -> OpenCapture:

@@ -281,3 +281,20 @@ def test_far_apart_warning_reaches_the_analysis(tmp_path: Path) -> None:
         f"{b} starts 5.0 hours after {a} ends, a gap longer than any input file lasts: "
         "merged as one capture, though they do not look like one"
     ]
+
+
+def test_input_files_are_every_file_an_analysis_may_read(tmp_path: Path) -> None:
+    from pcapdns.read.merge import input_files
+
+    paths = ring_after_wrap(tmp_path / "ring")
+    (tmp_path / "ring" / "capture.json").write_text("{}")
+    (tmp_path / "ring" / "notes.txt").write_text("skipped, but still an input\n")
+    (tmp_path / "ring" / "report.html").write_text("<!DOCTYPE html>")  # capture --analyze
+    single = write_eth(tmp_path / "single.pcap", [(T0, query())])
+
+    ring = str(tmp_path / "ring")
+    assert input_files([ring, str(single)]) == [
+        ring, str(single),
+        *sorted(str(p) for p in [*paths, tmp_path / "ring" / "notes.txt"]), str(single),
+        f"{ring}/capture.json",
+    ]
