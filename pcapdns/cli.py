@@ -1,7 +1,8 @@
 """The command line: parse options, call the library, render, map errors to exit codes.
 
 Exit status: 0 analyzed (damaged input is analyzed as far as it goes, with a warning),
-2 unusable input or bad usage.
+2 unusable input, bad usage or an output that cannot be written, 1 when the reader of
+stdout went away, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pcapdns.analysis import Analysis
 from pcapdns.analysis import analyze as run_analysis
 from pcapdns.config import AnalysisConfig
 from pcapdns.errors import PcapdnsError
+from pcapdns.output import outfile
 
 
 class _Bar:
@@ -27,6 +29,8 @@ class _Bar:
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
         self._last = -1
+        #: True while a bar is drawn and its line not yet ended.
+        self.drawn = False
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
@@ -37,6 +41,8 @@ class _Bar:
         self._last = pct
         width = 30
         filled = width * pct // 100
+        # Marked drawn before it shows: Ctrl-C may land as soon as the text is out.
+        self.drawn = True
         sys.stderr.write(
             f"\rreading [{'#' * filled}{'.' * (width - filled)}] {pct:3d}% "
             f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
@@ -44,6 +50,14 @@ class _Bar:
         if pct == 100:
             sys.stderr.write("\r" + " " * 70 + "\r")
         sys.stderr.flush()
+        self.drawn = pct < 100
+
+    def end_line(self) -> None:
+        """End the bar's line, so that a message (Ctrl-C's) starts on a line of its own."""
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.drawn = False
 
 
 def _fail(message: str, status: int = 2) -> NoReturn:
@@ -52,24 +66,38 @@ def _fail(message: str, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
-def _write_output(path: str | None, write: Callable[[TextIO], None]) -> None:
+def _write_output(path: str | None, write: Callable[[TextIO], object]) -> None:
+    """Every output goes through here: stdout for None or "-", else the file, written as
+    ``pcapdns.output.outfile`` says (in place for a device or FIFO, atomically for a
+    regular file). A failure is one line and exit status 2."""
     if path is None or path == "-":
         try:
             write(sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             # The reader went away (| head): stop quietly, as other command-line tools do.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _drop_stdout()
             sys.exit(1)
+        except OSError as e:
+            _drop_stdout()
+            _fail(f"stdout: cannot write: {e.strerror or e}")
+        except KeyboardInterrupt:
+            _drop_stdout()
+            _fail("interrupted", 130)
         return
     try:
-        # 0600 for a new file: the output holds the capture's addresses and names.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8") as fh:
-            write(fh)
+        outfile.write(path, write)
     except OSError as e:
         _fail(f"{path}: cannot write: {e.strerror or e}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the text still buffered for it is not written
+    again, and fails again, as the interpreter exits."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,12 +140,14 @@ def _config(ports: tuple[int, ...], timeout: float, slow: float,
 
 def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool) -> Analysis:
     """Analyze, turning the library's errors into one line and an exit status."""
+    bar = _Bar()
     try:
-        result = run_analysis(list(paths), config, keep_lookups=keep_lookups,
-                              progress=_Bar())
+        result = run_analysis(list(paths), config, keep_lookups=keep_lookups, progress=bar)
     except PcapdnsError as e:
+        bar.end_line()
         _fail(str(e))
     except KeyboardInterrupt:
+        bar.end_line()
         _fail("interrupted", 130)
     for w in result.warnings:
         click.echo(f"pcapdns: warning: {w}", err=True)
@@ -128,11 +158,10 @@ def _write_html(result: Analysis, path: str) -> None:
     from pcapdns.report import html, model
 
     try:
-        html.write(model.build(result, command=_command_line()), path)
-    except OSError as e:
-        _fail(f"{path}: cannot write: {e.strerror or e}")
+        page = html.render(model.build(result, command=_command_line()))
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    _write_output(path, lambda fh: fh.write(page))
 
 
 def _command_line() -> str:
@@ -147,12 +176,13 @@ def _command_line() -> str:
     help="Output format: a short summary for people, or the JSON document.",
 )
 @click.option("--output", "-o", "output", metavar="FILE",
-              help="Write the output to FILE instead of stdout.")
+              help="Write the output to FILE instead of stdout (\"-\").")
 @_analysis_options
 @click.option("--transactions", is_flag=True,
-              help="Include every transaction in the JSON document.")
+              help="Include every transaction in the JSON document (needs --format json).")
 @click.option("--html", "html_path", metavar="FILE",
-              help="Also write the HTML report to FILE.")
+              help="Also write the HTML report to FILE (\"-\" for stdout, with --output "
+                   "FILE).")
 def analyze(
     paths: tuple[str, ...],
     fmt: str,
@@ -168,8 +198,12 @@ def analyze(
     directory of them."""
     from pcapdns.output import document, text
 
+    if transactions and fmt != "json":
+        # Only the JSON document lists transactions; ignoring the flag would hide that.
+        _fail("--transactions needs --format json")
     config = _config(ports, timeout, slow, max_wait)
-    _check_outputs(paths, ("--output", output), ("--html", html_path))
+    # Without --output the summary or document goes to stdout, as with "-o -".
+    _check_outputs(paths, ("--output", output or "-"), ("--html", html_path))
     result = _run(paths, config, transactions)
     if html_path is not None:
         _write_html(result, html_path)
@@ -183,9 +217,10 @@ def analyze(
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--output", "-o", "output", metavar="FILE", required=True,
-              help="Where to write the HTML report.")
+              help="Where to write the HTML report (\"-\" for stdout).")
 @click.option("--json", "json_path", metavar="FILE",
-              help="Also write the JSON document (as analyze --format json) to FILE.")
+              help="Also write the JSON document (as analyze --format json) to FILE "
+                   "(\"-\" for stdout).")
 @_analysis_options
 def report(
     paths: tuple[str, ...],
@@ -206,29 +241,59 @@ def report(
     _write_html(result, output)
     if json_path is not None:
         _write_output(json_path, lambda fh: document.write(result, fh))
-    click.echo(f"pcapdns: report written to {output}", err=True)
+    click.echo(f"pcapdns: report written to {'stdout' if output == '-' else output}", err=True)
 
 
 def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None]) -> None:
-    """Output files (option, path; "-" is stdout) must be neither an input nor each other."""
-    given = [(opt, path) for opt, path in outputs if path is not None and path != "-"]
+    """Outputs (option, path; "-" is stdout) must be neither an input nor each other."""
+    from pcapdns.read.merge import input_files
+
+    given = [(opt, path) for opt, path in outputs if path is not None]
+    try:
+        inputs = input_files(list(paths))
+    except PcapdnsError as e:
+        _fail(str(e))
     for _, path in given:
-        _refuse_input_as_output(path, paths)
+        if path != "-":
+            _refuse_input_as_output(path, inputs)
     for i, (first_opt, first) in enumerate(given):
         for opt, path in given[i + 1:]:
-            if os.path.realpath(path) == os.path.realpath(first):
+            if path == first == "-":
+                _fail(f"stdout given for both {first_opt} and {opt}")
+            if "-" not in (path, first) and _same_file(path, first):
                 _fail(f"{path}: given for both {first_opt} and {opt}")
 
 
-def _refuse_input_as_output(output: str, paths: tuple[str, ...]) -> None:
-    """Never overwrite a capture the user gave as input."""
-    try:
-        out = os.path.realpath(output)
-        for p in paths:
-            if os.path.realpath(p) == out:
+def _refuse_input_as_output(output: str, inputs: list[str]) -> None:
+    """Never overwrite a file the analysis reads. Files are compared themselves (device
+    and inode), not their paths: ``ring/dns.pcap1`` is an input of ``ring/``, and a hard
+    link or a symlink to a capture is that capture."""
+    out = _identity(output)
+    if out is None:
+        return  # nothing there yet, so no input to lose
+    for p in inputs:
+        if _identity(p) == out:
+            if os.path.abspath(p) == os.path.abspath(output):
                 _fail(f"{output}: is one of the inputs; refusing to overwrite")
-    except OSError:
-        return
+            # Another name for it: say which input it is.
+            _fail(f"{output}: is the same file as the input {p}; refusing to overwrite")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two outputs are one file: the same path, or one existing file by two."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    first = _identity(a)
+    return first is not None and first == _identity(b)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, symlinks followed; None when there is none."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
 
 
 @main.command(

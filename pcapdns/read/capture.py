@@ -163,9 +163,7 @@ def _pcap_records(info: CaptureFile, src: _Source, raw: io.BufferedReader) -> It
     link_type = link_field & 0x0FFFFFFF
     if link_type not in linktypes.SUPPORTED:
         raw.close()
-        raise UnsupportedLinkTypeError(
-            info.path, f"unsupported link type {linktypes.name(link_type)} ({link_type})"
-        )
+        raise UnsupportedLinkTypeError(info.path, linktypes.unsupported(link_type))
     info.link_types.append(link_type)
     src.pos = 24
     return _pcap_walk(info, src, raw, order, unit, link_type)
@@ -351,9 +349,7 @@ def _read_idb(
     link_type, _res, _snap = struct.unpack_from(order + "HHI", buf, body)
     if link_type not in linktypes.SUPPORTED:
         raise UnsupportedLinkTypeError(
-            info.path,
-            f"interface {len(info.link_types)} has unsupported link type "
-            f"{linktypes.name(link_type)} ({link_type})",
+            info.path, f"interface {len(info.link_types)} has {linktypes.unsupported(link_type)}"
         )
     tick = 1e-6
     offset = 0.0

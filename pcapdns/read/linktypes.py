@@ -43,3 +43,15 @@ _OTHER_NAMES: dict[int, str] = {
 def name(link_type: int) -> str:
     """The LINKTYPE_ name for ``link_type``, or its number when unknown."""
     return NAMES.get(link_type) or _OTHER_NAMES.get(link_type) or f"{link_type}"
+
+
+def unsupported(link_type: int) -> str:
+    """The problem with a capture of ``link_type``, naming it and what pcapdns reads
+    instead: ``unsupported link type IEEE802_11 (105); supported: NULL (0), ...``."""
+    numbers: dict[str, list[int]] = {}
+    for number in sorted(NAMES):
+        numbers.setdefault(NAMES[number], []).append(number)
+    supported = ", ".join(f"{n} ({', '.join(map(str, nums))})" for n, nums in numbers.items())
+    label = name(link_type)
+    shown = f"{label} ({link_type})" if label != str(link_type) else f"{link_type}"
+    return f"unsupported link type {shown}; supported: {supported}"

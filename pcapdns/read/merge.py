@@ -14,8 +14,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pcapdns.errors import InputError, NotACaptureError
+from pcapdns.errors import InputError, NotACaptureError, UnsupportedLinkTypeError
+from pcapdns.read import capture_meta
 from pcapdns.read.capture import CaptureFile, Record, open_capture
+
+# Files whose time spans are further apart than this, and further apart than any one of
+# them spans, do not look like one capture (see _far_apart).
+FAR_APART = 3600.0
 
 # Files a capture directory holds that are not captures: the capture agent's metadata and,
 # with --analyze, its report; notes. Skipped without a warning.
@@ -68,6 +73,17 @@ def expand_paths(paths: list[str]) -> list[tuple[str, bool]]:
     return out
 
 
+def input_files(paths: list[str]) -> list[str]:
+    """Every file an analysis of ``paths`` reads or may read: the paths as given, the
+    files of the directories among them (those that will be skipped as not captures
+    included), and the capture.json beside them. An output must be none of these.
+
+    Raises:
+        InputError: as ``expand_paths``.
+    """
+    return [*paths, *(p for p, _ in expand_paths(paths)), *capture_meta.find(paths)]
+
+
 def open_inputs(paths: list[str]) -> OpenCapture:
     """Order the input files by their first packet time and merge them lazily.
 
@@ -75,8 +91,10 @@ def open_inputs(paths: list[str]) -> OpenCapture:
     file is opened only when the stream reaches its first packet's time, so a ring of
     hundreds of files keeps open only the few whose time spans overlap.
 
-    A file named explicitly must be a capture; a file found inside a directory that is not
-    a capture is skipped with a warning (a ring directory may hold notes).
+    A file named explicitly must be a capture pcapdns reads; a file found inside a
+    directory that is not a capture, or is one of a link type pcapdns does not decode, is
+    skipped with a warning (a ring directory may hold notes, or a capture of another kind).
+    Files that turn out, once read, to lie far apart in time get a warning too.
 
     Raises:
         InputError: an input is missing or unusable (see ``open_capture``).
@@ -92,12 +110,14 @@ def open_inputs(paths: list[str]) -> OpenCapture:
         seen.add(real)
         try:
             info, records = open_capture(path)
-        except NotACaptureError as e:
+            # A pcapng declares its interfaces, and so their link types, before its first
+            # packet: reading that packet finds an unsupported one.
+            first = next(records, None)
+        except (NotACaptureError, UnsupportedLinkTypeError) as e:
             if in_dir:
                 warnings.append(f"{e}; skipped")
                 continue
             raise
-        first = next(records, None)
         records.close()  # type: ignore[attr-defined]
         info.packets = info.bytes_read = 0
         start = first[0] if first is not None else float("inf")
@@ -108,14 +128,52 @@ def open_inputs(paths: list[str]) -> OpenCapture:
     files = [item[3] for item in probed]
     pending = [(start, slot, path) for slot, (start, _, path, _) in enumerate(probed)
                if start != float("inf")]
-    return OpenCapture(files=files, records=_merge(pending, files), warnings=warnings)
+    return OpenCapture(files=files, records=_merge(pending, files, warnings),
+                       warnings=warnings)
 
 
-def _merge(pending: list[tuple[float, int, str]], files: list[CaptureFile]) -> Iterator[Record]:
+def far_apart(files: list[CaptureFile]) -> list[str]:
+    """A warning for each gap in time that splits the files into parts that do not look
+    like one capture: more than FAR_APART seconds without any file's packets, and longer
+    than any single file spans.
+
+    The files of one ring follow each other: each starts about when the one before ended,
+    so a gap between two of them is a pause between packets, no longer than pauses inside
+    a file. Samples taken on different days, or hours apart, are separated by far more
+    than any of them lasts. They are still merged (the user named them together), but a
+    query in one can never meet a response in the other, and the capture's time span and
+    timeline stretch over the gap.
+    """
+    spans = sorted((f.first_time, f.last_time, f.path) for f in files
+                   if f.first_time is not None and f.last_time is not None)
+    if len(spans) < 2:
+        return []
+    longest = max(last - first for first, last, _ in spans)
+    out: list[str] = []
+    end, ended = spans[0][1], spans[0][2]
+    for first, last, path in spans[1:]:
+        gap = first - end
+        if gap > FAR_APART and gap > longest:
+            out.append(f"{path} starts {_duration(gap)} after {ended} ends, a gap longer "
+                       "than any input file lasts: merged as one capture, though they do "
+                       "not look like one")
+        if last >= end:
+            end, ended = last, path
+    return out
+
+
+def _duration(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _merge(pending: list[tuple[float, int, str]], files: list[CaptureFile],
+           warnings: list[str]) -> Iterator[Record]:
     """Merge the files' records by time, opening each file when its time comes.
 
     ``pending`` is sorted by first packet time; ``files[slot]`` is replaced by the
-    description of the file as it is actually read.
+    description of the file as it is actually read. Once every file is read, warnings
+    about files far apart in time are added to ``warnings``.
     """
     if len(pending) == 1:
         _, slot, path = pending[0]
@@ -136,6 +194,8 @@ def _merge(pending: list[tuple[float, int, str]], files: list[CaptureFile]) -> I
                 heapq.heappush(heap, (first[0], order, first, records))
                 order += 1
         if not heap:
+            # Only now are the files' last packet times known.
+            warnings.extend(far_apart(files))
             return
         _, _, record, records = heapq.heappop(heap)
         yield record

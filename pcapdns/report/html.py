@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
-import tempfile
 from importlib import resources
 from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
+from pcapdns.output import outfile
 from pcapdns.report import charts
 from pcapdns.report.model import Report
 
@@ -50,31 +49,16 @@ def render(report: Report) -> str:
 
 
 def write(report: Report, path: str) -> None:
-    """Write the page to ``path`` atomically: a reader never sees half a report, and a
-    failure leaves an earlier file at ``path`` as it was. A new file is created 0600.
+    """Write the page to ``path`` as ``pcapdns.output.outfile.write`` does: a regular file
+    is replaced atomically (a reader never sees half a report, a failure leaves an earlier
+    file as it was), a device or FIFO is written in place, a symlink is followed. A new
+    file is created 0600.
 
     Raises:
-        OSError: the directory is not writable.
+        OSError: the target cannot be written.
     """
     text = render(report)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".pcapdns-report-", suffix=".html", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp made it 0600; keep an existing report's mode, else stay 0600: the page
-        # holds the capture's addresses and names, which are as private as the capture.
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
-        except FileNotFoundError:
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    outfile.write(path, lambda fh: fh.write(text))
 
 
 def _charts(r: Report) -> dict[str, Any]:

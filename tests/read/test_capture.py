@@ -359,7 +359,20 @@ def test_pcap_with_an_unsupported_link_type_names_it(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedLinkTypeError) as e:
         open_capture(str(path))
 
-    assert "unsupported link type IEEE802_11 (105)" in _one_line_naming(e.value, path)
+    assert str(e.value) == (
+        f"{path}: unsupported link type IEEE802_11 (105); supported: NULL (0), ETHERNET (1), "
+        "RAW (12, 14, 101), LOOP (108), LINUX_SLL (113), IPV4 (228), IPV6 (229), "
+        "LINUX_SLL2 (276)"
+    )
+
+
+def test_a_link_type_without_a_name_is_shown_by_its_number(tmp_path: Path) -> None:
+    path = write_pcap(tmp_path / "odd.pcap", [(T0, b"\x00" * 40)], link_type=4242)
+
+    with pytest.raises(UnsupportedLinkTypeError) as e:
+        open_capture(str(path))
+
+    assert str(e.value).startswith(f"{path}: unsupported link type 4242; supported: NULL (0), ")
 
 
 def test_pcapng_interface_with_an_unsupported_link_type_names_it(tmp_path: Path) -> None:
@@ -372,4 +385,5 @@ def test_pcapng_interface_with_an_unsupported_link_type_names_it(tmp_path: Path)
     with pytest.raises(UnsupportedLinkTypeError) as e:
         read_all(path)
 
-    assert "interface 1 has unsupported link type NFLOG (239)" in _one_line_naming(e.value, path)
+    assert "interface 1 has unsupported link type NFLOG (239); supported: NULL (0), " in (
+        _one_line_naming(e.value, path))

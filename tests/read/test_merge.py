@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from pcapdns.analysis import analyze
-from pcapdns.errors import InputError, NotACaptureError
+from pcapdns.errors import InputError, NotACaptureError, UnsupportedLinkTypeError
 from pcapdns.read.merge import open_inputs
-from tests.craft import query, response, write_eth
+from tests.craft import Interface, query, response, write_eth, write_pcap, write_pcapng_interfaces
 
 T0 = 1_700_000_000.0
+HOUR = 3600.0
+SUPPORTED = ("supported: NULL (0), ETHERNET (1), RAW (12, 14, 101), LOOP (108), "
+             "LINUX_SLL (113), IPV4 (228), IPV6 (229), LINUX_SLL2 (276)")
 
 
 def ring_after_wrap(directory: Path) -> list[Path]:
@@ -110,6 +113,35 @@ def test_non_capture_file_inside_a_directory_is_skipped_with_a_warning(tmp_path:
     assert cap.warnings[0].endswith("; skipped")
 
 
+def test_unsupported_link_type_inside_a_directory_is_skipped_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    ring_after_wrap(tmp_path / "ring")
+    wifi = write_pcap(tmp_path / "ring" / "wifi.pcap", [(T0, b"\x00" * 40)], link_type=105)
+    # A pcapng says its link types in interface blocks, which come before its packets.
+    nflog = write_pcapng_interfaces(tmp_path / "ring" / "nflog.pcapng",
+                                    [Interface(link_type=239)], [(0, T0, b"\x00" * 40)])
+
+    cap = open_inputs([str(tmp_path / "ring")])
+
+    assert [Path(f.path).name for f in cap.files] == ["dns.pcap2", "dns.pcap0", "dns.pcap1"]
+    assert cap.warnings == [
+        f"{nflog}: interface 0 has unsupported link type NFLOG (239); {SUPPORTED}; skipped",
+        f"{wifi}: unsupported link type IEEE802_11 (105); {SUPPORTED}; skipped",
+    ]
+    assert len(list(cap.records)) == 8
+
+
+def test_unsupported_link_type_named_explicitly_is_an_error(tmp_path: Path) -> None:
+    good = write_eth(tmp_path / "dns.pcap", [(T0, query())])
+    wifi = write_pcap(tmp_path / "wifi.pcap", [(T0, b"\x00" * 40)], link_type=105)
+
+    with pytest.raises(UnsupportedLinkTypeError) as e:
+        open_inputs([str(good), str(wifi)])
+
+    assert str(e.value) == f"{wifi}: unsupported link type IEEE802_11 (105); {SUPPORTED}"
+
+
 def test_files_captured_side_by_side_interleave_by_time(tmp_path: Path) -> None:
     # Two tcpdumps at once (one per node): each file covers the whole time range.
     node_a = write_eth(tmp_path / "node-a.pcap", [(T0 + 0.0, query(id=1)), (T0 + 0.2, query(id=3))])
@@ -180,3 +212,89 @@ def test_a_long_ring_keeps_only_the_files_in_use_open(tmp_path: Path) -> None:
     assert count == 120
     assert most <= 2
     assert sum(f.packets for f in cap.files) == 120
+
+
+# --- Files that do not look like one capture --------------------------------------------
+
+
+def sample(path: Path, start: float, seconds: float) -> Path:
+    """A short capture: one answered query at ``start`` and one ``seconds`` later."""
+    return write_eth(path, [(start, query(id=1)), (start + 0.01, response(id=1)),
+                            (start + seconds, query(id=2)),
+                            (start + seconds + 0.01, response(id=2))])
+
+
+def merged_warnings(paths: list[Path]) -> list[str]:
+    cap = open_inputs([str(p) for p in paths])
+    assert cap.warnings == [], "no warning may come before the files are read"
+    assert sum(1 for _ in cap.records) == 4 * len(paths)
+    return cap.warnings
+
+
+def test_samples_days_apart_are_merged_with_a_warning(tmp_path: Path) -> None:
+    monday = sample(tmp_path / "monday.pcap", T0, 30)
+    thursday = sample(tmp_path / "thursday.pcap", T0 + 3 * 24 * HOUR, 30)
+
+    assert merged_warnings([thursday, monday]) == [
+        f"{thursday} starts 3.0 days after {monday} ends, a gap longer than any input file "
+        "lasts: merged as one capture, though they do not look like one"
+    ]
+
+
+def test_each_gap_between_far_apart_samples_is_named(tmp_path: Path) -> None:
+    a = sample(tmp_path / "a.pcap", T0, 60)
+    b = sample(tmp_path / "b.pcap", T0 + 2 * HOUR, 60)
+    c = sample(tmp_path / "c.pcap", T0 + 2 * HOUR + 120, 60)  # right after b: no gap
+    d = sample(tmp_path / "d.pcap", T0 + 30 * HOUR + 180, 60)
+
+    warnings = merged_warnings([a, b, c, d])
+
+    assert [w.split(" a gap")[0] for w in warnings] == [
+        f"{b} starts 2.0 hours after {a} ends,",
+        f"{d} starts 28.0 hours after {c} ends,",
+    ]
+
+
+def test_a_ring_with_a_quiet_hour_is_one_capture(tmp_path: Path) -> None:
+    # tcpdump -C rotates on size: on a quiet node a file lasts hours, and the pause
+    # between two files is a pause between packets, shorter than the files themselves.
+    first = sample(tmp_path / "dns.pcap0", T0, 5 * HOUR)
+    second = sample(tmp_path / "dns.pcap1", T0 + 7 * HOUR, 4 * HOUR)
+
+    assert merged_warnings([first, second]) == []
+
+
+def test_samples_less_than_an_hour_apart_are_one_capture(tmp_path: Path) -> None:
+    a = sample(tmp_path / "a.pcap", T0, 10)
+    b = sample(tmp_path / "b.pcap", T0 + 50 * 60, 10)
+
+    assert merged_warnings([a, b]) == []
+
+
+def test_far_apart_warning_reaches_the_analysis(tmp_path: Path) -> None:
+    a = sample(tmp_path / "a.pcap", T0, 30)
+    b = sample(tmp_path / "b.pcap", T0 + 5 * HOUR, 30)
+
+    result = analyze([str(a), str(b)])
+
+    assert result.warnings == [
+        f"{b} starts 5.0 hours after {a} ends, a gap longer than any input file lasts: "
+        "merged as one capture, though they do not look like one"
+    ]
+
+
+def test_input_files_are_every_file_an_analysis_may_read(tmp_path: Path) -> None:
+    from pcapdns.read.merge import input_files
+
+    paths = ring_after_wrap(tmp_path / "ring")
+    (tmp_path / "ring" / "capture.json").write_text("{}")
+    (tmp_path / "ring" / "notes.txt").write_text("skipped, but still an input\n")
+    (tmp_path / "ring" / "report.html").write_text("<!DOCTYPE html>")  # capture --analyze
+    single = write_eth(tmp_path / "single.pcap", [(T0, query())])
+
+    ring = str(tmp_path / "ring")
+    assert input_files([ring, str(single)]) == [
+        ring, str(single),
+        *sorted(str(p) for p in [*paths, tmp_path / "ring" / "notes.txt"]), str(single),
+        f"{ring}/capture.json",
+    ]
