@@ -55,14 +55,14 @@ class Finding:
     frames: tuple[int, ...]
     #: One or two sentences saying what was seen.
     detail: str
-    #: Kinds of the symptoms this finding's cause accounts for on the same lookup (a lost
-    #: race explains the retransmission and the slow answer it caused): shown as evidence
-    #: under the cause, not as problems beside it.
-    explains: tuple[FindingKind, ...] = ()
     #: The lookups (or the orphan message) the finding is about, for evidence tables. Not
     #: part of the JSON document; the collector keeps them only for the first few findings
     #: of each kind, so memory stays bounded.
     subjects: tuple[Lookup | Orphan, ...] = field(default=(), compare=False, repr=False)
+    #: Kinds of the symptoms this finding's cause accounts for on the same lookup (a lost
+    #: race explains the retransmission and the slow answer it caused): shown as evidence
+    #: under the cause, not as problems beside it.
+    explains: tuple[FindingKind, ...] = ()
 
 
 #: A detector: a pure function from one lookup to the findings it proves.
