@@ -83,6 +83,8 @@ class Analysis:
     examples: dict[str, list[Finding]] = field(default_factory=dict)
     #: What the capture agent recorded beside the files (capture.json), if anything.
     capture: CaptureMeta | None = None
+    #: Occurrences of each finding kind that are about a failed lookup (``Lookup.failed``).
+    findings_on_failed: dict[str, int] = field(default_factory=dict)
 
     @property
     def first_time(self) -> float | None:
@@ -207,6 +209,7 @@ def _analyze(
         timeline=timeline,
         examples=collector.examples(),
         capture=meta,
+        findings_on_failed=dict(collector.on_failed),
     )
 
 

@@ -43,7 +43,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_summary_on_terminal(tmp_path: Path) -> None:
     code, out, err = run("analyze", str(_capture(tmp_path)))
     assert code == 0, err
-    assert out.startswith("1 file, 4 packets")
+    assert out.splitlines()[1].startswith("1 file, 4 packets")
     assert "timeout" in out
     assert err == ""
 
@@ -123,7 +123,7 @@ def test_unsupported_link_type_in_a_directory_is_skipped_with_a_warning(tmp_path
     wifi = write_pcap(ring / "wifi.pcap", [(1.0, b"\x00" * 40)], link_type=105)
     code, out, err = run("analyze", str(ring))
     assert code == 0, err
-    assert out.startswith("1 file, 4 packets")
+    assert out.splitlines()[1].startswith("1 file, 4 packets")
     assert err == (f"pcapdns: warning: {wifi}: unsupported link type IEEE802_11 (105); "
                    f"{SUPPORTED}; skipped\n")
 
@@ -136,7 +136,7 @@ def test_files_far_apart_in_time_are_merged_with_a_warning(tmp_path: Path) -> No
                                                   (100.01 + 4 * day, response(id=2))])
     code, out, err = run("analyze", str(monday), str(friday))
     assert code == 0, err
-    assert out.startswith("2 files, 4 packets")
+    assert out.splitlines()[1].startswith("2 files, 4 packets")
     assert err == (f"pcapdns: warning: {friday} starts 4.0 days after {monday} ends, a gap "
                    "longer than any input file lasts: merged as one capture, though they "
                    "do not look like one\n")
@@ -392,7 +392,7 @@ def test_analyze_html_beside_the_summary(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     code, stdout, err = run("analyze", str(_capture(tmp_path)), "--html", str(out))
     assert code == 0, err
-    assert stdout.startswith("1 file, 4 packets")
+    assert stdout.splitlines()[1].startswith("1 file, 4 packets")
     assert 'id="verdict"' in out.read_text()
 
 

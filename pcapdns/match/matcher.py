@@ -550,6 +550,8 @@ class Matcher:
         lookup = Lookup(g.id, attempts, answer, open_at_end)
         if lookup.failed:
             st.lookups_failed += 1
+            if answer is not None:
+                st.lookups_failed_late += 1
         # Break the query <-> group reference cycles now, so that memory is freed by
         # reference counting instead of waiting for the cyclic garbage collector.
         for q in g.members:

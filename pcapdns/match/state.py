@@ -82,6 +82,8 @@ class MatchStats:
     #: Lookups the capture saw fail (``Lookup.failed``): timed out, or answered only after
     #: the client had closed its port.
     lookups_failed: int = 0
+    #: Of those, the lookups whose every answer bounced off the client's closed port.
+    lookups_failed_late: int = 0
     tc_responses: int = 0
     tc_followed_by_tcp: int = 0
     tc_without_tcp_retry: int = 0

@@ -6,14 +6,13 @@ the JSON document has everything.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
-from pcapdns.detect.base import SEVERITY_RANK
 from pcapdns.output.document import summary
 from pcapdns.output.timefmt import iso
+from pcapdns.output.verdict import kind_groups, verdict
 
 EXAMPLES_PER_KIND = 3
 TABLE_ROWS = 5
@@ -26,9 +25,22 @@ def _duration(ms: float | None) -> str:
     return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.3f} s"
 
 
+#: The terms of the counts lines, in a few words each (docs/analysis.md has the full text).
+TERMS = (
+    "terms: failed = no answer reached the client (timed out, or answered after it gave up); "
+    "undecided = unanswered when the capture ended, the client may still have been waiting;",
+    "  concurrent same-port A/AAAA = A and AAAA sent together from one socket (race lost: "
+    "one never answered, the conntrack race); fan-out = one query sent to several servers "
+    "at once (musl);",
+    "  unsolicited = a response matching no query in flight; retransmission = a query sent "
+    "again after no answer.",
+)
+
+
 def render(a: Analysis) -> str:
     s = summary(a)
-    lines = []
+    said = verdict(a)
+    lines = ["verdict: " + " ".join(said.sentences)]
     span = f"{iso(a.first_time)} .. {iso(a.last_time)}" if a.first_time else "no packets"
     files = "1 file" if len(a.files) == 1 else f"{len(a.files)} files"
     lines.append(f"{files}, {s['packets']} packets, {span}")
@@ -38,8 +50,8 @@ def render(a: Analysis) -> str:
         f"{s['duplicates']}; malformed {s['malformed']}"
     )
     lines.append(
-        f"lookups {s['lookups']}: failed {s['failed_lookups']} "
-        f"(still open at capture end {s['lookups_open_at_end']}); queries answered "
+        f"lookups {s['lookups']}: failed {s['lookups_failed']}, undecided at capture end "
+        f"{s['lookups_open_at_end']}; queries answered "
         f"{s['answered_queries']}, unanswered {s['unanswered_queries']}; retransmissions "
         f"{s['retransmissions']}; unsolicited responses {s['unsolicited_responses']}"
     )
@@ -59,8 +71,9 @@ def render(a: Analysis) -> str:
     if s["rcodes"]:
         lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s["rcodes"].items()))
     lines.extend(_tables(s))
+    lines.extend(TERMS)
     lines.append("")
-    lines.extend(_findings(a.findings))
+    lines.extend(_findings(a))
     return "\n".join(lines) + "\n"
 
 
@@ -89,18 +102,14 @@ def _share(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "-"
 
 
-def _findings(findings: list[AggregatedFinding]) -> list[str]:
-    if not findings:
+def _findings(a: Analysis) -> list[str]:
+    if not a.findings:
         return ["no findings"]
-    by_kind: dict[str, list[AggregatedFinding]] = defaultdict(list)
-    for agg in findings:
-        by_kind[agg.first.kind].append(agg)
-    kinds = sorted(
-        by_kind,
-        key=lambda k: (SEVERITY_RANK[by_kind[k][0].first.severity],
-                       -sum(g.count for g in by_kind[k]), k),
-    )
-    lines = ["findings by kind:"]
+    by_kind: dict[str, list[AggregatedFinding]] = {
+        g.kind: list(g.findings) for g in kind_groups(a)
+    }
+    kinds = list(by_kind)  # most severe first, causes before symptoms
+    lines = ["findings by kind (causes first):"]
     for kind in kinds:
         group = by_kind[kind]
         clients = len({g.first.client for g in group})
@@ -124,6 +133,8 @@ def _findings(findings: list[AggregatedFinding]) -> list[str]:
                 f"frames {','.join(map(str, shown))}{more}"
             )
             lines.append(f"      {f.detail}")
+            if f.explains:
+                lines.append("      also explains: " + ", ".join(f.explains))
         if len(group) > EXAMPLES_PER_KIND:
             lines.append(f"  ... {len(group) - EXAMPLES_PER_KIND} more {kind}")
     return lines

@@ -19,9 +19,13 @@ from pcapdns.detect import AggregatedFinding
 from pcapdns.detect.base import SEVERITY_RANK, Finding, FindingKind
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
-from pcapdns.match.records import Lookup, Orphan, Transaction
+from pcapdns.match.records import Orphan, Transaction
 from pcapdns.output.document import summary
 from pcapdns.output.timefmt import iso
+from pcapdns.output.verdict import duration as _dur
+from pcapdns.output.verdict import duration_ms as _dur_ms
+from pcapdns.output.verdict import kind_rank, lower_title, verdict
+from pcapdns.output.verdict import ports_text as _ports
 from pcapdns.read import linktypes
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.report.knowledge import ADVICE, Advice
@@ -37,15 +41,6 @@ PROBLEM_LIST_MAX = 300
 TICKET_LINES = 40
 #: Names under these suffixes are inside the cluster: not for an upstream provider's ticket.
 CLUSTER_SUFFIXES = ("cluster.local", "svc", "in-addr.arpa", "ip6.arpa")
-
-#: Kinds in the order a reader should see them at one severity: causes before the
-#: symptoms they produce (a lost A/AAAA race shows up as a retransmission and a slow answer
-#: too, so the race comes first).
-KIND_ORDER: tuple[str, ...] = (
-    "aaaa_race_lost", "stale_port", "truncated_no_tcp_fallback", "timeout", "servfail",
-    "refused", "late_response", "slow_response", "retransmission", "unsolicited_response",
-    "icmp_unreachable", "search_expansion", "nxdomain", "fanout", "detector_error",
-)
 
 #: Finding kinds whose names go into the ticket for the upstream DNS provider.
 _TICKET_KINDS: dict[str, str] = {
@@ -123,6 +118,9 @@ class FindingGroup:
     dates: str
     #: Occurrences not shown in ``rows``.
     occurrences_not_shown: int
+    #: The symptoms this cause accounts for on the same lookups (lower-case titles), shown
+    #: under it instead of as groups of their own.
+    explains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,12 +247,11 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
     groups = _groups(a, ifnames)
     problems = [_problem(f) for f in a.findings[:PROBLEM_LIST_MAX]]
     ticket, lines = _ticket(a, context)
-    failed = _failed(s)
-    has_errors = any(SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"] for g in groups)
+    said = verdict(a)
     return Report(
         title=_title(a),
-        clean=failed == 0 and not has_errors,
-        verdict=_verdict(a, s, groups),
+        clean=said.tone in ("ok", "warn"),
+        verdict=said.sentences,
         figures=_figures(s),
         groups=tuple(groups),
         ticket=ticket,
@@ -282,104 +279,9 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
 # ---------------------------------------------------------------------------- verdict
 
 
-def _verdict(a: Analysis, s: dict[str, Any], groups: list[FindingGroup]) -> tuple[str, ...]:
-    lookups = s["lookups"]
-    failed = _failed(s)
-    still_open = s["lookups_open_at_end"]
-    if lookups == 0:
-        if s["dns_messages"] == 0:
-            ports = "port" + ("s" if len(a.config.ports) > 1 else "")
-            return (f"No DNS traffic was found in {_n(a.packets, 'packet')} "
-                    f"({ports} {_ports(a)}).",)
-        return (f"{_n(s['dns_messages'], 'DNS message')} but no query was seen: the "
-                "capture holds only answers.",)
-    errors = [g for g in groups if SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"]]
-    out: list[str] = []
-    if failed:
-        waiting = (f" ({still_open:,} more {'was' if still_open == 1 else 'were'} still "
-                   "waiting for an answer when the capture ended)" if still_open else "")
-        out.append(f"{failed:,} of {_n(lookups, 'lookup')} failed{waiting}.")
-    elif errors:
-        out.append(f"Every one of the {_n(lookups, 'lookup')} got an answer on the wire, "
-                   "but not all went well.")
-    else:
-        p99 = a.latency_ms.get("p99")
-        tail = f" (99% within {_dur_ms(p99)})" if p99 is not None else ""
-        out.append(f"No DNS failures: all {_n(lookups, 'lookup')} were answered{tail}.")
-        for severity, lead in (("warning", "Worth a look"), ("info", "Also seen")):
-            some = [g for g in groups if g.severity == severity]
-            if some:
-                out.append(f"{lead}: " + ", ".join(
-                    f"{g.occurrences:,} × {_lower(g.advice.title)}" for g in some[:3]) + ".")
-        return tuple(out)
-    if errors:
-        top = errors[0]  # groups come in severity order, causes before symptoms
-        out.append(_group_sentence(top, a))
-        others = [g for g in errors if g is not top]
-        if others:
-            out.append("Also: " + ", ".join(
-                f"{g.occurrences:,} × {_lower(g.advice.title)}" for g in others[:4]) + ".")
-    return tuple(out)
-
-
-def _group_sentence(g: FindingGroup, a: Analysis) -> str:
-    """A sentence about the first example of a group, in the words of its kind."""
-    examples = a.examples.get(g.kind, [])
-    first = examples[0] if examples else None
-    lookup = _first_lookup(first)
-    n = g.occurrences
-    if g.kind == "aaaa_race_lost" and first is not None and lookup is not None:
-        q = lookup.first
-        retry = lookup.attempts[1].query.time - q.time if len(lookup.attempts) > 1 else None
-        wait = (f"the client waited {_dur(retry)} before retrying" if retry is not None
-                else "the client got no answer for it")
-        verb = "is" if n == 1 else "are"
-        return (f"{n:,} {verb} the same-port A/AAAA race: the {first.qtype} query for "
-                f"{first.qname} from {q.src}:{q.sport} to {q.dst} was never answered and "
-                f"{wait}.")
-    if g.kind == "timeout" and first is not None and lookup is not None:
-        tries = len(lookup.attempts)
-        span = lookup.attempts[-1].query.time - lookup.first.time
-        over = f", {tries} tries over {_dur(span)}" if tries > 1 else ""
-        return (f"{_n(n, 'lookup')} got no answer at all, e.g. {first.qname} {first.qtype} "
-                f"from {first.client} to {first.server}{over}.")
-    if g.kind == "truncated_no_tcp_fallback" and first is not None:
-        return (f"{_n(n, 'answer')} {'was' if n == 1 else 'were'} truncated (TC) and never "
-                f"asked again over TCP, e.g. {first.qname} {first.qtype} from {first.server}.")
-    if g.kind in ("servfail", "refused") and first is not None:
-        code = g.kind.upper()
-        servers = _list(g.servers, g.servers_total)
-        return (f"{_n(n, 'answer')} {'was' if n == 1 else 'were'} {code} from {servers}, "
-                f"e.g. {first.qname} {first.qtype}.")
-    if g.kind == "slow_response" and first is not None and lookup is not None:
-        return (f"{_n(n, 'lookup')} {'was' if n == 1 else 'were'} answered only after more "
-                f"than {a.config.slow:g} s, e.g. {first.qname} {first.qtype} from "
-                f"{first.client} after {_dur(lookup.latency or 0.0)}.")
-    if g.kind == "stale_port" and first is not None:
-        return f"One client port is stuck: {first.detail}"
-    if first is not None:
-        return f"{g.advice.title} ({n:,}): {first.detail}"
-    return f"{g.advice.title}: {n:,}."
-
-
-def _first_lookup(f: Finding | None) -> Lookup | None:
-    if f is None:
-        return None
-    for s in f.subjects:
-        if isinstance(s, Lookup):
-            return s
-    return None
-
-
-def _failed(s: dict[str, Any]) -> int:
-    """Failed lookups, without those still open at the capture's end (which the JSON
-    document's ``failed_lookups`` includes)."""
-    return int(s["failed_lookups"]) - int(s["lookups_open_at_end"])
-
-
 def _figures(s: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
     lat = s["latency_ms"]
-    failed = _failed(s)
+    failed = s["lookups_failed"]
     return (
         ("lookups", f"{s['lookups']:,}", ""),
         ("failed", f"{failed:,}", "bad" if failed else ""),
@@ -400,7 +302,7 @@ def _groups(a: Analysis, ifnames: dict[int, str]) -> list[FindingGroup]:
         by_kind.setdefault(agg.first.kind, []).append(agg)
     groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames)
               for kind, aggs in by_kind.items()]
-    groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], _kind_rank(g.kind), -g.occurrences))
+    groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], kind_rank(g.kind), -g.occurrences))
     return groups
 
 
@@ -440,11 +342,9 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
         rows=tuple(rows),
         dates=" .. ".join(dict.fromkeys(sorted({r.date for r in rows if r.date}))),
         occurrences_not_shown=max(occurrences - shown, 0),
+        explains=tuple(lower_title(ADVICE[k].title) for k in dict.fromkeys(
+            k for x in aggs for k in x.first.explains)),
     )
-
-
-def _kind_rank(kind: str) -> int:
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
@@ -645,8 +545,9 @@ def _overview(a: Analysis, s: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         ("queries answered / unanswered", f"{s['answered_queries']:,} / "
                                           f"{s['unanswered_queries']:,}"),
         ("lookups", f"{s['lookups']:,}"),
-        ("failed lookups", f"{_failed(s):,}"),
-        ("still open at the capture's end", f"{s['lookups_open_at_end']:,}"),
+        ("failed lookups", f"{s['lookups_failed']:,}"),
+        ("still unanswered at the capture's end (undecided)",
+         f"{s['lookups_open_at_end']:,}"),
         ("retransmissions", f"{s['retransmissions']:,}"),
         ("unsolicited responses", f"{s['unsolicited_responses']:,}"),
         ("latency p50 / p90 / p99 / max", latency),
@@ -718,24 +619,9 @@ def _title(a: Analysis) -> str:
 # ----------------------------------------------------------------------------- wording
 
 
-def _lower(title: str) -> str:
-    """A heading inside a sentence: first letter lower case, acronyms kept."""
-    if len(title) > 1 and title[1].isupper():
-        return title
-    return title[:1].lower() + title[1:]
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def _list(items: Sequence[str], total: int) -> str:
     shown = ", ".join(items[:3])
     return shown + (f" and {total - 3} more" if total > 3 else "")
-
-
-def _ports(a: Analysis) -> str:
-    return ", ".join(str(p) for p in sorted(a.config.ports))
 
 
 def _pct(part: int, whole: int) -> str:
@@ -744,18 +630,6 @@ def _pct(part: int, whole: int) -> str:
 
 def _other(address: str) -> str:
     return "all others" if address == "*" else address
-
-
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1.0:
-        return f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.3f} s"
-
-
-def _dur_ms(ms: float | None) -> str:
-    return _dur(None if ms is None else ms / 1000.0)
 
 
 def _utc(t: float | None) -> str:

@@ -27,14 +27,15 @@ def test_every_finding_kind_has_advice() -> None:
 def test_race_verdict_names_the_query_the_client_and_the_wait() -> None:
     r = _report(SAMPLES / "aaaa-same-port-race.pcap")
     assert not r.clean
-    assert r.verdict[0] == ("Every one of the 7 lookups got an answer on the wire, but not all "
-                            "went well.")
+    assert r.verdict[0] == "None of the 7 lookups failed, but 1 problem was found."
     assert r.verdict[1] == (
-        "1 is the same-port A/AAAA race: the AAAA query for api.example.test from "
-        "10.250.0.10:43318 to 10.250.0.53 was never answered and the client waited 5.008 s "
-        "before retrying.")
+        "The main one: 1 lookup hit the same-port A/AAAA race. For example, the AAAA query "
+        "for api.example.test from 10.250.0.10:43318 to 10.250.0.53 was never answered and "
+        "the client waited 5.008 s before retrying.")
+    # One problem per cause: the retransmission and the slow answer are the race's evidence.
     kinds = [g.kind for g in r.groups]
-    assert kinds == ["aaaa_race_lost", "slow_response", "retransmission"]
+    assert kinds == ["aaaa_race_lost"]
+    assert r.groups[0].explains == ("retransmitted queries", "slow answers")
     race = r.groups[0]
     # Both queries of the socket: the A (5) answered (7), the AAAA (6) lost, its retry
     # (10) answered (11); the frames of the finding, each once.
@@ -70,10 +71,11 @@ def test_timeouts_lead_and_the_ticket_lists_external_failures(tmp_path: Path) ->
         (130.0, query("end.example", id=4, sport=40004)),
     ])
     r = _report(cap, context=CaptureContext(node="node-a", search=("prod.svc.cluster.local",)))
-    assert r.verdict[0] == ("1 of 4 lookups failed (1 more was still waiting for an answer "
-                            "when the capture ended).")
-    assert r.verdict[1] == ("1 lookup got no answer at all, e.g. api.partner.example A from "
-                            "10.0.3.7 to 10.96.0.10, 2 tries over 5.000 s.")
+    assert r.verdict[0] == ("1 of 4 lookups failed. 1 more was still unanswered when the "
+                            "capture ended (undecided).")
+    assert r.verdict[1] == ("3 problems found; the main one: 1 lookup got no answer at all, "
+                            "e.g. api.partner.example A from 10.0.3.7 to 10.96.0.10, 2 tries "
+                            "over 5.000 s.")
     assert r.groups[0].kind == "timeout"
     lines = r.ticket.splitlines()
     assert "on node node-a" in lines[1]
@@ -114,7 +116,7 @@ def test_overview_has_file_hash_and_counts() -> None:
     assert not f.truncated
     labels = dict(r.overview)
     assert labels["failed lookups"] == "2"  # A and AAAA of gone.example.test
-    assert labels["still open at the capture's end"] == "0"
+    assert labels["still unanswered at the capture's end (undecided)"] == "0"
     assert r.version and r.command == "pcapdns report x"
 
 
