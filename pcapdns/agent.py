@@ -80,8 +80,10 @@ class Options:
     """The validated command line."""
 
     interface: str
-    #: The BPF expression given to tcpdump (the default, or --port, or --filter).
+    #: The BPF expression given to tcpdump: dns_filter(ports), or --filter.
     bpf: str
+    #: The DNS ports of the default filter (53 and each --port); empty with --filter.
+    ports: tuple[int, ...]
     size_mb: int
     files: int
     buffer_kb: int
@@ -143,8 +145,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     what.add_argument("--port", type=_int_range(1, 65535), action="append", default=[],
                       metavar="N", help="also capture this port besides 53 (repeatable)")
     what.add_argument("--filter", metavar="EXPR",
-                      help="a BPF expression replacing the default 'port 53' "
-                           "(quote it as one argument)")
+                      help="a BPF expression replacing the default: DNS on port 53 and "
+                           "each --port, with its IP fragments and the ICMP errors that "
+                           "quote it (quote EXPR as one argument)")
     target = what.add_mutually_exclusive_group()
     target.add_argument("--pid", type=_int_range(1, 2**22), metavar="PID",
                         help="capture in the network namespace of this process (a pod's "
@@ -182,6 +185,45 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def dns_filter(ports: tuple[int, ...]) -> str:
+    """The default BPF expression: DNS over UDP and TCP on ``ports``, and the packets
+    that belong to it without carrying a port where libpcap's ``port`` looks for one.
+
+    - ``port N``: UDP and TCP over IPv4 (the first fragment only: libpcap tests the
+      fragment offset) and over IPv6 without extension headers.
+    - The later fragments of IPv4 UDP datagrams: they have no UDP header, so every one is
+      kept; the analysis reassembles large EDNS answers from them and drops the rest.
+    - IPv6 UDP fragments (a Fragment header right after the fixed header): the first one
+      by its ports, the later ones all.
+    - ICMP errors that quote a UDP or TCP datagram to or from a DNS port: destination
+      unreachable (3), time exceeded (11), parameter problem (12); ICMPv6 destination
+      unreachable (1), packet too big (2), time exceeded (3), parameter problem (4). An
+      ICMP error quotes the IP header and at least 8 bytes after it (RFC 792, RFC 4443
+      2.4), so the ports are always there. The quoted IPv4 header's length is read from
+      the quote (IP options move the ports); ``icmp[]`` and ``ip6[]`` are offsets from
+      the network header, so the same test holds on every link type (``-i any``
+      included). ICMPv6 is tested through ``ip6[]`` at fixed offsets (ICMPv6 right
+      after the fixed header, as every error is sent), which old libpcaps also compile.
+
+    In pcap-filter, ``and`` and ``or`` have equal precedence: every group is bracketed.
+    """
+    def on_port(*offsets: str) -> str:
+        return " or ".join(f"{at} == {port}" for port in ports for at in offsets)
+
+    quoted_ihl = "((icmp[8] & 0xf) << 2)"
+    return " or ".join([
+        " or ".join(f"port {port}" for port in ports),
+        "(ip[6:2] & 0x1fff != 0 and ip[9] == 17)",
+        "(ip6[6] == 44 and ip6[40] == 17 and (ip6[42:2] & 0xfff8 != 0 or "
+        f"{on_port('ip6[48:2]', 'ip6[50:2]')}))",
+        "((icmp[0] == 3 or icmp[0] == 11 or icmp[0] == 12) and "
+        "(icmp[17] == 17 or icmp[17] == 6) and "
+        f"({on_port(f'icmp[8 + {quoted_ihl}:2]', f'icmp[10 + {quoted_ihl}:2]')}))",
+        "(ip6[6] == 58 and ip6[40] >= 1 and ip6[40] <= 4 and "
+        f"(ip6[54] == 17 or ip6[54] == 6) and ({on_port('ip6[88:2]', 'ip6[90:2]')}))",
+    ])
+
+
 def parse_options(argv: list[str], prog: str | None = None) -> Options:
     """Parse and validate the command line.
 
@@ -197,15 +239,16 @@ def parse_options(argv: list[str], prog: str | None = None) -> Options:
         bpf = a.filter.strip()
         if not bpf or bpf.startswith("-"):
             parser.error("--filter needs a BPF expression such as 'port 53 or icmp'")
+        ports: tuple[int, ...] = ()
     else:
-        ports = [53] + [n for n in a.port if n != 53]
-        bpf = " or ".join(f"port {n}" for n in dict.fromkeys(ports))
+        ports = tuple(dict.fromkeys([53, *a.port]))
+        bpf = dns_filter(ports)
     if not a.interface or a.interface.startswith("-") or "/" in a.interface:
         parser.error(f"--interface {a.interface!r} is not an interface name")
     if a.netns is not None and not a.netns.strip():
         parser.error("--netns needs a name or a path")
     return Options(
-        interface=a.interface, bpf=bpf, size_mb=a.size_mb, files=a.files,
+        interface=a.interface, bpf=bpf, ports=ports, size_mb=a.size_mb, files=a.files,
         buffer_kb=a.buffer_kb, duration=a.duration, pid=a.pid, netns=a.netns,
         directory=a.directory, force=a.force, keep_free=a.keep_free, analyze=a.analyze,
     )
@@ -1080,7 +1123,9 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
     reason = "error"
     try:
         write_json(meta_path, meta)  # there already if the agent is killed outright
-        say(f"capturing {opts.bpf!r} on {opts.interface} ({_target_words(target)}) into "
+        what = (f"DNS on port {', '.join(map(str, opts.ports))} with its fragments and "
+                "ICMP errors" if opts.ports else repr(opts.bpf))
+        say(f"capturing {what} on {opts.interface} ({_target_words(target)}) into "
             f"{directory}: {opts.files} files x {opts.size_mb} MB")
         reason = _wait(proc, reader, stopper, status, opts.duration)
     finally:

@@ -35,7 +35,8 @@ def opts(*argv: str) -> agent.Options:
 
 def test_defaults_are_the_documented_ring() -> None:
     o = opts()
-    assert (o.interface, o.bpf, o.size_mb, o.files) == ("any", "port 53", 20, 200)
+    assert (o.interface, o.bpf, o.size_mb, o.files) == ("any", agent.dns_filter((53,)), 20, 200)
+    assert o.ports == (53,) and o.bpf.startswith("port 53 or (")
     assert (o.duration, o.pid, o.netns, o.directory, o.force) == (None, None, None, None, False)
     assert o.keep_free == 10.0 and o.buffer_kb == 8192 and not o.analyze
 
@@ -49,11 +50,13 @@ def test_options_map_to_tcpdump_arguments(tmp_path: Path) -> None:
     assert pairs["-C"] == "5" and pairs["-W"] == "7" and pairs["-Z"] == "root"
     assert pairs["-w"] == str(tmp_path / "dns.pcap")
     assert "-U" in argv and "--immediate-mode" not in argv  # see tcpdump_command
-    assert argv[-1] == "port 53 or port 5353"  # one argument, no shell
+    assert argv[-1] == agent.dns_filter((53, 5353))  # one argument, no shell
+    assert argv[-1].startswith("port 53 or port 5353 or (")
 
 
-def test_custom_filter_replaces_the_port_filter() -> None:
-    assert opts("--filter", "port 53 or icmp").bpf == "port 53 or icmp"
+def test_custom_filter_replaces_the_default_filter() -> None:
+    o = opts("--filter", "port 53 or icmp")
+    assert o.bpf == "port 53 or icmp" and o.ports == ()
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from pcapdns.agent import dns_filter
 from pcapdns.analysis import analyze
 from pcapdns.read import capture_meta
 from pcapdns.read.capture import open_capture
@@ -300,12 +301,13 @@ def check_meta(meta: dict, lab: Lab, cap: Path) -> None:
                               "netns_inode": os.stat(f"/run/netns/{lab.client}").st_ino}
     assert meta["start"] < meta["stop"] and meta["stop_reason"] == "SIGTERM"
     assert meta["duration_limit"] is None and meta["directory"] == str(cap)
+    default_filter = dns_filter((53,))
     assert meta["ring"] == {"prefix": "dns.pcap", "size_mb": 1, "files": 3, "interface": "any",
-                            "filter": "port 53",
+                            "filter": default_filter,
                             "names": ["dns.pcap0", "dns.pcap1", "dns.pcap2"]}
     td = meta["tcpdump"]
     cmd = td["command"]
-    assert cmd[0].endswith("/tcpdump") and cmd[-1] == "port 53"
+    assert cmd[0].endswith("/tcpdump") and cmd[-1] == default_filter
     assert cmd[cmd.index("-C") + 1] == "1" and cmd[cmd.index("-W") + 1] == "3"
     assert cmd[cmd.index("-w") + 1] == str(cap / "dns.pcap")
     assert td["version"].startswith("tcpdump version ") and td["libpcap"].startswith("libpcap")
@@ -482,6 +484,45 @@ def test_agent_captures_under_other_pythons(lab: Lab, tmp_path: Path, python: st
     result = analyze([str(cap)], keep_lookups=True)
     assert {f"py{i}.example.test" for i in range(3)} <= {
         lk.first.qname for lk in result.lookups or []}
+
+
+def test_default_filter_keeps_the_icmp_error_about_a_late_answer(lab: Lab,
+                                                                   tmp_path: Path) -> None:
+    """A server answers after dig gave up and closed its port; the client's kernel
+    answers with ICMP port unreachable quoting the answer. The agent's default filter
+    keeps that error, and the analysis finds the late answer through it."""
+    late = "10.251.0.54"
+    run(["ip", "-n", lab.server, "addr", "add", f"{late}/24", "dev", "eth0"])
+    relay = lab.spawn(["ip", "netns", "exec", lab.server, sys.executable,
+                       str(ROOT / "sample_pcaps" / "make_samples.py"), "--relay", late, SERVER,
+                       "2", "late"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    cap = tmp_path / "cap"
+    agent = None
+    meta = None
+    try:
+        assert relay.stdout is not None and relay.stdout.readline() == b"ready\n"
+        agent = lab.spawn([sys.executable, "-m", "pcapdns", "capture", "--netns", lab.client,
+                           "--size-mb", "1", "--files", "2", "--dir", str(cap)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+        meta = wait_for_meta(cap, agent)
+        lab.exec("dig", "+tries=1", "+time=1", f"@{late}", "late.example.test", ok=(9,))
+        deadline = time.monotonic() + 20
+        while "udp port" not in run(["tcpdump", "-nn", "-r", str(cap / "dns.pcap0"), "icmp"]):
+            assert time.monotonic() < deadline, "no ICMP error in the ring within 20 s"
+            time.sleep(0.2)
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+    finally:
+        if agent is not None:
+            _stop(agent, signal.SIGKILL)
+        _stop(relay, signal.SIGKILL)
+        kill_leftover(meta)
+        run(["ip", "-n", lab.server, "addr", "del", f"{late}/24", "dev", "eth0"])
+    assert agent.returncode == 0, err
+    result = analyze([str(cap)], keep_lookups=True)
+    assert result.decode.icmp_errors >= 1
+    kinds = [f.first.kind for f in result.findings]
+    assert "late_response" in kinds, kinds
 
 
 def test_bad_filter_is_one_line_and_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
