@@ -1010,16 +1010,57 @@ def conntrack_json(before: ConntrackStats | None, after: ConntrackStats | None
 # --analyze
 
 
+#: The analysis runs as ``python -c REPORT_CODE ROOT report ...``: ROOT, the directory
+#: holding the pcapdns package, replaces the current directory that ``-c`` (like ``-m``)
+#: puts first on the import path, so a folder named pcapdns where the agent was started
+#: cannot stand in for the package (nor a click/ or jinja2/ for its dependencies).
+REPORT_CODE = ("import sys; root = sys.argv.pop(1); "
+               "sys.path[:] = [root] + [p for p in sys.path if p not in ('', '.')]; "
+               "import runpy; runpy.run_module('pcapdns', run_name='__main__', alter_sys=True)")
+
+
+def analyzer_root() -> str | None:
+    """The directory to import the pcapdns package from, or None when there is none.
+
+    Run as ``pcapdns capture``, the agent is part of the package: the analysis is that
+    same package. Run alone (``python3 agent.py``), it looks for an installed one on the
+    interpreter's path, leaving out its first entry (the current directory, or the
+    directory the file was copied to) and the current directory.
+    """
+    package = sys.modules.get("pcapdns") if __package__ == "pcapdns" else None
+    init = getattr(package, "__file__", None)
+    if init:
+        return os.path.dirname(os.path.dirname(os.path.abspath(init)))
+    cwd = os.getcwd()
+    saved = sys.path[:]
+    # find_spec also asks the import hooks on sys.meta_path (an editable install is one).
+    sys.path[:] = [p for p in saved[1:] if p and os.path.abspath(p) != cwd]
+    try:
+        spec = importlib.util.find_spec("pcapdns")
+    except (ImportError, ValueError):
+        spec = None
+    finally:
+        sys.path[:] = saved
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.dirname(os.path.abspath(list(spec.submodule_search_locations)[0]))
+
+
 def run_report(directory: str) -> str:
-    """Run ``pcapdns report`` on the ring (never through a shell); return one line."""
-    if importlib.util.find_spec("pcapdns") is None:
+    """Run ``pcapdns report`` on the ring (never through a shell); return one line.
+
+    The analysis runs in the capture directory and imports the package from
+    analyzer_root(): where the agent was started does not matter.
+    """
+    root = analyzer_root()
+    if root is None:
         return (f"--analyze: pcapdns is not installed here; the capture is kept in "
                 f"{directory}: copy it and run 'pcapdns report' there")
     out = os.path.join(directory, REPORT_NAME)
-    argv = [sys.executable, "-m", "pcapdns", "report", directory, "-o", out]
+    argv = [sys.executable, "-c", REPORT_CODE, root, "report", directory, "-o", out]
     try:
         cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=3600)
+                            timeout=3600, cwd=directory)
     except (OSError, subprocess.SubprocessError) as e:
         return f"--analyze: pcapdns report failed ({e}); the capture is kept in {directory}"
     if cp.returncode != 0:

@@ -409,7 +409,7 @@ def test_cli_capture_passes_errors_through() -> None:
 
 
 def test_analyze_without_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(agent.importlib.util, "find_spec", lambda _name: None)
+    monkeypatch.setattr(agent, "analyzer_root", lambda: None)
     line = agent.run_report(str(tmp_path))
     assert line == (f"--analyze: pcapdns is not installed here; the capture is kept in "
                     f"{tmp_path}: copy it and run 'pcapdns report' there")
@@ -427,6 +427,54 @@ def test_analyze_runs_the_report_command(tmp_path: Path) -> None:
         assert line.startswith("--analyze: pcapdns report failed (exit 2: ")
         assert line.endswith(f"the capture is kept in {tmp_path}")
     assert (tmp_path / "dns.pcap0").exists()
+
+
+def decoy_package(where: Path) -> Path:
+    """A folder named pcapdns that fails loudly when imported."""
+    decoy = where / "pcapdns"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy pcapdns was imported')\n")
+    (decoy / "__main__.py").write_text("")
+    return decoy
+
+
+@pytest.mark.parametrize("decoy_in", ["current directory", "capture directory"])
+def test_analyze_ignores_a_pcapdns_folder_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoy_in: str
+) -> None:
+    """``python -m pcapdns`` put the current directory first on the import path, so a
+    folder named pcapdns there was imported instead of the package."""
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    shutil.copy(SAMPLES / "clean-glibc-getent.pcap", cap / "dns.pcap0")
+    work = tmp_path / "work"
+    work.mkdir()
+    decoy_package(cap if decoy_in == "capture directory" else work)
+    monkeypatch.chdir(work)
+    assert agent.run_report(str(cap)) == f"report: {cap / 'report.html'}"
+    html = (cap / "report.html").read_text()
+    assert "<title>DNS report: dns.pcap0</title>" in html and ": 6 queries, 0 failed" in html
+    assert agent.analyzer_root() == str(ROOT)
+
+
+def test_agent_alone_finds_no_analyzer_beside_it_or_in_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    """The file copied alone looks for an installed package only: a pcapdns folder in
+    the current directory or beside the file is not one."""
+    copy = tmp_path / "agent.py"
+    shutil.copy(AGENT, copy)
+    decoy_package(tmp_path)
+    code = "import sys, agent; print(agent.analyzer_root())"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for pythonpath, want in ((None, "None"), (str(ROOT), str(ROOT))):
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        # -S: no site-packages (where the test machine has pcapdns installed).
+        cp = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
+                            text=True, timeout=30, cwd=tmp_path, env=env)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.strip() == want
 
 
 def other_pythons() -> list[str]:
