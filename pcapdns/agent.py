@@ -175,7 +175,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                           "directory)")
     out.add_argument("--force", action="store_true",
                      help="reuse an existing --dir, deleting the ring and capture.json "
-                          "of the earlier capture in it")
+                          "of the earlier capture in it; only a directory of the user "
+                          "running the agent that no one else can write in")
     out.add_argument("--keep-free", type=_percent, default=10.0, metavar="PCT",
                      help="refuse to start unless this share of the filesystem stays free "
                           "with the ring full (default: 10)")
@@ -716,59 +717,133 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def make_capture_dir(directory: str | None, force: bool, now: datetime.datetime) -> str:
-    """Create the capture directory (0700) and return its absolute path.
+@dataclass(frozen=True)
+class CaptureDir:
+    """The capture directory, open. Every file in it is reached through ``fd`` (the
+    agent's with dir_fd, tcpdump's and the report's relative to a working directory
+    set with fchdir), never through ``path`` again: renaming or replacing a directory
+    above it cannot send a write elsewhere."""
+
+    #: Absolute path, for messages and capture.json.
+    path: str
+    #: The directory, opened O_DIRECTORY | O_NOFOLLOW.
+    fd: int
+    #: True when the agent made it (so it may remove it again while it is empty).
+    created: bool
+
+
+#: An earlier capture's files, deleted by --force.
+OWN_FILES = (META_NAME, META_NAME + ".tmp", REPORT_NAME)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def make_capture_dir(directory: str | None, force: bool, now: datetime.datetime
+                     ) -> CaptureDir:
+    """Create the capture directory (0700) and open it.
 
     Without --dir a new ``pcapdns-capture-<UTC time>`` is made in the current directory
     (with -2, -3 ... if that exists). An existing --dir is refused unless --force, which
-    deletes only what an earlier capture left there (its ring, capture.json, report).
+    deletes only what an earlier capture left there (its ring, capture.json, report), and
+    only in a directory that the agent's own user owns and no one else can write in:
+    anyone else who can create files there can put a symlink where tcpdump or the agent
+    is about to write, and so have root overwrite any file.
 
     Raises:
-        AgentError: it exists (without --force) or cannot be created.
+        AgentError: it exists (without --force), is not safe to reuse, or cannot be
+            created.
     """
     if directory is None:
         base = "pcapdns-capture-" + now.strftime("%Y%m%dT%H%M%SZ")
         for n in range(1, 101):
-            path = os.path.abspath(base if n == 1 else f"{base}-{n}")
-            if _mkdir(path):
-                return path
+            capdir = _create(os.path.abspath(base if n == 1 else f"{base}-{n}"))
+            if capdir is not None:
+                return capdir
         raise AgentError(f"{base}: 100 directories of that name exist: use --dir")
     path = os.path.abspath(directory)
-    if _mkdir(path):
-        return path
+    capdir = _create(path)
+    if capdir is not None:
+        return capdir
     if not force:
         raise AgentError(f"{directory} exists (an earlier capture?): choose another --dir, "
                          "or add --force to replace the capture in it")
-    if not os.path.isdir(path) or os.path.islink(path):
-        raise AgentError(f"{directory} exists and is not a directory: choose another --dir")
-    for name in os.listdir(path):
-        if name.startswith(RING_PREFIX) or name in (META_NAME, META_NAME + ".tmp",
-                                                    REPORT_NAME):
-            os.unlink(os.path.join(path, name))
-    os.chmod(path, 0o700)
-    return path
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as e:
+        raise AgentError(f"{directory} exists and is not a directory ({e.strerror}): choose "
+                         "another --dir") from None
+    try:
+        _check_private(fd, directory)
+        for name in os.listdir(fd):
+            if name.startswith(RING_PREFIX) or name in OWN_FILES:
+                try:
+                    os.unlink(name, dir_fd=fd)  # a symlink itself, never its target
+                except OSError as e:
+                    raise AgentError(f"cannot remove {os.path.join(path, name)}: "
+                                     f"{e.strerror}: remove it, or choose another --dir"
+                                     ) from None
+        os.fchmod(fd, 0o700)
+    except BaseException:
+        os.close(fd)
+        raise
+    return CaptureDir(path, fd, created=False)
 
 
-def _mkdir(path: str) -> bool:
-    """True when ``path`` was created (0700); False when it exists.
+def _check_private(fd: int, shown: str) -> None:
+    """Raises AgentError: the directory open at ``fd`` is not the agent user's alone."""
+    st = os.fstat(fd)
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        raise AgentError(f"{shown} belongs to user {st.st_uid}, not to {euid} who runs the "
+                         "agent: its owner could make tcpdump overwrite any file: choose a "
+                         "directory of your own")
+    if st.st_mode & 0o022:
+        # With a POSIX ACL the group bits are its mask: a user or group the ACL lets
+        # write shows up here too.
+        raise AgentError(f"{shown} can be written by others (mode {st.st_mode & 0o7777:04o})"
+                         ": they could make tcpdump overwrite any file: choose a directory "
+                         "only you can write in")
+
+
+def _create(path: str) -> CaptureDir | None:
+    """Make ``path`` (0700) and open it; None when it exists.
 
     Raises:
-        AgentError: it cannot be created.
+        AgentError: it cannot be created, or what was opened is not what was made.
     """
+    parent, name = os.path.split(path)
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        return False
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise AgentError(f"cannot create {path}: {e.strerror}: choose a writable --dir"
                          ) from None
-    os.chmod(path, 0o700)  # exactly 0700, whatever the umask
-    return True
-
-
-def ring_files(directory: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(directory) if n.startswith(RING_PREFIX))
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            return None
+        except OSError as e:
+            raise AgentError(f"cannot create {path}: {e.strerror}: choose a writable --dir"
+                             ) from None
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as e:
+            raise AgentError(f"cannot open {path} just made: {e.strerror}") from None
+    finally:
+        os.close(parent_fd)
+    try:
+        # In a parent others can write in, the directory may have been swapped since
+        # mkdir: what is open must still be the agent's own.
+        _check_private(fd, path)
+        os.fchmod(fd, 0o700)  # exactly 0700, whatever the umask
+    except BaseException:
+        os.close(fd)
+        raise
+    return CaptureDir(path, fd, created=True)
+
+
+def ring_files(capdir: CaptureDir) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(capdir.fd) if n.startswith(RING_PREFIX))
     except OSError:
         return []
 
@@ -777,8 +852,9 @@ def ring_files(directory: str) -> list[str]:
 # Running tcpdump
 
 
-def tcpdump_command(tcpdump: str, opts: Options, directory: str) -> list[str]:
-    """The tcpdump argument list (never a shell string)."""
+def tcpdump_command(tcpdump: str, opts: Options) -> list[str]:
+    """The tcpdump argument list (never a shell string). It runs in the capture
+    directory (see _child_setup) and names its files relative to it."""
     return [
         tcpdump, "-i", opts.interface, "-nn",
         "-s", "0",  # whole packets: DNS over TCP and EDNS answers are long
@@ -793,7 +869,7 @@ def tcpdump_command(tcpdump: str, opts: Options, directory: str) -> list[str]:
         # neither write into the 0700 directory nor open the next ring file.
         "-Z", "root",
         "-v",  # with -w: a "Got N" packet count every second, for the status line
-        "-w", os.path.join(directory, RING_PREFIX),
+        "-w", RING_PREFIX,
         opts.bpf,
     ]
 
@@ -805,10 +881,14 @@ def _set_pdeathsig(sig: int) -> None:
         pass
 
 
-def _child_setup(netns_fd: int | None, parent: int) -> Callable[[], None]:
+def _child_setup(netns_fd: int | None, parent: int, dir_fd: int) -> Callable[[], None]:
     """What tcpdump's process does between fork and exec."""
 
     def setup() -> None:
+        # tcpdump opens its files by name (following symlinks, without O_EXCL): it
+        # writes them relative to the capture directory open at dir_fd, which no one
+        # but the agent's user can write in (make_capture_dir).
+        os.fchdir(dir_fd)
         # Its own process group: a terminal's Ctrl-C reaches only the agent, which then
         # stops tcpdump once, in order.
         os.setpgid(0, 0)
@@ -877,7 +957,7 @@ class Stopper:
             self.reason = signal.Signals(signum).name
 
 
-def start_tcpdump(argv: list[str], netns_fd: int | None
+def start_tcpdump(argv: list[str], netns_fd: int | None, capdir: CaptureDir
                   ) -> tuple[subprocess.Popen, StderrReader]:  # type: ignore[type-arg]
     """Start tcpdump and wait until it listens.
 
@@ -887,7 +967,7 @@ def start_tcpdump(argv: list[str], netns_fd: int | None
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE,
-                                preexec_fn=_child_setup(netns_fd, os.getpid()))
+                                preexec_fn=_child_setup(netns_fd, os.getpid(), capdir.fd))
     except (OSError, subprocess.SubprocessError) as e:
         raise AgentError(f"cannot start tcpdump: {e}") from None
     assert proc.stderr is not None
@@ -938,8 +1018,8 @@ def stop_tcpdump(proc: subprocess.Popen, reader: StderrReader,  # type: ignore[t
 class StatusLine:
     """One line on stderr, rewritten each second, when stderr is a terminal."""
 
-    def __init__(self, directory: str, enabled: bool) -> None:
-        self.directory, self.enabled = directory, enabled
+    def __init__(self, capdir: CaptureDir, enabled: bool) -> None:
+        self.capdir, self.enabled = capdir, enabled
         self.started = time.monotonic()
         self._last = 0.0
 
@@ -948,11 +1028,11 @@ class StatusLine:
         if not self.enabled or (not force and now - self._last < 1.0):
             return
         self._last = now
-        names = ring_files(self.directory)
+        names = ring_files(self.capdir)
         size = 0
         for n in names:
             try:
-                size += os.path.getsize(os.path.join(self.directory, n))
+                size += os.stat(n, dir_fd=self.capdir.fd, follow_symlinks=False).st_size
             except OSError:
                 pass
         elapsed = int(now - self.started)
@@ -976,10 +1056,20 @@ def utc_iso(t: float) -> str:
         "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def write_json(path: str, data: dict[str, object]) -> None:
-    """Write ``path`` (0600) atomically: a reader never sees half a file."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_json(capdir: CaptureDir, name: str, data: dict[str, object]) -> None:
+    """Write ``name`` (0600) in the capture directory atomically: a reader never sees
+    half a file. The temporary file is new (O_EXCL) and never a symlink (O_NOFOLLOW).
+
+    Raises:
+        OSError: it cannot be written.
+    """
+    tmp = name + ".tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600, dir_fd=capdir.fd)
+    except FileExistsError:  # left by an agent killed while writing it
+        os.unlink(tmp, dir_fd=capdir.fd)
+        fd = os.open(tmp, flags, 0o600, dir_fd=capdir.fd)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -989,11 +1079,11 @@ def write_json(path: str, data: dict[str, object]) -> None:
             os.fsync(fh.fileno())
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=capdir.fd)
         except OSError:
             pass
         raise
-    os.replace(tmp, path)
+    os.replace(tmp, name, src_dir_fd=capdir.fd, dst_dir_fd=capdir.fd)
 
 
 def conntrack_json(before: ConntrackStats | None, after: ConntrackStats | None
@@ -1046,28 +1136,29 @@ def analyzer_root() -> str | None:
     return os.path.dirname(os.path.abspath(list(spec.submodule_search_locations)[0]))
 
 
-def run_report(directory: str) -> str:
+def run_report(capdir: CaptureDir) -> str:
     """Run ``pcapdns report`` on the ring (never through a shell); return one line.
 
-    The analysis runs in the capture directory and imports the package from
+    The analysis runs in the capture directory (through its descriptor: it writes
+    report.html there, whatever happened to the path) and imports the package from
     analyzer_root(): where the agent was started does not matter.
     """
+    directory = capdir.path
     root = analyzer_root()
     if root is None:
         return (f"--analyze: pcapdns is not installed here; the capture is kept in "
                 f"{directory}: copy it and run 'pcapdns report' there")
-    out = os.path.join(directory, REPORT_NAME)
-    argv = [sys.executable, "-c", REPORT_CODE, root, "report", directory, "-o", out]
+    argv = [sys.executable, "-c", REPORT_CODE, root, "report", directory, "-o", REPORT_NAME]
     try:
         cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=3600, cwd=directory)
+                            timeout=3600, preexec_fn=lambda: os.fchdir(capdir.fd))
     except (OSError, subprocess.SubprocessError) as e:
         return f"--analyze: pcapdns report failed ({e}); the capture is kept in {directory}"
     if cp.returncode != 0:
         last = (cp.stderr.strip().splitlines() or ["no message"])[-1]
         return (f"--analyze: pcapdns report failed (exit {cp.returncode}: {last}); the "
                 f"capture is kept in {directory}")
-    return f"report: {out}"
+    return f"report: {os.path.join(directory, REPORT_NAME)}"
 
 
 # --------------------------------------------------------------------------------------
@@ -1116,26 +1207,50 @@ def capture(opts: Options) -> int:
             os.close(netns_fd)
 
 
+@dataclass(frozen=True)
+class Before:
+    """What is read about the target before tcpdump starts."""
+
+    interfaces: dict[int, str]
+    resolv: ResolvConf | None
+    node_conntrack: ConntrackStats | None
+    target_conntrack: ConntrackStats | None
+    #: tcpdump's and libpcap's version lines.
+    versions: tuple[str, str]
+
+
 def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
          now: float) -> int:
     # From here on a signal is a request to stop, never an abrupt end that could leave
     # an empty capture directory or a tcpdump without its agent.
     stopper = Stopper()
     stopper.install()
-    interfaces = interfaces_in(netns_fd)
-    resolv = read_resolv_conf(target.resolv_conf_path)
-    node_ct_before = conntrack_in(None)
-    target_ct_before = conntrack_in(netns_fd) if netns_fd is not None else None
-    version, libpcap = tcpdump_version(tcpdump)
+    before = Before(
+        interfaces=interfaces_in(netns_fd),
+        resolv=read_resolv_conf(target.resolv_conf_path),
+        node_conntrack=conntrack_in(None),
+        target_conntrack=conntrack_in(netns_fd) if netns_fd is not None else None,
+        versions=tcpdump_version(tcpdump),
+    )
     utc = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)  # noqa: UP017 - 3.8
-    directory = make_capture_dir(opts.directory, opts.force, utc)
-    argv = tcpdump_command(tcpdump, opts, directory)
+    capdir = make_capture_dir(opts.directory, opts.force, utc)
+    try:
+        return _record(opts, tcpdump, target, netns_fd, stopper, capdir, before)
+    finally:
+        os.close(capdir.fd)
+
+
+def _record(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
+            stopper: Stopper, capdir: CaptureDir, before: Before) -> int:
+    """Run tcpdump into ``capdir`` until it is told to stop; write capture.json."""
+    directory = capdir.path
+    argv = tcpdump_command(tcpdump, opts)
     try:
         if stopper.reason is not None:
             raise AgentError(f"{stopper.reason} before the capture started; nothing captured")
-        proc, reader = start_tcpdump(argv, netns_fd)
+        proc, reader = start_tcpdump(argv, netns_fd, capdir)
     except AgentError:
-        if not os.listdir(directory):
+        if capdir.created and not os.listdir(capdir.fd):
             os.rmdir(directory)
         raise
     meta: dict[str, object] = {
@@ -1149,21 +1264,21 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
         "directory": directory,
         "ring": {"prefix": RING_PREFIX, "size_mb": opts.size_mb, "files": opts.files,
                  "interface": opts.interface, "filter": opts.bpf, "names": []},
-        "tcpdump": {"command": argv, "version": version, "libpcap": libpcap,
+        "tcpdump": {"command": argv, "version": before.versions[0],
+                    "libpcap": before.versions[1],
                     "pid": proc.pid, "exit_status": None, "killed": False,
                     "packets_captured": None, "packets_received": None,
                     "packets_dropped_by_kernel": None,
                     "packets_dropped_by_interface": None, "stderr": []},
-        "interfaces": {str(k): v for k, v in sorted(interfaces.items())},
-        "resolv_conf": resolv.to_json() if resolv else None,
-        "conntrack": conntrack_json(node_ct_before, None),
-        "target_conntrack": conntrack_json(target_ct_before, None),
+        "interfaces": {str(k): v for k, v in sorted(before.interfaces.items())},
+        "resolv_conf": before.resolv.to_json() if before.resolv else None,
+        "conntrack": conntrack_json(before.node_conntrack, None),
+        "target_conntrack": conntrack_json(before.target_conntrack, None),
     }
-    meta_path = os.path.join(directory, META_NAME)
-    status = StatusLine(directory, sys.stderr.isatty())
+    status = StatusLine(capdir, sys.stderr.isatty())
     reason = "error"
     try:
-        write_json(meta_path, meta)  # there already if the agent is killed outright
+        write_json(capdir, META_NAME, meta)  # there already if the agent is killed outright
         what = (f"DNS on port {', '.join(map(str, opts.ports))} with its fragments and "
                 "ICMP errors" if opts.ports else repr(opts.bpf))
         say(f"capturing {what} on {opts.interface} ({_target_words(target)}) into "
@@ -1175,7 +1290,7 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
     status.update(reader.seen, force=True)
     status.end()
     stats = parse_tcpdump_stats("\n".join(reader.lines))
-    names = ring_files(directory)
+    names = ring_files(capdir)
     meta["stop"] = utc_iso(time.time())
     meta["stop_reason"] = reason
     meta["ring"].update(names=names)  # type: ignore[attr-defined]
@@ -1185,15 +1300,16 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
         packets_dropped_by_kernel=stats.dropped_by_kernel,
         packets_dropped_by_interface=stats.dropped_by_interface,
         stderr=list(reader.lines)[-20:])
-    meta["conntrack"] = conntrack_json(node_ct_before, conntrack_in(None))
+    meta["conntrack"] = conntrack_json(before.node_conntrack, conntrack_in(None))
     if netns_fd is not None:
-        meta["target_conntrack"] = conntrack_json(target_ct_before, conntrack_in(netns_fd))
-    write_json(meta_path, meta)
+        meta["target_conntrack"] = conntrack_json(before.target_conntrack,
+                                                  conntrack_in(netns_fd))
+    write_json(capdir, META_NAME, meta)
     say(f"stopped ({reason}): {_count(stats.captured)} packets captured, "
         f"{_count(stats.dropped_by_kernel)} dropped by the kernel; {len(names)} ring files "
         f"and {META_NAME} in {directory}")
     if opts.analyze:
-        say(run_report(directory))
+        say(run_report(capdir))
     if reason == "tcpdump-exited" or killed:
         last = next((x for x in reversed(reader.lines) if x.startswith("tcpdump:")), "")
         how = "had to be killed" if killed else f"stopped by itself (exit {proc.returncode})"

@@ -30,6 +30,12 @@ def opts(*argv: str) -> agent.Options:
     return agent.parse_options(list(argv))
 
 
+def opened(path: Path) -> agent.CaptureDir:
+    """An existing directory as the agent holds its capture directory (closed when the
+    test process exits)."""
+    return agent.CaptureDir(str(path), os.open(path, os.O_RDONLY | os.O_DIRECTORY), False)
+
+
 # options ------------------------------------------------------------------------------
 
 
@@ -41,14 +47,14 @@ def test_defaults_are_the_documented_ring() -> None:
     assert o.keep_free == 10.0 and o.buffer_kb == 8192 and not o.analyze
 
 
-def test_options_map_to_tcpdump_arguments(tmp_path: Path) -> None:
+def test_options_map_to_tcpdump_arguments() -> None:
     o = opts("-i", "eth0", "--port", "5353", "--port", "53", "--size-mb", "5", "--files",
              "7", "--buffer-kb", "4096")
-    argv = agent.tcpdump_command("/usr/sbin/tcpdump", o, str(tmp_path))
+    argv = agent.tcpdump_command("/usr/sbin/tcpdump", o)
     pairs = {argv[i]: argv[i + 1] for i in range(1, len(argv) - 1) if argv[i].startswith("-")}
     assert pairs["-i"] == "eth0" and pairs["-s"] == "0" and pairs["-B"] == "4096"
     assert pairs["-C"] == "5" and pairs["-W"] == "7" and pairs["-Z"] == "root"
-    assert pairs["-w"] == str(tmp_path / "dns.pcap")
+    assert pairs["-w"] == "dns.pcap"  # in the capture directory, opened (see _child_setup)
     assert "-U" in argv and "--immediate-mode" not in argv  # see tcpdump_command
     assert argv[-1] == agent.dns_filter((53, 5353))  # one argument, no shell
     assert argv[-1].startswith("port 53 or port 5353 or (")
@@ -263,57 +269,6 @@ def test_node_and_own_pid_targets() -> None:
     assert me.resolv_conf_path == f"/proc/{os.getpid()}/root/etc/resolv.conf"
 
 
-# the capture directory ----------------------------------------------------------------
-
-NOW = datetime.datetime(2026, 11, 25, 10, 21, 35, tzinfo=UTC)
-
-
-def test_default_directory_is_new_timestamped_and_private(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    old = os.umask(0)  # 0700 whatever the umask
-    try:
-        first = agent.make_capture_dir(None, False, NOW)
-        second = agent.make_capture_dir(None, False, NOW)
-    finally:
-        os.umask(old)
-    assert Path(first).name == "pcapdns-capture-20261125T102135Z"
-    assert Path(second).name == "pcapdns-capture-20261125T102135Z-2"
-    assert Path(first).stat().st_mode & 0o777 == 0o700
-
-
-def test_existing_directory_is_never_overwritten_without_force(tmp_path: Path) -> None:
-    d = tmp_path / "cap"
-    d.mkdir()
-    (d / "dns.pcap0").write_bytes(b"old")
-    with pytest.raises(AgentError, match="exists .an earlier capture..: choose another --dir"):
-        agent.make_capture_dir(str(d), False, NOW)
-    assert (d / "dns.pcap0").read_bytes() == b"old"
-
-
-def test_force_replaces_only_the_earlier_capture(tmp_path: Path) -> None:
-    d = tmp_path / "cap"
-    d.mkdir(mode=0o755)
-    for name in ("dns.pcap0", "dns.pcap1", "capture.json", "report.html", "notes.txt"):
-        (d / name).write_text("old")
-    assert agent.make_capture_dir(str(d), True, NOW) == str(d)
-    assert sorted(p.name for p in d.iterdir()) == ["notes.txt"]
-    assert d.stat().st_mode & 0o777 == 0o700
-
-
-def test_unwritable_directory_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(AgentError, match=r"cannot create .*: choose a writable --dir"):
-        agent.make_capture_dir(str(tmp_path / "missing" / "cap"), False, NOW)
-
-
-def test_capture_json_is_private_and_whole(tmp_path: Path) -> None:
-    path = tmp_path / "capture.json"
-    agent.write_json(str(path), {"format": agent.FORMAT})
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert not (tmp_path / "capture.json.tmp").exists()
-
-
 # errors of a whole run: one line each -------------------------------------------------
 
 
@@ -410,7 +365,7 @@ def test_cli_capture_passes_errors_through() -> None:
 
 def test_analyze_without_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(agent, "analyzer_root", lambda: None)
-    line = agent.run_report(str(tmp_path))
+    line = agent.run_report(opened(tmp_path))
     assert line == (f"--analyze: pcapdns is not installed here; the capture is kept in "
                     f"{tmp_path}: copy it and run 'pcapdns report' there")
 
@@ -419,7 +374,7 @@ def test_analyze_runs_the_report_command(tmp_path: Path) -> None:
     from pcapdns.cli import main
 
     shutil.copy(SAMPLES / "clean-glibc-getent.pcap", tmp_path / "dns.pcap0")
-    line = agent.run_report(str(tmp_path))
+    line = agent.run_report(opened(tmp_path))
     if "report" in main.commands:  # type: ignore[attr-defined]
         assert line == f"report: {tmp_path / 'report.html'}"
         assert (tmp_path / "report.html").stat().st_size > 0
@@ -451,7 +406,7 @@ def test_analyze_ignores_a_pcapdns_folder_where_it_runs(
     work.mkdir()
     decoy_package(cap if decoy_in == "capture directory" else work)
     monkeypatch.chdir(work)
-    assert agent.run_report(str(cap)) == f"report: {cap / 'report.html'}"
+    assert agent.run_report(opened(cap)) == f"report: {cap / 'report.html'}"
     html = (cap / "report.html").read_text()
     assert "<title>DNS report: dns.pcap0</title>" in html and ": 6 queries, 0 failed" in html
     assert agent.analyzer_root() == str(ROOT)

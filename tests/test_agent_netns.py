@@ -309,7 +309,7 @@ def check_meta(meta: dict, lab: Lab, cap: Path) -> None:
     cmd = td["command"]
     assert cmd[0].endswith("/tcpdump") and cmd[-1] == default_filter
     assert cmd[cmd.index("-C") + 1] == "1" and cmd[cmd.index("-W") + 1] == "3"
-    assert cmd[cmd.index("-w") + 1] == str(cap / "dns.pcap")
+    assert cmd[cmd.index("-w") + 1] == "dns.pcap"  # run in the capture directory
     assert td["version"].startswith("tcpdump version ") and td["libpcap"].startswith("libpcap")
     assert td["exit_status"] == 0 and td["killed"] is False
     assert td["packets_received"] >= td["packets_captured"] > 0
