@@ -27,13 +27,16 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
+import errno
 import importlib.util
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -272,8 +275,16 @@ class Target:
     netns_path: str | None
     #: The namespace's inode number (ties one capture to one namespace), when known.
     netns_inode: int | None
-    #: The resolv.conf the target's resolver reads.
+    #: The resolv.conf the target's resolver reads, as the agent reaches it.
     resolv_conf_path: str
+    #: The target's root directory, a prefix of resolv_conf_path: "/proc/PID/root" (a
+    #: pod's), or "/". Symlinks in the file's path are resolved inside it.
+    resolv_conf_root: str = "/"
+
+    @property
+    def resolv_conf_in_root(self) -> str:
+        """resolv_conf_path as the target's own processes name it."""
+        return "/" + os.path.relpath(self.resolv_conf_path, self.resolv_conf_root)
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "pid": self.pid, "netns": self.netns,
@@ -291,7 +302,8 @@ def resolve_target(pid: int | None, netns: str | None) -> Target:
             raise AgentError(f"PID {pid} not found: give the PID of a process running in "
                              "the pod (crictl inspect CONTAINER shows it as info.pid)")
         path = f"/proc/{pid}/ns/net"
-        return Target("pid", pid, None, path, _inode(path), f"/proc/{pid}/root/etc/resolv.conf")
+        return Target("pid", pid, None, path, _inode(path), f"/proc/{pid}/root/etc/resolv.conf",
+                      f"/proc/{pid}/root")
     if netns is not None:
         if "/" in netns:
             path, name = netns, None
@@ -314,7 +326,7 @@ def resolve_target(pid: int | None, netns: str | None) -> Target:
     # cannot be read (an AppArmor profile), nothing is recorded rather than the
     # container's own resolv.conf, which would describe a different resolver.
     return Target("node", None, None, None, _inode("/proc/self/ns/net"),
-                  "/proc/1/root/etc/resolv.conf")
+                  "/proc/1/root/etc/resolv.conf", "/proc/1/root")
 
 
 def _inode(path: str) -> int | None:
@@ -371,13 +383,30 @@ def call_in_netns(fd: int | None, fn: Callable[[], object]) -> object:
     """
     if fd is None:
         return fn()
+    return call_in_child(fn, fd)
+
+
+def call_in_child(fn: Callable[[], object], netns_fd: int | None = None,
+                  timeout: float | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> object:
+    """Run ``fn`` in a forked child (in the namespace open at ``netns_fd``, if given) and
+    return its JSON-serializable result. A child that takes longer than ``timeout``
+    seconds, or is still running when ``cancelled()`` turns true, is killed: a read that
+    blocks (a FUSE or NFS file) cannot hold the agent. Called only while no other thread
+    runs.
+
+    Raises:
+        OSError: the child could not enter the namespace, ``fn`` failed, timed out or
+            was cancelled.
+    """
     r, w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         status = 1
         try:
             os.close(r)
-            enter_netns(fd)
+            if netns_fd is not None:
+                enter_netns(netns_fd)
             data = json.dumps({"ok": fn()}).encode()
             while data:
                 data = data[os.write(w, data):]
@@ -390,10 +419,27 @@ def call_in_netns(fd: int | None, fn: Callable[[], object]) -> object:
         finally:
             os._exit(status)
     os.close(w)
-    chunks = []
-    with os.fdopen(r, "rb") as fh:
-        chunks.append(fh.read())
-    os.waitpid(child, 0)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks: list[bytes] = []
+    try:
+        while True:
+            # Slices of 0.1 s: a signal handler has run by the next look at cancelled().
+            ready, _, _ = select.select([r], [], [], 0.1)
+            if ready:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            elif cancelled is not None and cancelled():
+                raise OSError(errno.EINTR, "interrupted")
+            elif deadline is not None and time.monotonic() > deadline:
+                raise OSError(errno.ETIMEDOUT, f"no answer within {timeout:g} s")
+    except BaseException:
+        os.kill(child, signal.SIGKILL)
+        raise
+    finally:
+        os.close(r)
+        _reap(child)
     try:
         reply = json.loads(b"".join(chunks) or b"{}")
     except ValueError:
@@ -401,6 +447,18 @@ def call_in_netns(fd: int | None, fn: Callable[[], object]) -> object:
     if "ok" not in reply:
         raise OSError(reply.get("error") or "could not enter the network namespace")
     return reply["ok"]
+
+
+def _reap(child: int) -> None:
+    """Wait for ``child`` a little: one stuck in an uninterruptible read (D state) dies
+    only when the read ends, and is then left to init rather than waited for."""
+    for _ in range(50):
+        try:
+            if os.waitpid(child, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------------------
@@ -426,14 +484,21 @@ class ResolvConf:
                 "options": list(self.options)}
 
 
+#: What glibc and musl split a resolv.conf line into words on.
+_RESOLV_WORDS = re.compile(r"[ \t\r\f\v]+")
+#: The digits of ndots:N that glibc's atoi and musl's strtoul read (ndots:2x is 2).
+_NDOTS = re.compile(r"ndots:([0-9]+)")
+
+
 def parse_resolv_conf(text: str, path: str = "") -> ResolvConf:
-    """Parse resolv.conf text; unknown lines are ignored, as resolvers do."""
+    """Parse resolv.conf text; unknown lines are ignored, as resolvers do. Never raises:
+    the text is the target's, and may be anything."""
     nameservers: list[str] = []
     search: list[str] = []
     options: list[str] = []
     ndots = 1
-    for line in text.splitlines():
-        words = line.split()
+    for line in text.split("\n"):
+        words = [w for w in _RESOLV_WORDS.split(line) if w]
         if not words or words[0][0] in "#;":
             continue
         key, args = words[0], words[1:]
@@ -448,17 +513,121 @@ def parse_resolv_conf(text: str, path: str = "") -> ResolvConf:
         elif key == "options":
             options.extend(args)
             for word in args:
-                if word.startswith("ndots:") and word[6:].isdigit():
-                    ndots = min(int(word[6:]), 15)  # glibc caps ndots at 15
+                m = _NDOTS.match(word)
+                if m:
+                    # glibc caps ndots at 15; a thousand digits must not reach int().
+                    digits = m.group(1).lstrip("0") or "0"
+                    ndots = 15 if len(digits) > 2 else min(int(digits), 15)
     return ResolvConf(path, tuple(nameservers), tuple(search), ndots, tuple(options))
 
 
-def read_resolv_conf(path: str) -> ResolvConf | None:
+#: A resolv.conf larger than this is not read (glibc reads any size; kubelet writes
+#: a few hundred bytes).
+RESOLV_MAX = 1 << 16
+#: How long reading it may take (its path may cross a FUSE or NFS mount of the pod).
+RESOLV_TIMEOUT = 5.0
+#: Symlinks followed in one path, as Linux's own limit (MAXSYMLINKS).
+MAX_SYMLINKS = 40
+
+
+def open_in_root(root: str, path: str) -> int:
+    """Open ``path`` for reading as a process whose root directory is ``root`` sees it:
+    each component is looked up under the one before, an absolute symlink starts again
+    at ``root`` and ``..`` never climbs above it (what openat2's RESOLVE_IN_ROOT does,
+    on any kernel). The kernel would resolve an absolute symlink met below
+    /proc/PID/root against the agent's own root, the node's: a pod could point its
+    /etc/resolv.conf at any file of the node. The file is opened O_NONBLOCK (a FIFO
+    does not wait for a writer), O_NOFOLLOW and O_NOCTTY; the caller checks its type.
+
+    Raises:
+        OSError: a component is missing or not a directory, too many symlinks, or the
+            file cannot be opened.
+    """
+    todo = [c for c in path.split("/") if c]
+    dirs = [os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
+    links = 0
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return parse_resolv_conf(fh.read(1 << 16), path)
-    except OSError:
-        return None
+        while todo:
+            name = todo.pop(0)
+            if name == ".":
+                continue
+            if name == "..":
+                if len(dirs) > 1:
+                    os.close(dirs.pop())
+                continue
+            try:
+                target = os.readlink(name, dir_fd=dirs[-1])
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # EINVAL: there, and not a symlink
+                    raise
+            else:
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, "too many symlinks")
+                if target.startswith("/"):
+                    while len(dirs) > 1:
+                        os.close(dirs.pop())
+                todo[:0] = [c for c in target.split("/") if c]
+                continue
+            if not todo:
+                return os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW
+                               | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dirs[-1])
+            dirs.append(os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+                                | os.O_CLOEXEC, dir_fd=dirs[-1]))
+        raise OSError(errno.EISDIR, "names a directory")
+    finally:
+        for fd in dirs:
+            os.close(fd)
+
+
+def read_regular_file(root: str, path: str, limit: int = RESOLV_MAX) -> dict[str, object]:
+    """{"text": ...} of ``path`` under ``root`` (see open_in_root) when it is a regular
+    file of at most ``limit`` bytes, else {"error": why, "absent": bool}; absent: it is
+    not there, or the agent may not reach it (/proc/1/root under an AppArmor profile),
+    rather than there and refused. JSON-ready for call_in_child."""
+    try:
+        fd = open_in_root(root, path)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return {"error": "not a regular file", "absent": False}
+            data = b""
+            while len(data) <= limit:
+                chunk = os.read(fd, limit + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
+    except OSError as e:
+        absent = e.errno in (errno.ENOENT, errno.EACCES, errno.EPERM)
+        return {"error": e.strerror or str(e), "absent": absent}
+    if len(data) > limit:
+        return {"error": f"larger than {limit} bytes", "absent": False}
+    return {"text": data.decode("utf-8", errors="replace")}
+
+
+def read_resolv_conf(target: Target, timeout: float = RESOLV_TIMEOUT,
+                     cancelled: Callable[[], bool] | None = None
+                     ) -> tuple[ResolvConf | None, str | None]:
+    """The target's resolv.conf, or None and why not (None too when it does not exist or
+    cannot be reached, see read_regular_file).
+
+    It is the target's, and may be hostile: it is read in a child process that is
+    killed after ``timeout`` seconds or when ``cancelled()`` (a signal came), only if it
+    is a regular file of at most RESOLV_MAX bytes, and without leaving the target's root.
+    """
+    path = target.resolv_conf_path
+    try:
+        got = call_in_child(lambda: read_regular_file(target.resolv_conf_root,
+                                                      target.resolv_conf_in_root),
+                            timeout=timeout, cancelled=cancelled)
+    except OSError as e:
+        return None, e.strerror or str(e)
+    assert isinstance(got, dict)
+    if "text" not in got:
+        return None, None if got.get("absent") else str(got.get("error"))
+    return parse_resolv_conf(str(got["text"]), path), None
 
 
 @dataclass(frozen=True)
@@ -1207,6 +1376,14 @@ def capture(opts: Options) -> int:
             os.close(netns_fd)
 
 
+def _resolv_conf(target: Target, stopper: Stopper) -> ResolvConf | None:
+    resolv, why = read_resolv_conf(target, cancelled=lambda: stopper.reason is not None)
+    if why is not None and stopper.reason is None:
+        say(f"{target.resolv_conf_path} not read ({why}): resolv_conf is null in "
+            f"{META_NAME}")
+    return resolv
+
+
 @dataclass(frozen=True)
 class Before:
     """What is read about the target before tcpdump starts."""
@@ -1227,7 +1404,7 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
     stopper.install()
     before = Before(
         interfaces=interfaces_in(netns_fd),
-        resolv=read_resolv_conf(target.resolv_conf_path),
+        resolv=_resolv_conf(target, stopper),
         node_conntrack=conntrack_in(None),
         target_conntrack=conntrack_in(netns_fd) if netns_fd is not None else None,
         versions=tcpdump_version(tcpdump),

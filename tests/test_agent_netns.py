@@ -449,6 +449,73 @@ def test_pid_target_status_line_and_analyze(lab: Lab, tmp_path: Path) -> None:
     assert set(names) | {"glibc-pid.example.test"} <= found
 
 
+def _pod_with(lab: Lab, source: Path, target: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    """A process in the client namespace whose own mount namespace has ``source``
+    bind-mounted on ``target``: a pod's container with a resolv.conf of its choosing. It
+    waits in a shell builtin (no binary is loaded after the mount) until stdin closes."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.client, "unshare", "--mount",
+                             "--propagation", "private", "sh", "-c",
+                             'mount --bind "$1" "$2" && echo ready && read x', "sh",
+                             str(source), target],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    lab.procs.append(proc)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+@pytest.mark.parametrize("hostile", ["ndots:²", "fifo", "symlink in the pod",
+                                     "symlink out of the pod"])
+def test_pid_target_with_a_hostile_resolv_conf(lab: Lab, tmp_path: Path,
+                                               hostile: str) -> None:
+    """With --pid, 'options ndots:²' crashed the agent and a FIFO held it forever; an
+    absolute symlink was followed from the node's root. The agent now captures, and
+    records what the pod's own resolver would read."""
+    want: dict | None
+    if hostile in ("ndots:²", "fifo"):
+        source = tmp_path / "resolv.conf"
+        if hostile == "fifo":
+            os.mkfifo(source)
+            want = None
+        else:
+            source.write_text(f"nameserver {SERVER}\noptions ndots:² timeout:1\n")
+            want = {"nameservers": [SERVER], "ndots": 1, "options": ["ndots:²", "timeout:1"]}
+        pod = _pod_with(lab, source, "/etc/resolv.conf")
+    else:
+        source = tmp_path / "etc"
+        source.mkdir()
+        node_only = f"/etc/netns/{lab.client}/resolv.conf"  # the node has it, the pod not
+        if hostile == "symlink in the pod":
+            (source / "real.conf").write_text("nameserver 10.251.0.99\n")
+            (source / "resolv.conf").symlink_to("/etc/real.conf")
+            want = {"nameservers": ["10.251.0.99"], "ndots": 1, "options": []}
+        else:
+            (source / "resolv.conf").symlink_to(node_only)
+            want = None
+        pod = _pod_with(lab, source, "/etc")
+    cap = tmp_path / "cap"
+    try:
+        cp = subprocess.run([sys.executable, "-m", "pcapdns", "capture", "--pid", str(pod.pid),
+                             "--duration", "1", "--size-mb", "1", "--files", "2",
+                             "--dir", str(cap)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        _stop(pod, signal.SIGKILL)
+    assert cp.returncode == 0, cp.stderr
+    meta = json.loads((cap / "capture.json").read_text())
+    got = meta["resolv_conf"]
+    path = f"/proc/{pod.pid}/root/etc/resolv.conf"
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and got["path"] == path
+        assert {k: got[k] for k in want} == want
+    if hostile == "fifo":
+        assert (f"pcapdns capture: {path} not read (not a regular file): resolv_conf is null "
+                "in capture.json") in cp.stderr.splitlines()
+    else:
+        assert " not read " not in cp.stderr
+
+
 def test_standalone_agent_without_the_package(lab: Lab, tmp_path: Path) -> None:
     """The file copied alone captures; --analyze says in one line that pcapdns is not
     installed, and the capture is kept."""
