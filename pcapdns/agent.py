@@ -18,8 +18,9 @@ terminal; on SIGINT/SIGTERM/SIGHUP or ``--duration`` stop tcpdump so that every 
 on a whole record; write ``capture.json`` beside the ring (format in capture/README.md);
 optionally run ``pcapdns report`` on the ring.
 
-Exit status: 0 the capture ran and was stopped; 1 tcpdump stopped by itself or had to be
-killed; 2 nothing was captured (bad option, missing tool or privilege, no disk space).
+Exit status: 0 the capture ran and was stopped (and --analyze wrote its report); 1 the
+capture is kept but tcpdump stopped by itself or had to be killed, or --analyze wrote no
+report; 2 nothing was captured (bad option, missing tool or privilege, no disk space).
 """
 
 from __future__ import annotations
@@ -1305,29 +1306,44 @@ def analyzer_root() -> str | None:
     return os.path.dirname(os.path.abspath(list(spec.submodule_search_locations)[0]))
 
 
-def run_report(capdir: CaptureDir) -> str:
-    """Run ``pcapdns report`` on the ring (never through a shell); return one line.
+def run_report(capdir: CaptureDir) -> tuple[bool, str]:
+    """Run ``pcapdns report`` on the ring (never through a shell). Returns whether
+    report.html was written, and one line to show.
 
     The analysis runs in the capture directory (through its descriptor: it writes
     report.html there, whatever happened to the path) and imports the package from
-    analyzer_root(): where the agent was started does not matter.
+    analyzer_root(): where the agent was started does not matter. Success is the file,
+    not the exit status: a report.html that is not there afterwards, or is empty, or is
+    not a regular file, is a failure.
     """
     directory = capdir.path
+    kept = f"the capture is kept in {directory}"
     root = analyzer_root()
     if root is None:
-        return (f"--analyze: pcapdns is not installed here; the capture is kept in "
-                f"{directory}: copy it and run 'pcapdns report' there")
+        return False, (f"--analyze: pcapdns is not installed here; {kept}: copy it and run "
+                       "'pcapdns report' there")
+    try:
+        os.unlink(REPORT_NAME, dir_fd=capdir.fd)  # so that one there afterwards is new
+    except FileNotFoundError:
+        pass
     argv = [sys.executable, "-c", REPORT_CODE, root, "report", directory, "-o", REPORT_NAME]
     try:
         cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                             timeout=3600, preexec_fn=lambda: os.fchdir(capdir.fd))
     except (OSError, subprocess.SubprocessError) as e:
-        return f"--analyze: pcapdns report failed ({e}); the capture is kept in {directory}"
+        return False, f"--analyze: pcapdns report failed ({e}); {kept}"
+    last = (cp.stderr.strip().splitlines() or ["no message"])[-1]
     if cp.returncode != 0:
-        last = (cp.stderr.strip().splitlines() or ["no message"])[-1]
-        return (f"--analyze: pcapdns report failed (exit {cp.returncode}: {last}); the "
-                f"capture is kept in {directory}")
-    return f"report: {os.path.join(directory, REPORT_NAME)}"
+        return False, f"--analyze: pcapdns report failed (exit {cp.returncode}: {last}); {kept}"
+    try:
+        st = os.stat(REPORT_NAME, dir_fd=capdir.fd, follow_symlinks=False)
+        written = stat.S_ISREG(st.st_mode) and st.st_size > 0
+    except FileNotFoundError:
+        written = False
+    if not written:
+        return False, (f"--analyze: pcapdns report wrote no {REPORT_NAME} (exit 0: {last}); "
+                       f"{kept}")
+    return True, f"report: {os.path.join(directory, REPORT_NAME)}"
 
 
 # --------------------------------------------------------------------------------------
@@ -1485,14 +1501,18 @@ def _record(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
     say(f"stopped ({reason}): {_count(stats.captured)} packets captured, "
         f"{_count(stats.dropped_by_kernel)} dropped by the kernel; {len(names)} ring files "
         f"and {META_NAME} in {directory}")
+    exit_status = 0
     if opts.analyze:
-        say(run_report(capdir))
+        reported, line = run_report(capdir)
+        say(line)
+        if not reported:
+            exit_status = 1
     if reason == "tcpdump-exited" or killed:
         last = next((x for x in reversed(reader.lines) if x.startswith("tcpdump:")), "")
         how = "had to be killed" if killed else f"stopped by itself (exit {proc.returncode})"
         say(f"tcpdump {how} {last}".rstrip())
-        return 1
-    return 0
+        exit_status = 1
+    return exit_status
 
 
 def _wait(proc: subprocess.Popen, reader: StderrReader,  # type: ignore[type-arg]

@@ -365,23 +365,61 @@ def test_cli_capture_passes_errors_through() -> None:
 
 def test_analyze_without_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(agent, "analyzer_root", lambda: None)
-    line = agent.run_report(opened(tmp_path))
-    assert line == (f"--analyze: pcapdns is not installed here; the capture is kept in "
-                    f"{tmp_path}: copy it and run 'pcapdns report' there")
+    assert agent.run_report(opened(tmp_path)) == (
+        False, f"--analyze: pcapdns is not installed here; the capture is kept in {tmp_path}: "
+               "copy it and run 'pcapdns report' there")
 
 
 def test_analyze_runs_the_report_command(tmp_path: Path) -> None:
-    from pcapdns.cli import main
-
     shutil.copy(SAMPLES / "clean-glibc-getent.pcap", tmp_path / "dns.pcap0")
-    line = agent.run_report(opened(tmp_path))
-    if "report" in main.commands:  # type: ignore[attr-defined]
-        assert line == f"report: {tmp_path / 'report.html'}"
-        assert (tmp_path / "report.html").stat().st_size > 0
-    else:
-        assert line.startswith("--analyze: pcapdns report failed (exit 2: ")
-        assert line.endswith(f"the capture is kept in {tmp_path}")
+    assert agent.run_report(opened(tmp_path)) == (True, f"report: {tmp_path / 'report.html'}")
+    assert (tmp_path / "report.html").stat().st_size > 0
     assert (tmp_path / "dns.pcap0").exists()
+
+
+def fake_analyzer(where: Path, main: str) -> Path:
+    """A pcapdns package whose ``python -m pcapdns`` runs ``main`` and exits 0."""
+    (where / "pcapdns").mkdir(parents=True)
+    (where / "pcapdns" / "__init__.py").write_text("")
+    (where / "pcapdns" / "__main__.py").write_text(
+        "import sys\n" + main + "\nprint('pcapdns: report written to report.html', "
+        "file=sys.stderr)\n")
+    return where
+
+
+@pytest.mark.parametrize(
+    ("what", "main"),
+    [
+        ("nothing", "pass"),
+        ("an empty file", "open('report.html', 'w').close()"),
+        ("a symlink", "import os; os.symlink('/etc/hostname', 'report.html')"),
+        ("a directory", "import os; os.mkdir('report.html')"),
+    ],
+)
+def test_analyze_that_wrote_no_report_is_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, main: str
+) -> None:
+    """An analysis that exits 0 is not taken at its word: "report: ..." was printed for
+    a report that was not there."""
+    root = fake_analyzer(tmp_path / "lib", main)
+    monkeypatch.setattr(agent, "analyzer_root", lambda: str(root))
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    assert agent.run_report(opened(cap)) == (
+        False, "--analyze: pcapdns report wrote no report.html (exit 0: pcapdns: report "
+               f"written to report.html); the capture is kept in {cap}")
+
+
+def test_an_earlier_report_does_not_count(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root = fake_analyzer(tmp_path / "lib", "pass")
+    monkeypatch.setattr(agent, "analyzer_root", lambda: str(root))
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    (cap / "report.html").write_text("<html>an earlier capture's</html>")
+    reported, line = agent.run_report(opened(cap))
+    assert not reported and "wrote no report.html" in line
+    assert not (cap / "report.html").exists()
 
 
 def decoy_package(where: Path) -> Path:
@@ -406,7 +444,7 @@ def test_analyze_ignores_a_pcapdns_folder_where_it_runs(
     work.mkdir()
     decoy_package(cap if decoy_in == "capture directory" else work)
     monkeypatch.chdir(work)
-    assert agent.run_report(opened(cap)) == f"report: {cap / 'report.html'}"
+    assert agent.run_report(opened(cap)) == (True, f"report: {cap / 'report.html'}")
     html = (cap / "report.html").read_text()
     assert "<title>DNS report: dns.pcap0</title>" in html and ": 6 queries, 0 failed" in html
     assert agent.analyzer_root() == str(ROOT)

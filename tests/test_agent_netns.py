@@ -518,7 +518,8 @@ def test_pid_target_with_a_hostile_resolv_conf(lab: Lab, tmp_path: Path,
 
 def test_standalone_agent_without_the_package(lab: Lab, tmp_path: Path) -> None:
     """The file copied alone captures; --analyze says in one line that pcapdns is not
-    installed, and the capture is kept."""
+    installed, the capture is kept, and the exit status says a report was asked for and
+    not written."""
     copy = tmp_path / "agent.py"
     shutil.copy(AGENT, copy)
     agent = lab.spawn([sys.executable, "-I", "-S", str(copy), "--netns", lab.client,
@@ -528,7 +529,7 @@ def test_standalone_agent_without_the_package(lab: Lab, tmp_path: Path) -> None:
         _, err = agent.communicate(timeout=30)
     finally:
         _stop(agent, signal.SIGKILL)
-    assert agent.returncode == 0, err
+    assert agent.returncode == 1, err
     (cap,) = tmp_path.glob("pcapdns-capture-*")
     assert re.fullmatch(r"pcapdns-capture-\d{8}T\d{6}Z", cap.name)
     lines = err.decode().splitlines()
