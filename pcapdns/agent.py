@@ -18,8 +18,9 @@ terminal; on SIGINT/SIGTERM/SIGHUP or ``--duration`` stop tcpdump so that every 
 on a whole record; write ``capture.json`` beside the ring (format in capture/README.md);
 optionally run ``pcapdns report`` on the ring.
 
-Exit status: 0 the capture ran and was stopped; 1 tcpdump stopped by itself or had to be
-killed; 2 nothing was captured (bad option, missing tool or privilege, no disk space).
+Exit status: 0 the capture ran and was stopped (and --analyze wrote its report); 1 the
+capture is kept but tcpdump stopped by itself or had to be killed, or --analyze wrote no
+report; 2 nothing was captured (bad option, missing tool or privilege, no disk space).
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
+import errno
 import importlib.util
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -80,8 +84,10 @@ class Options:
     """The validated command line."""
 
     interface: str
-    #: The BPF expression given to tcpdump (the default, or --port, or --filter).
+    #: The BPF expression given to tcpdump: dns_filter(ports), or --filter.
     bpf: str
+    #: The DNS ports of the default filter (53 and each --port); empty with --filter.
+    ports: tuple[int, ...]
     size_mb: int
     files: int
     buffer_kb: int
@@ -143,8 +149,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     what.add_argument("--port", type=_int_range(1, 65535), action="append", default=[],
                       metavar="N", help="also capture this port besides 53 (repeatable)")
     what.add_argument("--filter", metavar="EXPR",
-                      help="a BPF expression replacing the default 'port 53' "
-                           "(quote it as one argument)")
+                      help="a BPF expression replacing the default: DNS on port 53 and "
+                           "each --port, with its IP fragments and the ICMP errors that "
+                           "quote it (quote EXPR as one argument)")
     target = what.add_mutually_exclusive_group()
     target.add_argument("--pid", type=_int_range(1, 2**22), metavar="PID",
                         help="capture in the network namespace of this process (a pod's "
@@ -172,7 +179,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                           "directory)")
     out.add_argument("--force", action="store_true",
                      help="reuse an existing --dir, deleting the ring and capture.json "
-                          "of the earlier capture in it")
+                          "of the earlier capture in it; only a directory of the user "
+                          "running the agent that no one else can write in")
     out.add_argument("--keep-free", type=_percent, default=10.0, metavar="PCT",
                      help="refuse to start unless this share of the filesystem stays free "
                           "with the ring full (default: 10)")
@@ -180,6 +188,45 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                      help="when the capture stops, write DIR/report.html with "
                           "'pcapdns report' (needs the pcapdns package)")
     return p
+
+
+def dns_filter(ports: tuple[int, ...]) -> str:
+    """The default BPF expression: DNS over UDP and TCP on ``ports``, and the packets
+    that belong to it without carrying a port where libpcap's ``port`` looks for one.
+
+    - ``port N``: UDP and TCP over IPv4 (the first fragment only: libpcap tests the
+      fragment offset) and over IPv6 without extension headers.
+    - The later fragments of IPv4 UDP datagrams: they have no UDP header, so every one is
+      kept; the analysis reassembles large EDNS answers from them and drops the rest.
+    - IPv6 UDP fragments (a Fragment header right after the fixed header): the first one
+      by its ports, the later ones all.
+    - ICMP errors that quote a UDP or TCP datagram to or from a DNS port: destination
+      unreachable (3), time exceeded (11), parameter problem (12); ICMPv6 destination
+      unreachable (1), packet too big (2), time exceeded (3), parameter problem (4). An
+      ICMP error quotes the IP header and at least 8 bytes after it (RFC 792, RFC 4443
+      2.4), so the ports are always there. The quoted IPv4 header's length is read from
+      the quote (IP options move the ports); ``icmp[]`` and ``ip6[]`` are offsets from
+      the network header, so the same test holds on every link type (``-i any``
+      included). ICMPv6 is tested through ``ip6[]`` at fixed offsets (ICMPv6 right
+      after the fixed header, as every error is sent), which old libpcaps also compile.
+
+    In pcap-filter, ``and`` and ``or`` have equal precedence: every group is bracketed.
+    """
+    def on_port(*offsets: str) -> str:
+        return " or ".join(f"{at} == {port}" for port in ports for at in offsets)
+
+    quoted_ihl = "((icmp[8] & 0xf) << 2)"
+    return " or ".join([
+        " or ".join(f"port {port}" for port in ports),
+        "(ip[6:2] & 0x1fff != 0 and ip[9] == 17)",
+        "(ip6[6] == 44 and ip6[40] == 17 and (ip6[42:2] & 0xfff8 != 0 or "
+        f"{on_port('ip6[48:2]', 'ip6[50:2]')}))",
+        "((icmp[0] == 3 or icmp[0] == 11 or icmp[0] == 12) and "
+        "(icmp[17] == 17 or icmp[17] == 6) and "
+        f"({on_port(f'icmp[8 + {quoted_ihl}:2]', f'icmp[10 + {quoted_ihl}:2]')}))",
+        "(ip6[6] == 58 and ip6[40] >= 1 and ip6[40] <= 4 and "
+        f"(ip6[54] == 17 or ip6[54] == 6) and ({on_port('ip6[88:2]', 'ip6[90:2]')}))",
+    ])
 
 
 def parse_options(argv: list[str], prog: str | None = None) -> Options:
@@ -197,15 +244,16 @@ def parse_options(argv: list[str], prog: str | None = None) -> Options:
         bpf = a.filter.strip()
         if not bpf or bpf.startswith("-"):
             parser.error("--filter needs a BPF expression such as 'port 53 or icmp'")
+        ports: tuple[int, ...] = ()
     else:
-        ports = [53] + [n for n in a.port if n != 53]
-        bpf = " or ".join(f"port {n}" for n in dict.fromkeys(ports))
+        ports = tuple(dict.fromkeys([53, *a.port]))
+        bpf = dns_filter(ports)
     if not a.interface or a.interface.startswith("-") or "/" in a.interface:
         parser.error(f"--interface {a.interface!r} is not an interface name")
     if a.netns is not None and not a.netns.strip():
         parser.error("--netns needs a name or a path")
     return Options(
-        interface=a.interface, bpf=bpf, size_mb=a.size_mb, files=a.files,
+        interface=a.interface, bpf=bpf, ports=ports, size_mb=a.size_mb, files=a.files,
         buffer_kb=a.buffer_kb, duration=a.duration, pid=a.pid, netns=a.netns,
         directory=a.directory, force=a.force, keep_free=a.keep_free, analyze=a.analyze,
     )
@@ -228,8 +276,16 @@ class Target:
     netns_path: str | None
     #: The namespace's inode number (ties one capture to one namespace), when known.
     netns_inode: int | None
-    #: The resolv.conf the target's resolver reads.
+    #: The resolv.conf the target's resolver reads, as the agent reaches it.
     resolv_conf_path: str
+    #: The target's root directory, a prefix of resolv_conf_path: "/proc/PID/root" (a
+    #: pod's), or "/". Symlinks in the file's path are resolved inside it.
+    resolv_conf_root: str = "/"
+
+    @property
+    def resolv_conf_in_root(self) -> str:
+        """resolv_conf_path as the target's own processes name it."""
+        return "/" + os.path.relpath(self.resolv_conf_path, self.resolv_conf_root)
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "pid": self.pid, "netns": self.netns,
@@ -247,7 +303,8 @@ def resolve_target(pid: int | None, netns: str | None) -> Target:
             raise AgentError(f"PID {pid} not found: give the PID of a process running in "
                              "the pod (crictl inspect CONTAINER shows it as info.pid)")
         path = f"/proc/{pid}/ns/net"
-        return Target("pid", pid, None, path, _inode(path), f"/proc/{pid}/root/etc/resolv.conf")
+        return Target("pid", pid, None, path, _inode(path), f"/proc/{pid}/root/etc/resolv.conf",
+                      f"/proc/{pid}/root")
     if netns is not None:
         if "/" in netns:
             path, name = netns, None
@@ -270,7 +327,7 @@ def resolve_target(pid: int | None, netns: str | None) -> Target:
     # cannot be read (an AppArmor profile), nothing is recorded rather than the
     # container's own resolv.conf, which would describe a different resolver.
     return Target("node", None, None, None, _inode("/proc/self/ns/net"),
-                  "/proc/1/root/etc/resolv.conf")
+                  "/proc/1/root/etc/resolv.conf", "/proc/1/root")
 
 
 def _inode(path: str) -> int | None:
@@ -327,13 +384,30 @@ def call_in_netns(fd: int | None, fn: Callable[[], object]) -> object:
     """
     if fd is None:
         return fn()
+    return call_in_child(fn, fd)
+
+
+def call_in_child(fn: Callable[[], object], netns_fd: int | None = None,
+                  timeout: float | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> object:
+    """Run ``fn`` in a forked child (in the namespace open at ``netns_fd``, if given) and
+    return its JSON-serializable result. A child that takes longer than ``timeout``
+    seconds, or is still running when ``cancelled()`` turns true, is killed: a read that
+    blocks (a FUSE or NFS file) cannot hold the agent. Called only while no other thread
+    runs.
+
+    Raises:
+        OSError: the child could not enter the namespace, ``fn`` failed, timed out or
+            was cancelled.
+    """
     r, w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         status = 1
         try:
             os.close(r)
-            enter_netns(fd)
+            if netns_fd is not None:
+                enter_netns(netns_fd)
             data = json.dumps({"ok": fn()}).encode()
             while data:
                 data = data[os.write(w, data):]
@@ -346,10 +420,27 @@ def call_in_netns(fd: int | None, fn: Callable[[], object]) -> object:
         finally:
             os._exit(status)
     os.close(w)
-    chunks = []
-    with os.fdopen(r, "rb") as fh:
-        chunks.append(fh.read())
-    os.waitpid(child, 0)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks: list[bytes] = []
+    try:
+        while True:
+            # Slices of 0.1 s: a signal handler has run by the next look at cancelled().
+            ready, _, _ = select.select([r], [], [], 0.1)
+            if ready:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            elif cancelled is not None and cancelled():
+                raise OSError(errno.EINTR, "interrupted")
+            elif deadline is not None and time.monotonic() > deadline:
+                raise OSError(errno.ETIMEDOUT, f"no answer within {timeout:g} s")
+    except BaseException:
+        os.kill(child, signal.SIGKILL)
+        raise
+    finally:
+        os.close(r)
+        _reap(child)
     try:
         reply = json.loads(b"".join(chunks) or b"{}")
     except ValueError:
@@ -357,6 +448,18 @@ def call_in_netns(fd: int | None, fn: Callable[[], object]) -> object:
     if "ok" not in reply:
         raise OSError(reply.get("error") or "could not enter the network namespace")
     return reply["ok"]
+
+
+def _reap(child: int) -> None:
+    """Wait for ``child`` a little: one stuck in an uninterruptible read (D state) dies
+    only when the read ends, and is then left to init rather than waited for."""
+    for _ in range(50):
+        try:
+            if os.waitpid(child, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------------------
@@ -382,14 +485,21 @@ class ResolvConf:
                 "options": list(self.options)}
 
 
+#: What glibc and musl split a resolv.conf line into words on.
+_RESOLV_WORDS = re.compile(r"[ \t\r\f\v]+")
+#: The digits of ndots:N that glibc's atoi and musl's strtoul read (ndots:2x is 2).
+_NDOTS = re.compile(r"ndots:([0-9]+)")
+
+
 def parse_resolv_conf(text: str, path: str = "") -> ResolvConf:
-    """Parse resolv.conf text; unknown lines are ignored, as resolvers do."""
+    """Parse resolv.conf text; unknown lines are ignored, as resolvers do. Never raises:
+    the text is the target's, and may be anything."""
     nameservers: list[str] = []
     search: list[str] = []
     options: list[str] = []
     ndots = 1
-    for line in text.splitlines():
-        words = line.split()
+    for line in text.split("\n"):
+        words = [w for w in _RESOLV_WORDS.split(line) if w]
         if not words or words[0][0] in "#;":
             continue
         key, args = words[0], words[1:]
@@ -404,17 +514,121 @@ def parse_resolv_conf(text: str, path: str = "") -> ResolvConf:
         elif key == "options":
             options.extend(args)
             for word in args:
-                if word.startswith("ndots:") and word[6:].isdigit():
-                    ndots = min(int(word[6:]), 15)  # glibc caps ndots at 15
+                m = _NDOTS.match(word)
+                if m:
+                    # glibc caps ndots at 15; a thousand digits must not reach int().
+                    digits = m.group(1).lstrip("0") or "0"
+                    ndots = 15 if len(digits) > 2 else min(int(digits), 15)
     return ResolvConf(path, tuple(nameservers), tuple(search), ndots, tuple(options))
 
 
-def read_resolv_conf(path: str) -> ResolvConf | None:
+#: A resolv.conf larger than this is not read (glibc reads any size; kubelet writes
+#: a few hundred bytes).
+RESOLV_MAX = 1 << 16
+#: How long reading it may take (its path may cross a FUSE or NFS mount of the pod).
+RESOLV_TIMEOUT = 5.0
+#: Symlinks followed in one path, as Linux's own limit (MAXSYMLINKS).
+MAX_SYMLINKS = 40
+
+
+def open_in_root(root: str, path: str) -> int:
+    """Open ``path`` for reading as a process whose root directory is ``root`` sees it:
+    each component is looked up under the one before, an absolute symlink starts again
+    at ``root`` and ``..`` never climbs above it (what openat2's RESOLVE_IN_ROOT does,
+    on any kernel). The kernel would resolve an absolute symlink met below
+    /proc/PID/root against the agent's own root, the node's: a pod could point its
+    /etc/resolv.conf at any file of the node. The file is opened O_NONBLOCK (a FIFO
+    does not wait for a writer), O_NOFOLLOW and O_NOCTTY; the caller checks its type.
+
+    Raises:
+        OSError: a component is missing or not a directory, too many symlinks, or the
+            file cannot be opened.
+    """
+    todo = [c for c in path.split("/") if c]
+    dirs = [os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
+    links = 0
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return parse_resolv_conf(fh.read(1 << 16), path)
-    except OSError:
-        return None
+        while todo:
+            name = todo.pop(0)
+            if name == ".":
+                continue
+            if name == "..":
+                if len(dirs) > 1:
+                    os.close(dirs.pop())
+                continue
+            try:
+                target = os.readlink(name, dir_fd=dirs[-1])
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # EINVAL: there, and not a symlink
+                    raise
+            else:
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, "too many symlinks")
+                if target.startswith("/"):
+                    while len(dirs) > 1:
+                        os.close(dirs.pop())
+                todo[:0] = [c for c in target.split("/") if c]
+                continue
+            if not todo:
+                return os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW
+                               | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dirs[-1])
+            dirs.append(os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+                                | os.O_CLOEXEC, dir_fd=dirs[-1]))
+        raise OSError(errno.EISDIR, "names a directory")
+    finally:
+        for fd in dirs:
+            os.close(fd)
+
+
+def read_regular_file(root: str, path: str, limit: int = RESOLV_MAX) -> dict[str, object]:
+    """{"text": ...} of ``path`` under ``root`` (see open_in_root) when it is a regular
+    file of at most ``limit`` bytes, else {"error": why, "absent": bool}; absent: it is
+    not there, or the agent may not reach it (/proc/1/root under an AppArmor profile),
+    rather than there and refused. JSON-ready for call_in_child."""
+    try:
+        fd = open_in_root(root, path)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return {"error": "not a regular file", "absent": False}
+            data = b""
+            while len(data) <= limit:
+                chunk = os.read(fd, limit + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
+    except OSError as e:
+        absent = e.errno in (errno.ENOENT, errno.EACCES, errno.EPERM)
+        return {"error": e.strerror or str(e), "absent": absent}
+    if len(data) > limit:
+        return {"error": f"larger than {limit} bytes", "absent": False}
+    return {"text": data.decode("utf-8", errors="replace")}
+
+
+def read_resolv_conf(target: Target, timeout: float = RESOLV_TIMEOUT,
+                     cancelled: Callable[[], bool] | None = None
+                     ) -> tuple[ResolvConf | None, str | None]:
+    """The target's resolv.conf, or None and why not (None too when it does not exist or
+    cannot be reached, see read_regular_file).
+
+    It is the target's, and may be hostile: it is read in a child process that is
+    killed after ``timeout`` seconds or when ``cancelled()`` (a signal came), only if it
+    is a regular file of at most RESOLV_MAX bytes, and without leaving the target's root.
+    """
+    path = target.resolv_conf_path
+    try:
+        got = call_in_child(lambda: read_regular_file(target.resolv_conf_root,
+                                                      target.resolv_conf_in_root),
+                            timeout=timeout, cancelled=cancelled)
+    except OSError as e:
+        return None, e.strerror or str(e)
+    assert isinstance(got, dict)
+    if "text" not in got:
+        return None, None if got.get("absent") else str(got.get("error"))
+    return parse_resolv_conf(str(got["text"]), path), None
 
 
 @dataclass(frozen=True)
@@ -673,59 +887,133 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def make_capture_dir(directory: str | None, force: bool, now: datetime.datetime) -> str:
-    """Create the capture directory (0700) and return its absolute path.
+@dataclass(frozen=True)
+class CaptureDir:
+    """The capture directory, open. Every file in it is reached through ``fd`` (the
+    agent's with dir_fd, tcpdump's and the report's relative to a working directory
+    set with fchdir), never through ``path`` again: renaming or replacing a directory
+    above it cannot send a write elsewhere."""
+
+    #: Absolute path, for messages and capture.json.
+    path: str
+    #: The directory, opened O_DIRECTORY | O_NOFOLLOW.
+    fd: int
+    #: True when the agent made it (so it may remove it again while it is empty).
+    created: bool
+
+
+#: An earlier capture's files, deleted by --force.
+OWN_FILES = (META_NAME, META_NAME + ".tmp", REPORT_NAME)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def make_capture_dir(directory: str | None, force: bool, now: datetime.datetime
+                     ) -> CaptureDir:
+    """Create the capture directory (0700) and open it.
 
     Without --dir a new ``pcapdns-capture-<UTC time>`` is made in the current directory
     (with -2, -3 ... if that exists). An existing --dir is refused unless --force, which
-    deletes only what an earlier capture left there (its ring, capture.json, report).
+    deletes only what an earlier capture left there (its ring, capture.json, report), and
+    only in a directory that the agent's own user owns and no one else can write in:
+    anyone else who can create files there can put a symlink where tcpdump or the agent
+    is about to write, and so have root overwrite any file.
 
     Raises:
-        AgentError: it exists (without --force) or cannot be created.
+        AgentError: it exists (without --force), is not safe to reuse, or cannot be
+            created.
     """
     if directory is None:
         base = "pcapdns-capture-" + now.strftime("%Y%m%dT%H%M%SZ")
         for n in range(1, 101):
-            path = os.path.abspath(base if n == 1 else f"{base}-{n}")
-            if _mkdir(path):
-                return path
+            capdir = _create(os.path.abspath(base if n == 1 else f"{base}-{n}"))
+            if capdir is not None:
+                return capdir
         raise AgentError(f"{base}: 100 directories of that name exist: use --dir")
     path = os.path.abspath(directory)
-    if _mkdir(path):
-        return path
+    capdir = _create(path)
+    if capdir is not None:
+        return capdir
     if not force:
         raise AgentError(f"{directory} exists (an earlier capture?): choose another --dir, "
                          "or add --force to replace the capture in it")
-    if not os.path.isdir(path) or os.path.islink(path):
-        raise AgentError(f"{directory} exists and is not a directory: choose another --dir")
-    for name in os.listdir(path):
-        if name.startswith(RING_PREFIX) or name in (META_NAME, META_NAME + ".tmp",
-                                                    REPORT_NAME):
-            os.unlink(os.path.join(path, name))
-    os.chmod(path, 0o700)
-    return path
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as e:
+        raise AgentError(f"{directory} exists and is not a directory ({e.strerror}): choose "
+                         "another --dir") from None
+    try:
+        _check_private(fd, directory)
+        for name in os.listdir(fd):
+            if name.startswith(RING_PREFIX) or name in OWN_FILES:
+                try:
+                    os.unlink(name, dir_fd=fd)  # a symlink itself, never its target
+                except OSError as e:
+                    raise AgentError(f"cannot remove {os.path.join(path, name)}: "
+                                     f"{e.strerror}: remove it, or choose another --dir"
+                                     ) from None
+        os.fchmod(fd, 0o700)
+    except BaseException:
+        os.close(fd)
+        raise
+    return CaptureDir(path, fd, created=False)
 
 
-def _mkdir(path: str) -> bool:
-    """True when ``path`` was created (0700); False when it exists.
+def _check_private(fd: int, shown: str) -> None:
+    """Raises AgentError: the directory open at ``fd`` is not the agent user's alone."""
+    st = os.fstat(fd)
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        raise AgentError(f"{shown} belongs to user {st.st_uid}, not to {euid} who runs the "
+                         "agent: its owner could make tcpdump overwrite any file: choose a "
+                         "directory of your own")
+    if st.st_mode & 0o022:
+        # With a POSIX ACL the group bits are its mask: a user or group the ACL lets
+        # write shows up here too.
+        raise AgentError(f"{shown} can be written by others (mode {st.st_mode & 0o7777:04o})"
+                         ": they could make tcpdump overwrite any file: choose a directory "
+                         "only you can write in")
+
+
+def _create(path: str) -> CaptureDir | None:
+    """Make ``path`` (0700) and open it; None when it exists.
 
     Raises:
-        AgentError: it cannot be created.
+        AgentError: it cannot be created, or what was opened is not what was made.
     """
+    parent, name = os.path.split(path)
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        return False
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise AgentError(f"cannot create {path}: {e.strerror}: choose a writable --dir"
                          ) from None
-    os.chmod(path, 0o700)  # exactly 0700, whatever the umask
-    return True
-
-
-def ring_files(directory: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(directory) if n.startswith(RING_PREFIX))
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            return None
+        except OSError as e:
+            raise AgentError(f"cannot create {path}: {e.strerror}: choose a writable --dir"
+                             ) from None
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as e:
+            raise AgentError(f"cannot open {path} just made: {e.strerror}") from None
+    finally:
+        os.close(parent_fd)
+    try:
+        # In a parent others can write in, the directory may have been swapped since
+        # mkdir: what is open must still be the agent's own.
+        _check_private(fd, path)
+        os.fchmod(fd, 0o700)  # exactly 0700, whatever the umask
+    except BaseException:
+        os.close(fd)
+        raise
+    return CaptureDir(path, fd, created=True)
+
+
+def ring_files(capdir: CaptureDir) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(capdir.fd) if n.startswith(RING_PREFIX))
     except OSError:
         return []
 
@@ -734,8 +1022,9 @@ def ring_files(directory: str) -> list[str]:
 # Running tcpdump
 
 
-def tcpdump_command(tcpdump: str, opts: Options, directory: str) -> list[str]:
-    """The tcpdump argument list (never a shell string)."""
+def tcpdump_command(tcpdump: str, opts: Options) -> list[str]:
+    """The tcpdump argument list (never a shell string). It runs in the capture
+    directory (see _child_setup) and names its files relative to it."""
     return [
         tcpdump, "-i", opts.interface, "-nn",
         "-s", "0",  # whole packets: DNS over TCP and EDNS answers are long
@@ -750,7 +1039,7 @@ def tcpdump_command(tcpdump: str, opts: Options, directory: str) -> list[str]:
         # neither write into the 0700 directory nor open the next ring file.
         "-Z", "root",
         "-v",  # with -w: a "Got N" packet count every second, for the status line
-        "-w", os.path.join(directory, RING_PREFIX),
+        "-w", RING_PREFIX,
         opts.bpf,
     ]
 
@@ -762,10 +1051,14 @@ def _set_pdeathsig(sig: int) -> None:
         pass
 
 
-def _child_setup(netns_fd: int | None, parent: int) -> Callable[[], None]:
+def _child_setup(netns_fd: int | None, parent: int, dir_fd: int) -> Callable[[], None]:
     """What tcpdump's process does between fork and exec."""
 
     def setup() -> None:
+        # tcpdump opens its files by name (following symlinks, without O_EXCL): it
+        # writes them relative to the capture directory open at dir_fd, which no one
+        # but the agent's user can write in (make_capture_dir).
+        os.fchdir(dir_fd)
         # Its own process group: a terminal's Ctrl-C reaches only the agent, which then
         # stops tcpdump once, in order.
         os.setpgid(0, 0)
@@ -834,7 +1127,7 @@ class Stopper:
             self.reason = signal.Signals(signum).name
 
 
-def start_tcpdump(argv: list[str], netns_fd: int | None
+def start_tcpdump(argv: list[str], netns_fd: int | None, capdir: CaptureDir
                   ) -> tuple[subprocess.Popen, StderrReader]:  # type: ignore[type-arg]
     """Start tcpdump and wait until it listens.
 
@@ -844,7 +1137,7 @@ def start_tcpdump(argv: list[str], netns_fd: int | None
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE,
-                                preexec_fn=_child_setup(netns_fd, os.getpid()))
+                                preexec_fn=_child_setup(netns_fd, os.getpid(), capdir.fd))
     except (OSError, subprocess.SubprocessError) as e:
         raise AgentError(f"cannot start tcpdump: {e}") from None
     assert proc.stderr is not None
@@ -895,8 +1188,8 @@ def stop_tcpdump(proc: subprocess.Popen, reader: StderrReader,  # type: ignore[t
 class StatusLine:
     """One line on stderr, rewritten each second, when stderr is a terminal."""
 
-    def __init__(self, directory: str, enabled: bool) -> None:
-        self.directory, self.enabled = directory, enabled
+    def __init__(self, capdir: CaptureDir, enabled: bool) -> None:
+        self.capdir, self.enabled = capdir, enabled
         self.started = time.monotonic()
         self._last = 0.0
 
@@ -905,11 +1198,11 @@ class StatusLine:
         if not self.enabled or (not force and now - self._last < 1.0):
             return
         self._last = now
-        names = ring_files(self.directory)
+        names = ring_files(self.capdir)
         size = 0
         for n in names:
             try:
-                size += os.path.getsize(os.path.join(self.directory, n))
+                size += os.stat(n, dir_fd=self.capdir.fd, follow_symlinks=False).st_size
             except OSError:
                 pass
         elapsed = int(now - self.started)
@@ -933,10 +1226,20 @@ def utc_iso(t: float) -> str:
         "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def write_json(path: str, data: dict[str, object]) -> None:
-    """Write ``path`` (0600) atomically: a reader never sees half a file."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_json(capdir: CaptureDir, name: str, data: dict[str, object]) -> None:
+    """Write ``name`` (0600) in the capture directory atomically: a reader never sees
+    half a file. The temporary file is new (O_EXCL) and never a symlink (O_NOFOLLOW).
+
+    Raises:
+        OSError: it cannot be written.
+    """
+    tmp = name + ".tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600, dir_fd=capdir.fd)
+    except FileExistsError:  # left by an agent killed while writing it
+        os.unlink(tmp, dir_fd=capdir.fd)
+        fd = os.open(tmp, flags, 0o600, dir_fd=capdir.fd)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -946,11 +1249,11 @@ def write_json(path: str, data: dict[str, object]) -> None:
             os.fsync(fh.fileno())
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=capdir.fd)
         except OSError:
             pass
         raise
-    os.replace(tmp, path)
+    os.replace(tmp, name, src_dir_fd=capdir.fd, dst_dir_fd=capdir.fd)
 
 
 def conntrack_json(before: ConntrackStats | None, after: ConntrackStats | None
@@ -967,23 +1270,80 @@ def conntrack_json(before: ConntrackStats | None, after: ConntrackStats | None
 # --analyze
 
 
-def run_report(directory: str) -> str:
-    """Run ``pcapdns report`` on the ring (never through a shell); return one line."""
-    if importlib.util.find_spec("pcapdns") is None:
-        return (f"--analyze: pcapdns is not installed here; the capture is kept in "
-                f"{directory}: copy it and run 'pcapdns report' there")
-    out = os.path.join(directory, REPORT_NAME)
-    argv = [sys.executable, "-m", "pcapdns", "report", directory, "-o", out]
+#: The analysis runs as ``python -c REPORT_CODE ROOT report ...``: ROOT, the directory
+#: holding the pcapdns package, replaces the current directory that ``-c`` (like ``-m``)
+#: puts first on the import path, so a folder named pcapdns where the agent was started
+#: cannot stand in for the package (nor a click/ or jinja2/ for its dependencies).
+REPORT_CODE = ("import sys; root = sys.argv.pop(1); "
+               "sys.path[:] = [root] + [p for p in sys.path if p not in ('', '.')]; "
+               "import runpy; runpy.run_module('pcapdns', run_name='__main__', alter_sys=True)")
+
+
+def analyzer_root() -> str | None:
+    """The directory to import the pcapdns package from, or None when there is none.
+
+    Run as ``pcapdns capture``, the agent is part of the package: the analysis is that
+    same package. Run alone (``python3 agent.py``), it looks for an installed one on the
+    interpreter's path, leaving out its first entry (the current directory, or the
+    directory the file was copied to) and the current directory.
+    """
+    package = sys.modules.get("pcapdns") if __package__ == "pcapdns" else None
+    init = getattr(package, "__file__", None)
+    if init:
+        return os.path.dirname(os.path.dirname(os.path.abspath(init)))
+    cwd = os.getcwd()
+    saved = sys.path[:]
+    # find_spec also asks the import hooks on sys.meta_path (an editable install is one).
+    sys.path[:] = [p for p in saved[1:] if p and os.path.abspath(p) != cwd]
+    try:
+        spec = importlib.util.find_spec("pcapdns")
+    except (ImportError, ValueError):
+        spec = None
+    finally:
+        sys.path[:] = saved
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.dirname(os.path.abspath(list(spec.submodule_search_locations)[0]))
+
+
+def run_report(capdir: CaptureDir) -> tuple[bool, str]:
+    """Run ``pcapdns report`` on the ring (never through a shell). Returns whether
+    report.html was written, and one line to show.
+
+    The analysis runs in the capture directory (through its descriptor: it writes
+    report.html there, whatever happened to the path) and imports the package from
+    analyzer_root(): where the agent was started does not matter. Success is the file,
+    not the exit status: a report.html that is not there afterwards, or is empty, or is
+    not a regular file, is a failure.
+    """
+    directory = capdir.path
+    kept = f"the capture is kept in {directory}"
+    root = analyzer_root()
+    if root is None:
+        return False, (f"--analyze: pcapdns is not installed here; {kept}: copy it and run "
+                       "'pcapdns report' there")
+    try:
+        os.unlink(REPORT_NAME, dir_fd=capdir.fd)  # so that one there afterwards is new
+    except FileNotFoundError:
+        pass
+    argv = [sys.executable, "-c", REPORT_CODE, root, "report", directory, "-o", REPORT_NAME]
     try:
         cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=3600)
+                            timeout=3600, preexec_fn=lambda: os.fchdir(capdir.fd))
     except (OSError, subprocess.SubprocessError) as e:
-        return f"--analyze: pcapdns report failed ({e}); the capture is kept in {directory}"
+        return False, f"--analyze: pcapdns report failed ({e}); {kept}"
+    last = (cp.stderr.strip().splitlines() or ["no message"])[-1]
     if cp.returncode != 0:
-        last = (cp.stderr.strip().splitlines() or ["no message"])[-1]
-        return (f"--analyze: pcapdns report failed (exit {cp.returncode}: {last}); the "
-                f"capture is kept in {directory}")
-    return f"report: {out}"
+        return False, f"--analyze: pcapdns report failed (exit {cp.returncode}: {last}); {kept}"
+    try:
+        st = os.stat(REPORT_NAME, dir_fd=capdir.fd, follow_symlinks=False)
+        written = stat.S_ISREG(st.st_mode) and st.st_size > 0
+    except FileNotFoundError:
+        written = False
+    if not written:
+        return False, (f"--analyze: pcapdns report wrote no {REPORT_NAME} (exit 0: {last}); "
+                       f"{kept}")
+    return True, f"report: {os.path.join(directory, REPORT_NAME)}"
 
 
 # --------------------------------------------------------------------------------------
@@ -1032,26 +1392,58 @@ def capture(opts: Options) -> int:
             os.close(netns_fd)
 
 
+def _resolv_conf(target: Target, stopper: Stopper) -> ResolvConf | None:
+    resolv, why = read_resolv_conf(target, cancelled=lambda: stopper.reason is not None)
+    if why is not None and stopper.reason is None:
+        say(f"{target.resolv_conf_path} not read ({why}): resolv_conf is null in "
+            f"{META_NAME}")
+    return resolv
+
+
+@dataclass(frozen=True)
+class Before:
+    """What is read about the target before tcpdump starts."""
+
+    interfaces: dict[int, str]
+    resolv: ResolvConf | None
+    node_conntrack: ConntrackStats | None
+    target_conntrack: ConntrackStats | None
+    #: tcpdump's and libpcap's version lines.
+    versions: tuple[str, str]
+
+
 def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
          now: float) -> int:
     # From here on a signal is a request to stop, never an abrupt end that could leave
     # an empty capture directory or a tcpdump without its agent.
     stopper = Stopper()
     stopper.install()
-    interfaces = interfaces_in(netns_fd)
-    resolv = read_resolv_conf(target.resolv_conf_path)
-    node_ct_before = conntrack_in(None)
-    target_ct_before = conntrack_in(netns_fd) if netns_fd is not None else None
-    version, libpcap = tcpdump_version(tcpdump)
+    before = Before(
+        interfaces=interfaces_in(netns_fd),
+        resolv=_resolv_conf(target, stopper),
+        node_conntrack=conntrack_in(None),
+        target_conntrack=conntrack_in(netns_fd) if netns_fd is not None else None,
+        versions=tcpdump_version(tcpdump),
+    )
     utc = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)  # noqa: UP017 - 3.8
-    directory = make_capture_dir(opts.directory, opts.force, utc)
-    argv = tcpdump_command(tcpdump, opts, directory)
+    capdir = make_capture_dir(opts.directory, opts.force, utc)
+    try:
+        return _record(opts, tcpdump, target, netns_fd, stopper, capdir, before)
+    finally:
+        os.close(capdir.fd)
+
+
+def _record(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
+            stopper: Stopper, capdir: CaptureDir, before: Before) -> int:
+    """Run tcpdump into ``capdir`` until it is told to stop; write capture.json."""
+    directory = capdir.path
+    argv = tcpdump_command(tcpdump, opts)
     try:
         if stopper.reason is not None:
             raise AgentError(f"{stopper.reason} before the capture started; nothing captured")
-        proc, reader = start_tcpdump(argv, netns_fd)
+        proc, reader = start_tcpdump(argv, netns_fd, capdir)
     except AgentError:
-        if not os.listdir(directory):
+        if capdir.created and not os.listdir(capdir.fd):
             os.rmdir(directory)
         raise
     meta: dict[str, object] = {
@@ -1065,22 +1457,24 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
         "directory": directory,
         "ring": {"prefix": RING_PREFIX, "size_mb": opts.size_mb, "files": opts.files,
                  "interface": opts.interface, "filter": opts.bpf, "names": []},
-        "tcpdump": {"command": argv, "version": version, "libpcap": libpcap,
+        "tcpdump": {"command": argv, "version": before.versions[0],
+                    "libpcap": before.versions[1],
                     "pid": proc.pid, "exit_status": None, "killed": False,
                     "packets_captured": None, "packets_received": None,
                     "packets_dropped_by_kernel": None,
                     "packets_dropped_by_interface": None, "stderr": []},
-        "interfaces": {str(k): v for k, v in sorted(interfaces.items())},
-        "resolv_conf": resolv.to_json() if resolv else None,
-        "conntrack": conntrack_json(node_ct_before, None),
-        "target_conntrack": conntrack_json(target_ct_before, None),
+        "interfaces": {str(k): v for k, v in sorted(before.interfaces.items())},
+        "resolv_conf": before.resolv.to_json() if before.resolv else None,
+        "conntrack": conntrack_json(before.node_conntrack, None),
+        "target_conntrack": conntrack_json(before.target_conntrack, None),
     }
-    meta_path = os.path.join(directory, META_NAME)
-    status = StatusLine(directory, sys.stderr.isatty())
+    status = StatusLine(capdir, sys.stderr.isatty())
     reason = "error"
     try:
-        write_json(meta_path, meta)  # there already if the agent is killed outright
-        say(f"capturing {opts.bpf!r} on {opts.interface} ({_target_words(target)}) into "
+        write_json(capdir, META_NAME, meta)  # there already if the agent is killed outright
+        what = (f"DNS on port {', '.join(map(str, opts.ports))} with its fragments and "
+                "ICMP errors" if opts.ports else repr(opts.bpf))
+        say(f"capturing {what} on {opts.interface} ({_target_words(target)}) into "
             f"{directory}: {opts.files} files x {opts.size_mb} MB")
         reason = _wait(proc, reader, stopper, status, opts.duration)
     finally:
@@ -1089,7 +1483,7 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
     status.update(reader.seen, force=True)
     status.end()
     stats = parse_tcpdump_stats("\n".join(reader.lines))
-    names = ring_files(directory)
+    names = ring_files(capdir)
     meta["stop"] = utc_iso(time.time())
     meta["stop_reason"] = reason
     meta["ring"].update(names=names)  # type: ignore[attr-defined]
@@ -1099,21 +1493,26 @@ def _run(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
         packets_dropped_by_kernel=stats.dropped_by_kernel,
         packets_dropped_by_interface=stats.dropped_by_interface,
         stderr=list(reader.lines)[-20:])
-    meta["conntrack"] = conntrack_json(node_ct_before, conntrack_in(None))
+    meta["conntrack"] = conntrack_json(before.node_conntrack, conntrack_in(None))
     if netns_fd is not None:
-        meta["target_conntrack"] = conntrack_json(target_ct_before, conntrack_in(netns_fd))
-    write_json(meta_path, meta)
+        meta["target_conntrack"] = conntrack_json(before.target_conntrack,
+                                                  conntrack_in(netns_fd))
+    write_json(capdir, META_NAME, meta)
     say(f"stopped ({reason}): {_count(stats.captured)} packets captured, "
         f"{_count(stats.dropped_by_kernel)} dropped by the kernel; {len(names)} ring files "
         f"and {META_NAME} in {directory}")
+    exit_status = 0
     if opts.analyze:
-        say(run_report(directory))
+        reported, line = run_report(capdir)
+        say(line)
+        if not reported:
+            exit_status = 1
     if reason == "tcpdump-exited" or killed:
         last = next((x for x in reversed(reader.lines) if x.startswith("tcpdump:")), "")
         how = "had to be killed" if killed else f"stopped by itself (exit {proc.returncode})"
         say(f"tcpdump {how} {last}".rstrip())
-        return 1
-    return 0
+        exit_status = 1
+    return exit_status
 
 
 def _wait(proc: subprocess.Popen, reader: StderrReader,  # type: ignore[type-arg]

@@ -30,30 +30,39 @@ def opts(*argv: str) -> agent.Options:
     return agent.parse_options(list(argv))
 
 
+def opened(path: Path) -> agent.CaptureDir:
+    """An existing directory as the agent holds its capture directory (closed when the
+    test process exits)."""
+    return agent.CaptureDir(str(path), os.open(path, os.O_RDONLY | os.O_DIRECTORY), False)
+
+
 # options ------------------------------------------------------------------------------
 
 
 def test_defaults_are_the_documented_ring() -> None:
     o = opts()
-    assert (o.interface, o.bpf, o.size_mb, o.files) == ("any", "port 53", 20, 200)
+    assert (o.interface, o.bpf, o.size_mb, o.files) == ("any", agent.dns_filter((53,)), 20, 200)
+    assert o.ports == (53,) and o.bpf.startswith("port 53 or (")
     assert (o.duration, o.pid, o.netns, o.directory, o.force) == (None, None, None, None, False)
     assert o.keep_free == 10.0 and o.buffer_kb == 8192 and not o.analyze
 
 
-def test_options_map_to_tcpdump_arguments(tmp_path: Path) -> None:
+def test_options_map_to_tcpdump_arguments() -> None:
     o = opts("-i", "eth0", "--port", "5353", "--port", "53", "--size-mb", "5", "--files",
              "7", "--buffer-kb", "4096")
-    argv = agent.tcpdump_command("/usr/sbin/tcpdump", o, str(tmp_path))
+    argv = agent.tcpdump_command("/usr/sbin/tcpdump", o)
     pairs = {argv[i]: argv[i + 1] for i in range(1, len(argv) - 1) if argv[i].startswith("-")}
     assert pairs["-i"] == "eth0" and pairs["-s"] == "0" and pairs["-B"] == "4096"
     assert pairs["-C"] == "5" and pairs["-W"] == "7" and pairs["-Z"] == "root"
-    assert pairs["-w"] == str(tmp_path / "dns.pcap")
+    assert pairs["-w"] == "dns.pcap"  # in the capture directory, opened (see _child_setup)
     assert "-U" in argv and "--immediate-mode" not in argv  # see tcpdump_command
-    assert argv[-1] == "port 53 or port 5353"  # one argument, no shell
+    assert argv[-1] == agent.dns_filter((53, 5353))  # one argument, no shell
+    assert argv[-1].startswith("port 53 or port 5353 or (")
 
 
-def test_custom_filter_replaces_the_port_filter() -> None:
-    assert opts("--filter", "port 53 or icmp").bpf == "port 53 or icmp"
+def test_custom_filter_replaces_the_default_filter() -> None:
+    o = opts("--filter", "port 53 or icmp")
+    assert o.bpf == "port 53 or icmp" and o.ports == ()
 
 
 @pytest.mark.parametrize(
@@ -260,57 +269,6 @@ def test_node_and_own_pid_targets() -> None:
     assert me.resolv_conf_path == f"/proc/{os.getpid()}/root/etc/resolv.conf"
 
 
-# the capture directory ----------------------------------------------------------------
-
-NOW = datetime.datetime(2026, 11, 25, 10, 21, 35, tzinfo=UTC)
-
-
-def test_default_directory_is_new_timestamped_and_private(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    old = os.umask(0)  # 0700 whatever the umask
-    try:
-        first = agent.make_capture_dir(None, False, NOW)
-        second = agent.make_capture_dir(None, False, NOW)
-    finally:
-        os.umask(old)
-    assert Path(first).name == "pcapdns-capture-20261125T102135Z"
-    assert Path(second).name == "pcapdns-capture-20261125T102135Z-2"
-    assert Path(first).stat().st_mode & 0o777 == 0o700
-
-
-def test_existing_directory_is_never_overwritten_without_force(tmp_path: Path) -> None:
-    d = tmp_path / "cap"
-    d.mkdir()
-    (d / "dns.pcap0").write_bytes(b"old")
-    with pytest.raises(AgentError, match="exists .an earlier capture..: choose another --dir"):
-        agent.make_capture_dir(str(d), False, NOW)
-    assert (d / "dns.pcap0").read_bytes() == b"old"
-
-
-def test_force_replaces_only_the_earlier_capture(tmp_path: Path) -> None:
-    d = tmp_path / "cap"
-    d.mkdir(mode=0o755)
-    for name in ("dns.pcap0", "dns.pcap1", "capture.json", "report.html", "notes.txt"):
-        (d / name).write_text("old")
-    assert agent.make_capture_dir(str(d), True, NOW) == str(d)
-    assert sorted(p.name for p in d.iterdir()) == ["notes.txt"]
-    assert d.stat().st_mode & 0o777 == 0o700
-
-
-def test_unwritable_directory_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(AgentError, match=r"cannot create .*: choose a writable --dir"):
-        agent.make_capture_dir(str(tmp_path / "missing" / "cap"), False, NOW)
-
-
-def test_capture_json_is_private_and_whole(tmp_path: Path) -> None:
-    path = tmp_path / "capture.json"
-    agent.write_json(str(path), {"format": agent.FORMAT})
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert not (tmp_path / "capture.json.tmp").exists()
-
-
 # errors of a whole run: one line each -------------------------------------------------
 
 
@@ -406,24 +364,110 @@ def test_cli_capture_passes_errors_through() -> None:
 
 
 def test_analyze_without_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(agent.importlib.util, "find_spec", lambda _name: None)
-    line = agent.run_report(str(tmp_path))
-    assert line == (f"--analyze: pcapdns is not installed here; the capture is kept in "
-                    f"{tmp_path}: copy it and run 'pcapdns report' there")
+    monkeypatch.setattr(agent, "analyzer_root", lambda: None)
+    assert agent.run_report(opened(tmp_path)) == (
+        False, f"--analyze: pcapdns is not installed here; the capture is kept in {tmp_path}: "
+               "copy it and run 'pcapdns report' there")
 
 
 def test_analyze_runs_the_report_command(tmp_path: Path) -> None:
-    from pcapdns.cli import main
-
     shutil.copy(SAMPLES / "clean-glibc-getent.pcap", tmp_path / "dns.pcap0")
-    line = agent.run_report(str(tmp_path))
-    if "report" in main.commands:  # type: ignore[attr-defined]
-        assert line == f"report: {tmp_path / 'report.html'}"
-        assert (tmp_path / "report.html").stat().st_size > 0
-    else:
-        assert line.startswith("--analyze: pcapdns report failed (exit 2: ")
-        assert line.endswith(f"the capture is kept in {tmp_path}")
+    assert agent.run_report(opened(tmp_path)) == (True, f"report: {tmp_path / 'report.html'}")
+    assert (tmp_path / "report.html").stat().st_size > 0
     assert (tmp_path / "dns.pcap0").exists()
+
+
+def fake_analyzer(where: Path, main: str) -> Path:
+    """A pcapdns package whose ``python -m pcapdns`` runs ``main`` and exits 0."""
+    (where / "pcapdns").mkdir(parents=True)
+    (where / "pcapdns" / "__init__.py").write_text("")
+    (where / "pcapdns" / "__main__.py").write_text(
+        "import sys\n" + main + "\nprint('pcapdns: report written to report.html', "
+        "file=sys.stderr)\n")
+    return where
+
+
+@pytest.mark.parametrize(
+    ("what", "main"),
+    [
+        ("nothing", "pass"),
+        ("an empty file", "open('report.html', 'w').close()"),
+        ("a symlink", "import os; os.symlink('/etc/hostname', 'report.html')"),
+        ("a directory", "import os; os.mkdir('report.html')"),
+    ],
+)
+def test_analyze_that_wrote_no_report_is_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, main: str
+) -> None:
+    """An analysis that exits 0 is not taken at its word: "report: ..." was printed for
+    a report that was not there."""
+    root = fake_analyzer(tmp_path / "lib", main)
+    monkeypatch.setattr(agent, "analyzer_root", lambda: str(root))
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    assert agent.run_report(opened(cap)) == (
+        False, "--analyze: pcapdns report wrote no report.html (exit 0: pcapdns: report "
+               f"written to report.html); the capture is kept in {cap}")
+
+
+def test_an_earlier_report_does_not_count(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root = fake_analyzer(tmp_path / "lib", "pass")
+    monkeypatch.setattr(agent, "analyzer_root", lambda: str(root))
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    (cap / "report.html").write_text("<html>an earlier capture's</html>")
+    reported, line = agent.run_report(opened(cap))
+    assert not reported and "wrote no report.html" in line
+    assert not (cap / "report.html").exists()
+
+
+def decoy_package(where: Path) -> Path:
+    """A folder named pcapdns that fails loudly when imported."""
+    decoy = where / "pcapdns"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy pcapdns was imported')\n")
+    (decoy / "__main__.py").write_text("")
+    return decoy
+
+
+@pytest.mark.parametrize("decoy_in", ["current directory", "capture directory"])
+def test_analyze_ignores_a_pcapdns_folder_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoy_in: str
+) -> None:
+    """``python -m pcapdns`` put the current directory first on the import path, so a
+    folder named pcapdns there was imported instead of the package."""
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    shutil.copy(SAMPLES / "clean-glibc-getent.pcap", cap / "dns.pcap0")
+    work = tmp_path / "work"
+    work.mkdir()
+    decoy_package(cap if decoy_in == "capture directory" else work)
+    monkeypatch.chdir(work)
+    assert agent.run_report(opened(cap)) == (True, f"report: {cap / 'report.html'}")
+    html = (cap / "report.html").read_text()
+    assert "<title>DNS report: dns.pcap0</title>" in html and ": 6 queries, 0 failed" in html
+    assert agent.analyzer_root() == str(ROOT)
+
+
+def test_agent_alone_finds_no_analyzer_beside_it_or_in_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    """The file copied alone looks for an installed package only: a pcapdns folder in
+    the current directory or beside the file is not one."""
+    copy = tmp_path / "agent.py"
+    shutil.copy(AGENT, copy)
+    decoy_package(tmp_path)
+    code = "import sys, agent; print(agent.analyzer_root())"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for pythonpath, want in ((None, "None"), (str(ROOT), str(ROOT))):
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        # -S: no site-packages (where the test machine has pcapdns installed).
+        cp = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
+                            text=True, timeout=30, cwd=tmp_path, env=env)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.strip() == want
 
 
 def other_pythons() -> list[str]:

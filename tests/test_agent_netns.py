@@ -29,11 +29,12 @@ from pathlib import Path
 
 import pytest
 
+from pcapdns.agent import dns_filter
 from pcapdns.analysis import analyze
 from pcapdns.read import capture_meta
 from pcapdns.read.capture import open_capture
 from tests.conftest import ROOT
-from tests.test_agent import OTHER_PYTHONS
+from tests.test_agent import OTHER_PYTHONS, decoy_package
 
 TOOLS = ("tcpdump", "dnsmasq", "dig", "ip", "getent")
 missing = [t for t in TOOLS if shutil.which(t) is None]
@@ -300,14 +301,15 @@ def check_meta(meta: dict, lab: Lab, cap: Path) -> None:
                               "netns_inode": os.stat(f"/run/netns/{lab.client}").st_ino}
     assert meta["start"] < meta["stop"] and meta["stop_reason"] == "SIGTERM"
     assert meta["duration_limit"] is None and meta["directory"] == str(cap)
+    default_filter = dns_filter((53,))
     assert meta["ring"] == {"prefix": "dns.pcap", "size_mb": 1, "files": 3, "interface": "any",
-                            "filter": "port 53",
+                            "filter": default_filter,
                             "names": ["dns.pcap0", "dns.pcap1", "dns.pcap2"]}
     td = meta["tcpdump"]
     cmd = td["command"]
-    assert cmd[0].endswith("/tcpdump") and cmd[-1] == "port 53"
+    assert cmd[0].endswith("/tcpdump") and cmd[-1] == default_filter
     assert cmd[cmd.index("-C") + 1] == "1" and cmd[cmd.index("-W") + 1] == "3"
-    assert cmd[cmd.index("-w") + 1] == str(cap / "dns.pcap")
+    assert cmd[cmd.index("-w") + 1] == "dns.pcap"  # run in the capture directory
     assert td["version"].startswith("tcpdump version ") and td["libpcap"].startswith("libpcap")
     assert td["exit_status"] == 0 and td["killed"] is False
     assert td["packets_received"] >= td["packets_captured"] > 0
@@ -378,9 +380,22 @@ def test_a_killed_agent_leaves_no_tcpdump(lab: Lab, tmp_path: Path) -> None:
     assert meta["stop"] is None and meta["tcpdump"]["pid"] == pid
 
 
+def console_script(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of an installed ``pcapdns`` console script (its
+    own directory first on the import path, not the current one), importing this tree."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "pcapdns"
+    script.write_text("import sys\nfrom pcapdns.cli import main\nsys.exit(main())\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return [sys.executable, str(script)], env
+
+
 def test_pid_target_status_line_and_analyze(lab: Lab, tmp_path: Path) -> None:
     """--pid enters the namespace of a process living in it (as nsenter -t PID -n) and
-    reads that process's resolv.conf through /proc/PID/root."""
+    reads that process's resolv.conf through /proc/PID/root. --analyze writes the report
+    although the current directory holds a folder named pcapdns."""
     sleeper = lab.spawn(["ip", "netns", "exec", lab.client, "sleep", "60"])
     inode = os.stat(f"/run/netns/{lab.client}").st_ino
     deadline = time.monotonic() + 10
@@ -391,10 +406,12 @@ def test_pid_target_status_line_and_analyze(lab: Lab, tmp_path: Path) -> None:
     master, slave = pty.openpty()
     seen: list[bytes] = []
     reader = threading.Thread(target=_drain, args=(master, seen), daemon=True)
-    agent = lab.spawn([sys.executable, "-m", "pcapdns", "capture", "--pid", str(sleeper.pid),
+    decoy_package(tmp_path)
+    pcapdns, env = console_script(tmp_path)
+    agent = lab.spawn([*pcapdns, "capture", "--pid", str(sleeper.pid),
                        "--duration", "4", "--size-mb", "1", "--files", "2", "--analyze",
                        "--dir", str(cap)], stdout=subprocess.DEVNULL, stderr=slave,
-                      cwd=tmp_path)
+                      cwd=tmp_path, env=env)
     os.close(slave)
     reader.start()
     meta = None
@@ -413,14 +430,9 @@ def test_pid_target_status_line_and_analyze(lab: Lab, tmp_path: Path) -> None:
     assert agent.returncode == 0
     tty = b"".join(seen).decode(errors="replace")
     assert re.search(r"\rcapturing: 1 files, [\d.]+ [kMG]?B, \d+ packets, 0:00:0\d", tty), tty
-    from pcapdns.cli import main
-
-    if "report" in main.commands:  # type: ignore[attr-defined]
-        assert f"report: {cap / 'report.html'}" in tty, tty
-        report = cap / "report.html"
-        assert report.stat().st_size > 0 and report.stat().st_mode & 0o777 == 0o600
-    else:  # the report command is not there yet: the failure is one line, the ring stays
-        assert "pcapdns report failed" in tty and "capture is kept" in tty
+    assert f"report: {cap / 'report.html'}" in tty, tty
+    report = cap / "report.html"
+    assert report.stat().st_size > 0 and report.stat().st_mode & 0o777 == 0o600
 
     meta = json.loads((cap / "capture.json").read_text())
     assert meta["target"] == {"kind": "pid", "pid": sleeper.pid, "netns": None,
@@ -437,9 +449,77 @@ def test_pid_target_status_line_and_analyze(lab: Lab, tmp_path: Path) -> None:
     assert set(names) | {"glibc-pid.example.test"} <= found
 
 
+def _pod_with(lab: Lab, source: Path, target: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    """A process in the client namespace whose own mount namespace has ``source``
+    bind-mounted on ``target``: a pod's container with a resolv.conf of its choosing. It
+    waits in a shell builtin (no binary is loaded after the mount) until stdin closes."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.client, "unshare", "--mount",
+                             "--propagation", "private", "sh", "-c",
+                             'mount --bind "$1" "$2" && echo ready && read x', "sh",
+                             str(source), target],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    lab.procs.append(proc)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+@pytest.mark.parametrize("hostile", ["ndots:²", "fifo", "symlink in the pod",
+                                     "symlink out of the pod"])
+def test_pid_target_with_a_hostile_resolv_conf(lab: Lab, tmp_path: Path,
+                                               hostile: str) -> None:
+    """With --pid, 'options ndots:²' crashed the agent and a FIFO held it forever; an
+    absolute symlink was followed from the node's root. The agent now captures, and
+    records what the pod's own resolver would read."""
+    want: dict | None
+    if hostile in ("ndots:²", "fifo"):
+        source = tmp_path / "resolv.conf"
+        if hostile == "fifo":
+            os.mkfifo(source)
+            want = None
+        else:
+            source.write_text(f"nameserver {SERVER}\noptions ndots:² timeout:1\n")
+            want = {"nameservers": [SERVER], "ndots": 1, "options": ["ndots:²", "timeout:1"]}
+        pod = _pod_with(lab, source, "/etc/resolv.conf")
+    else:
+        source = tmp_path / "etc"
+        source.mkdir()
+        node_only = f"/etc/netns/{lab.client}/resolv.conf"  # the node has it, the pod not
+        if hostile == "symlink in the pod":
+            (source / "real.conf").write_text("nameserver 10.251.0.99\n")
+            (source / "resolv.conf").symlink_to("/etc/real.conf")
+            want = {"nameservers": ["10.251.0.99"], "ndots": 1, "options": []}
+        else:
+            (source / "resolv.conf").symlink_to(node_only)
+            want = None
+        pod = _pod_with(lab, source, "/etc")
+    cap = tmp_path / "cap"
+    try:
+        cp = subprocess.run([sys.executable, "-m", "pcapdns", "capture", "--pid", str(pod.pid),
+                             "--duration", "1", "--size-mb", "1", "--files", "2",
+                             "--dir", str(cap)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        _stop(pod, signal.SIGKILL)
+    assert cp.returncode == 0, cp.stderr
+    meta = json.loads((cap / "capture.json").read_text())
+    got = meta["resolv_conf"]
+    path = f"/proc/{pod.pid}/root/etc/resolv.conf"
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and got["path"] == path
+        assert {k: got[k] for k in want} == want
+    if hostile == "fifo":
+        assert (f"pcapdns capture: {path} not read (not a regular file): resolv_conf is null "
+                "in capture.json") in cp.stderr.splitlines()
+    else:
+        assert " not read " not in cp.stderr
+
+
 def test_standalone_agent_without_the_package(lab: Lab, tmp_path: Path) -> None:
     """The file copied alone captures; --analyze says in one line that pcapdns is not
-    installed, and the capture is kept."""
+    installed, the capture is kept, and the exit status says a report was asked for and
+    not written."""
     copy = tmp_path / "agent.py"
     shutil.copy(AGENT, copy)
     agent = lab.spawn([sys.executable, "-I", "-S", str(copy), "--netns", lab.client,
@@ -449,7 +529,7 @@ def test_standalone_agent_without_the_package(lab: Lab, tmp_path: Path) -> None:
         _, err = agent.communicate(timeout=30)
     finally:
         _stop(agent, signal.SIGKILL)
-    assert agent.returncode == 0, err
+    assert agent.returncode == 1, err
     (cap,) = tmp_path.glob("pcapdns-capture-*")
     assert re.fullmatch(r"pcapdns-capture-\d{8}T\d{6}Z", cap.name)
     lines = err.decode().splitlines()
@@ -482,6 +562,45 @@ def test_agent_captures_under_other_pythons(lab: Lab, tmp_path: Path, python: st
     result = analyze([str(cap)], keep_lookups=True)
     assert {f"py{i}.example.test" for i in range(3)} <= {
         lk.first.qname for lk in result.lookups or []}
+
+
+def test_default_filter_keeps_the_icmp_error_about_a_late_answer(lab: Lab,
+                                                                   tmp_path: Path) -> None:
+    """A server answers after dig gave up and closed its port; the client's kernel
+    answers with ICMP port unreachable quoting the answer. The agent's default filter
+    keeps that error, and the analysis finds the late answer through it."""
+    late = "10.251.0.54"
+    run(["ip", "-n", lab.server, "addr", "add", f"{late}/24", "dev", "eth0"])
+    relay = lab.spawn(["ip", "netns", "exec", lab.server, sys.executable,
+                       str(ROOT / "sample_pcaps" / "make_samples.py"), "--relay", late, SERVER,
+                       "2", "late"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    cap = tmp_path / "cap"
+    agent = None
+    meta = None
+    try:
+        assert relay.stdout is not None and relay.stdout.readline() == b"ready\n"
+        agent = lab.spawn([sys.executable, "-m", "pcapdns", "capture", "--netns", lab.client,
+                           "--size-mb", "1", "--files", "2", "--dir", str(cap)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+        meta = wait_for_meta(cap, agent)
+        lab.exec("dig", "+tries=1", "+time=1", f"@{late}", "late.example.test", ok=(9,))
+        deadline = time.monotonic() + 20
+        while "udp port" not in run(["tcpdump", "-nn", "-r", str(cap / "dns.pcap0"), "icmp"]):
+            assert time.monotonic() < deadline, "no ICMP error in the ring within 20 s"
+            time.sleep(0.2)
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+    finally:
+        if agent is not None:
+            _stop(agent, signal.SIGKILL)
+        _stop(relay, signal.SIGKILL)
+        kill_leftover(meta)
+        run(["ip", "-n", lab.server, "addr", "del", f"{late}/24", "dev", "eth0"])
+    assert agent.returncode == 0, err
+    result = analyze([str(cap)], keep_lookups=True)
+    assert result.decode.icmp_errors >= 1
+    kinds = [f.first.kind for f in result.findings]
+    assert "late_response" in kinds, kinds
 
 
 def test_bad_filter_is_one_line_and_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
