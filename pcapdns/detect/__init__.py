@@ -23,7 +23,7 @@ from pcapdns.detect import (
     timeout,
     truncation,
 )
-from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding
+from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
@@ -176,6 +176,15 @@ class FindingCollector:
                 continue
             for f in found:
                 self.add(f)
+
+    def revise(self, kind: FindingKind, change: Callable[[Finding], Finding]) -> None:
+        """Let a fact known only once the capture has been read (which servers are the
+        cluster's DNS) change what the findings of one kind say; they stay where they are."""
+        for agg in self._by_key.values():
+            if agg.first.kind == kind:
+                agg.first = change(agg.first)
+        if kind in self._examples:
+            self._examples[kind] = [change(f) for f in self._examples[kind]]
 
     def examples(self) -> dict[str, list[Finding]]:
         """The first ``max_examples_per_kind`` findings of each kind, in the order found,

@@ -59,6 +59,10 @@ class Finding:
     #: part of the JSON document; the collector keeps them only for the first few findings
     #: of each kind, so memory stays bounded.
     subjects: tuple[Lookup | Orphan, ...] = field(default=(), compare=False, repr=False)
+    #: The server is known to be the cluster's DNS (docs/analysis.md says which facts
+    #: count). Known only when the capture has been read; set on ``stale_port`` findings,
+    #: whose likely cause depends on it.
+    cluster_dns: bool = False
 
 
 #: A detector: a pure function from one lookup to the findings it proves.

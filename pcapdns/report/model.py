@@ -24,7 +24,7 @@ from pcapdns.output.document import summary
 from pcapdns.output.timefmt import iso
 from pcapdns.read import linktypes
 from pcapdns.read.capture_meta import CaptureMeta
-from pcapdns.report.knowledge import ADVICE, Advice
+from pcapdns.report.knowledge import Advice, advice_for
 
 #: Occurrences shown in a finding group's evidence table, and rows at most.
 EVIDENCE_OCCURRENCES = 8
@@ -356,7 +356,7 @@ def _group_sentence(g: FindingGroup, a: Analysis) -> str:
                 f"than {a.config.slow:g} s, e.g. {first.qname} {first.qtype} from "
                 f"{first.client} after {_dur(lookup.latency or 0.0)}.")
     if g.kind == "stale_port" and first is not None:
-        return f"One client port is stuck: {first.detail}"
+        return f"One client port got no answers: {first.detail}"
     if first is not None:
         return f"{g.advice.title} ({n:,}): {first.detail}"
     return f"{g.advice.title}: {n:,}."
@@ -425,7 +425,7 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
     return FindingGroup(
         kind=first.kind,
         severity=min((x.first.severity for x in aggs), key=SEVERITY_RANK.__getitem__),
-        advice=ADVICE[first.kind],
+        advice=advice_for(first.kind, all(x.first.cluster_dns for x in aggs)),
         occurrences=occurrences,
         distinct=len(aggs),
         clients=tuple(clients[:5]),
