@@ -13,7 +13,7 @@ from pcapdns.detect import stale_port
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Transaction
-from pcapdns.report.knowledge import ADVICE, STALE_PORT_CLUSTER_DNS
+from pcapdns.report.knowledge import ADVICE, STALE_PORT_CLUSTER_DNS, advice_for
 from pcapdns.report.model import build
 from tests.craft import analyze_packets, findings_of, query, response, write_eth, write_sll2
 
@@ -194,6 +194,16 @@ def test_a_port_stuck_for_minutes_is_reported_once(tmp_path):
     a = analyze_packets(tmp_path / "long.pcap", sorted(packets, key=lambda p: p[0]))
     (f,) = findings_of(a, "stale_port")
     assert f.count == 1
+
+
+def test_the_report_gives_the_kubernetes_advice_only_when_every_finding_is_cluster_dns():
+    assert advice_for("stale_port", cluster_dns=True) is STALE_PORT_CLUSTER_DNS
+    assert advice_for("stale_port", cluster_dns=False) is ADVICE["stale_port"]
+    assert advice_for("timeout", cluster_dns=True) is ADVICE["timeout"]
+    for word in ("conntrack", "IPVS", "CoreDNS", "pod"):
+        neutral = ADVICE["stale_port"]
+        assert word not in " ".join([neutral.title, neutral.meaning, *neutral.causes,
+                                     *neutral.fixes]), word
 
 
 def test_the_corpus_tunnel_capture_gets_no_stale_port_and_no_kubernetes_cause(corpus: Path):
