@@ -20,7 +20,7 @@ from pcapdns.config import AnalysisConfig
 from pcapdns.decode.frames import Decoded, DecodeStats, FrameDecoder
 from pcapdns.decode.records import Payload
 from pcapdns.decode.tcp import TcpStats
-from pcapdns.detect import AggregatedFinding, FindingCollector
+from pcapdns.detect import AggregatedFinding, FindingCollector, stale_port
 from pcapdns.detect.base import Finding
 from pcapdns.dns.message import parse
 from pcapdns.errors import DecodeError
@@ -180,6 +180,8 @@ def _analyze(
     end = _capture_end(cap.files, meta)
     matcher.finish(end)
     collector.finish()
+    cluster_dns = stale_port.cluster_dns_servers(meta, dedupe.dnat_servers)
+    collector.revise("stale_port", lambda f: stale_port.name_cause(f, cluster_dns))
     if progress is not None:
         progress(total, total)
     warnings = list(cap.warnings)

@@ -38,13 +38,35 @@ def _kinds(path: Path) -> tuple[dict[str, int], dict[str, object]]:
     return kinds, summary(a)
 
 
+#: The run takes 40-70 s on a 2-core machine, the longer when it is loaded; this bounds a
+#: stuck one.
+MAKE_TIMEOUT = 600
+
+
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("samples")
-    subprocess.run(
-        [sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(out)],
-        check=True, timeout=600, capture_output=True,
-    )
+    argv = [sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(out)]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=MAKE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # SIGTERM, not SIGKILL: make_samples.py then removes its namespaces and servers.
+        proc.terminate()
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"make_samples.py did not finish within {MAKE_TIMEOUT} s; it printed:\n"
+                    f"{stdout}\n{stderr}")
+    if proc.returncode != 0:
+        # make_samples.py says which capture failed and why (the expectation and the packet
+        # count), then shows tcpdump's view of each attempt and the servers' logs.
+        reasons = [line for line in stderr.splitlines() if line.startswith("FAILED ")]
+        pytest.fail(f"make_samples.py exited with status {proc.returncode}: "
+                    f"{'; '.join(reasons) or 'no FAILED line'}\n\n{stdout}\n{stderr}")
     return out
 
 

@@ -239,6 +239,15 @@ class FindingCollector:
             for f in found:
                 self.add(f)
 
+    def revise(self, kind: FindingKind, change: Callable[[Finding], Finding]) -> None:
+        """Let a fact known only once the capture has been read (which servers are the
+        cluster's DNS) change what the findings of one kind say; they stay where they are."""
+        for agg in self._by_key.values():
+            if agg.first.kind == kind:
+                agg.first = change(agg.first)
+        if kind in self._examples:
+            self._examples[kind] = [change(f) for f in self._examples[kind]]
+
     def examples(self) -> dict[str, list[Finding]]:
         """The first ``max_examples_per_kind`` findings of each kind, in the order found,
         with the lookups or messages they are about."""

@@ -63,6 +63,10 @@ class Finding:
     #: race explains the retransmission and the slow answer it caused): shown as evidence
     #: under the cause, not as problems beside it.
     explains: tuple[FindingKind, ...] = ()
+    #: The server is known to be the cluster's DNS (docs/analysis.md says which facts
+    #: count). Known only when the capture has been read; set on ``stale_port`` findings,
+    #: whose likely cause depends on it.
+    cluster_dns: bool = False
 
 
 #: A detector: a pure function from one lookup to the findings it proves.

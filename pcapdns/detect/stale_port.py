@@ -1,103 +1,361 @@
 """A client port that stopped getting answers while the client's other ports still do.
 
-After a CoreDNS pod is deleted, a client that keeps reusing one UDP source port can stay
-stuck on a conntrack or IPVS entry that still points at the dead pod (IPVS kept such
-entries for about 5 minutes on kernels before the fix). On the wire: several lookups from
-one (client, port) fail while the same client's lookups from other ports are answered.
+A **stale port** (docs/analysis.md) is a run of at least ``MIN_FAILED`` failed lookups from
+one client IP and UDP source port to one server, after the first of which that port gets no
+answer from that server for ``WINDOW`` seconds (or until the capture ends), while lookups
+from the same client's other ports are answered. An answer on the port inside that time
+ends the run: the failures before it were losses, not a stuck port.
 
-This detector keeps state across lookups, bounded by ``WINDOW`` seconds.
+That is what a client pinned to a stale conntrack or IPVS entry looks like after a CoreDNS
+pod was deleted (IPVS kept such UDP entries for about 5 minutes on kernels before the fix),
+but only when the server is the cluster's DNS. The same shape comes from any per-flow state
+on the way to a server (a NAT, a firewall, a load balancer), so the finding states the fact,
+and ``name_cause`` adds the Kubernetes cause once the analysis knows the server is the
+cluster's DNS (``cluster_dns_servers``: hard facts only).
+
+Lookups reach the detector when they close, not in time order: an answered one about a
+second after its answer, a failed one ``max_wait`` after its last attempt. So an answer
+on a port is remembered until every failure that may precede it has been fed, and a run is
+judged ``settle`` seconds after its window, when every answer from the window has been fed.
+
+State, all bounded by time and by a cap (what a cap drops is counted in ``evicted``, and the
+failed lookups then left unjudged in ``skipped``):
+
+``_answered``  the last answer on each (client, port, server), for ``memory`` seconds;
+``_clients``   per client, the port of its last answer and the last answer from another port;
+``_runs``      failed lookups on a (client, port, server) since its last answer;
+``_waiting``   per client, its runs that no answer from another port has confirmed yet;
+``_due``       when each run is to be judged, oldest first (judged as time passes, never by
+               a pass over every run).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect.base import Finding, finding
+from pcapdns.detect.base import Finding, finding, ms
 from pcapdns.match.records import Lookup
+from pcapdns.read.capture_meta import CaptureMeta
 
-#: Failures and answers count together when they are this close in time.
+#: Seconds after a run's first failed lookup during which the port must get no answer.
 WINDOW = 60.0
-#: Distinct failed lookups on one port before it is called stale.
+#: Distinct failed lookups in a run before the port is called stale.
 MIN_FAILED = 3
-#: Ports remembered per client for "answered elsewhere".
-MAX_PORTS = 16
+#: Failed lookups kept per run as the finding's evidence (the rest are counted).
+MAX_EVIDENCE = 20
+#: Caps on the state, for floods of ports or clients.
+MAX_RUNS = 10_000
+MAX_ANSWERED = 200_000
+MAX_CLIENTS = 50_000
+#: ``_answered`` and ``_clients`` are swept of old entries when ``_answered`` reaches a size
+#: that doubles after each sweep, from this one (amortized: one dict store per answer).
+SWEEP_MIN = 4096
+
+_INF = math.inf
+_Key = tuple[str, int, str]
+
+
+@dataclass(slots=True)
+class _Run:
+    """Failed lookups on one (client, port, server) with no answer on it since the first."""
+
+    key: _Key
+    #: First attempt of the earliest failed lookup, and of the latest.
+    start: float
+    last: float
+    #: Failed lookups in the run.
+    count: int
+    #: The first ``MAX_EVIDENCE`` of them.
+    lookups: list[Lookup]
+    #: When the run is to be judged (or, once reported, forgotten).
+    due: float
+    #: The client's lookups from another port were answered within the window.
+    others: bool = False
+    #: Time of an answer on the port after the window: failures after it are not this run's.
+    recovered: float = _INF
+    #: Reported: later failures on the port belong to the same stuck period.
+    reported: bool = False
 
 
 class StalePort:
-    """Window detector: feed lookups as they close; reports each stuck port once per run
-    of failures."""
+    """Window detector: feed lookups as they close; reports each stuck period of a port once."""
 
     def __init__(self, config: AnalysisConfig) -> None:
         self.config = config
-        #: Failed lookups by (client, port, server), oldest first.
-        self._failed: dict[tuple[str, int, str], deque[Lookup]] = {}
-        #: Last time a lookup was answered, by client and port (a few ports per client).
-        self._answered: dict[str, dict[int, float]] = {}
-        self._now = float("-inf")
-        self._fed = 0
+        # An answered lookup reaches the detector at most max_wait after its answer (an
+        # unanswered earlier attempt waits that long), plus tc_fallback_window (a TC answer
+        # waits for the TCP retry), answer_linger, and the matcher's once-a-second closing:
+        # by then every answer from a window has been fed.
+        self._settle = config.max_wait + config.tc_fallback_window + config.answer_linger + 2.0
+        # A failed lookup closes max_wait after its last attempt, which its retries put up
+        # to about retransmission_window after the first: answers are kept that long.
+        self._memory = config.max_wait + config.retransmission_window + 2.0
+        self._answered: dict[_Key, float] = {}
+        self._sweep_at = SWEEP_MIN
+        #: client -> [port of its last answer, time of that answer, time of the last answer
+        #: from any other port]: enough to tell whether some other port was answered.
+        self._clients: dict[str, list[float]] = {}
+        self._runs: dict[_Key, _Run] = {}
+        self._waiting: dict[str, dict[_Key, _Run]] = {}
+        self._due: deque[tuple[float, _Key]] = deque()
+        self._now = -_INF
+        #: Answers up to this time may have been dropped under the cap.
+        self._forgotten = -_INF
+        #: State entries dropped under the caps.
+        self.evicted = 0
+        #: Failed lookups not judged: fed too late, or when the state was full.
+        self.skipped = 0
 
     def feed(self, lookup: Lookup) -> list[Finding]:
-        q = lookup.first
-        self._now = max(self._now, q.time)
-        self._fed += 1
-        if not self._fed % 4096:
-            self._expire()
-        if q.transport != "udp":
-            return []
-        if lookup.answered:
-            answered = self._answered.setdefault(q.src, {})
-            answered.pop(q.sport, None)
-            answered[q.sport] = q.time
-            if len(answered) > MAX_PORTS:
-                del answered[next(iter(answered))]  # the least recently answered port
-            return []
-        if lookup.open_at_end or any(t.query.sport != q.sport for t in lookup.attempts):
-            return []  # a resolver that changes ports cannot be stuck on one
-        key = (q.src, q.sport, q.dst)
-        failed = self._failed.setdefault(key, deque())
-        failed.append(lookup)
-        while failed and failed[0].first.time < q.time - WINDOW:
-            failed.popleft()
-        if len(failed) < MIN_FAILED or not self._others_answered(q.src, q.sport, failed):
-            return []
-        run = list(failed)
-        failed.clear()
-        return [self._finding(run)]
-
-    def _others_answered(self, client: str, port: int, failed: deque[Lookup]) -> bool:
-        start = failed[0].first.time - WINDOW
-        return any(
-            t >= start and p != port for p, t in self._answered.get(client, {}).items()
-        )
-
-    def _finding(self, run: list[Lookup]) -> Finding:
-        run.sort(key=lambda lk: lk.first.time)
-        q = run[0].first
-        frames = [t.query.frame for lk in run for t in lk.attempts]
-        span = run[-1].first.time - q.time
-        detail = (
-            f"{len(run)} lookups from {q.src}:{q.sport} to {q.dst} failed within "
-            f"{span:.1f} s while the same client's lookups from other ports were answered: "
-            "the path for this one source port is stuck (a stale conntrack or IPVS entry "
-            "pointing at a removed DNS pod)"
-        )
-        return finding("stale_port", "error", run[0], frames, detail + ".", subjects=tuple(run))
-
-    def _expire(self) -> None:
-        limit = self._now - 2 * WINDOW
-        for key in list(self._failed):
-            entries = self._failed[key]
-            while entries and entries[0].first.time < limit:
-                entries.popleft()
-            if not entries:
-                del self._failed[key]
-        for client in list(self._answered):
-            if max(self._answered[client].values()) < limit:
-                del self._answered[client]
-
-    def finish(self) -> list[Finding]:
-        self._failed.clear()
-        self._answered.clear()
+        attempts = lookup.attempts
+        t = attempts[-1].query.time
+        if t > self._now:
+            self._now = t
+        answer = lookup.answer
+        if answer is not None:
+            if answer.response is not None and answer.query.transport == "udp":
+                self._answer(answer.query.src, answer.query.sport, answer.query.dst,
+                             answer.response.time)
+        elif not lookup.open_at_end and attempts[0].query.transport == "udp":
+            self._failure(lookup)
+        due = self._due
+        if due and due[0][0] <= self._now:
+            return self._judge_due()
         return []
 
+    # -- answers ---------------------------------------------------------------------------
+
+    def _answer(self, client: str, port: int, server: str, t: float) -> None:
+        key = (client, port, server)
+        answered = self._answered
+        if answered.get(key, -_INF) < t:
+            answered[key] = t
+        c = self._clients.get(client)
+        if c is None:
+            self._clients[client] = [port, t, -_INF]
+        elif c[0] == port:
+            c[1] = max(c[1], t)
+        elif t >= c[1]:
+            c[0], c[1], c[2] = port, t, c[1]
+        elif t > c[2]:
+            c[2] = t
+        waiting = self._waiting.get(client)
+        if waiting is not None:
+            self._confirm(client, waiting, port, t)
+        run = self._runs.get(key)
+        if run is not None:
+            self._answer_on_run(key, run, t)
+        if len(answered) >= self._sweep_at:
+            self._sweep()
+
+    def _confirm(self, client: str, waiting: dict[_Key, _Run], port: int, t: float) -> None:
+        """An answer to ``client`` on ``port`` at ``t``: the runs of its other ports whose
+        window holds ``t`` are not an outage of the whole client."""
+        for key in [k for k, run in waiting.items()
+                    if k[1] != port and run.start <= t <= run.start + WINDOW]:
+            waiting.pop(key).others = True
+        if not waiting:
+            del self._waiting[client]
+
+    def _drop(self, run: _Run) -> None:
+        """Forget a run (judged, or ended by an answer)."""
+        del self._runs[run.key]
+        waiting = self._waiting.get(run.key[0])
+        if waiting is not None and waiting.pop(run.key, None) is not None and not waiting:
+            del self._waiting[run.key[0]]
+
+    def _answer_on_run(self, key: _Key, run: _Run, t: float) -> None:
+        if run.reported:
+            self._drop(run)  # the port works again; a later stuck period is new
+        elif t > run.start + WINDOW:
+            run.recovered = min(run.recovered, t)
+        elif t >= run.start:
+            # Answered inside the window: the failures before the answer were losses. Those
+            # past the evidence cap were fed last, so they are taken to come after it.
+            keep = [lk for lk in run.lookups if lk.first.time > t]
+            if not keep:
+                self._drop(run)
+                return
+            run.count = len(keep) + run.count - len(run.lookups)
+            run.lookups = keep
+            run.start = min(lk.first.time for lk in keep)
+            run.due = run.start + WINDOW + self._settle
+            self._due.append((run.due, key))
+            run.others = False
+            self._check_others(run)
+
+    # -- failures --------------------------------------------------------------------------
+
+    def _failure(self, lookup: Lookup) -> None:
+        q = lookup.first
+        port = q.sport
+        for a in lookup.attempts:
+            if a.query.sport != port:
+                return  # a resolver that changes ports cannot be stuck on one
+        f = q.time
+        if f < self._now - self._memory or f <= self._forgotten:
+            self.skipped += 1  # an answer after it may already be forgotten
+            return
+        key = (q.src, port, q.dst)
+        if self._answered.get(key, -_INF) >= f:
+            return  # the port was answered after it
+        run = self._runs.get(key)
+        if run is None:
+            if len(self._runs) >= MAX_RUNS:
+                self.skipped += 1
+                return
+            due = f + WINDOW + self._settle
+            run = self._runs[key] = _Run(key, f, f, 0, [], due)
+            self._due.append((due, key))
+        elif f > run.recovered:
+            # After the port recovered: a new run, which has to wait for this one to be
+            # judged (rare: the port failed again within a minute of working again).
+            self.skipped += 1
+            return
+        run.count += 1
+        run.last = max(run.last, f)
+        if f < run.start:
+            run.start = f  # judged a little late then, never early
+        if not run.reported and len(run.lookups) < MAX_EVIDENCE:
+            run.lookups.append(lookup)
+        if not run.others:
+            self._check_others(run)
+
+    def _check_others(self, run: _Run) -> None:
+        """Whether another port of the client was answered in the run's window, from the
+        answers fed so far; if not yet, the run waits for one (``_confirm``)."""
+        client, port, _ = run.key
+        c = self._clients.get(client)
+        other = -_INF if c is None else (c[2] if c[0] == port else c[1])
+        if run.start <= other <= run.start + WINDOW:
+            run.others = True
+        else:
+            self._waiting.setdefault(client, {})[run.key] = run
+
+    # -- judging ---------------------------------------------------------------------------
+
+    def _judge_due(self) -> list[Finding]:
+        out: list[Finding] = []
+        due, now = self._due, self._now
+        while due and due[0][0] <= now:
+            when, key = due.popleft()
+            run = self._runs.get(key)
+            if run is None or run.due != when:
+                continue  # judged already, or moved by an answer
+            if run.reported:
+                # Forget a reported run once its port has been quiet for a window.
+                if run.last + WINDOW + self._settle > now:
+                    run.due = run.last + WINDOW + self._settle
+                    due.append((run.due, key))
+                else:
+                    self._drop(run)
+                continue
+            f = self._judge(run)
+            if f is None:
+                self._drop(run)
+                continue
+            out.append(f)
+            run.reported = True
+            run.lookups = []
+            run.due = max(run.last, run.start + WINDOW) + WINDOW + self._settle
+            due.append((run.due, key))
+        return out
+
+    def _judge(self, run: _Run, at_end: bool = False) -> Finding | None:
+        """The finding for a run whose window is over (or cut by the capture's end)."""
+        if run.count < MIN_FAILED or not run.others:
+            return None  # no other port answered either: an outage, not one stuck port
+        return _finding(run, cut_short=at_end and self._now < run.start + WINDOW)
+
+    def _sweep(self) -> None:
+        """Drop answers too old to matter; over a cap, the oldest ones, remembering how far
+        back answers may be missing."""
+        answered = {k: t for k, t in self._answered.items() if t >= self._now - self._memory}
+        if len(answered) > MAX_ANSWERED:
+            cut = sorted(answered.values())[len(answered) - MAX_ANSWERED // 2]
+            self._forgotten = max(self._forgotten, cut)
+            self.evicted += len(answered)
+            answered = {k: t for k, t in answered.items() if t > cut}
+            self.evicted -= len(answered)
+        self._answered = answered
+        self._sweep_at = max(SWEEP_MIN, 2 * len(answered))
+        limit = self._now - WINDOW - self._settle
+        clients = {k: c for k, c in self._clients.items() if c[1] >= limit}
+        if len(clients) > MAX_CLIENTS:
+            # Keep the clients answered last; a run of a dropped one is not reported.
+            recent = sorted(clients.items(), key=lambda kv: kv[1][1])[-MAX_CLIENTS // 2:]
+            self.evicted += len(clients) - len(recent)
+            clients = dict(recent)
+        self._clients = clients
+
+    def finish(self) -> list[Finding]:
+        """The capture ended: judge the runs still waiting (every lookup is in now)."""
+        out = []
+        for run in self._runs.values():
+            if not run.reported:
+                f = self._judge(run, at_end=True)
+                if f is not None:
+                    out.append(f)
+        self._runs.clear()
+        self._waiting.clear()
+        self._due.clear()
+        self._answered.clear()
+        self._clients.clear()
+        return out
+
+
+def _finding(run: _Run, cut_short: bool) -> Finding:
+    run.lookups.sort(key=lambda lk: lk.first.time)
+    first = run.lookups[0]
+    q = first.first
+    frames = [t.query.frame for lk in run.lookups for t in lk.attempts]
+    over = f" over {ms(run.last - run.start)}" if run.last > run.start else ""
+    until = ("before the capture ended" if cut_short
+             else f"for at least {WINDOW:g} s after the first of them")
+    detail = (
+        f"{run.count} lookups from {q.src}:{q.sport} to {q.dst} failed{over}, and that port got no "
+        f"answer from {q.dst} {until}, while the same client's lookups from other ports "
+        "were answered."
+    )
+    return finding("stale_port", "error", first, frames, detail, subjects=tuple(run.lookups))
+
+
+# -- the server's role, known only at the end of the analysis ------------------------------
+
+
+def cluster_dns_servers(meta: CaptureMeta | None, dnat: Collection[str]) -> dict[str, str]:
+    """Server addresses known to be the cluster's DNS, each with the fact that shows it.
+
+    Only facts count, never the look of an address: a DNAT seen in the capture (the same
+    query before and after kube-proxy rewrote its destination, ``Deduplicator.dnat_servers``:
+    the Service address and the pod behind it), and the nameservers of a resolv.conf recorded
+    in capture.json whose search list holds a ``svc`` domain (kubelet writes
+    ``<namespace>.svc.<cluster domain>`` into a pod's resolv.conf when it points the pod at
+    the cluster's DNS).
+    """
+    out: dict[str, str] = {}
+    for address in sorted(dnat):
+        out[address] = "a DNAT of DNS queries to or from it was seen in the capture"
+    rc = meta.resolv_conf if meta is not None else None
+    if rc is not None and any("svc" in d.lower().split(".") for d in rc.search):
+        for address in rc.nameservers:
+            out.setdefault(address, "a nameserver in the captured pod's resolv.conf")
+    return out
+
+
+def name_cause(f: Finding, cluster_dns: Mapping[str, str]) -> Finding:
+    """``f`` with the Kubernetes cause, when its server is known to be the cluster's DNS."""
+    why = cluster_dns.get(f.server)
+    if f.kind != "stale_port" or why is None or f.cluster_dns:
+        return f
+    return replace(
+        f,
+        cluster_dns=True,
+        detail=(f"{f.detail} {f.server} is the cluster's DNS ({why}): the likely cause is a "
+                "stale conntrack or IPVS entry for this port that still points at a DNS pod "
+                "that was removed."),
+    )

@@ -25,6 +25,10 @@ from collections import deque
 
 from pcapdns.dns.message import Message
 
+#: Server addresses remembered as DNAT'd: a cluster has a few DNS addresses, a hostile
+#: capture could show any number.
+MAX_DNAT_SERVERS = 64
+
 _Key = tuple[str, int, bytes]
 _Seen = tuple[float, int, str, int, str, int, int]
 
@@ -46,6 +50,10 @@ class Deduplicator:
         self._turn_sweep_at = 4096
         #: Copies dropped.
         self.duplicates = 0
+        #: Server addresses on either side of a DNAT: a copy whose server address differs
+        #: from the first copy's (a Service address and the pod behind it). At most
+        #: ``MAX_DNAT_SERVERS``.
+        self.dnat_servers: set[str] = set()
 
     def is_duplicate(self, m: Message) -> bool:
         """True when ``m`` is a copy of a message kept earlier; else remember ``m``."""
@@ -81,6 +89,9 @@ class Deduplicator:
                     )
                 ):
                     self.duplicates += 1
+                    server, was = (m.src, src) if is_response else (m.dst, dst)
+                    if server != was and len(self.dnat_servers) < MAX_DNAT_SERVERS - 1:
+                        self.dnat_servers.update((server, was))
                     if self.copies is not None:
                         self.copies[m.frame] = frame
                     return True

@@ -185,6 +185,8 @@ def _group_sentence(g: KindGroup, a: Analysis) -> str:
         return (f"{count_noun(n, 'lookup')} {'was' if n == 1 else 'were'} answered only after more "
                 f"than {a.config.slow:g} s{scope}, e.g. {first.qname} {first.qtype} from "
                 f"{first.client} after {duration(lookup.latency or 0.0)}.")
+    if g.kind == "stale_port" and first is not None:
+        return f"One client port got no answers: {first.detail}"
     if g.kind == "retransmission" and first is not None and lookup is not None:
         return (f"{count_noun(n, 'lookup')} needed the client to send its query again{scope}, e.g. "
                 f"{first.qname} {first.qtype} from {first.client} to {first.server}: "

@@ -236,18 +236,23 @@ ADVICE: dict[FindingKind, Advice] = {
         ),
     ),
     "stale_port": Advice(
-        title="One client port stuck",
-        meaning="Lookups from one client source port kept failing while the same client's "
-                "other ports were answered.",
+        title="One client port without answers",
+        meaning="After a few lookups from one client source port failed, that port got no "
+                "answer from the server for at least a minute (or until the capture ended), "
+                "while the same client's lookups from other ports were answered.",
         causes=(
-            "A stale conntrack or IPVS entry still pointing at a CoreDNS pod that was "
-            "removed; the client keeps reusing the same source port, so every query follows "
-            "the dead entry.",
+            "State kept per flow on the way to this server (a NAT or firewall connection "
+            "entry, a load balancer's flow table) that still sends this port's queries, or "
+            "their answers, where nothing comes back. The capture shows that it happened, "
+            "not which box holds the state.",
+            "The server, or something in front of it, ignoring queries from this one "
+            "address and port (a rate limit or a block keyed on the source).",
         ),
         fixes=(
-            "Delete the stale entry: `conntrack -D -p udp --sport PORT` on the client's node.",
-            "Upgrade kube-proxy and the kernel (fixes for IPVS UDP port reuse), or use "
-            "`options single-request-reopen` so that retries use a new port.",
+            "Capture at the server, or beyond the NAT, to see whether this port's queries "
+            "arrive there and are answered.",
+            "Let the client's resolver use a new source port for each query, so one stuck "
+            "flow cannot hold every lookup.",
         ),
     ),
     "detector_error": Advice(
@@ -258,3 +263,31 @@ ADVICE: dict[FindingKind, Advice] = {
         fixes=("Report it with the frames listed, so the problem can be reproduced.",),
     ),
 }
+
+
+#: ``stale_port`` when the server is known to be the cluster's DNS (a Service address, a
+#: DNAT target, a pod's resolv.conf nameserver): only then is the Kubernetes cause named.
+STALE_PORT_CLUSTER_DNS = Advice(
+    title="One client port stuck (stale conntrack or IPVS entry)",
+    meaning="After a few lookups from one client source port to the cluster's DNS failed, "
+            "that port got no answer for at least a minute (or until the capture ended), "
+            "while the same client's lookups from other ports were answered.",
+    causes=(
+        "A stale conntrack or IPVS entry still pointing at a CoreDNS pod that was removed; "
+        "the client keeps reusing the same source port, so every query follows the dead "
+        "entry (IPVS kept such UDP entries for about 5 minutes on kernels before the fix).",
+    ),
+    fixes=(
+        "Delete the stale entry: `conntrack -D -p udp --sport PORT` on the client's node.",
+        "Upgrade kube-proxy and the kernel (fixes for IPVS UDP port reuse), or use "
+        "`options single-request-reopen` so that retries use a new port.",
+    ),
+)
+
+
+def advice_for(kind: FindingKind, cluster_dns: bool = False) -> Advice:
+    """The report's text for findings of ``kind``; ``cluster_dns`` when all of them are
+    about servers known to be the cluster's DNS (``Finding.cluster_dns``)."""
+    if kind == "stale_port" and cluster_dns:
+        return STALE_PORT_CLUSTER_DNS
+    return ADVICE[kind]

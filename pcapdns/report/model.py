@@ -28,7 +28,7 @@ from pcapdns.output.verdict import kind_rank, lower_title, verdict
 from pcapdns.output.verdict import ports_text as _ports
 from pcapdns.read import linktypes
 from pcapdns.read.capture_meta import CaptureMeta
-from pcapdns.report.knowledge import ADVICE, Advice
+from pcapdns.report.knowledge import ADVICE, Advice, advice_for
 
 #: Occurrences shown in a finding group's evidence table, and rows at most.
 EVIDENCE_OCCURRENCES = 8
@@ -327,7 +327,7 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
     return FindingGroup(
         kind=first.kind,
         severity=min((x.first.severity for x in aggs), key=SEVERITY_RANK.__getitem__),
-        advice=ADVICE[first.kind],
+        advice=advice_for(first.kind, all(x.first.cluster_dns for x in aggs)),
         occurrences=occurrences,
         distinct=len(aggs),
         clients=tuple(clients[:5]),
