@@ -132,3 +132,18 @@ def test_a_capture_in_order_has_no_late_records(tmp_path: Path) -> None:
     a = analyze([str(cap)])
     assert a.late_records == 0 and a.warnings == []
     assert "late records" not in text.render(a)
+
+
+def test_the_capture_ends_at_its_newest_record_not_its_last_written(tmp_path: Path) -> None:
+    # The last record written is stamped 0.3 s before the one written ahead of it; the
+    # capture ended at the newer one, 5.2 s after the unanswered query: a timeout.
+    cap = write_eth(tmp_path / "end.pcap", [
+        (T, query("lost.example", id=1)),
+        (T + 5.2, query("other.example", id=2, sport=40002)),
+        (T + 4.9, response("other.example", id=2, dport=40002)),
+    ])
+    a = analyze([str(cap)])
+    assert a.late_records == 0
+    assert (a.match.failed_lookups, a.match.lookups_open_at_end) == (2, 1)
+    assert [f.first.qname for f in a.findings if f.first.kind == "timeout"] == [
+        "lost.example"]
