@@ -33,6 +33,7 @@ from pcapdns.read import capture_meta
 from pcapdns.read.capture import CaptureFile
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.read.merge import open_inputs
+from pcapdns.read.reorder import TimeOrder
 from pcapdns.timeline import Timeline
 
 #: Called now and then with (bytes read, total bytes) of the input files.
@@ -52,6 +53,8 @@ class Analysis:
     packets: int
     #: Copies dropped as capture artifacts.
     duplicates: int
+    #: Records read too far out of time order to be put back in place.
+    late_records: int
     #: Frames on a DNS port whose DNS message did not decode.
     malformed: int
     #: (frame, reason) for the first few malformed frames.
@@ -148,7 +151,7 @@ def _analyze(
     malformed = 0
     examples: list[tuple[int, str]] = []
     decode = decoder.decode
-    frame = 0
+    order = TimeOrder(config.reorder_window)
     total = cap.total_bytes
     def consume(out: list[Decoded]) -> None:
         nonlocal malformed
@@ -166,10 +169,11 @@ def _analyze(
             else:
                 matcher.icmp(item)  # type: ignore[arg-type]
 
-    for ts, link_type, iface, data in cap.records:
-        frame += 1
-        if frame == 1:
+    started = False
+    for ts, frame, link_type, iface, data in order.sorted(cap.records):
+        if not started:  # the capture's first packet, in time order
             matcher.capture_start = ts
+            started = True
         out = decode(frame, ts, link_type, iface, data)
         if progress is not None and not frame & 0x3FFF:
             progress(cap.bytes_read, total)
@@ -178,6 +182,8 @@ def _analyze(
     consume(decoder.finish())
     meta, meta_warnings = capture_meta.load(paths)
     end = _capture_end(cap.files, meta)
+    if end is not None:
+        end = max(end, order.newest)  # the last record written need not be the newest
     matcher.finish(end)
     collector.finish()
     cluster_dns = stale_port.cluster_dns_servers(meta, dedupe.dnat_servers)
@@ -188,11 +194,15 @@ def _analyze(
     for f in cap.files:
         warnings.extend(f.warnings)
     warnings.extend(meta_warnings)
+    late = order.warning()
+    if late is not None:
+        warnings.append(late)
     return Analysis(
         config=config,
         files=cap.files,
-        packets=frame,
+        packets=order.records,
         duplicates=dedupe.duplicates,
+        late_records=order.late,
         malformed=malformed,
         malformed_examples=examples,
         decode=decoder.stats,

@@ -16,6 +16,10 @@ class AnalysisConfig:
     timeout: float = 5.0
     #: A lookup answered after more than this many seconds is ``slow_response`` (``--slow``).
     slow: float = 1.0
+    #: Records are put back in time order when written up to this many seconds late
+    #: (dumpcap hands an interface's packets over up to 250 ms after stamping them;
+    #: ``tcpdump -i any`` reorders by microseconds to milliseconds). 0 keeps file order.
+    reorder_window: float = 0.5
     #: Two copies of one DNS message within this many seconds can be duplicates.
     duplicate_window: float = 0.050
     #: A query repeated no more than this many seconds after the previous unanswered one is

@@ -135,6 +135,7 @@ def summary(a: Analysis) -> dict[str, Any]:
         "icmp_errors": m.icmp_errors,
         "continuation_responses": m.continuation_responses,
         "evicted_in_flight": m.evicted,
+        "late_records": a.late_records,
         "skipped": {
             "non_ip_frames": a.decode.non_ip,
             "not_dns_frames": a.decode.not_dns,

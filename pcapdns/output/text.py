@@ -48,6 +48,8 @@ def render(a: Analysis) -> str:
         f"DNS messages {s['dns_messages']} (queries {s['queries']}: udp {s['queries_udp']}, "
         f"tcp {s['queries_tcp']}; responses {s['responses']}); duplicates dropped "
         f"{s['duplicates']}; malformed {s['malformed']}"
+        # Only when there were any: the warning says what they mean.
+        + (f"; late records {s['late_records']}" if s["late_records"] else "")
     )
     lines.append(
         f"lookups {s['lookups']}: failed {s['lookups_failed']}, undecided at capture end "
