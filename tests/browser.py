@@ -10,6 +10,10 @@ which is killed when the page is done, and its throwaway profile is removed.
     result = open_page(report, evaluate=["document.querySelectorAll('table').length"])
     assert result.errors == () and result.requests == ()
     assert result.values == (3,)
+
+What a print looks like is checked two ways: ``media="print"`` lays the page out with its
+print stylesheet at the viewport's width, for measuring element boxes, and ``pdf=True``
+prints it for real; ``pdf_pages`` then gives the text on each page of that PDF.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import select
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +51,11 @@ _ERROR_LEVELS = frozenset({"error", "assert"})
 _INLINE_SCHEMES = ("data:", "blob:")
 
 _STDERR_TAIL = 3000
+
+#: Paper sizes for ``print_options``, in inches as Page.printToPDF takes them. Chromium
+#: prints on Letter unless told otherwise; most of the world prints on A4.
+LETTER = {"paperWidth": 8.5, "paperHeight": 11.0}
+A4 = {"paperWidth": 210 / 25.4, "paperHeight": 297 / 25.4}
 
 
 class BrowserError(Exception):
@@ -125,13 +135,17 @@ def require_chromium() -> str:
 
 def open_page(path: Path | str, *, width: int = 1280, height: int = 900,
               timeout: float = 30.0, evaluate: Sequence[str] = (),
-              pdf: bool = False) -> PageResult:
+              pdf: bool = False, media: Literal["screen", "print"] | None = None,
+              print_options: Mapping[str, Any] | None = None) -> PageResult:
     """Load ``path`` from file:// in headless Chromium and report what the page did.
 
     Waits for the load event, then a moment for timers set by load handlers, runs each
     ``evaluate`` expression in the page (promises are awaited), and takes a full-page
     screenshot (and a PDF when ``pdf``). The network is blocked at the browser level: any
     request that is not to a file fails without leaving the machine, but is still listed.
+    ``media`` emulates that CSS media type from before the page loads (screenshot and
+    expressions then see the print stylesheet); ``print_options`` are Page.printToPDF
+    parameters for the PDF (paper size, margins), e.g. ``A4``.
 
     Raises FileNotFoundError when ``path`` is not a file, and BrowserError when Chromium is
     missing, fails, an expression throws, or the whole visit takes longer than ``timeout``
@@ -155,7 +169,8 @@ def open_page(path: Path | str, *, width: int = 1280, height: int = 900,
         dead_proxy.bind(("127.0.0.1", 0))
         browser = _Browser.launch(binary, profile, stderr_path, dead_proxy.getsockname()[1],
                                   deadline)
-        return _visit(browser, page.as_uri(), width, height, tuple(evaluate), pdf)
+        return _visit(browser, page.as_uri(), width, height, tuple(evaluate), pdf, media,
+                      dict(print_options or {}))
     except Exception as exc:
         tail = _tail(stderr_path)
         if isinstance(exc, BrowserError):
@@ -370,7 +385,7 @@ def _environment(profile: Path) -> dict[str, str]:
 
 
 def _visit(browser: _Browser, url: str, width: int, height: int, expressions: tuple[str, ...],
-           want_pdf: bool) -> PageResult:
+           want_pdf: bool, media: str | None, print_options: dict[str, Any]) -> PageResult:
     target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = browser.call("Target.attachToTarget",
                            {"targetId": target, "flatten": True})["sessionId"]
@@ -378,6 +393,8 @@ def _visit(browser: _Browser, url: str, width: int, height: int, expressions: tu
         browser.call(f"{domain}.enable", session=session)
     browser.call("Page.setLifecycleEventsEnabled", {"enabled": True}, session)
     _set_viewport(browser, session, width, height)
+    if media is not None:
+        browser.call("Emulation.setEmulatedMedia", {"media": media}, session)
     navigation = browser.call("Page.navigate", {"url": url}, session)
     if navigation.get("errorText"):
         raise BrowserError(f"cannot load {url}: {navigation['errorText']}")
@@ -392,13 +409,48 @@ def _visit(browser: _Browser, url: str, width: int, height: int, expressions: tu
     content_size = (math.ceil(content["width"]), math.ceil(content["height"]))
     pdf = None
     if want_pdf:
-        printed = browser.call("Page.printToPDF", {"printBackground": True}, session)
+        printed = browser.call("Page.printToPDF", {"printBackground": True, **print_options},
+                               session)
         pdf = base64.b64decode(printed["data"])
     full_height = min(max(height, content_size[1]), MAX_SCREENSHOT_HEIGHT)
     _set_viewport(browser, session, width, full_height)
     shot = browser.call("Page.captureScreenshot", {"format": "png"}, session)
     return _summarize(browser.events, session, url, title, values, content_size,
                       base64.b64decode(shot["data"]), pdf)
+
+
+def require_pdftotext() -> str:
+    """poppler's pdftotext; skips the calling test when it is missing (fails under CI,
+    where .ci/run installs poppler-utils)."""
+    path = shutil.which("pdftotext")
+    if path is None:
+        reason = "pdftotext is not installed (apt-get install poppler-utils)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def pdf_pages(pdf: bytes, timeout: float = 60.0) -> list[str]:
+    """The text of each page of ``pdf``, as poppler's pdftotext reads it.
+
+    Lines come top to bottom as they are laid out on the page (``-layout``), so a block of
+    preformatted text keeps its lines whole and in order; the reading-order mode would
+    pull its columns apart. Only what is drawn on a page is there: text that a page cuts
+    off at its edge (a clipped table column, the end of a line that does not wrap) is left
+    out of the PDF itself.
+
+    Raises FileNotFoundError when pdftotext is missing, and subprocess.CalledProcessError
+    when it cannot read the PDF.
+    """
+    binary = shutil.which("pdftotext")
+    if binary is None:
+        raise FileNotFoundError("pdftotext")
+    # "-" for both: the PDF on stdin, the text on stdout, one form feed after each page.
+    done = subprocess.run([binary, "-layout", "-enc", "UTF-8", "-", "-"], input=pdf,
+                          capture_output=True, timeout=timeout, check=True)
+    pages = done.stdout.decode("utf-8").split("\f")
+    return pages[:-1] if pages and not pages[-1].strip() else pages
 
 
 def _set_viewport(browser: _Browser, session: str, width: int, height: int) -> None:

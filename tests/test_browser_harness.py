@@ -8,6 +8,7 @@ clean result.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import struct
 import zlib
@@ -17,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests import browser
-from tests.browser import BrowserError, PageError, open_page, require_chromium
+from tests.browser import (
+    A4,
+    BrowserError,
+    PageError,
+    open_page,
+    pdf_pages,
+    require_chromium,
+    require_pdftotext,
+)
 
 #: A 1x1 transparent PNG, the kind of image a self-contained report inlines.
 PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
@@ -148,6 +157,42 @@ def test_pdf_on_request(tmp_path: Path) -> None:
                           "<p class=screen>screen</p><p>print</p>")
     pdf = open_page(path, pdf=True).pdf
     assert pdf is not None and pdf.startswith(b"%PDF-")
+
+
+def test_print_media_applies_the_print_stylesheet(tmp_path: Path) -> None:
+    path = page(tmp_path, "<style>@media print { .screen { display: none } }</style>"
+                          "<p class=screen>screen</p><p>print</p>")
+    shown = "getComputedStyle(document.querySelector('.screen')).display"
+    assert open_page(path, evaluate=[shown]).values == ("block",)
+    assert open_page(path, evaluate=[shown, "matchMedia('print').matches"],
+                     media="print").values == ("none", True)
+
+
+def test_pdf_pages_gives_the_text_of_each_printed_page(tmp_path: Path) -> None:
+    require_pdftotext()
+    path = page(tmp_path, "<p>first page</p><p style='break-before: page'>second page</p>"
+                          "<div style='break-before: page; height: 1500px'>third</div>")
+    pages = pdf_pages(open_page(path, pdf=True).pdf or b"")
+    # Letter paper less Chromium's default margins holds 979 px: the block takes two pages.
+    assert [" ".join(p.split()) for p in pages] == ["first page", "second page", "third", ""]
+
+
+def test_pdf_pages_leaves_out_what_the_page_edge_cuts_off(tmp_path: Path) -> None:
+    require_pdftotext()
+    line = " ".join(f"word{i:03d}" for i in range(120))
+    path = page(tmp_path, f"<pre style='white-space: pre'>{line}</pre>")
+    (text,) = pdf_pages(open_page(path, pdf=True).pdf or b"")
+    assert "word000" in text and "word119" not in text
+
+
+def test_print_options_set_the_paper(tmp_path: Path) -> None:
+    result = open_page(page(tmp_path, "<p>A4</p>"), pdf=True, print_options=A4)
+    assert result.pdf is not None
+    # 210 x 297 mm is 595.3 x 841.9 PDF points (1/72 in); Chromium rounds to its own grid.
+    box = re.search(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", result.pdf)
+    assert box is not None, "no MediaBox in the PDF"
+    size = (float(box[1]), float(box[2]))
+    assert abs(size[0] - 595.3) < 1 and abs(size[1] - 841.9) < 1, size
 
 
 def test_missing_file_raises_before_starting_a_browser(tmp_path: Path) -> None:

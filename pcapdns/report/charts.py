@@ -298,8 +298,12 @@ def latency_svg(buckets: Sequence[tuple[float, float, int]],
                   linewidth=0)
         ax.stairs(values, edges, baseline=base, color=_QUERIES, linewidth=0.8)
         ax.set_xscale("log")
-        ax.set_xlim(edges[0], edges[-1])
-        rows = _place_labels(ax, marks, edges[0], edges[-1])
+        # A bin of room at each end: a bar that ends on the edge of the axes has half its
+        # outline clipped and reads as cut off, and the last bar holds the slowest answers.
+        room = 10 ** (1 / per_decade)
+        low_x, high_x = edges[0] / room, edges[-1] * room
+        ax.set_xlim(low_x, high_x)
+        rows = _place_labels(ax, marks, low_x, high_x)
         if log_y:
             ax.set_yscale("log")
             ax.set_ylim(base, peak * 10 ** (0.25 + 0.35 * rows))

@@ -36,6 +36,7 @@ def render(report: Report) -> str:
     )
     env.filters["code"] = _code
     env.filters["name"] = _name
+    env.filters["address"] = _address
     page = env.get_template("report.html.j2").render(
         r=report,
         css=Markup(_asset("report.css")),
@@ -86,6 +87,20 @@ def _code(text: str) -> Markup:
 def _name(qname: str) -> Markup:
     """Escape a DNS name and let it wrap after its dots rather than inside a label."""
     return Markup(str(escape(qname)).replace(".", ".<wbr>"))
+
+
+def _address(address: str) -> Markup:
+    """Escape an address (``ip`` or ``ip:port``) and let an IPv6 one wrap after every
+    fourth colon, or every second where the page is narrow (the stylesheet shows the
+    ``narrow`` breaks on paper and small screens only): at full length it is wider than a
+    table column should be, and a break inside a group of hex digits would misread. IPv4
+    addresses stay on one line."""
+    groups = str(escape(address)).split(":")
+    if len(groups) <= 2:
+        return Markup(":".join(groups))
+    breaks = {1: ':<wbr class="narrow">', 3: ":<wbr>"}
+    return Markup("".join(g + breaks.get(i % 4, ":") for i, g in enumerate(groups[:-1]))
+                  + groups[-1])
 
 
 def _asset(name: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,6 +195,9 @@ class Report:
     latency_buckets: list[tuple[float, float, int]]
     latency_ms: dict[str, float | None]
     rcodes: dict[str, int]
+    #: No lookup on the analyzed ports (no DNS there, or only answers): the verdict judges
+    #: nothing, so the page shows it in a neutral colour, neither good nor bad.
+    neutral: bool = False
 
 
 def context_of(meta: CaptureMeta | None) -> CaptureContext:
@@ -267,12 +271,13 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         warnings=tuple(a.warnings),
         context=context,
         version=__version__,
-        command=command,
+        command=_shown_command(command),
         span=_span(a.first_time, a.last_time),
         timeline=a.timeline.series(),
         latency_buckets=a.latency.buckets(),
         latency_ms=dict(a.latency_ms),
         rcodes=dict(sorted(a.match.rcodes.items(), key=lambda kv: -kv[1])),
+        neutral=said.tone == "none",
     )
 
 
@@ -602,6 +607,38 @@ def _interface_names(a: Analysis, ctx: CaptureContext) -> dict[int, str]:
         for k, v in f.interface_names.items():
             out.setdefault(k, v)
     return out
+
+
+#: Options whose value is a file the command writes.
+_OUTPUT_OPTIONS = ("-o", "--output", "--html")
+
+
+def _shown_command(command: str) -> str:
+    """``command`` with each output file (``-o``, ``--output``, ``--html``) cut to its base
+    name: the directory, often under a home directory, would carry a user name into the
+    tickets a report is attached to. A command that does not parse as shell words is
+    shown as its first word only, since where its output path is cannot be told."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command.split(" ", 1)[0]
+    shown: list[str] = []
+    value_next = False
+    for i, word in enumerate(words):
+        if value_next:
+            word, value_next = os.path.basename(word), False
+        elif word == "--":  # the rest are input paths, whatever they look like
+            shown.extend(words[i:])
+            break
+        elif word in _OUTPUT_OPTIONS:
+            value_next = True
+        elif word.startswith(("--output=", "--html=")):
+            option, _, value = word.partition("=")
+            word = f"{option}={os.path.basename(value)}"
+        elif word.startswith("-o"):  # -oFILE, click's short form
+            word = "-o" + os.path.basename(word[2:])
+        shown.append(word)
+    return shlex.join(shown)
 
 
 def _title(a: Analysis) -> str:

@@ -209,6 +209,48 @@ def test_latency_of_fourteen_thousand_fine_buckets_is_rebinned_and_small():
     assert 80 <= max(p.count(" L ") for p in steps) <= 130
 
 
+def _axes_and_bars(svg: str) -> tuple[tuple[float, float], tuple[float, float, float]]:
+    """The latency chart's plot area (left, right) and its histogram (left, right, outline
+    width), in the SVG's coordinates: the clip rectangle of the bars is the axes' box."""
+    root = _parse(svg)
+    clips = {c.get("id"): c.find(f"{SVG}rect") for c in root.iter(f"{SVG}clipPath")}
+    bars = [p for p in root.iter(f"{SVG}path") if _QUERIES in (p.get("style") or "")]
+    assert bars, "no histogram in the latency chart"
+    xs: list[float] = []
+    outline = 0.0
+    for path in bars:
+        # "M x y L x y ...": every other number is an x.
+        numbers = [float(v) for v in re.findall(r"-?[\d.]+", path.get("d", ""))]
+        xs += numbers[0::2]
+        width = re.search(r"stroke-width: ([\d.]+)", path.get("style", ""))
+        outline = max(outline, float(width[1]) if width else 0.0)
+        ref = re.fullmatch(r"url\(#([^)]+)\)", path.get("clip-path", ""))
+        assert ref is not None and clips.get(ref[1]) is not None
+        rect = clips[ref[1]]
+    x, w = float(rect.get("x", 0)), float(rect.get("width", 0))
+    return (x, x + w), (min(xs), max(xs), outline)
+
+
+_QUERIES = "#7f9cb8"
+
+
+@pytest.mark.parametrize("values", [
+    [0.0037, 0.0037, 0.0041, 5.012, 0.0038, 0.0036, 0.0039],  # a lost race: 5 s outlier
+    [0.0002 * 1.0005**i for i in range(6000)] + [5.0 + i / 1000 for i in range(5)],
+    [1e-6 * 1.001 ** (i + 0.5) for i in range(13_800)],
+    [0.010] * 30,
+    [0.0, 0.000001, 0.002],
+], ids=["race", "busy-day", "nine-decades", "one-bucket", "zero"])
+def test_latency_bars_lie_inside_the_plot(values):
+    h = _histogram(values)
+    (left, right), (first, last, outline) = _axes_and_bars(latency_svg(h.buckets(),
+                                                                       h.summary_ms()))
+    # The last bar, outline included, ends short of the plot's right edge by a visible
+    # gap (a point at least), so a slowest answer never looks cut off; so does the first.
+    assert last + outline / 2 + 1.0 <= right, (last, right)
+    assert first - outline / 2 - 1.0 >= left, (first, left)
+
+
 def test_latency_marks_each_known_percentile():
     h = _busy_day()
     text = _text(latency_svg(h.buckets(), h.summary_ms()))

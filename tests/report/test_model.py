@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pcapdns.analysis import analyze
 from pcapdns.report.knowledge import ADVICE
 from pcapdns.report.model import CaptureContext, build
@@ -118,6 +120,30 @@ def test_overview_has_file_hash_and_counts() -> None:
     assert labels["failed lookups"] == "2"  # A and AAAA of gone.example.test
     assert labels["still unanswered at the capture's end (undecided)"] == "0"
     assert r.version and r.command == "pcapdns report x"
+
+
+@pytest.mark.parametrize(("typed", "shown"), [
+    ("pcapdns report /home/alice/cap.pcap -o /home/alice/out/race.html",
+     "pcapdns report /home/alice/cap.pcap -o race.html"),
+    ("pcapdns report cap.pcap --output=/home/alice/r.html --json /home/alice/r.json",
+     "pcapdns report cap.pcap --output=r.html --json /home/alice/r.json"),
+    ("pcapdns analyze cap.pcap -o/home/alice/a.json --html '/home/alice/my dir/r.html'",
+     "pcapdns analyze cap.pcap -oa.json --html r.html"),
+    ("pcapdns report -o r.html -- -o", "pcapdns report -o r.html -- -o"),
+    ("pcapdns report 'unbalanced -o /home/alice/x", "pcapdns"),
+])
+def test_command_line_shows_output_files_without_their_directory(typed: str,
+                                                                  shown: str) -> None:
+    r = build(analyze([str(SAMPLES / "clean-glibc-getent.pcap")]), command=typed)
+    assert r.command == shown
+
+
+def test_no_dns_on_the_ports_is_neutral_and_points_to_port(tmp_path: Path) -> None:
+    cap = write_eth(tmp_path / "mdns.pcap", [(100.0, query("printer.local", dport=5353))])
+    r = _report(cap)
+    assert r.neutral and r.verdict == ("No DNS found on port 53 (1 packet read).",
+                                       "If DNS runs on another port, use --port N.")
+    assert not _report(SAMPLES / "clean-glibc-getent.pcap").neutral
 
 
 def test_capture_json_names_interfaces_node_and_caveats(tmp_path: Path) -> None:
