@@ -1017,6 +1017,80 @@ def make_ipv6(ctx: Context) -> None:
     cap.stop()
 
 
+# 14 -----------------------------------------------------------------------------------
+
+#: Queries for the raced name dropped before one gets through (one iptables rule each).
+RACE_SHORT_DROPS = 2
+
+
+def check_race_short(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(q("AAAA", RACE_NAME), RACE_SHORT_DROPS + 1, None, "AAAA queries, retries included")
+    c.expect(r"\d+\* 1/0/0 AAAA fd00:250:100::13 ", 1, 1, "the one AAAA answer")
+    if c.pairs_in_flight() < 1:
+        raise SampleError(f"{c.path.name}: the A and AAAA were not in flight together")
+    tail = c.times(".")[-1] - c.times(q("AAAA", RACE_NAME))[0]
+    if tail >= 5.0:
+        raise SampleError(f"{c.path.name}: the capture runs {tail:.1f} s past the first "
+                          "AAAA query; it must stop before glibc's default 5 s timeout")
+
+
+@sample("race-timeout1-short-capture", check_race_short)
+def make_race_short(ctx: Context) -> None:
+    lab = ctx.lab
+    client, server = two_namespaces(lab)
+    # `options timeout:1`, as many clusters set: glibc re-sends the lost query after 1 s,
+    # then 2 s. The SRE stops the capture as soon as the lookup returned.
+    lab.resolv_conf(client, f"nameserver {SERVER4}\noptions timeout:1 attempts:3\n")
+    dnsmasq_one_hop_away(lab, server)
+    for _ in range(RACE_SHORT_DROPS):  # each rule drops the first AAAA that reaches it
+        lab.iptables(server, "-A", "INPUT", "-i", "eth0", "-p", "udp", "--dport", "53",
+                     "-m", "string", "--algo", "bm",
+                     "--hex-string", f"|{qname_hex(RACE_NAME)}001c0001|",
+                     "-m", "statistic", "--mode", "nth", "--every", "1000000",
+                     "--packet", "0", "-j", "DROP")
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    getent(lab, client, RACE_NAME)
+    cap.stop()
+
+
+# 15 -----------------------------------------------------------------------------------
+
+#: Seconds the capture runs on after musl gave up: less than the 5 s --timeout.
+MUSL_GAVE_UP_TAIL = 2.0
+
+
+def check_musl_gave_up(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    c.expect(q("A", GONE_NAME), 2, None, "A queries for the dropped name, retries included")
+    c.expect(r"A 10\.250\.100\.14|AAAA fd00:250:100::14", 0, 0, "answers for the dropped name")
+    last = c.times(q("A+", GONE_NAME))[-1]
+    tail = c.times(".")[-1] - last
+    if not 1.0 <= tail < 5.0:
+        raise SampleError(f"{c.path.name}: the capture ends {tail:.1f} s after the last "
+                          "unanswered query; it should end 1-5 s after it")
+
+
+@sample("musl-failed-near-end", check_musl_gave_up, needs_musl=True)
+def make_musl_gave_up(ctx: Context) -> None:
+    lab = ctx.lab
+    assert ctx.musl_tool is not None
+    client, server = two_namespaces(lab)
+    # musl re-sends every timeout/attempts (1 s) and gives up after timeout (2 s): EAI_AGAIN.
+    lab.resolv_conf(client, f"nameserver {SERVER4}\noptions timeout:2 attempts:2\n")
+    dnsmasq(lab, server, [SERVER4])
+    lab.iptables(server, "-A", "INPUT", "-i", "eth0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm", "--hex-string", f"|{qname_hex(GONE_NAME)}|",
+                 "-j", "DROP")
+    cap = lab.tcpdump(client, "eth0", ctx.pcap)
+    musl_lookup(lab, client, ctx.musl_tool, "web.example.test")
+    musl_lookup(lab, client, ctx.musl_tool, GONE_NAME, ok=(2,))
+    time.sleep(MUSL_GAVE_UP_TAIL)
+    # A last lookup marks the end: the SRE stopped the capture 2 s after the failure.
+    musl_lookup(lab, client, ctx.musl_tool, "db.example.test")
+    cap.stop()
+
+
 # --------------------------------------------------------------------------------------
 # The relay (a separate process, started inside the server namespace)
 

@@ -120,3 +120,18 @@ def test_late_and_slow_answers(fresh: Path) -> None:
     assert s["icmp_errors"] >= 1 and kinds.get("late_response", 0) >= 1
     kinds, _ = _kinds(fresh / "slow-response.pcap")
     assert kinds.get("slow_response") == 2
+
+
+def test_near_the_end_the_race_and_the_failure_are_decided(fresh: Path) -> None:
+    # options timeout:1, capture stopped right after the lookup: the retries decide it.
+    kinds, s = _kinds(fresh / "race-timeout1-short-capture.pcap")
+    assert s["a_aaaa_race_lost"] >= 1 and kinds.get("aaaa_race_lost", 0) >= 1, (kinds, s)
+    # musl gave up (EAI_AGAIN) 2 s before the capture stopped: timeouts, not "open".
+    kinds, s = _kinds(fresh / "musl-failed-near-end.pcap")
+    assert kinds.get("timeout") == 2 and s["lookups_open_at_end"] == 0, (kinds, s)
+
+
+def test_tcp_fallback_after_tc_is_one_lookup_and_no_failure(fresh: Path) -> None:
+    kinds, s = _kinds(fresh / "tc-glibc-a-aaaa-tcp.pcap")
+    assert s["tcp_fallback_queries"] == s["queries_tcp"] and s["retransmissions"] == 0, s
+    assert s["lookups_failed"] == 0 and "retransmission" not in kinds, (kinds, s)

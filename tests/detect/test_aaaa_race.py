@@ -312,3 +312,17 @@ def test_race_with_options_timeout_1_near_the_end_is_a_race(tmp_path):
     (f,) = findings_of(a, "aaaa_race_lost")
     assert f.first.qtype == "AAAA"
     assert "3 retries were not answered either" in f.first.detail
+
+
+def test_real_glibc_race_with_timeout_1_in_a_short_capture_is_a_race() -> None:
+    # sample_pcaps/README.md: glibc with `options timeout:1`, the first two AAAA queries
+    # dropped, the capture stopped 2 s after the first query.
+    from pcapdns.analysis import analyze
+    from tests.conftest import SAMPLES
+
+    a = analyze([str(SAMPLES / "race-timeout1-short-capture.pcap")])
+    assert a.match.a_aaaa_race_lost == 1
+    (f,) = findings_of(a, "aaaa_race_lost")
+    assert f.first.qtype == "AAAA"
+    assert set(f.first.explains) == {"retransmission", "slow_response"}
+    assert [x.first.kind for x in a.findings] == ["aaaa_race_lost"]

@@ -161,3 +161,20 @@ def test_late_answer_with_no_other_answer_is_a_failed_lookup(tmp_path):
     assert a.match.failed_lookups == 0  # answered on the wire (the contract's meaning)
     assert a.match.lookups_failed == 1  # but the client never got it
     assert findings_of(a, "timeout") == []  # the late answer says more than a timeout
+
+
+def test_real_glibc_tc_fallback_sample_has_no_failure() -> None:
+    # sample_pcaps/tc-glibc-a-aaaa-tcp.pcap: frames 25 and 40 are UDP AAAA answers that hit
+    # glibc's closed UDP socket (ICMP frames 26 and 41); those lookups were answered over
+    # TCP (frames 29 and 46).
+    from pcapdns.analysis import analyze
+    from tests.conftest import SAMPLES
+
+    a = analyze([str(SAMPLES / "tc-glibc-a-aaaa-tcp.pcap")], keep_lookups=True)
+    assert (a.match.lookups, a.match.lookups_failed, a.match.retransmissions) == (6, 0, 0)
+    (late,) = findings_of(a, "late_response")
+    assert late.first.severity == "info" and late.count == 2
+    answers = {lk.answer.response.frame for lk in a.lookups if 25 in
+               [t.response.frame for t in lk.attempts if t.response is not None]}
+    assert answers == {29}
+    assert not [f for f in a.findings if f.first.severity == "error"]

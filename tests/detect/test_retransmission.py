@@ -213,3 +213,14 @@ def test_new_id_retry_after_the_minimum_gap_is_a_retransmission(tmp_path):
     ], retransmission_min_gap=0.1)
 
     assert (a.match.lookups, a.match.retransmissions, a.match.parallel_lookups) == (1, 1, 0)
+
+
+def test_corpus_iphone_parallel_lookups_are_not_retransmissions(corpus) -> None:
+    # ndpi__iphone.pcap: the same names asked twice 0.2 ms apart with new IDs and ports,
+    # both answered: parallel lookups, not a resolver's retry.
+    from pcapdns.analysis import analyze
+
+    a = analyze([str(corpus / "ndpi__iphone.pcap")])
+    assert a.match.retransmissions == 0
+    assert a.match.parallel_lookups == 2
+    assert findings_of(a, "retransmission") == []

@@ -181,3 +181,14 @@ def test_capture_ending_inside_the_clients_retry_gap_leaves_the_lookup_open(tmp_
     assert findings_of(a, "timeout") == []
     assert a.match.lookups_open_at_end == 1
     assert a.match.lookups_failed == 0
+
+
+def test_real_musl_failure_two_seconds_before_the_capture_stopped_is_a_timeout() -> None:
+    # sample_pcaps/README.md: musl (timeout:2 attempts:2) gave up with EAI_AGAIN and the
+    # capture stopped 2 s later, 3 s after its last attempt.
+    from pcapdns.analysis import analyze
+    from tests.conftest import SAMPLES
+
+    a = analyze([str(SAMPLES / "musl-failed-near-end.pcap")])
+    assert len(findings_of(a, "timeout")) == 2
+    assert (a.match.lookups_open_at_end, a.match.lookups_failed) == (0, 2)
