@@ -184,6 +184,7 @@ def _analyze(
     for f in cap.files:
         warnings.extend(f.warnings)
     warnings.extend(meta_warnings)
+    warnings.extend(timeline.span_warnings(cap.files, config.max_plausible_span))
     return Analysis(
         config=config,
         files=cap.files,

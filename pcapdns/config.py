@@ -51,3 +51,7 @@ class AnalysisConfig:
     #: The first this many findings of each kind keep the lookups they are about, for the
     #: report's evidence tables.
     max_examples_per_kind: int = 20
+    #: A capture whose time stamps span more than this many seconds gets an "implausible
+    #: span" warning: rings run for minutes to days, so a longer span means records with a
+    #: wrong time (a clock that was not set, damaged or crafted records).
+    max_plausible_span: float = 31 * 86400.0
