@@ -83,6 +83,8 @@ class Analysis:
     examples: dict[str, list[Finding]] = field(default_factory=dict)
     #: What the capture agent recorded beside the files (capture.json), if anything.
     capture: CaptureMeta | None = None
+    #: NXDOMAIN lookups the search-expansion detector forgot at ``max_search_tries``.
+    search_tries_evicted: int = 0
 
     @property
     def first_time(self) -> float | None:
@@ -208,6 +210,7 @@ def _analyze(
         timeline=timeline,
         examples=collector.examples(),
         capture=meta,
+        search_tries_evicted=collector.evicted().get("search_expansion", 0),
     )
 
 

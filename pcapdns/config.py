@@ -55,3 +55,7 @@ class AnalysisConfig:
     #: span" warning: rings run for minutes to days, so a longer span means records with a
     #: wrong time (a clock that was not set, damaged or crafted records).
     max_plausible_span: float = 31 * 86400.0
+    #: The search-expansion detector keeps at most this many NXDOMAIN lookups (all clients
+    #: together) as possible search-suffix tries; beyond it the oldest are forgotten and
+    #: counted (``search_tries_evicted``).
+    max_search_tries: int = 20_000

@@ -158,6 +158,8 @@ def summary(a: Analysis) -> dict[str, Any]:
         "tcp_fallback_queries": m.tcp_fallback_queries,
         "parallel_lookups": m.parallel_lookups,
         "lookups_failed": m.lookups_failed,
+        # State dropped to stay within its budget (AnalysisConfig.max_*), never decoded.
+        "search_tries_evicted": a.search_tries_evicted,
     }
 
 
