@@ -83,6 +83,10 @@ class Analysis:
     examples: dict[str, list[Finding]] = field(default_factory=dict)
     #: What the capture agent recorded beside the files (capture.json), if anything.
     capture: CaptureMeta | None = None
+    #: Incomplete IP datagrams dropped (also in ``fragments_dropped``) to keep fragment
+    #: reassembly within ``max_fragment_buffer_bytes``, and the bytes they held.
+    fragments_evicted: int = 0
+    fragment_bytes_evicted: int = 0
     #: NXDOMAIN lookups the search-expansion detector forgot at ``max_search_tries``.
     search_tries_evicted: int = 0
 
@@ -125,7 +129,8 @@ def _analyze(
     paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None
 ) -> Analysis:
     cap = open_inputs(paths)
-    decoder = FrameDecoder(config.ports)
+    decoder = FrameDecoder(config.ports, config.max_tcp_buffer_bytes,
+                           config.max_fragment_buffer_bytes)
     dedupe = Deduplicator(config.duplicate_window, record_copies=keep_lookups)
     collector = FindingCollector(config)
     histogram = LatencyHistogram()
@@ -210,6 +215,8 @@ def _analyze(
         timeline=timeline,
         examples=collector.examples(),
         capture=meta,
+        fragments_evicted=decoder.fragments.evicted,
+        fragment_bytes_evicted=decoder.fragments.evicted_bytes,
         search_tries_evicted=collector.evicted().get("search_expansion", 0),
     )
 

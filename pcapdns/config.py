@@ -59,3 +59,11 @@ class AnalysisConfig:
     #: together) as possible search-suffix tries; beyond it the oldest are forgotten and
     #: counted (``search_tries_evicted``).
     max_search_tries: int = 20_000
+    #: TCP reassembly holds at most this many bytes (partial messages and segments waiting
+    #: beyond gaps, all connections together); beyond it the least recently active
+    #: connections are dropped and counted (``tcp_flows_evicted``).
+    max_tcp_buffer_bytes: int = 64 * 1024 * 1024
+    #: IP fragment reassembly holds at most this many bytes (all incomplete datagrams
+    #: together); beyond it the oldest datagrams are dropped and counted
+    #: (``fragmented_datagrams_evicted``).
+    max_fragment_buffer_bytes: int = 32 * 1024 * 1024
