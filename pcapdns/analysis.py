@@ -88,6 +88,12 @@ class Analysis:
     capture: CaptureMeta | None = None
     #: Occurrences of each finding kind that are about a failed lookup (``Lookup.failed``).
     findings_on_failed: dict[str, int] = field(default_factory=dict)
+    #: Incomplete IP datagrams dropped (also in ``fragments_dropped``) to keep fragment
+    #: reassembly within ``max_fragment_buffer_bytes``, and the bytes they held.
+    fragments_evicted: int = 0
+    fragment_bytes_evicted: int = 0
+    #: NXDOMAIN lookups the search-expansion detector forgot at ``max_search_tries``.
+    search_tries_evicted: int = 0
 
     @property
     def first_time(self) -> float | None:
@@ -128,7 +134,8 @@ def _analyze(
     paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None
 ) -> Analysis:
     cap = open_inputs(paths)
-    decoder = FrameDecoder(config.ports)
+    decoder = FrameDecoder(config.ports, config.max_tcp_buffer_bytes,
+                           config.max_fragment_buffer_bytes)
     dedupe = Deduplicator(config.duplicate_window, record_copies=keep_lookups)
     collector = FindingCollector(config)
     histogram = LatencyHistogram()
@@ -197,6 +204,7 @@ def _analyze(
     late = order.warning()
     if late is not None:
         warnings.append(late)
+    warnings.extend(timeline.span_warnings(cap.files, config.max_plausible_span))
     return Analysis(
         config=config,
         files=cap.files,
@@ -222,6 +230,9 @@ def _analyze(
         examples=collector.examples(),
         capture=meta,
         findings_on_failed=dict(collector.on_failed),
+        fragments_evicted=decoder.fragments.evicted,
+        fragment_bytes_evicted=decoder.fragments.evicted_bytes,
+        search_tries_evicted=collector.evicted().get("search_expansion", 0),
     )
 
 

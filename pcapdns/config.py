@@ -55,3 +55,19 @@ class AnalysisConfig:
     #: The first this many findings of each kind keep the lookups they are about, for the
     #: report's evidence tables.
     max_examples_per_kind: int = 20
+    #: A capture whose time stamps span more than this many seconds gets an "implausible
+    #: span" warning: rings run for minutes to days, so a longer span means records with a
+    #: wrong time (a clock that was not set, damaged or crafted records).
+    max_plausible_span: float = 31 * 86400.0
+    #: The search-expansion detector keeps at most this many NXDOMAIN lookups (all clients
+    #: together) as possible search-suffix tries; beyond it the oldest are forgotten and
+    #: counted (``search_tries_evicted``).
+    max_search_tries: int = 20_000
+    #: TCP reassembly holds at most this many bytes (partial messages and segments waiting
+    #: beyond gaps, all connections together); beyond it the least recently active
+    #: connections are dropped and counted (``tcp_flows_evicted``).
+    max_tcp_buffer_bytes: int = 64 * 1024 * 1024
+    #: IP fragment reassembly holds at most this many bytes (all incomplete datagrams
+    #: together); beyond it the oldest datagrams are dropped and counted
+    #: (``fragmented_datagrams_evicted``).
+    max_fragment_buffer_bytes: int = 32 * 1024 * 1024

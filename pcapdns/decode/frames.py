@@ -11,6 +11,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from pcapdns.decode import fragments, tcp
 from pcapdns.decode.fragments import FragmentReassembler
 from pcapdns.decode.records import IcmpQuote, Payload
 from pcapdns.decode.tcp import TcpReassembler
@@ -56,11 +57,12 @@ class DecodeStats:
 class FrameDecoder:
     """Stateful decoder: link layer, IP (with fragments), UDP, TCP (with reassembly)."""
 
-    def __init__(self, ports: frozenset[int]) -> None:
+    def __init__(self, ports: frozenset[int], tcp_bytes: int = tcp.MAX_BYTES,
+                 fragment_bytes: int = fragments.MAX_BYTES) -> None:
         self.ports = ports
         self.stats = DecodeStats()
-        self.fragments = FragmentReassembler()
-        self.tcp = TcpReassembler()
+        self.fragments = FragmentReassembler(fragment_bytes)
+        self.tcp = TcpReassembler(tcp_bytes)
         self._addr_cache: dict[bytes, str] = {}
         self._last_sweep = 0.0
 

@@ -8,11 +8,18 @@ connections that started before the capture did.
 State per direction is bounded: at most ``MAX_OUT_OF_ORDER`` segments wait for a gap to
 fill; when that overflows, or a buffered message can never complete, the gap is skipped and
 counted, and framing restarts at the next segment that looks like a DNS message.
+
+All directions together hold at most ``max_bytes`` (``AnalysisConfig.max_tcp_buffer_bytes``)
+of partial messages and waiting segments: counts alone do not bound memory, since 65,536
+connections may each hold a 64 kB message that never completes, or 32 segments of 64 kB
+beyond a gap. Past the budget the least recently active directions are dropped, their
+partial messages counted as incomplete, and the drops counted in ``TcpStats``.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -20,6 +27,11 @@ MAX_OUT_OF_ORDER = 32
 MAX_HOLES = 4
 MAX_FLOWS = 65536
 IDLE_SECONDS = 120.0
+#: Default of ``max_bytes``: the analysis passes ``AnalysisConfig.max_tcp_buffer_bytes``.
+MAX_BYTES = 64 * 1024 * 1024
+#: What a segment waiting beyond a gap costs besides its bytes (the bytes object, the
+#: tuple and the dict entry), so that many tiny segments count too.
+SEGMENT_OVERHEAD = 160
 
 _FIN = 0x01
 _SYN = 0x02
@@ -50,6 +62,8 @@ class _Direction:
     acked: int | None = None
     #: Time of the last segment, for idle expiry.
     last_time: float = 0.0
+    #: Bytes this direction holds, as counted in ``TcpReassembler.buffered``.
+    held: int = 0
 
 
 @dataclass(slots=True)
@@ -65,6 +79,10 @@ class TcpStats:
     incomplete_messages: int = 0
     #: Zero-length messages skipped.
     empty_messages: int = 0
+    #: Directions of connections dropped to keep reassembly within its byte budget, and
+    #: the bytes they held (their partial messages are counted in incomplete_messages).
+    evicted_flows: int = 0
+    evicted_bytes: int = 0
 
 
 FlowKey = tuple[str, int, str, int]
@@ -76,9 +94,14 @@ TcpMessage = tuple[bytes, int, float]
 class TcpReassembler:
     """Turns TCP segments on DNS ports into whole DNS messages, per direction."""
 
-    def __init__(self) -> None:
-        self._flows: dict[FlowKey, _Direction] = {}
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        #: Directions by key, least recently active first.
+        self._flows: OrderedDict[FlowKey, _Direction] = OrderedDict()
         self.stats = TcpStats()
+        #: Budget for the bytes held by all directions together.
+        self.max_bytes = max_bytes
+        #: Bytes held now: partial messages, and segments waiting beyond gaps.
+        self.buffered = 0
 
     def segment(
         self,
@@ -106,7 +129,25 @@ class TcpReassembler:
             if len(self._flows) >= MAX_FLOWS:
                 self.expire(time, force=True)
             d = self._flows[key] = _Direction()
+        else:
+            self._flows.move_to_end(key)
         d.last_time = time
+        yield from self._segment(key, d, seq, flags, payload, frame, time)
+        if self._flows.get(key) is d:
+            self._account(d)
+        if self.buffered > self.max_bytes:
+            self._evict()
+
+    def _segment(
+        self,
+        key: FlowKey,
+        d: _Direction,
+        seq: int,
+        flags: int,
+        payload: bytes,
+        frame: int,
+        time: float,
+    ) -> Iterator[TcpMessage]:
         if flags & _SYN:
             d.next_seq = (seq + 1) & 0xFFFFFFFF
             d.buf.clear()
@@ -311,7 +352,35 @@ class TcpReassembler:
             yield from self._skip_gap(d)
         if d.buf:
             self.stats.incomplete_messages += 1
-        self._flows.pop(key, None)
+        if self._flows.get(key) is d:
+            del self._flows[key]
+            self.buffered -= d.held
+            d.held = 0
+
+    def _account(self, d: _Direction) -> None:
+        """Bring ``buffered`` up to date with what ``d`` holds now."""
+        held = len(d.buf)
+        if d.ahead:
+            held += sum(len(seg[0]) for seg in d.ahead.values())
+            held += SEGMENT_OVERHEAD * len(d.ahead)
+        self.buffered += held - d.held
+        d.held = held
+
+    def _evict(self) -> None:
+        """Over budget: drop the least recently active directions (the one just fed last
+        of all) until the rest fits. What they held is counted, not decoded."""
+        while self.buffered > self.max_bytes and self._flows:
+            key, d = next(iter(self._flows.items()))
+            self.stats.evicted_flows += 1
+            self.stats.evicted_bytes += d.held
+            self._drop(key, d)
+
+    def _drop(self, key: FlowKey, d: _Direction) -> None:
+        """Forget a direction; its messages still waiting beyond a gap are counted."""
+        self.stats.incomplete_messages += len(d.ahead)
+        d.ahead.clear()
+        for _ in self._close(key, d):
+            pass
 
     def expire(self, now: float, force: bool = False) -> None:
         """Forget connections idle for longer than IDLE_SECONDS (or the oldest half).
@@ -325,11 +394,7 @@ class TcpReassembler:
         else:
             victims = [k for k, d in self._flows.items() if now - d.last_time > IDLE_SECONDS]
         for k in victims:
-            d = self._flows[k]
-            self.stats.incomplete_messages += len(d.ahead)
-            d.ahead.clear()
-            for _ in self._close(k, d):
-                pass
+            self._drop(k, self._flows[k])
 
     def finish_with_keys(self) -> Iterator[tuple[FlowKey, TcpMessage]]:
         """End of capture: frame what waits beyond gaps, count what is still incomplete."""

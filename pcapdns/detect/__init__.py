@@ -132,6 +132,10 @@ class FindingCollector:
         #: The first findings of each kind as found, with their subjects (evidence tables).
         self._examples: dict[str, list[Finding]] = {}
 
+    def evicted(self) -> dict[str, int]:
+        """What each window detector forgot at its cap (its ``evicted`` count), by name."""
+        return {name: getattr(w, "evicted", 0) for name, w in self._windows}
+
     def lookup(self, lookup: Lookup) -> None:
         # Each detector guarded in place (no helper call): this runs a dozen times for
         # every lookup.

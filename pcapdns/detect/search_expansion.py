@@ -13,12 +13,27 @@ the final name share their leading labels, and the failed name's remaining label
 the final name's remaining labels (search suffixes nest: ``default.svc.cluster.local``,
 ``svc.cluster.local``, ``cluster.local``), or the final name is that shared part itself.
 
-This detector keeps state across lookups, bounded by ``WINDOW`` seconds per client.
+This detector keeps state across lookups: the NXDOMAIN lookups of the last ``2 * WINDOW``
+seconds, at most ``AnalysisConfig.max_search_tries`` of them (the oldest beyond that are
+forgotten and counted in ``evicted``). A node-local cache or a busy gateway is one client
+with hundreds of queries a second, so the tries are indexed, not scanned: an NXDOMAIN
+lookup costs O(L log n) to file and an answer O(L (log n + L)) to match, where L is the
+number of labels (at most ``MAX_NDOTS``) and n the tries kept.
+
+The index rests on what a try is: the final name with labels inserted after its first
+``k`` labels (``api.example.com`` + ``default.svc.cluster.local``; ``kube-dns.kube-system``
++ ``default`` + ``svc.cluster.local``). A try is filed under each of its first
+``1 .. MAX_NDOTS`` labels; under one such prefix, the tries are kept sorted by their labels
+read from the end, so the tries that end with the final name's remaining labels are one
+contiguous run, found by bisection. ``k`` is at most ``MAX_NDOTS``: glibc and musl cap
+``ndots`` at 15, so a name with more labels than that is never tried with a suffix.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
+from dataclasses import dataclass, field
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
@@ -26,7 +41,42 @@ from pcapdns.match.records import Lookup
 
 #: A suffix attempt belongs to a chain when sent at most this long before the final name.
 WINDOW = 10.0
+#: The longest name (in labels) that a resolver tries with a search suffix: resolv.conf's
+#: ``ndots`` is capped at 15 (glibc resolv.conf(5), musl), and only a name with fewer dots
+#: than ``ndots`` is tried with the suffixes first.
+MAX_NDOTS = 15
 _NXDOMAIN = 3
+
+#: A name's labels, last label first: the key tries are sorted by.
+Reversed = tuple[str, ...]
+
+
+class _Try:
+    """One NXDOMAIN lookup kept as a possible search-suffix try."""
+
+    __slots__ = ("lookup", "seq", "time", "space", "rev", "alive")
+
+    def __init__(self, lookup: Lookup, seq: int, space: _Space, rev: Reversed) -> None:
+        self.lookup: Lookup | None = lookup
+        #: Order of arrival, which is the order chains list their tries in.
+        self.seq = seq
+        self.time = lookup.first.time
+        self.space = space
+        self.rev = rev
+        #: False once matched, expired or evicted (it may still sit in the arrival queue).
+        self.alive = True
+
+
+@dataclass(slots=True)
+class _Space:
+    """The tries of one client for one question type and class."""
+
+    #: (client, qtype, qclass)
+    key: tuple[str, int, int]
+    #: Tries by name (labels last first), each list sorted by (time, arrival).
+    names: dict[Reversed, list[tuple[float, int, _Try]]] = field(default_factory=dict)
+    #: Names by their first k labels (k = 1 .. MAX_NDOTS), each list sorted.
+    by_prefix: dict[tuple[str, ...], list[Reversed]] = field(default_factory=dict)
 
 
 class SearchExpansion:
@@ -34,50 +84,130 @@ class SearchExpansion:
 
     def __init__(self, config: AnalysisConfig) -> None:
         self.config = config
-        #: Recent NXDOMAIN lookups by client, oldest first.
-        self._failed: dict[str, deque[Lookup]] = {}
+        self._spaces: dict[tuple[str, int, int], _Space] = {}
+        #: Every try filed, oldest first; matched ones are skipped when they reach the head.
+        self._queue: deque[_Try] = deque()
+        self._live = 0
+        self._seq = 0
         self._now = float("-inf")
-        self._fed = 0
-
-    def _expire(self) -> None:
-        """Forget clients whose tries are all too old to start a chain."""
-        limit = self._now - 2 * WINDOW
-        for client in list(self._failed):
-            recent = self._failed[client]
-            while recent and recent[0].first.time < limit:
-                recent.popleft()
-            if not recent:
-                del self._failed[client]
+        #: Tries forgotten because more than ``max_search_tries`` were kept.
+        self.evicted = 0
 
     def feed(self, lookup: Lookup) -> list[Finding]:
         q = lookup.first
         if lookup.answer is None or lookup.answer.response is None or q.qname is None:
             return []
-        self._now = max(self._now, q.time)
-        self._fed += 1
-        if not self._fed % 4096:
-            self._expire()
+        if q.time > self._now:
+            self._now = q.time
+        self._expire()
         if lookup.answer.response.flags & 0xF == _NXDOMAIN:
             # Not the end of a chain: it may be one of the tries of a later name.
-            self._failed.setdefault(q.src, deque()).append(lookup)
+            self._file(lookup)
             return []
-        recent = self._failed.get(q.src)
-        out: list[Finding] = []
-        if recent:
-            while recent and recent[0].first.time < self._now - 2 * WINDOW:
-                recent.popleft()
-            chain = [x for x in recent if _is_suffix_attempt(x, lookup)]
-            if chain:
-                for x in chain:
-                    recent.remove(x)
-                out.append(_finding(lookup, chain))
-            if not recent:
-                del self._failed[q.src]
-        return out
+        space = self._spaces.get((q.src, q.qtype, q.qclass))
+        if space is None:
+            return []
+        chain = self._match(space, lookup)
+        if not chain:
+            return []
+        tries = [t.lookup for t in chain if t.lookup is not None]
+        for t in chain:
+            self._remove(t)
+        return [_finding(lookup, tries)]
 
     def finish(self) -> list[Finding]:
-        self._failed.clear()
+        self._spaces.clear()
+        self._queue.clear()
+        self._live = 0
         return []
+
+    # -- the index -------------------------------------------------------------------------
+
+    def _file(self, lookup: Lookup) -> None:
+        q = lookup.first
+        key = (q.src, q.qtype, q.qclass)
+        space = self._spaces.get(key)
+        if space is None:
+            space = self._spaces[key] = _Space(key)
+        labels = _labels(q.qname or "")
+        rev = tuple(reversed(labels))
+        self._seq += 1
+        t = _Try(lookup, self._seq, space, rev)
+        tries = space.names.get(rev)
+        if tries is None:
+            tries = space.names[rev] = []
+            # Filed under each prefix that leaves at least one label to insert.
+            for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
+                insort(space.by_prefix.setdefault(tuple(labels[:k]), []), rev)
+        insort(tries, (t.time, t.seq, t))
+        self._queue.append(t)
+        self._live += 1
+        while self._live > self.config.max_search_tries:
+            head = self._queue.popleft()
+            if head.alive:
+                self.evicted += 1
+                self._remove(head)
+
+    def _match(self, space: _Space, final: Lookup) -> list[_Try]:
+        """The live tries that are search-suffix tries of ``final``, in arrival order."""
+        fq = final.first
+        labels = _labels(fq.qname or "")
+        n = len(labels)
+        lo, hi = fq.time - WINDOW, fq.time
+        found: dict[int, _Try] = {}
+        for k in range(1, min(n, MAX_NDOTS) + 1):
+            names = space.by_prefix.get(tuple(labels[:k]))
+            if names is None:
+                break  # nothing starts with these k labels, so nothing with more either
+            tail = tuple(reversed(labels[k:]))
+            i = bisect_left(names, tail)
+            while i < len(names) and names[i][: len(tail)] == tail:
+                rev = names[i]
+                i += 1
+                if len(rev) <= n:
+                    continue  # no label inserted: the prefix and the tail overlap
+                tries = space.names[rev]
+                j = bisect_left(tries, (lo,))
+                while j < len(tries) and tries[j][0] <= hi:
+                    t = tries[j][2]
+                    found[t.seq] = t
+                    j += 1
+        chain = [found[s] for s in sorted(found)]
+        return [t for t in chain if t.lookup is not None and _is_suffix_attempt(t.lookup, final)]
+
+    def _remove(self, t: _Try) -> None:
+        """Take a try out of the index (it stays in the queue until it reaches the head)."""
+        if not t.alive:
+            return
+        t.alive = False
+        t.lookup = None
+        self._live -= 1
+        space = t.space
+        tries = space.names[t.rev]
+        del tries[bisect_left(tries, (t.time, t.seq))]
+        if not tries:
+            del space.names[t.rev]
+            labels = list(reversed(t.rev))
+            for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
+                prefix = tuple(labels[:k])
+                names = space.by_prefix[prefix]
+                del names[bisect_left(names, t.rev)]
+                if not names:
+                    del space.by_prefix[prefix]
+            if not space.names:
+                del self._spaces[space.key]
+
+    def _expire(self) -> None:
+        """Forget tries too old to start a chain: sent ``2 * WINDOW`` before the latest
+        lookup (twice the window, as lookups close out of order by a few seconds)."""
+        queue = self._queue
+        limit = self._now - 2 * WINDOW
+        while queue and (not queue[0].alive or queue[0].time < limit):
+            self._remove(queue.popleft())
+        # Matched tries wait in the queue behind a live head; drop them now and then so
+        # that the queue stays within twice the live tries.
+        if len(queue) > 2 * self._live + 1024:
+            self._queue = deque(t for t in queue if t.alive)
 
 
 def _labels(name: str) -> list[str]:

@@ -159,6 +159,12 @@ def summary(a: Analysis) -> dict[str, Any]:
         "tcp_fallback_queries": m.tcp_fallback_queries,
         "parallel_lookups": m.parallel_lookups,
         "lookups_failed": m.lookups_failed,
+        # State dropped to stay within its budget (AnalysisConfig.max_*), never decoded.
+        "tcp_flows_evicted": a.tcp.evicted_flows,
+        "tcp_bytes_evicted": a.tcp.evicted_bytes,
+        "fragmented_datagrams_evicted": a.fragments_evicted,
+        "fragment_bytes_evicted": a.fragment_bytes_evicted,
+        "search_tries_evicted": a.search_tries_evicted,
     }
 
 

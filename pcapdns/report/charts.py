@@ -207,7 +207,12 @@ def _time_ticks(start: float, end: float) -> tuple[list[float], list[str], bool]
     the span crosses midnight the first tick of each day carries the date as well.
     """
     span = max(end - start, 1e-6)
-    interval = next((i for i in _NICE_INTERVALS if span / i <= 7), _NICE_INTERVALS[-1])
+    interval = next((i for i in _NICE_INTERVALS if span / i <= 7), None)
+    if interval is None:
+        # Longer than seven weeks: whole weeks, as many as keep seven ticks or so; a span of
+        # centuries (a damaged time stamp) must not ask for thousands of weekly ticks.
+        week = _NICE_INTERVALS[-1]
+        interval = week * math.ceil(span / 7 / week)
     first = math.ceil(start / interval - 1e-9)
     ticks = [k * interval for k in range(first, int(math.floor(end / interval + 1e-9)) + 1)]
     one_day = _utc(start)[:10] == _utc(max(start, end - 1e-6))[:10]

@@ -3,15 +3,18 @@ fragments, and only the whole datagram shows the DNS message."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import fragment
+from scapy.layers.inet import IP, fragment
 from scapy.layers.inet6 import IPv6ExtHdrFragment, fragment6
 from scapy.packet import Packet
 
 from pcapdns.analysis import analyze
+from pcapdns.config import AnalysisConfig
 from pcapdns.decode import fragments
+from pcapdns.output.document import build
 from tests.craft import (
     CLIENT,
     DNS,
@@ -168,3 +171,121 @@ def test_corpus_fragmented_capture_counts_like_the_unfragmented_one(corpus: Path
     assert counts == [(41, 41, 41), (41, 41, 41)]
     assert fragmented.fragments_reassembled > 0
     assert fragmented.fragments_dropped == 0
+
+
+# -- any order, bounded bytes ----------------------------------------------------------------
+
+
+def _reference(pieces: list[tuple[int, bytes, bool]]) -> bytes | None:
+    """The datagram by brute force: the longer piece at each offset, the last MF=0 piece
+    giving the length, and whole only when the pieces leave no hole."""
+    by_offset: dict[int, bytes] = {}
+    total = None
+    for off, data, more in pieces:
+        if len(data) > len(by_offset.get(off, b"")) or off not in by_offset:
+            by_offset[off] = data
+        if not more:
+            total = off + len(data)
+    if total is None:
+        return None
+    covered = 0
+    for off in sorted(by_offset):
+        if off > covered:
+            return None
+        covered = max(covered, off + len(by_offset[off]))
+    if covered < total:
+        return None
+    out = bytearray(total)
+    for off in sorted(by_offset):
+        piece = by_offset[off][: max(0, total - off)]
+        out[off : off + len(piece)] = piece
+    return bytes(out)
+
+
+KEY = (b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 7, 17, 0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_order_with_copies_and_overlaps_gives_the_brute_force_datagram(seed: int) -> None:
+    rng = random.Random(seed)
+    payload = bytes(rng.randrange(256) for _ in range(rng.randrange(8, 3_000)))
+    size = rng.choice([8, 16, 64, 600])
+    pieces = [(off, payload[off : off + size], off + size < len(payload))
+              for off in range(0, len(payload), size)]
+    # Copies, and pieces that span two fragments' worth (a resend with another MTU).
+    pieces += [rng.choice(pieces) for _ in range(rng.randrange(4))]
+    for _ in range(rng.randrange(3)):
+        off = rng.randrange(0, len(payload), 8)
+        pieces.append((off, payload[off : off + 2 * size], off + 2 * size < len(payload)))
+    rng.shuffle(pieces)
+    if rng.random() < 0.3:
+        pieces.pop()  # maybe a hole
+
+    r = fragments.FragmentReassembler()
+    results = [r.add(KEY, off, more, data, T0) for off, data, more in pieces]
+
+    whole = [x for x in results if x is not None]
+    expected = _reference(pieces)
+    if expected is None:
+        assert whole == [] and r.reassembled == 0
+    else:
+        # Complete at the first piece that closes the last hole, and only then.
+        first = next(i for i in range(len(pieces)) if _reference(pieces[: i + 1]) is not None)
+        assert results[first] == _reference(pieces[: first + 1])
+        assert whole[0] == _reference(pieces[: first + 1])
+        assert r.reassembled >= 1
+
+
+def test_last_fragment_first_keeps_only_the_pieces_beyond_the_hole_in_the_heap() -> None:
+    # Linux sends the last fragment first: the length is known from the start, and every
+    # piece after it asks whether the datagram is whole.
+    payload = bytes(range(256)) * 32
+    pieces = [(off, payload[off : off + 8]) for off in range(0, len(payload), 8)]
+    r = fragments.FragmentReassembler()
+    last_off, last = pieces[-1]
+    assert r.add(KEY, last_off, False, last, T0) is None
+    for off, data in pieces[:-2]:
+        assert r.add(KEY, off, True, data, T0) is None
+        p = r._partials[KEY]
+        # The prefix grows with each piece; only the last fragment waits beyond it.
+        assert (p.covered, p.beyond) == (off + 8, [(last_off, len(payload))])
+    assert r.add(KEY, pieces[-2][0], True, pieces[-2][1], T0) == payload
+    assert r.buffered == 0 and r._partials == {}
+
+
+def test_four_datagrams_of_thousands_of_pieces_stay_within_the_byte_budget() -> None:
+    r = fragments.FragmentReassembler(max_bytes=200_000)
+    data = bytes(1_000)
+    for i in range(300):
+        for ident in range(4):
+            key = (b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", ident, 17, 0)
+            assert r.add(key, 8 * i, True, data, T0) is None
+            held = sum(len(x) + fragments.PIECE_OVERHEAD
+                       for p in r._partials.values() for x in p.pieces.values())
+            assert r.buffered == held <= 200_000, (i, ident, r.buffered, held)
+    assert r.evicted > 0 and r.evicted == r.dropped
+    assert r.evicted_bytes > 0
+    assert r.reassembled == 0
+
+
+def test_piece_past_the_largest_datagram_drops_it() -> None:
+    r = fragments.FragmentReassembler()
+    assert r.add(KEY, 0, True, bytes(100), T0) is None
+    assert r.add(KEY, 65_528, True, bytes(16), T0) is None
+    assert (r.dropped, r.buffered, r._partials) == (1, 0, {})
+
+
+def test_fragment_evictions_are_in_the_summary(tmp_path: Path) -> None:
+    # Five fragments of about 600 bytes, with room for two: the third evicts the datagram,
+    # the last two start it again and never complete.
+    pieces = v4_fragments()
+    path = write_eth(tmp_path / "frags.pcap", [(T0 + i / 1000, p) for i, p in enumerate(pieces)])
+
+    result = analyze([str(path)], AnalysisConfig(max_fragment_buffer_bytes=2_000))
+
+    summary = build(result)["summary"]
+    held = sum(len(bytes(p[IP].payload)) + fragments.PIECE_OVERHEAD for p in pieces[:3])
+    assert (summary["fragmented_datagrams_evicted"], summary["fragment_bytes_evicted"]) == (
+        1, held)
+    assert summary["skipped"]["fragmented_datagrams_dropped"] == 2
+    assert summary["skipped"]["fragments_reassembled"] == 0

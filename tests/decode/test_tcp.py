@@ -5,14 +5,19 @@ not captured, lost segments, and length prefixes that lie."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 from scapy.packet import Packet
 
 from pcapdns.analysis import analyze
+from pcapdns.config import AnalysisConfig
+from pcapdns.decode import tcp
 from pcapdns.decode.frames import FrameDecoder
 from pcapdns.decode.records import Payload
+from pcapdns.decode.tcp import TcpReassembler
+from pcapdns.output.document import build
 from tests.craft import (
     CLIENT,
     DNS,
@@ -338,3 +343,94 @@ def test_corpus_gap_still_counts_three_queries_and_three_responses(corpus: Path)
 
     assert (result.match.queries, result.match.responses) == (3, 3)
     assert result.tcp.gaps >= 1
+
+
+# -- the byte budget: what never completes cannot take the machine's memory -------------------
+
+
+def _held(r: TcpReassembler) -> int:
+    """The bytes the reassembler holds, counted from its state (not from its own tally)."""
+    return sum(
+        len(d.buf) + sum(len(s[0]) + tcp.SEGMENT_OVERHEAD for s in d.ahead.values())
+        for d in r._flows.values()
+    )
+
+
+def _key(i: int) -> tuple[str, int, str, int]:
+    return (f"10.245.{i >> 8}.{i & 0xFF}", 10_000 + i, SERVER, 53)
+
+
+def test_connections_that_never_finish_a_message_stay_within_the_budget() -> None:
+    # Each connection announces a 65,535-byte message and sends 6,000 bytes of it.
+    r = TcpReassembler(max_bytes=50_000)
+    head = b"\xff\xff" + bytes(q(1))
+    for i in range(40):
+        assert list(r.segment(_key(i), ISN, 0x02, b"", 1, T0 + i)) == []
+        for k in range(3):
+            data = (head + bytes(2_000))[:2_000] if k == 0 else bytes(2_000)
+            assert list(r.segment(_key(i), ISN + 1 + 2_000 * k, 0x18, data, 1, T0 + i)) == []
+            assert r.buffered == _held(r) <= 50_000, (i, k, r.buffered, _held(r))
+
+    # 40 x 6,000 bytes offered, at most 50,000 kept: the oldest connections went first.
+    assert r.stats.evicted_flows == 40 - len(r._flows)
+    assert len(r._flows) == 50_000 // 6_000
+    assert _key(39) in r._flows and _key(0) not in r._flows
+    assert r.stats.evicted_bytes == 6_000 * r.stats.evicted_flows
+    assert r.stats.incomplete_messages == r.stats.evicted_flows
+
+
+def test_segments_waiting_beyond_a_gap_count_against_the_budget() -> None:
+    # The first 100 bytes of each connection are lost; 32 segments of 1,000 bytes of
+    # zeros (no DNS header, so nothing to resume at) wait beyond the gap.
+    r = TcpReassembler(max_bytes=100_000)
+    for i in range(20):
+        list(r.segment(_key(i), ISN, 0x02, b"", 1, T0))
+        for k in range(32):
+            seq = ISN + 101 + 1_000 * k
+            assert list(r.segment(_key(i), seq, 0x18, bytes(1_000), 1, T0)) == []
+            assert r.buffered == _held(r) <= 100_000, (i, k, r.buffered)
+    per_connection = 32 * (1_000 + tcp.SEGMENT_OVERHEAD)
+    assert len(r._flows) == 100_000 // per_connection
+    assert r.stats.evicted_flows == 20 - len(r._flows)
+    assert r.stats.incomplete_messages == 32 * r.stats.evicted_flows
+
+
+def test_a_connection_dropped_at_the_budget_is_framed_again_when_it_goes_on() -> None:
+    r = TcpReassembler(max_bytes=3_000)
+    old = _key(1)
+    list(r.segment(old, ISN, 0x02, b"", 1, T0))
+    list(r.segment(old, ISN + 1, 0x18, b"\x10\x00" + bytes(2_500), 2, T0))  # 4 kB announced
+    list(r.segment(_key(2), ISN, 0x02, b"", 3, T0))
+    list(r.segment(_key(2), ISN + 1, 0x18, b"\x10\x00" + bytes(1_000), 4, T0))
+    assert old not in r._flows and r.stats.evicted_flows == 1
+
+    # The dropped connection's next segment carries a whole query: framed on its own.
+    message = framed(q(7))
+    out = list(r.segment(old, ISN + 1 + 2_502 + 2_000, 0x18, message, 5, T0 + 1))
+    assert [(int.from_bytes(m[:2], "big"), frame) for m, frame, _ in out] == [(7, 5)]
+    assert r.buffered == _held(r) == 1_002
+
+
+def test_budget_is_released_when_connections_close() -> None:
+    r = TcpReassembler()
+    list(r.segment(_key(1), ISN, 0x02, b"", 1, T0))
+    list(r.segment(_key(1), ISN + 1, 0x18, b"\x10\x00" + bytes(100), 2, T0))
+    assert r.buffered == 102
+    list(r.segment(_key(1), ISN + 103, 0x11, b"", 3, T0))  # FIN
+    assert r.buffered == 0 and not r._flows
+    assert r.stats.incomplete_messages == 1 and r.stats.evicted_flows == 0
+
+
+def test_evictions_are_in_the_summary(tmp_path: Path) -> None:
+    # Four connections, each 3,002 bytes into a 4 kB message, with room for one.
+    segments = [
+        s for i in range(4)
+        for s in stream(b"\x10\x00" + bytes(3_000), sender=partial(tcp_segment, sport=41_000 + i))
+    ]
+    path = write_eth(tmp_path / "tcp.pcap", [(T0 + i / 1000, s) for i, s in enumerate(segments)])
+
+    result = analyze([str(path)], AnalysisConfig(max_tcp_buffer_bytes=5_000))
+
+    summary = build(result)["summary"]
+    assert (summary["tcp_flows_evicted"], summary["tcp_bytes_evicted"]) == (3, 3 * 3_002)
+    assert summary["skipped"]["tcp_incomplete_messages"] == 4
