@@ -86,6 +86,8 @@ class Analysis:
     examples: dict[str, list[Finding]] = field(default_factory=dict)
     #: What the capture agent recorded beside the files (capture.json), if anything.
     capture: CaptureMeta | None = None
+    #: Messages the duplicate filter forgot early because of its cap.
+    duplicates_evicted: int = 0
     #: Occurrences of each finding kind that are about a failed lookup (``Lookup.failed``).
     findings_on_failed: dict[str, int] = field(default_factory=dict)
     #: Incomplete IP datagrams dropped (also in ``fragments_dropped``) to keep fragment
@@ -136,7 +138,8 @@ def _analyze(
     cap = open_inputs(paths)
     decoder = FrameDecoder(config.ports, config.max_tcp_buffer_bytes,
                            config.max_fragment_buffer_bytes)
-    dedupe = Deduplicator(config.duplicate_window, record_copies=keep_lookups)
+    dedupe = Deduplicator(config.duplicate_window, record_copies=keep_lookups,
+                          max_entries=config.max_dedupe_entries)
     collector = FindingCollector(config)
     histogram = LatencyHistogram()
     kept: list[Lookup] | None = [] if keep_lookups else None
@@ -205,6 +208,13 @@ def _analyze(
     if late is not None:
         warnings.append(late)
     warnings.extend(timeline.span_warnings(cap.files, config.max_plausible_span))
+    warnings.extend(_matcher_warnings(matcher.stats, config))
+    if dedupe.evicted:
+        warnings.append(
+            f"{dedupe.evicted:,} messages were forgotten by the duplicate filter before its "
+            f"{config.duplicate_window * 1000:g} ms window was over (more than "
+            f"{config.max_dedupe_entries:,} messages within it): a copy of one of them may "
+            "be counted twice")
     return Analysis(
         config=config,
         files=cap.files,
@@ -233,7 +243,26 @@ def _analyze(
         fragments_evicted=decoder.fragments.evicted,
         fragment_bytes_evicted=decoder.fragments.evicted_bytes,
         search_tries_evicted=collector.evicted().get("search_expansion", 0),
+        duplicates_evicted=dedupe.evicted,
     )
+
+
+def _matcher_warnings(m: MatchStats, config: AnalysisConfig) -> list[str]:
+    """What the matcher's memory caps cost, in words (none in a normal capture)."""
+    out = []
+    if m.evicted:
+        out.append(
+            f"{m.evicted:,} unanswered queries were closed before the {config.max_wait:g} s "
+            f"wait was over, because more than {config.max_in_flight_bytes >> 20} MiB (or "
+            f"{config.max_in_flight:,} queries) were in flight: an answer that came later "
+            "for one of them is counted as unsolicited")
+    if m.closed_early:
+        out.append(
+            f"{m.closed_early:,} answered queries were closed before their "
+            f"{config.answer_linger:g} s linger was over (more than "
+            f"{config.max_lingering:,} answers at once, or the memory cap): an A/AAAA "
+            "partner or an ICMP error that came later was not linked to them")
+    return out
 
 
 def _capture_end(files: list[CaptureFile], meta: CaptureMeta | None) -> float | None:

@@ -47,6 +47,17 @@ class AnalysisConfig:
     answer_linger: float = 1.0
     #: Hard cap on queries in flight; beyond it the oldest are closed early (and counted).
     max_in_flight: int = 1_000_000
+    #: Cap on the memory the queries in flight hold (estimated per query: its bytes and
+    #: the state around it, about 1.8 KB a query; 256 MiB is about 145,000 queries). Past
+    #: it, answered queries are closed before their linger ends, then the oldest unanswered
+    #: ones are evicted; both are counted and warned about.
+    max_in_flight_bytes: int = 256 * 1024 * 1024
+    #: At most this many answered queries wait out their linger at once; past it the
+    #: oldest close early (a burst with one time stamp closes nothing by time).
+    max_lingering: int = 50_000
+    #: The duplicate filter remembers at most this many messages of its window; past it the
+    #: oldest are forgotten early (counted in ``duplicates_evicted``, with a warning).
+    max_dedupe_entries: int = 100_000
     #: At most this many distinct findings of one kind are listed; further ones are
     #: counted in a single entry per kind (qname "*"), so memory stays bounded.
     max_findings_per_kind: int = 5000

@@ -36,7 +36,8 @@ _Seen = tuple[float, int, str, int, str, int, int]
 class Deduplicator:
     """Remembers each kept message for ``window`` seconds and recognises its copies."""
 
-    def __init__(self, window: float, record_copies: bool = False) -> None:
+    def __init__(self, window: float, record_copies: bool = False,
+                 max_entries: int = 100_000) -> None:
         self.window = window
         #: Frame of each dropped copy -> frame of the copy that was kept (when recording).
         self.copies: dict[int, int] | None = {} if record_copies else None
@@ -50,6 +51,10 @@ class Deduplicator:
         self._turn_sweep_at = 4096
         #: Copies dropped.
         self.duplicates = 0
+        #: Messages forgotten before their window was over because ``max_entries`` were
+        #: remembered (a burst, often with one time stamp): a copy of one is kept.
+        self.evicted = 0
+        self.max_entries = max_entries
         #: Server addresses on either side of a DNAT: a copy whose server address differs
         #: from the first copy's (a Service address and the pod behind it). At most
         #: ``MAX_DNAT_SERVERS``.
@@ -99,10 +104,24 @@ class Deduplicator:
         else:
             self._seen[key] = [(t, m.iface, m.src, m.sport, m.dst, m.dport, m.frame)]
         order.append((t, key))
+        if len(order) > self.max_entries:
+            # Nothing expires by time in a burst with one time stamp: forget by count too.
+            _, old = order.popleft()
+            lst = self._seen.get(old)
+            if lst:
+                lst.pop(0)
+                if not lst:
+                    del self._seen[old]
+            self.evicted += 1
         turns = self._turn
         turns[(m.transport, client_port, m.id, is_response)] = t
         if len(turns) >= self._turn_sweep_at:
             limit = t - self.window
-            self._turn = {k: v for k, v in turns.items() if v >= limit}
+            kept = {k: v for k, v in turns.items() if v >= limit}
+            if len(kept) > self.max_entries:  # a burst: keep the newest half of the cap
+                newest = list(kept.items())[-(self.max_entries // 2):]
+                self.evicted += len(kept) - len(newest)
+                kept = dict(newest)
+            self._turn = kept
             self._turn_sweep_at = max(4096, 2 * len(self._turn))
         return False

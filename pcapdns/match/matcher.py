@@ -2,11 +2,13 @@
 
 Messages arrive in capture-time order. The matcher keeps only what is in flight:
 
-``_pending``     unmatched queries by (transport, client IP, client port, ID, question);
+``_pending``     unmatched queries by (transport, client IP, client port, ID, question),
+                 in the order sent (a dict used as an ordered set: O(1) removal);
+``_pending_to``  the same, by server address too, for the preferred match;
 ``_groups``      the newest query of each (transport, client, server, question), to chain
                  retransmissions into lookups;
 ``_fanout``      recent queries by (transport, client, port, ID, question), to see one query
-                 sent to several servers;
+                 sent to several servers (a window with a count per server: O(1) a query);
 ``_a_waiting`` / ``_aaaa_recent``   recent A and AAAA queries per socket, to pair them;
 ``_tc_waiting``  TC=1 responses waiting for the client's next query for that question;
 ``_tc_seen``     when each (client, name) last got a TC=1 answer over UDP, so that the TCP
@@ -47,6 +49,7 @@ from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.match.state import (
     RETRANSMISSION_KIND,
+    FanOut,
     Group,
     GroupKey,
     MatchStats,
@@ -55,6 +58,13 @@ from pcapdns.match.state import (
     SocketKey,
     XfrKey,
 )
+
+#: Estimated memory of one query in flight beyond its DNS bytes: the message record, its
+#: state, the index entries and the lookup it starts (measured with tracemalloc: about
+#: 1.7 KB a query with 60,000 unanswered queries in flight).
+QUERY_BYTES = 1700
+#: ... and of the response matched to it.
+RESPONSE_BYTES = 400
 
 
 class Matcher:
@@ -73,19 +83,24 @@ class Matcher:
         self.now = float("-inf")
         # A response exactly max_wait late still matches; close a little after that.
         self._unanswered_close = config.max_wait + 0.5
-        self._pending: dict[PendingKey, list[Query]] = {}
+        # A key holds one query, or an ordered set of them when several share it (most
+        # keys hold one: a dict per key would cost four times the memory).
+        self._pending: dict[PendingKey, Query | dict[Query, None]] = {}
+        self._pending_to: dict[tuple[PendingKey, str], Query | dict[Query, None]] = {}
         self._groups: dict[GroupKey, Query] = {}
-        self._fanout: dict[PendingKey, list[Query]] = {}
-        self._a_waiting: dict[SocketKey, list[Query]] = {}
-        self._aaaa_recent: dict[SocketKey, list[Query]] = {}
+        self._fanout: dict[PendingKey, Query | FanOut] = {}
+        # One query per socket, or a deque when several wait (a deque costs 600 bytes).
+        self._a_waiting: dict[SocketKey, Query | deque[Query]] = {}
+        self._aaaa_recent: dict[SocketKey, Query | deque[Query]] = {}
         self._tc_waiting: dict[tuple[str, str, int], list[Query]] = {}
         self._tc_seen: dict[tuple[str, str], float] = {}
         self._by_id: dict[tuple[str, int, int], Query] = {}
         self._unanswered: deque[list[Query | None]] = deque()
         self._answered: deque[tuple[float, Query]] = deque()
         self._answered_tc: deque[tuple[float, Query]] = deque()
-        #: Queries not yet closed.
+        #: Queries not yet closed, and what they hold in memory (estimated, bytes).
         self.open = 0
+        self.bytes = 0
         #: Question (name, type) and time of the last message of each transfer in progress.
         self._xfr: dict[XfrKey, tuple[str, int, float]] = {}
         self._next_lookup = 1
@@ -157,7 +172,8 @@ class Matcher:
         q = Query(m, qkey)
         src, t = m.src, m.time
         pkey = q.pkey = (m.transport, src, m.sport, m.id, qkey, m.qtype, m.qclass)
-        self._pending.setdefault(pkey, []).append(q)
+        _put(self._pending, pkey, q)
+        _put(self._pending_to, (pkey, m.dst), q)
         self._by_id[(src, m.sport, m.id)] = q
 
         # Retransmission: same transport, client, server and question as the previous
@@ -199,19 +215,22 @@ class Matcher:
         self._groups[gkey] = q
 
         # Fan-out: the same query to another server within the window.
-        fl = self._fanout.get(pkey)
-        if fl is not None:
-            fl[:] = [o for o in fl if t - o.msg.time <= cfg.fanout_window]
-            others = [o for o in fl if o.msg.dst != m.dst]
-            if others:
-                first = fl[0]
+        fan = self._fanout.get(pkey)
+        if fan is None:
+            self._fanout[pkey] = q  # one query: no window object until a second one
+        else:
+            if type(fan) is Query:
+                one = fan
+                fan = self._fanout[pkey] = FanOut()
+                fan.add(one)
+            fan.expire(t - cfg.fanout_window)  # type: ignore[union-attr]
+            first = fan.first()  # type: ignore[union-attr]
+            if first is not None and fan.other_server(m.dst):  # type: ignore[union-attr]
                 if first.fanout_of is None:
                     first.fanout_of = first.msg.frame
                     st.fanout_groups += 1
                 q.fanout_of = first.fanout_of
-            fl.append(q)
-        else:
-            self._fanout[pkey] = [q]
+            fan.add(q)  # type: ignore[union-attr]
 
         # TC fallback: this is the client's next query for a truncated question.
         # Several TC answers can wait for the same retry (musl asks every nameserver).
@@ -225,8 +244,9 @@ class Matcher:
             self._pair(q)
         self._unanswered.append(q.cell)
         self.open += 1
-        if self.open > cfg.max_in_flight:
-            self._evict_oldest()
+        self.bytes += QUERY_BYTES + len(m.data)
+        if self.open > cfg.max_in_flight or self.bytes > cfg.max_in_flight_bytes:
+            self._make_room()
 
     def _tcp_fallback_of(self, m: Message, qkey: str) -> Query | None:
         """The open UDP query whose lookup this TCP query re-asks, if any.
@@ -256,26 +276,32 @@ class Matcher:
             if partner is not None:
                 self._link(q, partner)
             else:
-                self._a_waiting.setdefault(skey, []).append(q)
+                _enqueue(self._a_waiting, skey, q)
         else:
             partner = self._take(self._a_waiting, skey, m.time - cfg.pair_after)
             if partner is not None:
                 self._link(partner, q)
             else:
-                self._aaaa_recent.setdefault(skey, []).append(q)
+                _enqueue(self._aaaa_recent, skey, q)
 
     @staticmethod
     def _take(
-        table: dict[SocketKey, list[Query]], key: SocketKey, since: float
+        table: dict[SocketKey, Query | deque[Query]], key: SocketKey, since: float
     ) -> Query | None:
-        """Remove and return the earliest unpaired query in ``table[key]`` sent at or after
-        ``since``; forget entries that are too old to pair."""
-        lst = table.get(key)
-        if not lst:
+        """Remove and return the earliest unpaired open query in ``table[key]`` sent at or
+        after ``since``; forget entries that are too old to pair (amortized O(1))."""
+        held = table.get(key)
+        if held is None:
             return None
-        while lst and (lst[0].pair is not None or lst[0].msg.time < since):
-            lst.pop(0)
-        q = lst.pop(0) if lst else None
+        if type(held) is Query:
+            del table[key]
+            ok = held.pair is None and held.closed is None and held.msg.time >= since
+            return held if ok else None  # type: ignore[return-value]
+        lst: deque[Query] = held  # type: ignore[assignment]
+        while lst and (lst[0].pair is not None or lst[0].closed is not None
+                       or lst[0].msg.time < since):
+            lst.popleft()
+        q = lst.popleft() if lst else None
         if not lst:
             del table[key]
         return q
@@ -292,21 +318,14 @@ class Matcher:
         st.responses += 1
         qkey = m.qname.lower() if m.qname is not None else ""
         pkey = (m.transport, m.dst, m.dport, m.id, qkey, m.qtype, m.qclass)
-        lst = self._pending.get(pkey)
-        q = None
-        if lst:
-            oldest = m.time - self.config.max_wait
-            live = [o for o in lst if o.msg.time <= m.time and o.msg.time >= oldest]
-            for o in reversed(live):
-                if o.msg.dst == m.src:
-                    q = o
-                    break
-            else:
-                q = live[-1] if live else None
-            if q is not None:
-                lst.remove(q)
-                if not lst:
-                    del self._pending[pkey]
+        oldest = m.time - self.config.max_wait
+        # The newest query sent to the response's source, else the newest to any server
+        # (kube-proxy DNAT rewrote the address).
+        q = _newest(self._pending_to.get((pkey, m.src)), m.time, oldest)
+        if q is None:
+            q = _newest(self._pending.get(pkey), m.time, oldest)
+        if q is not None:
+            self._unpend(q)
         if q is None and m.qname is None:
             q = self._questionless_match(m)
         if q is None:
@@ -328,10 +347,17 @@ class Matcher:
             return
         q.response = m
         q.cell[0] = None
+        self.bytes += RESPONSE_BYTES + len(m.data)
         if m.flags & 0x0200 and m.transport == "udp":
             self._answered_tc.append((m.time + self.config.tc_fallback_window + 0.5, q))
         else:
             self._answered.append((m.time + self.config.answer_linger, q))
+            if len(self._answered) > self.config.max_lingering:
+                # A burst (often with one time stamp: nothing closes by time) must not
+                # hold every answered query: close the oldest by count too.
+                self._close_early(self._answered)
+        if self.bytes > self.config.max_in_flight_bytes:
+            self._make_room()
         st.answered_queries += 1
         rname = names.rcode_name(m.flags & 0xF)
         st.rcodes[rname] = st.rcodes.get(rname, 0) + 1
@@ -372,11 +398,7 @@ class Matcher:
             or q.msg.time < m.time - self.config.max_wait
         ):
             return None
-        lst = self._pending.get(q.pkey)  # type: ignore[arg-type]
-        if lst is not None and q in lst:
-            lst.remove(q)
-            if not lst:
-                del self._pending[q.pkey]  # type: ignore[arg-type]
+        self._unpend(q)
         return q
 
     def _resolve_tc(self, q: Query) -> None:
@@ -419,6 +441,7 @@ class Matcher:
                 self._close(oldest)
             else:
                 break
+        self._sweep(now)
         if self._tc_seen:
             window = self.config.tc_fallback_window
             for seen in [k for k, v in self._tc_seen.items() if now - v > window]:
@@ -427,43 +450,68 @@ class Matcher:
         for k in [k for k, v in self._xfr.items() if now - v[2] > self.config.max_wait]:
             del self._xfr[k]
 
-    def _evict_oldest(self) -> None:
-        """Over ``max_in_flight``: close the oldest unanswered query now."""
+    def _make_room(self) -> None:
+        """Over ``max_in_flight`` or ``max_in_flight_bytes``: close answered queries before
+        their linger is over (they only wait for a late pair or ICMP error), oldest first;
+        then the oldest unanswered queries (evicted: an answer after it is unsolicited)."""
+        cfg = self.config
+        while self.open > cfg.max_in_flight or self.bytes > cfg.max_in_flight_bytes:
+            if not (self._close_early(self._answered) or self._close_early(self._answered_tc)
+                    or self._evict_oldest()):
+                return
+
+    def _close_early(self, queue: deque[tuple[float, Query]]) -> bool:
+        """Close the oldest query still open in ``queue`` (answered ones) before its time."""
+        while queue:
+            q = queue.popleft()[1]
+            if q.closed is None:
+                self.stats.closed_early += 1
+                self._close(q)
+                return True
+        return False
+
+    def _evict_oldest(self) -> bool:
+        """Close the oldest unanswered query now."""
         while self._unanswered:
             q = self._unanswered.popleft()[0]
             if q is not None and q.closed is None:
                 self.stats.evicted += 1
                 self._close(q)
-                return
+                return True
+        return False
+
+    def _unpend(self, q: Query) -> None:
+        """Remove ``q`` from the queries waiting for a response (O(1))."""
+        pkey = q.pkey
+        _drop(self._pending, pkey, q)  # type: ignore[arg-type]
+        _drop(self._pending_to, (pkey, q.msg.dst), q)  # type: ignore[arg-type]
+
+    def _sweep(self, now: float) -> None:
+        """Forget fan-out and pairing windows that went quiet (once a second: each key was
+        created by a query of the last second or so, so this is O(1) a query)."""
+        cfg = self.config
+        limit = now - cfg.fanout_window
+        self._fanout = {k: v for k, v in self._fanout.items()
+                        if (v.msg.time if type(v) is Query else v.newest) >= limit}  # type: ignore[union-attr]
+        limit = now - max(cfg.pair_after, cfg.pair_before)
+        for table in (self._a_waiting, self._aaaa_recent):
+            for k in [k for k, v in table.items()
+                      if (v.msg.time if type(v) is Query else v[-1].msg.time  # type: ignore[union-attr,index]
+                          if v else limit - 1) < limit]:
+                del table[k]
 
     def _forget(self, q: Query) -> None:
         """Remove a closing query from every index that may still point at it."""
         m = q.msg
-        pkey = q.pkey
-        lst = self._pending.get(pkey)  # type: ignore[arg-type]
-        if lst is not None and q in lst:
-            lst.remove(q)
-            if not lst:
-                del self._pending[pkey]  # type: ignore[arg-type]
-        fl = self._fanout.get(pkey)  # type: ignore[arg-type]
-        if fl is not None and q in fl:
-            fl.remove(q)
-            if not fl:
-                del self._fanout[pkey]  # type: ignore[arg-type]
+        self._unpend(q)
+        # The fan-out and pairing windows drop closed queries as they expire (a query
+        # closes long after those windows), and _sweep forgets keys that went quiet.
         gkey = q.gkey
         if self._groups.get(gkey) is q:  # type: ignore[arg-type]
             del self._groups[gkey]  # type: ignore[arg-type]
         bkey = (m.src, m.sport, m.id)
         if self._by_id.get(bkey) is q:
             del self._by_id[bkey]
-        if m.qtype == names.A or m.qtype == names.AAAA:
-            skey = (m.src, m.sport, m.dst, q.qkey)
-            for table in (self._a_waiting, self._aaaa_recent):
-                sl = table.get(skey)
-                if sl is not None and q in sl:
-                    sl.remove(q)
-                    if not sl:
-                        del table[skey]
         if q.response is not None and q.response.flags & 0x0200 and m.transport == "udp":
             tkey = (m.src, q.qkey, m.qtype)
             waiting = self._tc_waiting.get(tkey)
@@ -476,6 +524,9 @@ class Matcher:
     def _close(self, q: Query) -> None:
         m = q.msg
         self.open -= 1
+        self.bytes -= QUERY_BYTES + len(m.data)
+        if q.response is not None:
+            self.bytes -= RESPONSE_BYTES + len(q.response.data)
         q.cell[0] = None
         self._forget(q)
         if q.response is None:
@@ -592,6 +643,9 @@ class Matcher:
         self._answered_tc.clear()
         self._tc_waiting.clear()
         self._xfr.clear()
+        self._fanout.clear()
+        self._a_waiting.clear()
+        self._aaaa_recent.clear()
 
 
 def _usable_answer(attempts: tuple[Transaction, ...]) -> Transaction | None:
@@ -613,3 +667,52 @@ def _usable_answer(attempts: tuple[Transaction, ...]) -> Transaction | None:
                  and t.response.flags & TC)  # type: ignore[union-attr]
     ]
     return min(usable or answered, key=lambda t: t.response.time)  # type: ignore[union-attr]
+
+
+def _enqueue(table: dict, key: object, q: Query) -> None:
+    """Append ``q`` under ``key``: the query itself, or a deque once there are two."""
+    held = table.get(key)
+    if held is None:
+        table[key] = q
+    elif type(held) is Query:
+        table[key] = deque((held, q))
+    else:
+        held.append(q)
+
+
+def _put(table: dict, key: object, q: Query) -> None:
+    """Add ``q`` under ``key``: the query itself, or an ordered set once there are two."""
+    held = table.get(key)
+    if held is None:
+        table[key] = q
+    elif type(held) is Query:
+        table[key] = {held: None, q: None}
+    else:
+        held[q] = None
+
+
+def _drop(table: dict, key: object, q: Query) -> None:
+    """Remove ``q`` from under ``key`` (O(1))."""
+    held = table.get(key)
+    if held is q:
+        del table[key]
+    elif held is not None and type(held) is not Query:
+        held.pop(q, None)
+        if not held:
+            del table[key]
+
+
+def _newest(queries: Query | dict[Query, None] | None, t: float,
+            oldest: float) -> Query | None:
+    """The newest query in ``queries`` (in the order sent) sent at or before ``t`` and not
+    before ``oldest``. Usually the last one; a record read out of time order may be newer."""
+    if queries is None:
+        return None
+    if type(queries) is Query:
+        qt = queries.msg.time  # type: ignore[union-attr]
+        return queries if oldest <= qt <= t else None  # type: ignore[return-value]
+    for q in reversed(queries):  # type: ignore[arg-type]
+        qt = q.msg.time
+        if qt <= t:
+            return q if qt >= oldest else None
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from pcapdns.dns.message import Message
@@ -44,6 +45,44 @@ class Query:
         # True for a TCP query that re-asks the question of an open UDP lookup after a
         # TC=1 answer to that client (RFC 7766 section 5): part of that lookup.
         self.tcp_fallback = False
+
+
+class FanOut:
+    """The queries of one (transport, client, port, ID, question) sent within the fan-out
+    window, with a count per server address, so that "sent to another server too" costs
+    O(1) however many copies there are."""
+
+    __slots__ = ("queries", "per_server", "newest")
+
+    def __init__(self) -> None:
+        self.queries: deque[Query] = deque()
+        self.per_server: dict[str, int] = {}
+        self.newest = float("-inf")
+
+    def expire(self, before: float) -> None:
+        """Drop the queries sent before ``before``."""
+        qs, per = self.queries, self.per_server
+        while qs and qs[0].msg.time < before:
+            dst = qs.popleft().msg.dst
+            n = per[dst] - 1
+            if n:
+                per[dst] = n
+            else:
+                del per[dst]
+
+    def first(self) -> Query | None:
+        return self.queries[0] if self.queries else None
+
+    def other_server(self, dst: str) -> bool:
+        """Whether a query in the window went to a server other than ``dst``."""
+        per = self.per_server
+        return len(per) > 1 or (len(per) == 1 and dst not in per)
+
+    def add(self, q: Query) -> None:
+        self.queries.append(q)
+        dst = q.msg.dst
+        self.per_server[dst] = self.per_server.get(dst, 0) + 1
+        self.newest = max(self.newest, q.msg.time)
 
 
 @dataclass(slots=True)
@@ -95,8 +134,12 @@ class MatchStats:
     a_aaaa_race_lost: int = 0
     fanout_groups: int = 0
     icmp_errors: int = 0
-    #: Queries closed early because ``max_in_flight`` was reached.
+    #: Unanswered queries closed before ``max_wait`` because ``max_in_flight`` or
+    #: ``max_in_flight_bytes`` was reached.
     evicted: int = 0
+    #: Answered queries closed before their linger was over (``max_lingering``, or the
+    #: caps above): a pair member or ICMP error arriving later was not linked to them.
+    closed_early: int = 0
     rcodes: dict[str, int] = field(default_factory=dict)
 
 

@@ -135,6 +135,8 @@ def summary(a: Analysis) -> dict[str, Any]:
         "icmp_errors": m.icmp_errors,
         "continuation_responses": m.continuation_responses,
         "evicted_in_flight": m.evicted,
+        "closed_early": m.closed_early,
+        "duplicates_evicted": a.duplicates_evicted,
         "late_records": a.late_records,
         "skipped": {
             "non_ip_frames": a.decode.non_ip,

@@ -370,6 +370,7 @@ def _msg(frame: int, t: float, src: str, sport: int, dst: str, dport: int, data:
 def _sizes(m: Matcher) -> dict[str, int]:
     return {
         "pending": len(m._pending),
+        "pending_to": len(m._pending_to),
         "groups": len(m._groups),
         "fanout": len(m._fanout),
         "a_waiting": len(m._a_waiting),
@@ -511,3 +512,74 @@ def test_closed_queries_leave_no_reference_cycles(tmp_path):
         gc.enable()
     assert result.match.queries == 800
     assert found < 100
+
+
+# -- bounded by count and by bytes, not only by time -----------------------------------
+
+
+def test_one_query_to_many_servers_matches_each_answer_to_its_server_in_o1():
+    # 2,000 copies of one query (same client port, ID and name) to 2,000 servers: each
+    # answer finds its own server's query through the per-server index, not by a rescan.
+    lookups: list[Lookup] = []
+    m = Matcher(AnalysisConfig(), lookups.append, lambda o: None)
+    wire_q, wire_r = _wire(7, "same.example", 1, False), _wire(7, "same.example", 1, True)
+    servers = [f"10.1.{i >> 8}.{i & 255}" for i in range(2000)]
+    for i, server in enumerate(servers):
+        m.message(_msg(i + 1, 100.0 + i * 1e-4, "10.0.0.1", 40000, server, 53, wire_q))
+    for i, server in enumerate(reversed(servers)):
+        m.message(_msg(3000 + i, 102.0 + i * 1e-4, server, 53, "10.0.0.1", 40000, wire_r))
+    assert (m.stats.answered_queries, m.stats.unsolicited_responses) == (2000, 0)
+    assert (len(m._pending), len(m._pending_to)) == (0, 0)
+    m.finish(110.0)
+    assert all(lk.answer.response.src == lk.first.dst for lk in lookups)
+
+
+def test_in_flight_memory_cap_evicts_the_oldest_unanswered_and_counts_them():
+    from pcapdns.match.matcher import QUERY_BYTES
+
+    cap = 50 * (QUERY_BYTES + 40)
+    m = Matcher(AnalysisConfig(max_in_flight_bytes=cap), lambda lk: None, lambda o: None)
+    for i in range(200):
+        m.message(_msg(i + 1, 100.0 + i * 0.01, "10.0.0.1", 1024 + i, "10.96.0.10", 53,
+                       _wire(i, f"n{i}.example", 1, False)))
+        assert m.bytes <= cap
+    assert m.stats.evicted == 200 - m.open
+    assert 40 <= m.open <= 50
+
+
+def test_burst_with_one_time_stamp_closes_answered_queries_by_count():
+    # Nothing closes by time when time stands still; the lingering answered queries are
+    # capped by count (closed_early), so memory does not grow with the burst.
+    m = Matcher(AnalysisConfig(max_lingering=100), lambda lk: None, lambda o: None)
+    for i in range(1000):
+        wire = _wire(i, f"n{i}.example", 1, False)
+        m.message(_msg(2 * i + 1, 100.0, "10.0.0.1", 1024 + i, "10.96.0.10", 53, wire))
+        m.message(_msg(2 * i + 2, 100.0, "10.96.0.10", 53, "10.0.0.1", 1024 + i,
+                       _wire(i, f"n{i}.example", 1, True)))
+        assert m.open <= 101
+    assert m.stats.closed_early == 900
+    assert m.stats.answered_queries == 1000
+
+
+def test_duplicate_filter_forgets_by_count_in_a_burst():
+    from pcapdns.match.dedupe import Deduplicator
+
+    d = Deduplicator(0.05, max_entries=100)
+    for i in range(1000):
+        d.is_duplicate(_msg(i + 1, 100.0, "10.0.0.1", 1024 + i, "10.96.0.10", 53,
+                            _wire(i, f"n{i}.example", 1, False)))
+        assert len(d._order) <= 100
+    assert d.evicted == 900
+
+
+def test_caps_reached_become_counts_and_warnings(tmp_path):
+    a = analyze_packets(tmp_path / "burst.pcap", [
+        (100.0, query(name=f"n{i}.example", id=i, sport=1024 + i)) for i in range(30)
+    ] + [
+        (100.0, response(name=f"n{i}.example", id=i, dport=1024 + i)) for i in range(30)
+    ], max_lingering=10, max_dedupe_entries=20)
+    doc = build(a)
+    assert doc["summary"]["closed_early"] == 20
+    assert doc["summary"]["duplicates_evicted"] > 0
+    assert any("closed before their 1 s linger" in w for w in a.warnings)
+    assert any("forgotten by the duplicate filter" in w for w in a.warnings)
