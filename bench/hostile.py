@@ -250,6 +250,46 @@ def make_fragments_order(path: str, per_datagram: float, last_first: bool = True
         "last first" if last_first else "in order")
 
 
+def make_same_query(path: str, servers: float) -> str:
+    """One query (same client port, ID and name) sent to ``servers`` servers, then each
+    server's answer: every answer once searched the whole pending list."""
+    n = int(servers)
+    w = PcapWriter(path)
+    addrs = [bytes([10, 1, i >> 8 & 255, i & 255]) for i in range(n)]
+    for i, server in enumerate(addrs):
+        w.add(T0 + i * 1e-4, udp(CLIENT, 40000, server, 53, dns_query(7, "same.example")))
+    for i, server in enumerate(addrs):
+        w.add(T0 + 2 + i * 1e-4, udp(server, 53, CLIENT, 40000,
+                                     dns_response(7, "same.example", 0)))
+    w.close()
+    return f"{n:,} copies of one query to {n:,} servers, each answered"
+
+
+def make_unanswered(path: str, count: float, rate: float = 5000.0) -> str:
+    """``count`` queries at ``rate`` a second, none answered (an unreachable server)."""
+    n = int(count)
+    w = PcapWriter(path)
+    server = bytes([10, 96, 0, 10])
+    for i in range(n):
+        w.add(T0 + i / rate, udp(CLIENT, 1024 + i % 60000, server, 53,
+                                 dns_query(i & 0xFFFF, f"n{i}.example")))
+    w.close()
+    return f"{n:,} unanswered queries at {rate:,.0f}/s"
+
+
+def make_burst(path: str, count: float) -> str:
+    """``count`` queries and their answers, all with one time stamp (nothing closes by
+    time)."""
+    n = int(count)
+    w = PcapWriter(path)
+    server = bytes([10, 96, 0, 10])
+    for i in range(n):
+        w.add(T0, udp(CLIENT, 1024 + i % 60000, server, 53, dns_query(i & 0xFFFF, f"n{i}.x")))
+        w.add(T0, udp(server, 53, CLIENT, 1024 + i % 60000, dns_response(i & 0xFFFF, f"n{i}.x", 0)))
+    w.close()
+    return f"{n:,} queries and answers with one time stamp"
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -281,6 +321,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              make_fragments_order, (813, 8_130)),
     Scenario("fragments-in-order", "64 kB datagrams, fragments in order",
              lambda p, n: make_fragments_order(p, n, last_first=False), (813, 8_130)),
+    Scenario("same-query", "one query to many servers (the matcher's pending index)",
+             make_same_query, (2_000, 20_000)),
+    Scenario("unanswered", "unanswered queries at 5,000/s (memory in flight)",
+             make_unanswered, (60_000, 600_000)),
+    Scenario("burst", "queries and answers with one time stamp", make_burst,
+             (10_000, 100_000)),
 )}
 
 
