@@ -96,6 +96,8 @@ class Analysis:
     fragment_bytes_evicted: int = 0
     #: NXDOMAIN lookups the search-expansion detector forgot at ``max_search_tries``.
     search_tries_evicted: int = 0
+    #: Client ports and clients the stale-port detector forgot at its caps.
+    stale_port_evicted: int = 0
 
     @property
     def first_time(self) -> float | None:
@@ -208,6 +210,11 @@ def _analyze(
     if late is not None:
         warnings.append(late)
     warnings.extend(timeline.span_warnings(cap.files, config.max_plausible_span))
+    for name, n in collector.evicted().items():
+        if n:
+            warnings.append(
+                f"the {name.replace('_', ' ')} detector reached its memory cap and forgot "
+                f"{n:,} entries early: some of its findings may be missing")
     warnings.extend(_matcher_warnings(matcher.stats, config))
     if dedupe.evicted:
         warnings.append(
@@ -243,6 +250,7 @@ def _analyze(
         fragments_evicted=decoder.fragments.evicted,
         fragment_bytes_evicted=decoder.fragments.evicted_bytes,
         search_tries_evicted=collector.evicted().get("search_expansion", 0),
+        stale_port_evicted=collector.evicted().get("stale_port", 0),
         duplicates_evicted=dedupe.evicted,
     )
 

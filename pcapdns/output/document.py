@@ -167,6 +167,7 @@ def summary(a: Analysis) -> dict[str, Any]:
         "fragmented_datagrams_evicted": a.fragments_evicted,
         "fragment_bytes_evicted": a.fragment_bytes_evicted,
         "search_tries_evicted": a.search_tries_evicted,
+        "stale_port_evicted": a.stale_port_evicted,
     }
 
 
