@@ -178,7 +178,7 @@ def _group_sentence(g: KindGroup, a: Analysis) -> str:
                 f"{first.server}.")
     if g.kind in ("servfail", "refused") and first is not None:
         code = g.kind.upper()
-        servers = _distinct(x.first.server for x in g.findings)
+        servers = distinct(x.first.server for x in g.findings)
         return (f"{count_noun(n, 'answer')} {'was' if n == 1 else 'were'} {code} from "
                 f"{_list(servers)}{scope}, e.g. {first.qname} {first.qtype}.")
     if g.kind == "slow_response" and first is not None and lookup is not None:
@@ -225,7 +225,8 @@ def _first_lookup(f: Finding | None) -> Lookup | None:
     return None
 
 
-def _distinct(values: Iterable[str]) -> list[str]:
+def distinct(values: Iterable[str]) -> list[str]:
+    """Distinct non-empty values, most frequent first."""
     counts: dict[str, int] = {}
     for v in values:
         if v:

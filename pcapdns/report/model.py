@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from pcapdns.dns.message import Message
 from pcapdns.match.records import Orphan, Transaction
 from pcapdns.output.document import summary
 from pcapdns.output.timefmt import iso
+from pcapdns.output.verdict import distinct as _distinct
 from pcapdns.output.verdict import duration as _dur
 from pcapdns.output.verdict import duration_ms as _dur_ms
 from pcapdns.output.verdict import kind_rank, lower_title, verdict
@@ -350,15 +351,6 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
         explains=tuple(lower_title(ADVICE[k].title) for k in dict.fromkeys(
             k for x in aggs for k in x.first.explains)),
     )
-
-
-def _distinct(values: Iterable[str]) -> list[str]:
-    """Distinct non-empty values, most frequent first."""
-    counts: dict[str, int] = {}
-    for v in values:
-        if v:
-            counts[v] = counts.get(v, 0) + 1
-    return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
