@@ -158,6 +158,7 @@ def summary(a: Analysis) -> dict[str, Any]:
         "tcp_fallback_queries": m.tcp_fallback_queries,
         "parallel_lookups": m.parallel_lookups,
         "lookups_failed": m.lookups_failed,
+        "bad_timestamps": sum(f.bad_timestamps for f in a.files),
     }
 
 
