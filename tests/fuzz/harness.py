@@ -30,8 +30,10 @@ from pcapdns.read.capture_meta import NAME as META_NAME
 
 #: Separates the capture's bytes from capture.json's in one fuzz input.
 META_MARK = b"\n#pcapdns-fuzz:capture.json#\n"
-#: The capture file's name in the work directory.
-CAPTURE_NAME = "input.pcap"
+#: The capture file's name in the work directory: the first file of a tcpdump ring
+#: (``-w dns.pcap -C N``), so that a capture.json naming that ring has its stop time used.
+RING_PREFIX = "dns.pcap"
+CAPTURE_NAME = RING_PREFIX + "0"
 
 
 def split(data: bytes) -> tuple[bytes, bytes | None]:

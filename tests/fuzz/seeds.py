@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.fuzz.harness import CAPTURE_NAME, join
+from tests.fuzz.harness import RING_PREFIX, join
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_pcaps"
@@ -31,7 +31,7 @@ META = {
     "start": "2026-11-25T10:21:35.377378Z",
     "stop": "2026-11-25T10:31:35.500000Z",
     "stop_reason": "SIGTERM",
-    "tcpdump": {"command": ["/usr/bin/tcpdump", "-i", "any", "-w", CAPTURE_NAME[:-1],
+    "tcpdump": {"command": ["/usr/bin/tcpdump", "-i", "any", "-w", RING_PREFIX,
                             "-C", "20", "port 53"],
                 "version": "tcpdump version 4.99.3", "packets_captured": 1532,
                 "packets_received": 1540, "packets_dropped_by_kernel": 7},
