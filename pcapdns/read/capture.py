@@ -10,9 +10,9 @@ while it was written) is read up to its last whole record; ``CaptureFile.truncat
 says so and ``warnings`` says where.
 
 A record whose time stamp lies outside ``MIN_TIME .. MAX_TIME`` is skipped and counted in
-``CaptureFile.bad_timestamps``: no capture was made before 1970 or after 2200, so such a
-time is a damaged block, and believing it would stretch the capture over centuries (or
-past what a datetime can hold).
+``CaptureFile.bad_timestamps``: a time before 1970 or from 2200 on comes from a damaged
+block or a wrong ``if_tsresol``/``if_tsoffset``, not from a clock, and believing it would
+stretch the capture over centuries (or past the years a datetime can hold).
 """
 
 from __future__ import annotations
