@@ -168,6 +168,7 @@ def summary(a: Analysis) -> dict[str, Any]:
         "fragment_bytes_evicted": a.fragment_bytes_evicted,
         "search_tries_evicted": a.search_tries_evicted,
         "stale_port_evicted": a.stale_port_evicted,
+        "bad_timestamps": sum(f.bad_timestamps for f in a.files),
     }
 
 

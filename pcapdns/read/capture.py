@@ -8,6 +8,11 @@ classic pcap); the link layer may refine it later (SLL2 carries the kernel's ifi
 A file that ends in the middle of a record (tcpdump killed, disk full, a ring file copied
 while it was written) is read up to its last whole record; ``CaptureFile.truncated`` then
 says so and ``warnings`` says where.
+
+A record whose time stamp lies outside ``MIN_TIME .. MAX_TIME`` is skipped and counted in
+``CaptureFile.bad_timestamps``: a time before 1970 or from 2200 on comes from a damaged
+block or a wrong ``if_tsresol``/``if_tsoffset``, not from a clock, and believing it would
+stretch the capture over centuries (or past the years a datetime can hold).
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 # A record larger than this is not a packet but a corrupt length field.
 _MAX_RECORD = 1 << 18
+#: Record times are believed from 1970-01-01 up to (not including) 2200-01-01 UTC. A classic
+#: pcap cannot leave this range (unsigned 32-bit seconds end in 2106), so only pcapng, whose
+#: 64-bit tick count, resolution and offset can say anything, is checked.
+MIN_TIME = 0.0
+MAX_TIME = 7_258_118_400.0
 
 
 @dataclass(slots=True)
@@ -65,6 +75,8 @@ class CaptureFile:
     warnings: list[str] = field(default_factory=list)
     #: Bytes of the file consumed so far (compressed bytes for gzip), for progress.
     bytes_read: int = 0
+    #: Records skipped because their time stamp is outside MIN_TIME .. MAX_TIME.
+    bad_timestamps: int = 0
 
 
 class _Source:
@@ -257,6 +269,8 @@ def _pcapng_walk(info: CaptureFile, src: _Source, raw: io.BufferedReader) -> Ite
     interfaces: list[tuple[int, float, float]] = []
     packets = 0
     last_ts = 0.0
+    #: (record number in the file, time) of the first record with a bad time stamp.
+    first_bad: tuple[int, float] | None = None
     try:
         while True:
             if not src.fill(12):
@@ -322,6 +336,11 @@ def _pcapng_walk(info: CaptureFile, src: _Source, raw: io.BufferedReader) -> Ite
                 continue
             else:
                 continue
+            if not MIN_TIME <= ts < MAX_TIME:
+                info.bad_timestamps += 1
+                if first_bad is None:
+                    first_bad = (packets + info.bad_timestamps, ts)
+                continue
             packets += 1
             last_ts = ts
             if packets == 1:
@@ -336,6 +355,14 @@ def _pcapng_walk(info: CaptureFile, src: _Source, raw: io.BufferedReader) -> Ite
         info.packets = packets
         info.bytes_read = info.size
         raw.close()
+        if first_bad is not None:
+            record, ts = first_bad
+            n = info.bad_timestamps
+            info.warnings.append(
+                f"{info.path}: {n} record{'s' if n > 1 else ''} with a time stamp outside "
+                f"1970..2200 skipped (the first is record {record}, at {ts:.6g} s since "
+                "1970)"
+            )
 
 
 def _read_idb(

@@ -18,12 +18,17 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, cast
+from typing import Literal, TypeGuard, cast
+
+from pcapdns.read.capture import MAX_TIME, MIN_TIME
 
 NAME = "capture.json"
 FORMAT_PREFIX = "pcapdns.capture/"
 #: A capture.json larger than this is not one the agent wrote.
 MAX_SIZE = 1 << 20
+#: Every whole number the agent writes (pids, inode numbers, packet and conntrack counts,
+#: ndots, interface indexes) fits in 64 unsigned bits; a larger or negative one is damage.
+_MAX_INT = (1 << 64) - 1
 
 TargetKind = Literal["node", "pid", "netns"]
 
@@ -199,6 +204,9 @@ def read(path: str) -> CaptureMeta:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise CaptureMetaError(f"not valid JSON ({e})") from None
+    except RecursionError:
+        # json's parser recurses once per nesting level: "[[[[..." a few thousand deep.
+        raise CaptureMetaError("not valid JSON (nested too deeply)") from None
     return parse(data, path)
 
 
@@ -218,7 +226,7 @@ def parse(data: object, path: str = NAME) -> CaptureMeta:
         raise CaptureMetaError(f"target.kind {kind!r} is not node, pid or netns")
     td = _obj(top.get("tcpdump"), "tcpdump")
     command = td.get("command")
-    if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+    if not isinstance(command, list) or not all(_is_text(a) for a in command):
         raise CaptureMetaError("tcpdump.command is not a list of strings")
     return CaptureMeta(
         path=path,
@@ -255,16 +263,35 @@ def _obj(value: object, where: str) -> dict[str, object]:
     return value
 
 
+def _is_text(value: object) -> TypeGuard[str]:
+    """A string that can be written out as UTF-8: JSON's ``\\ud800`` escapes decode to lone
+    surrogates, which no output file, terminal or HTML page can hold."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= _MAX_INT)
+
+
 def _str(d: Mapping[str, object], key: str) -> str:
     value = d.get(key)
-    if not isinstance(value, str):
+    if not _is_text(value):
         raise CaptureMetaError(f"{key} is not a string")
     return value
 
 
 def _opt_str(d: Mapping[str, object], key: str) -> str | None:
     value = d.get(key)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not _is_text(value):
         raise CaptureMetaError(f"{key} is not a string")
     return value
 
@@ -273,8 +300,8 @@ def _opt_int(d: Mapping[str, object], key: str) -> int | None:
     value = d.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CaptureMetaError(f"{key} is not a whole number")
+    if not _is_count(value):
+        raise CaptureMetaError(f"{key} is not a whole number from 0 to 2**64-1")
     return value
 
 
@@ -288,12 +315,17 @@ def _time(d: Mapping[str, object], key: str) -> float | None:
         raise CaptureMetaError(f"{key} {text!r} is not an ISO 8601 time") from None
     if t.tzinfo is None:
         raise CaptureMetaError(f"{key} {text!r} has no time zone")
-    return t.timestamp()
+    seconds = t.timestamp()
+    # The range capture records are believed in (see pcapdns.read.capture): the stop time
+    # extends the capture's end, so one from year 9999 would stretch it as far.
+    if not MIN_TIME <= seconds < MAX_TIME:
+        raise CaptureMetaError(f"{key} {text!r} is not between 1970 and 2200")
+    return seconds
 
 
 def _strings(d: Mapping[str, object], key: str) -> tuple[str, ...]:
     value = d.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not all(_is_text(v) for v in value):
         raise CaptureMetaError(f"{key} is not a list of strings")
     return tuple(value)
 
@@ -304,7 +336,9 @@ def _interfaces(value: object) -> Mapping[int, str]:
     d = _obj(value, "interfaces")
     out: dict[int, str] = {}
     for k, v in d.items():
-        if not k.isdigit() or not isinstance(v, str):
+        # isascii: str.isdigit() is also true of "²" and other digits int() refuses; the
+        # length bound keeps int() far from its limit on digits (an ifindex is 32-bit).
+        if not (k.isascii() and k.isdigit() and len(k) <= 10) or not _is_text(v):
             raise CaptureMetaError("interfaces is not a map of ifindex to name")
         out[int(k)] = v
     return MappingProxyType(out)
@@ -328,8 +362,9 @@ def _counters(value: object, where: str) -> Mapping[str, int] | None:
     if value is None:
         return None
     d = _obj(value, where)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in d.values()):
-        raise CaptureMetaError(f"{where} holds a counter that is not a whole number")
+    if not all(_is_count(v) for v in d.values()):
+        raise CaptureMetaError(f"{where} holds a counter that is not a whole number "
+                               "from 0 to 2**64-1")
     return MappingProxyType(cast(dict[str, int], d))
 
 

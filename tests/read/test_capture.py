@@ -5,6 +5,8 @@ used at all."""
 from __future__ import annotations
 
 import gzip
+import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -263,6 +265,101 @@ def test_record_length_beyond_any_snapshot_length_stops_reading(tmp_path: Path) 
     assert [r[3] for r in records] == frames[:1]
     assert info.truncated
     assert "record 2 claims 10000000 bytes" in info.warnings[0]
+
+
+# -- time stamps outside any capture's lifetime -------------------------------------------
+
+
+def _pcapng_ticks(path: Path, tsresol: int, tsoffset: int, ticks: list[int]) -> Path:
+    """A pcapng with one Ethernet interface (``if_tsresol``, ``if_tsoffset`` as given) and
+    one DNS query per raw 64-bit tick count: the reader's own arithmetic is tested, not
+    the writer's."""
+
+    def block(btype: int, body: bytes) -> bytes:
+        n = len(body) + 12
+        return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+    opts = struct.pack("<HHB3x", 9, 1, tsresol) + struct.pack("<HHq", 14, 8, tsoffset)
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack("<HHI", 1, 0, 262144) + opts + bytes(4))
+    for i, t in enumerate(ticks, start=1):
+        frame = bytes(eth(query(id=i)))
+        frame += bytes(-len(frame) % 4)
+        out += block(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(frame),
+                                    len(frame)) + frame)
+    path.write_bytes(out)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("tsresol", "tsoffset", "bad_ticks", "shown"),
+    [
+        (0, 0, 2**48, "2.81475e+14 s"),  # whole seconds: 8.9 million years from now
+        (0, 0, 2**64 - 1, "1.84467e+19 s"),
+        (6, -(10**10), 10**15, "-9e+09 s"),  # an offset that goes back before 1970
+        (0, 0, 7_258_118_400, "7.25812e+09 s"),  # 2200-01-01 itself is out
+    ],
+    ids=["2**48-seconds", "largest-tick-count", "before-1970", "year-2200"],
+)
+def test_pcapng_time_outside_1970_to_2200_is_skipped_and_counted(
+    tmp_path: Path, tsresol: int, tsoffset: int, bad_ticks: int, shown: str
+) -> None:
+    good = round((T0 - tsoffset) * 10**tsresol)
+    path = _pcapng_ticks(tmp_path / "bad-time.pcapng", tsresol, tsoffset,
+                         [good, bad_ticks, good + 10**tsresol])
+
+    info, records = read_all(path)
+
+    assert [r[0] for r in records] == pytest.approx([T0, T0 + 1])
+    assert (info.packets, info.bad_timestamps) == (2, 1)
+    assert (info.first_time, info.last_time) == pytest.approx((T0, T0 + 1))
+    assert info.warnings == [
+        f"{path}: 1 record with a time stamp outside 1970..2200 skipped "
+        f"(the first is record 2, at {shown} since 1970)"
+    ], info.warnings
+
+
+def test_the_last_second_before_2200_is_read(tmp_path: Path) -> None:
+    path = _pcapng_ticks(tmp_path / "late.pcapng", 0, 0, [7_258_118_399])
+    info, records = read_all(path)
+    assert (len(records), info.bad_timestamps, info.warnings) == (1, 0, [])
+
+
+def test_a_file_of_only_bad_times_is_analyzed_as_empty(tmp_path: Path) -> None:
+    path = _pcapng_ticks(tmp_path / "all-bad.pcapng", 0, 0, [2**48, 2**49, 2**50])
+
+    result = analyze([str(path)])
+
+    assert result.packets == 0 and result.first_time is None
+    assert [f.bad_timestamps for f in result.files] == [3]
+    assert result.warnings == [
+        f"{path}: 3 records with a time stamp outside 1970..2200 skipped "
+        "(the first is record 1, at 2.81475e+14 s since 1970)"
+    ]
+
+
+@pytest.mark.parametrize("command", ["analyze", "report"])
+def test_commands_survive_a_packet_at_2_to_the_48_seconds(tmp_path: Path, command: str) -> None:
+    """The reported crash: an interface with if_tsresol=0 and a packet at 2**48 made both
+    commands exit 1 with a traceback (datetime cannot hold the year)."""
+    from click.testing import CliRunner
+
+    from pcapdns.cli import main
+
+    path = _pcapng_ticks(tmp_path / "far.pcapng", 0, 0, [int(T0), 2**48, int(T0) + 1])
+    doc_path = tmp_path / "doc.json"
+    args = ([command, str(path), "--format", "json", "-o", str(doc_path)] if command == "analyze"
+            else [command, str(path), "-o", str(tmp_path / "r.html"), "--json", str(doc_path)])
+
+    run = CliRunner().invoke(main, args)
+
+    assert run.exit_code == 0, (run.output, run.exception)
+    assert "1 record with a time stamp outside 1970..2200 skipped" in run.stderr
+    doc = json.loads(doc_path.read_text())
+    assert doc["summary"]["bad_timestamps"] == 1
+    assert list(doc["summary"])[-1] == "bad_timestamps"
+    assert doc["summary"]["packets"] == 2
+    assert doc["summary"]["last_time"] == "2023-11-14T22:13:21.000000Z"
 
 
 # -- unusable inputs -------------------------------------------------------------------

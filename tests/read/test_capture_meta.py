@@ -172,3 +172,130 @@ def test_a_huge_file_is_refused(tmp_path: Path) -> None:
     write(tmp_path, " " * (capture_meta.MAX_SIZE + 1))
     meta, warnings = load([str(tmp_path)])
     assert meta is None and "larger than" in warnings[0]
+
+
+# -- hostile files: each is one warning, never a traceback --------------------------------
+
+
+def _one_warning(folder: Path, content: str | bytes) -> str:
+    folder.mkdir(exist_ok=True)
+    (folder / "capture.json").write_bytes(
+        content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    meta, warnings = load([str(folder)])
+    assert meta is None and len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"{folder / 'capture.json'}: ignored: ")
+    return warnings[0]
+
+
+@pytest.mark.parametrize("key", ["²", "١", "𝟘", "+3", " 3", "3 ", "-1", "", "1" * 11,
+                                 "9" * 5000],
+                         ids=["superscript-2", "arabic-indic-1", "math-0", "plus", "space-before",
+                              "space-after", "negative", "empty", "11-digits", "5000-digits"])
+def test_an_interface_key_int_refuses_is_a_warning(tmp_path: Path, key: str) -> None:
+    # "²".isdigit() and "١" (Arabic-Indic one) pass str.isdigit(); int("²") raises, and
+    # int() refuses more than 4,300 digits.
+    data = copy.deepcopy(META)
+    data["interfaces"] = {key: "eth0"}
+    assert "interfaces is not a map of ifindex to name" in _one_warning(
+        tmp_path, json.dumps(data))
+
+
+def test_an_interface_index_of_ten_ascii_digits_is_read(tmp_path: Path) -> None:
+    data = copy.deepcopy(META)
+    data["interfaces"] = {"0042": "eth0", "4294967295": "last"}
+    meta = capture_meta.parse(data)
+    assert dict(meta.interfaces) == {42: "eth0", 4294967295: "last"}
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":', '{"b":['])
+def test_nesting_100k_levels_deep_is_a_warning(tmp_path: Path, opening: str) -> None:
+    text = opening * 100_000
+    assert len(text) <= capture_meta.MAX_SIZE
+    warning = _one_warning(tmp_path, text)
+    assert "not valid JSON" in warning
+
+
+@pytest.mark.parametrize("where", [("node",), ("interfaces", "3"), ("tcpdump", "command"),
+                                   ("resolv_conf", "search"), ("target", "netns_path")])
+def test_a_lone_surrogate_no_output_can_hold_is_a_warning(tmp_path: Path, where: tuple) -> None:
+    # JSON's \ud800 escape decodes to a lone surrogate: writing it to the terminal, the
+    # JSON file or the HTML page would raise UnicodeEncodeError.
+    data = copy.deepcopy(META)
+    value: object = ["\ud800"] if where[-1] in ("command", "search") else "\ud800"
+    data = _replace(data, where, value)
+    assert "is not" in _one_warning(tmp_path, json.dumps(data))
+
+
+@pytest.mark.parametrize("where", [("target", "pid"), ("tcpdump", "packets_received"),
+                                   ("resolv_conf", "ndots"), ("conntrack", "after", "drop")])
+@pytest.mark.parametrize("number", [-1, 2**64, -(10**4299), 10**4299],
+                         ids=["-1", "2**64", "-10**4299", "10**4299"])
+def test_a_number_outside_64_unsigned_bits_is_a_warning(
+    tmp_path: Path, where: tuple, number: int
+) -> None:
+    # Two counters of 4,300 digits would give a rise of 4,301, which str() refuses.
+    data = _replace(META, where, number)
+    assert "whole number from 0 to 2**64-1" in _one_warning(tmp_path, json.dumps(data))
+
+
+@pytest.mark.parametrize("stop", ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00",
+                                  "1969-12-31T23:59:59Z", "2200-01-01T00:00:00Z"])
+def test_a_time_outside_1970_to_2200_is_a_warning(tmp_path: Path, stop: str) -> None:
+    data = _replace(META, ("stop",), stop)
+    assert "is not between 1970 and 2200" in _one_warning(tmp_path, json.dumps(data))
+
+
+def test_a_file_that_is_not_regular_is_not_read(tmp_path: Path) -> None:
+    # A FIFO named capture.json would block the read forever.
+    import os
+
+    os.mkfifo(tmp_path / "capture.json")
+    assert load([str(tmp_path)]) == (None, [])
+
+
+def test_only_the_first_mebibyte_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "capture.json"
+    with open(big, "wb") as fh:
+        fh.truncate(1 << 40)  # a sparse terabyte: reading it all would never end
+    meta, warnings = load([str(tmp_path)])
+    assert meta is None and warnings == [f"{big}: ignored: larger than {1 << 20} bytes"]
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _mutated_meta() -> st.SearchStrategy:
+    """The agent's document with fields replaced by arbitrary JSON values."""
+    paths = _paths(META)
+    return st.lists(st.tuples(st.sampled_from(paths), _JSON), max_size=4).map(
+        lambda changes: _apply(changes))
+
+
+def _apply(changes: list[tuple[tuple[str, ...], object]]) -> dict:
+    data = copy.deepcopy(META)
+    for keys, value in changes:
+        try:
+            data = _replace(data, keys, value)
+        except (KeyError, TypeError):  # an earlier change removed the parent
+            continue
+    return data
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(data=_JSON | _mutated_meta())
+def test_any_json_document_parses_or_raises_capture_meta_error(data: object) -> None:
+    try:
+        meta = capture_meta.parse(data)
+    except capture_meta.CaptureMetaError:
+        return
+    # What the outputs write must be writable.
+    json.dumps([meta.node, meta.tcpdump_command, dict(meta.interfaces)]).encode("utf-8")
+    meta.conntrack_delta()
+    meta.ring_files()
