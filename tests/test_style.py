@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
 def test_ruff() -> None:
-    paths = ["pcapdns", "tests", "bench", "sample_pcaps", "reports"]
+    paths = ["pcapdns", "tests", "bench", "capture", "sample_pcaps", "reports"]
     result = subprocess.run(["ruff", "check", *paths],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
