@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 from pcapdns.analysis import analyze
@@ -90,11 +89,3 @@ def run_one(data: bytes, workdir: Path, *, full: bool = False) -> str | None:
 
         html_page.render(report).encode("utf-8")
     return None
-
-
-def default_workdir() -> Path:
-    """A fresh directory on tmpfs when there is one (the input is written for every run)."""
-    import tempfile
-
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="pcapdns-fuzz-", dir=base))

@@ -7,7 +7,9 @@ analyzed and rendered as ``pcapdns analyze`` and ``report`` do, and any exceptio
 InputError is a crash. Seeds (sample_pcaps/, the public corpus when present, the committed
 crash reproducers) are written to a temporary directory and read with CORPUS_DIR, into
 which libFuzzer writes the inputs that found new code; without CORPUS_DIR that is a
-temporary directory too. Defaults, each overridden by giving the option:
+scratch directory too (on tmpfs when there is one; libFuzzer ends the process without
+Python's clean-up, so the next campaign removes the scratch of campaigns that ended).
+Defaults, each overridden by giving the option:
 
     -max_len=4096        one run costs time per packet; small inputs keep hundreds a second
     -rss_limit_mb=2048   the analysis's memory is bounded; more than this is a finding
@@ -42,6 +44,35 @@ DEFAULTS = {
 }
 
 
+SCRATCH_PREFIX = "pcapdns-fuzz-scratch-"
+
+
+def scratch_dir() -> Path:
+    """This campaign's scratch directory, named by its process id; those of campaigns
+    whose process is gone are removed first."""
+    shm = "/dev/shm"
+    base = Path(shm if os.path.isdir(shm) and os.access(shm, os.W_OK)
+                else tempfile.gettempdir())
+    for old in base.glob(SCRATCH_PREFIX + "*"):
+        pid = old.name[len(SCRATCH_PREFIX):]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    scratch = base / f"{SCRATCH_PREFIX}{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    return scratch
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main(argv: list[str]) -> None:
     flags = [a for a in argv[1:] if a.startswith("-")]
     dirs = [a for a in argv[1:] if not a.startswith("-")]
@@ -49,23 +80,21 @@ def main(argv: list[str]) -> None:
     flags += [f"{k}={v}" for k, v in DEFAULTS.items() if k not in given]
     options = dict(f.split("=", 1) for f in flags if "=" in f)
     os.makedirs(options["-artifact_prefix"].rstrip("/") or ".", exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix="pcapdns-fuzz-seeds-")
-    try:
-        seed_dir = os.path.join(scratch, "seeds")
-        count = seeds.write(Path(seed_dir), int(options["-max_len"]))
-        print(f"pcapdns fuzz: {count} seeds", file=sys.stderr)
-        if not dirs:
-            dirs = [os.path.join(scratch, "corpus")]
-            os.makedirs(dirs[0])
-        workdir = harness.default_workdir()
+    scratch = scratch_dir()
+    seed_dir = scratch / "seeds"
+    count = seeds.write(seed_dir, int(options["-max_len"]))
+    print(f"pcapdns fuzz: {count} seeds", file=sys.stderr)
+    if not dirs:
+        dirs = [str(scratch / "corpus")]
+        os.makedirs(dirs[0])
+    workdir = scratch / "work"
+    workdir.mkdir()
 
-        def one_input(data: bytes) -> None:
-            harness.run_one(data, workdir)
+    def one_input(data: bytes) -> None:
+        harness.run_one(data, workdir)
 
-        atheris.Setup([argv[0], *flags, *dirs, seed_dir], one_input)
-        atheris.Fuzz()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    atheris.Setup([argv[0], *flags, *dirs, str(seed_dir)], one_input)
+    atheris.Fuzz()  # never returns: libFuzzer exits the process
 
 
 if __name__ == "__main__":
