@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pcapdns.config import AnalysisConfig
 from pcapdns.decode.records import IcmpQuote
 from pcapdns.dns import names
-from pcapdns.dns.flags import TC
+from pcapdns.dns.flags import QR, TC
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.match.state import (
@@ -115,7 +115,7 @@ class Matcher:
 
     def message(self, m: Message) -> None:
         self._advance(m.time)
-        if m.flags & 0x8000:
+        if m.flags & QR:
             self._response(m)
         else:
             self._query(m)
@@ -348,7 +348,7 @@ class Matcher:
         q.response = m
         q.cell[0] = None
         self.bytes += RESPONSE_BYTES + len(m.data)
-        if m.flags & 0x0200 and m.transport == "udp":
+        if m.flags & TC and m.transport == "udp":
             self._answered_tc.append((m.time + self.config.tc_fallback_window + 0.5, q))
         else:
             self._answered.append((m.time + self.config.answer_linger, q))
@@ -363,7 +363,7 @@ class Matcher:
         st.rcodes[rname] = st.rcodes.get(rname, 0) + 1
         if m.transport == "tcp" and m.qtype in (names.AXFR, names.IXFR):
             self._xfr[(m.dst, m.dport, m.src, m.sport, m.id)] = (qkey, m.qtype, m.time)
-        if m.flags & 0x0200 and m.transport == "udp":
+        if m.flags & TC and m.transport == "udp":
             st.tc_responses += 1
             self._tc_waiting.setdefault((m.dst, q.qkey, m.qtype), []).append(q)
             self._tc_seen[(m.dst, q.qkey)] = m.time
@@ -512,7 +512,7 @@ class Matcher:
         bkey = (m.src, m.sport, m.id)
         if self._by_id.get(bkey) is q:
             del self._by_id[bkey]
-        if q.response is not None and q.response.flags & 0x0200 and m.transport == "udp":
+        if q.response is not None and q.response.flags & TC and m.transport == "udp":
             tkey = (m.src, q.qkey, m.qtype)
             waiting = self._tc_waiting.get(tkey)
             if waiting is not None and q in waiting:

@@ -13,7 +13,7 @@ are among the failed ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -180,7 +180,7 @@ def _group_sentence(g: KindGroup, a: Analysis) -> str:
         code = g.kind.upper()
         servers = distinct(x.first.server for x in g.findings)
         return (f"{count_noun(n, 'answer')} {'was' if n == 1 else 'were'} {code} from "
-                f"{_list(servers)}{scope}, e.g. {first.qname} {first.qtype}.")
+                f"{listing(servers, len(servers))}{scope}, e.g. {first.qname} {first.qtype}.")
     if g.kind == "slow_response" and first is not None and lookup is not None:
         return (f"{count_noun(n, 'lookup')} {'was' if n == 1 else 'were'} answered only after more "
                 f"than {a.config.slow:g} s{scope}, e.g. {first.qname} {first.qtype} from "
@@ -234,9 +234,10 @@ def distinct(values: Iterable[str]) -> list[str]:
     return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def _list(items: list[str], shown: int = 3) -> str:
-    more = len(items) - shown
-    return ", ".join(items[:shown]) + (f" and {more:,} more" if more > 0 else "")
+def listing(items: Sequence[str], total: int) -> str:
+    """The first three of ``items`` and how many more of ``total`` there are."""
+    shown = ", ".join(items[:3])
+    return shown + (f" and {total - 3:,} more" if total > 3 else "")
 
 
 def ports_text(a: Analysis) -> str:

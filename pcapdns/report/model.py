@@ -648,11 +648,6 @@ def _title(a: Analysis) -> str:
 # ----------------------------------------------------------------------------- wording
 
 
-def _list(items: Sequence[str], total: int) -> str:
-    shown = ", ".join(items[:3])
-    return shown + (f" and {total - 3} more" if total > 3 else "")
-
-
 def _pct(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "-"
 

@@ -135,7 +135,7 @@ def test_id_reuse_two_sequential_transactions_are_matched_in_order(tmp_path):
 
 
 def test_response_over_tcp_does_not_answer_a_udp_query(tmp_path):
-    a = analyze_packets(tmp_path / "transport.pcap", _mid([
+    a = analyze_packets(tmp_path / "transport.pcap", lead_in([
         (1.0, query()),
         (1.001, tcp_dns([response()[DNS]], src=SERVER, dst=CLIENT, sport=53, dport=40000)),
     ]))
@@ -156,10 +156,6 @@ def test_tcp_query_is_answered_over_tcp(tmp_path):
 
 
 # -- what does not match: unsolicited --------------------------------------------------
-
-
-def _mid(packets):
-    return lead_in(packets)
 
 
 def test_response_right_after_the_capture_started_is_counted_apart(tmp_path):
@@ -195,7 +191,7 @@ def _unsolicited(a):
 
 
 def test_response_with_another_id_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "id.pcap", _mid([
+    a = analyze_packets(tmp_path / "id.pcap", lead_in([
         (1.0, query(id=1)),
         (1.001, response(id=2)),
     ]))
@@ -209,7 +205,7 @@ def test_response_with_another_id_is_unsolicited(tmp_path):
 
 
 def test_response_to_another_client_port_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "port.pcap", _mid([
+    a = analyze_packets(tmp_path / "port.pcap", lead_in([
         (1.0, query(sport=40000)),
         (1.001, response(dport=40002)),
     ]))
@@ -218,7 +214,7 @@ def test_response_to_another_client_port_is_unsolicited(tmp_path):
 
 
 def test_response_for_another_question_type_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "type.pcap", _mid([
+    a = analyze_packets(tmp_path / "type.pcap", lead_in([
         (1.0, query(qtype="A")),
         (1.001, response(qtype="AAAA", answers=("2001:db8::1",))),
     ]))
@@ -227,7 +223,7 @@ def test_response_for_another_question_type_is_unsolicited(tmp_path):
 
 
 def test_response_for_another_client_address_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "client.pcap", _mid([
+    a = analyze_packets(tmp_path / "client.pcap", lead_in([
         (1.0, query(src="10.0.3.7")),
         (1.001, response(dst="10.0.3.8")),
     ]))
@@ -236,7 +232,7 @@ def test_response_for_another_client_address_is_unsolicited(tmp_path):
 
 
 def test_response_captured_before_its_query_is_unsolicited(tmp_path):
-    a = analyze_packets(tmp_path / "before.pcap", _mid([
+    a = analyze_packets(tmp_path / "before.pcap", lead_in([
         (1.0, response()),
         (1.001, query()),
     ]))
@@ -330,7 +326,7 @@ def test_second_answer_to_an_ordinary_tcp_query_is_unsolicited(tmp_path):
     q = query()[DNS]
     r = response(dport=45000)[DNS]
     srv = {"src": SERVER, "dst": CLIENT, "sport": 53, "dport": 45000}
-    a = analyze_packets(tmp_path / "tcp-twice.pcap", _mid([
+    a = analyze_packets(tmp_path / "tcp-twice.pcap", lead_in([
         (1.0, tcp_dns([q], sport=45000)),
         (1.01, tcp_dns([r], seq=9000, **srv)),
         (1.02, tcp_dns([r], seq=9000 + 2 + len(bytes(r)), **srv)),
@@ -450,14 +446,14 @@ def test_axfr_message_on_another_connection_is_unsolicited(tmp_path):
     packets = _axfr(with_question=True)
     t, last = packets[-1]
     last["TCP"].dport = 45001  # the same ID and question, but another client port
-    a = analyze_packets(tmp_path / "axfr-other.pcap", _mid([*packets[:-1], (t, last)]))
+    a = analyze_packets(tmp_path / "axfr-other.pcap", lead_in([*packets[:-1], (t, last)]))
 
     assert a.match.continuation_responses == 1
     assert a.match.unsolicited_responses == 1
 
 
 def test_tc_response_that_matched_no_query_is_not_counted_as_truncation(tmp_path):
-    a = analyze_packets(tmp_path / "tc-unsolicited.pcap", _mid([
+    a = analyze_packets(tmp_path / "tc-unsolicited.pcap", lead_in([
         (1.0, response(tc=True)),
     ]))
 
@@ -484,7 +480,7 @@ def test_questionless_response_with_another_id_is_unsolicited(tmp_path):
 
     bare = IP(src="10.96.0.10", dst="10.0.3.7") / UDP(sport=53, dport=40000) / DNS(
         id=0x9999, qr=1, rcode=1, qd=[])
-    a = analyze_packets(tmp_path / "formerr-other.pcap", _mid([(1.0, query()), (1.002, bare)]))
+    a = analyze_packets(tmp_path / "formerr-other.pcap", lead_in([(1.0, query()), (1.002, bare)]))
     assert a.match.unsolicited_responses == 1 and a.match.answered_queries == 0
 
 
