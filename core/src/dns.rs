@@ -1,0 +1,1 @@
+//! Placeholder: DNS header and question.

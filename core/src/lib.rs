@@ -1,0 +1,25 @@
+//! The per-packet path of pcapdns.
+//!
+//! A one-way pipeline of small stages, each a module:
+//!
+//! ```text
+//! files -> records (read) -> payloads (decode) -> messages (dns) -> duplicates dropped
+//!       (dedupe) -> transactions and lookups (matcher) -> tallies (tally)
+//! ```
+//!
+//! The core states facts; Python's detectors decide what they mean. Nothing here reads a
+//! length from a capture without checking it, and no code that reads capture bytes is
+//! `unsafe`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod decode;
+pub mod dedupe;
+pub mod dns;
+pub mod matcher;
+pub mod read;
+pub mod tally;
+pub mod types;
+
+#[cfg(feature = "python")]
+mod py;

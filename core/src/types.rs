@@ -1,0 +1,208 @@
+//! The records that flow between the stages.
+
+use std::net::IpAddr;
+use std::rc::Rc;
+
+/// Seconds since the epoch, as a float: the analysis' unit of time everywhere.
+pub type Time = f64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One record of the merged capture, numbered in time order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Frame number in the merged capture, 1-based.
+    pub frame: u64,
+    pub time: Time,
+    /// The file's (or pcapng interface's) link type.
+    pub link_type: u32,
+    /// pcapng interface id, 0 for classic pcap.
+    pub iface: u32,
+    pub data: Vec<u8>,
+}
+
+/// One DNS message's bytes as carried by UDP or by a reassembled TCP stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payload {
+    /// Frame number; for TCP, the segment that completed the message.
+    pub frame: u64,
+    pub time: Time,
+    /// Capture interface: SLL2 ifindex, pcapng interface id, else 0.
+    pub iface: u32,
+    pub transport: Transport,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    /// The DNS message (for TCP, without the 2-byte length prefix).
+    pub data: Vec<u8>,
+}
+
+/// An ICMP/ICMPv6 destination-unreachable error that quotes a DNS datagram.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IcmpQuote {
+    pub frame: u64,
+    pub time: Time,
+    pub iface: u32,
+    /// Who sent the error (the host whose port was closed).
+    pub reporter: IpAddr,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The quoted datagram's addresses and ports.
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    /// As much of the quoted DNS message as the error carries.
+    pub data: Vec<u8>,
+}
+
+/// What the frame decoder hands on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    Payload(Payload),
+    Icmp(IcmpQuote),
+}
+
+/// One DNS message: the header and the question, with the whole message kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub frame: u64,
+    pub time: Time,
+    pub iface: u32,
+    pub transport: Transport,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    pub id: u16,
+    /// The 16-bit flags word (QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode).
+    pub flags: u16,
+    pub qdcount: u16,
+    pub ancount: u16,
+    /// Question name in presentation form without the final dot ("." for the root), with
+    /// RFC 4343 escapes; None when the message has no question.
+    pub qname: Option<Box<str>>,
+    pub qtype: u16,
+    pub qclass: u16,
+    /// The whole DNS message.
+    pub data: Box<[u8]>,
+}
+
+pub const QR: u16 = 0x8000;
+pub const TC: u16 = 0x0200;
+
+impl Message {
+    pub fn is_response(&self) -> bool {
+        self.flags & QR != 0
+    }
+    pub fn rcode(&self) -> u16 {
+        self.flags & 0xF
+    }
+    pub fn truncated(&self) -> bool {
+        self.flags & TC != 0
+    }
+}
+
+/// Messages are shared by the matcher's indexes and the transactions it emits.
+pub type Msg = Rc<Message>;
+
+/// An address in text form exactly as the C library's `inet_ntop` writes it (the form the
+/// documents and the Python side use).
+pub fn addr_text(a: &IpAddr) -> String {
+    match a {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => ipv6_text(&v6.octets()),
+    }
+}
+
+/// RFC 5952 text as glibc's `inet_ntop` writes it: the longest run of two or more zero
+/// groups (the first of equal runs) becomes "::", and an IPv4-mapped or IPv4-compatible
+/// address ends in dotted quad.
+fn ipv6_text(b: &[u8; 16]) -> String {
+    let mut g = [0u16; 8];
+    for (i, w) in g.iter_mut().enumerate() {
+        *w = u16::from_be_bytes([b[2 * i], b[2 * i + 1]]);
+    }
+    // Longest run of zero groups.
+    let (mut best, mut best_len) = (usize::MAX, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if g[i] == 0 {
+            let start = i;
+            while i < 8 && g[i] == 0 {
+                i += 1;
+            }
+            if i - start > best_len {
+                best = start;
+                best_len = i - start;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if best_len < 2 {
+        best = usize::MAX;
+    }
+    let mut out = String::with_capacity(40);
+    let mut i = 0;
+    while i < 8 {
+        if i == best {
+            out.push(':');
+            if i == 0 {
+                out.push(':');
+            }
+            i += best_len;
+            continue;
+        }
+        // glibc: "::ffff:a.b.c.d" and "::a.b.c.d" (the compressed run starts at 0).
+        if i == 6
+            && best == 0
+            && (best_len == 6 || (best_len == 5 && g[5] == 0xffff))
+        {
+            out.push_str(&format!("{}.{}.{}.{}", b[12], b[13], b[14], b[15]));
+            return out;
+        }
+        out.push_str(&format!("{:x}", g[i]));
+        if i < 7 {
+            out.push(':');
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn t(s: &str) -> String {
+        addr_text(&IpAddr::V6(s.parse::<Ipv6Addr>().unwrap()))
+    }
+
+    #[test]
+    fn ipv6_text_matches_inet_ntop() {
+        assert_eq!(t("::"), "::");
+        assert_eq!(t("::1"), "::1");
+        assert_eq!(t("fd00::53"), "fd00::53");
+        assert_eq!(t("1:0:2:0:0:3:0:4"), "1:0:2::3:0:4");
+        assert_eq!(t("::ffff:10.0.0.1"), "::ffff:10.0.0.1");
+        assert_eq!(t("::10.0.0.1"), "::10.0.0.1");
+        assert_eq!(t("1::"), "1::");
+        assert_eq!(t("1:2:3:4:5:6:7:8"), "1:2:3:4:5:6:7:8");
+    }
+}
