@@ -1,0 +1,148 @@
+//! The whole per-packet path, wired: records -> payloads -> messages -> (duplicates
+//! dropped) -> matcher -> lookups and orphans, with every lookup tallied.
+//!
+//! The engine runs in steps so that its caller (Python) can show progress, answer Ctrl-C
+//! and hand the lookups that matter to its detectors between steps; nothing holds the
+//! capture in memory, and each step's output is bounded by its record count.
+
+use std::rc::Rc;
+
+use crate::config::Config;
+use crate::decode::FrameDecoder;
+use crate::dedupe::Deduplicator;
+use crate::dns;
+use crate::matcher::{Event, Matcher};
+use crate::read::{open_inputs, InputError, Reader};
+use crate::tally::Tallies;
+use crate::types::{Decoded, Record};
+
+/// The first this many malformed messages keep their frame and reason.
+pub const MAX_MALFORMED_EXAMPLES: usize = 20;
+
+pub struct Engine {
+    pub cfg: Config,
+    pub reader: Reader,
+    pub decoder: FrameDecoder,
+    pub dedupe: Deduplicator,
+    pub matcher: Matcher,
+    pub tallies: Tallies,
+    /// Frames on a DNS port whose DNS message did not decode, and the first few reasons.
+    pub malformed: u64,
+    pub malformed_examples: Vec<(u64, String)>,
+    started: bool,
+    exhausted: bool,
+    finished: bool,
+    record: Record,
+    decoded: Vec<Decoded>,
+}
+
+impl Engine {
+    /// Open the capture made of `paths` (files and directories).
+    pub fn open(paths: &[String], cfg: Config, keep_copies: bool) -> Result<Engine, InputError> {
+        let reader = open_inputs(paths, cfg.reorder_window)?;
+        let decoder = FrameDecoder::new(&cfg);
+        let dedupe =
+            Deduplicator::new(cfg.duplicate_window, keep_copies, cfg.max_dedupe_entries);
+        let matcher = Matcher::new(&cfg);
+        Ok(Engine {
+            cfg,
+            reader,
+            decoder,
+            dedupe,
+            matcher,
+            tallies: Tallies::default(),
+            malformed: 0,
+            malformed_examples: Vec::new(),
+            started: false,
+            exhausted: false,
+            finished: false,
+            record: Record { frame: 0, time: 0.0, link_type: 0, iface: 0, data: Vec::new() },
+            decoded: Vec::new(),
+        })
+    }
+
+    /// Whether every record has been read (then `finish` closes what is in flight).
+    pub fn exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    /// Read and process up to `max_records` records; closed lookups and orphans are
+    /// appended to `out` (each lookup already tallied). Returns false once the input is
+    /// exhausted (the decoder's buffers are flushed then).
+    pub fn step(&mut self, max_records: usize, out: &mut Vec<Event>) -> bool {
+        if self.exhausted {
+            return false;
+        }
+        for _ in 0..max_records {
+            match self.reader.next_record() {
+                Some(rec) => {
+                    self.record = rec;
+                    if !self.started {
+                        // The capture's first packet, in time order.
+                        self.matcher.capture_start = Some(self.record.time);
+                        self.started = true;
+                    }
+                    let mut decoded = std::mem::take(&mut self.decoded);
+                    self.decoder.decode(&self.record, &mut decoded);
+                    self.consume(&mut decoded);
+                    self.decoded = decoded;
+                }
+                None => {
+                    let mut decoded = std::mem::take(&mut self.decoded);
+                    self.decoder.finish(&mut decoded);
+                    self.consume(&mut decoded);
+                    self.decoded = decoded;
+                    self.exhausted = true;
+                    break;
+                }
+            }
+        }
+        self.drain(out);
+        !self.exhausted
+    }
+
+    fn consume(&mut self, items: &mut Vec<Decoded>) {
+        for item in items.drain(..) {
+            match item {
+                Decoded::Payload(p) => {
+                    let frame = p.frame;
+                    match dns::parse(p) {
+                        Ok(m) => {
+                            if !self.dedupe.is_duplicate(&m) {
+                                self.matcher.message(Rc::new(m));
+                            }
+                        }
+                        Err(e) => {
+                            self.malformed += 1;
+                            if self.malformed_examples.len() < MAX_MALFORMED_EXAMPLES {
+                                self.malformed_examples.push((frame, e.to_string()));
+                            }
+                        }
+                    }
+                }
+                Decoded::Icmp(e) => self.matcher.icmp(&e),
+            }
+        }
+    }
+
+    /// The capture ended at `end` (its last packet, or the capture agent's stop time):
+    /// close everything still in flight.
+    pub fn finish(&mut self, end: Option<f64>, out: &mut Vec<Event>) {
+        while self.step(usize::MAX, out) {}
+        if !self.finished {
+            self.matcher.finish(end);
+            self.finished = true;
+        }
+        self.drain(out);
+    }
+
+    fn drain(&mut self, out: &mut Vec<Event>) {
+        let start = out.len();
+        self.matcher.drain(out);
+        for ev in &out[start..] {
+            if let Event::Lookup(lookup) = ev {
+                self.tallies.lookup(&crate::tally::facts(lookup));
+            }
+        }
+    }
+}
