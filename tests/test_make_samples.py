@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pcapdns.analysis import analyze
+from pcapdns.output.summary import Summary
 from tests.conftest import SAMPLES
 
 TOOLS = ("tcpdump", "dnsmasq", "unbound", "dig", "musl-gcc", "iptables", "ip")
@@ -28,14 +29,12 @@ pytestmark = [
 ]
 
 
-def _kinds(path: Path) -> tuple[dict[str, int], dict[str, object]]:
+def _kinds(path: Path) -> tuple[dict[str, int], Summary]:
     a = analyze([str(path)])
     kinds: dict[str, int] = {}
     for f in a.findings:
         kinds[f.first.kind] = kinds.get(f.first.kind, 0) + f.count
-    from pcapdns.output.document import summary
-
-    return kinds, summary(a)
+    return kinds, Summary.of(a)
 
 
 #: The run takes 40-70 s on a 2-core machine, the longer when it is loaded; this bounds a
@@ -79,32 +78,32 @@ def test_every_capture_is_made_and_private(fresh: Path) -> None:
 
 def test_race_is_found(fresh: Path) -> None:
     kinds, s = _kinds(fresh / "aaaa-same-port-race.pcap")
-    assert s["a_aaaa_race_lost"] == 1 and kinds.get("aaaa_race_lost") == 1
-    assert s["retransmissions"] >= 1
-    assert s["latency_ms"]["max"] >= 5000  # counted from the first attempt
+    assert s.a_aaaa_race_lost == 1 and kinds.get("aaaa_race_lost") == 1
+    assert s.retransmissions >= 1
+    assert (s.latency_ms.max or 0) >= 5000  # counted from the first attempt
 
 
 def test_timeouts_are_found(fresh: Path) -> None:
     kinds, s = _kinds(fresh / "timeout-dropped.pcap")
-    assert kinds.get("timeout") == 2 and s["failed_lookups"] == 2
+    assert kinds.get("timeout") == 2 and s.failed_lookups == 2
 
 
 def test_truncation_with_and_without_tcp(fresh: Path) -> None:
     _, s = _kinds(fresh / "tc-then-tcp-retry.pcap")
-    assert s["tc_responses"] == 1 and s["tc_followed_by_tcp"] == 1 and s["queries_tcp"] >= 1
+    assert s.tc_responses == 1 and s.tc_followed_by_tcp == 1 and s.queries_tcp >= 1
     kinds, s = _kinds(fresh / "tc-no-tcp-fallback.pcap")
-    assert s["tc_without_tcp_retry"] == 1 and kinds.get("truncated_no_tcp_fallback") == 1
+    assert s.tc_without_tcp_retry == 1 and kinds.get("truncated_no_tcp_fallback") == 1
 
 
 def test_any_capture_duplicates_are_dropped(fresh: Path) -> None:
     _, s = _kinds(fresh / "dnat-service-any.pcap")
-    assert s["duplicates"] == s["dns_messages"] == 8
-    assert s["unanswered_queries"] == 0 and s["unsolicited_responses"] == 0
+    assert s.duplicates == s.dns_messages == 8
+    assert s.unanswered_queries == 0 and s.unsolicited_responses == 0
 
 
 def test_musl_fanout(fresh: Path) -> None:
     kinds, s = _kinds(fresh / "musl-fanout.pcap")
-    assert s["fanout_groups"] == 4 and kinds.get("fanout") == 4
+    assert s.fanout_groups == 4 and kinds.get("fanout") == 4
 
 
 def test_rcodes_and_search_expansion(fresh: Path) -> None:
@@ -112,12 +111,12 @@ def test_rcodes_and_search_expansion(fresh: Path) -> None:
     assert kinds.get("servfail") == 1 and kinds.get("refused") == 1
     assert kinds.get("nxdomain") == 1
     kinds, s = _kinds(fresh / "ndots-search-expansion.pcap")
-    assert s["rcodes"]["NXDOMAIN"] == 8
+    assert s.rcodes["NXDOMAIN"] == 8
 
 
 def test_late_and_slow_answers(fresh: Path) -> None:
     kinds, s = _kinds(fresh / "late-response-icmp.pcap")
-    assert s["icmp_errors"] >= 1 and kinds.get("late_response", 0) >= 1
+    assert s.icmp_errors >= 1 and kinds.get("late_response", 0) >= 1
     kinds, _ = _kinds(fresh / "slow-response.pcap")
     assert kinds.get("slow_response") == 2
 
@@ -125,13 +124,13 @@ def test_late_and_slow_answers(fresh: Path) -> None:
 def test_near_the_end_the_race_and_the_failure_are_decided(fresh: Path) -> None:
     # options timeout:1, capture stopped right after the lookup: the retries decide it.
     kinds, s = _kinds(fresh / "race-timeout1-short-capture.pcap")
-    assert s["a_aaaa_race_lost"] >= 1 and kinds.get("aaaa_race_lost", 0) >= 1, (kinds, s)
+    assert s.a_aaaa_race_lost >= 1 and kinds.get("aaaa_race_lost", 0) >= 1, (kinds, s)
     # musl gave up (EAI_AGAIN) 2 s before the capture stopped: timeouts, not "open".
     kinds, s = _kinds(fresh / "musl-failed-near-end.pcap")
-    assert kinds.get("timeout") == 2 and s["lookups_open_at_end"] == 0, (kinds, s)
+    assert kinds.get("timeout") == 2 and s.lookups_open_at_end == 0, (kinds, s)
 
 
 def test_tcp_fallback_after_tc_is_one_lookup_and_no_failure(fresh: Path) -> None:
     kinds, s = _kinds(fresh / "tc-glibc-a-aaaa-tcp.pcap")
-    assert s["tcp_fallback_queries"] == s["queries_tcp"] and s["retransmissions"] == 0, s
-    assert s["lookups_failed"] == 0 and "retransmission" not in kinds, (kinds, s)
+    assert s.tcp_fallback_queries == s.queries_tcp and s.retransmissions == 0, s
+    assert s.lookups_failed == 0 and "retransmission" not in kinds, (kinds, s)

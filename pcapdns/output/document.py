@@ -9,11 +9,11 @@ from typing import Any, TextIO
 
 from pcapdns import __version__
 from pcapdns.analysis import Analysis
-from pcapdns.breakdown import Breakdown
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
 from pcapdns.dns.records import answer_section
 from pcapdns.match.records import Lookup, Transaction
+from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.read import linktypes
 from pcapdns.read.capture_meta import CaptureMeta
@@ -27,7 +27,7 @@ def build(a: Analysis) -> dict[str, Any]:
         "schema": SCHEMA,
         "pcapdns_version": __version__,
         "inputs": [_input(f) for f in a.files],
-        "summary": summary(a),
+        "summary": Summary.of(a).to_json(),
         "findings": [_finding(f) for f in a.findings],
         "warnings": list(a.warnings),
         "capture": capture(a.capture),
@@ -54,7 +54,7 @@ def write(a: Analysis, out: TextIO) -> None:
         "schema": SCHEMA,
         "pcapdns_version": __version__,
         "inputs": [_input(f) for f in a.files],
-        "summary": summary(a),
+        "summary": Summary.of(a).to_json(),
     }
     out.write("{\n")
     for key, value in head.items():
@@ -101,117 +101,6 @@ def _input(f: Any) -> dict[str, Any]:
         "size": f.size,
         "interfaces": {str(k): v for k, v in sorted(f.interface_names.items())},
     }
-
-
-def summary(a: Analysis) -> dict[str, Any]:
-    m = a.match
-    return {
-        "packets": a.packets,
-        "dns_messages": m.queries + m.responses,
-        "duplicates": a.duplicates,
-        "malformed": a.malformed,
-        "queries": m.queries,
-        "responses": m.responses,
-        "queries_udp": m.queries_udp,
-        "queries_tcp": m.queries_tcp,
-        "answered_queries": m.answered_queries,
-        "unanswered_queries": m.unanswered_queries,
-        "unsolicited_responses": m.unsolicited_responses,
-        "retransmissions": m.retransmissions,
-        "failed_lookups": m.failed_lookups,
-        "tc_responses": m.tc_responses,
-        "tc_followed_by_tcp": m.tc_followed_by_tcp,
-        "tc_without_tcp_retry": m.tc_without_tcp_retry,
-        "a_aaaa_same_port_concurrent": m.a_aaaa_same_port_concurrent,
-        "a_aaaa_race_lost": m.a_aaaa_race_lost,
-        "fanout_groups": m.fanout_groups,
-        "rcodes": dict(sorted(m.rcodes.items())),
-        "latency_ms": a.latency_ms,
-        # Added fields (not in the first contract; never renamed).
-        "lookups": m.lookups,
-        "lookups_open_at_end": m.lookups_open_at_end,
-        "tc_open_at_end": m.tc_open_at_end,
-        "a_aaaa_pairs": m.a_aaaa_pairs,
-        "icmp_errors": m.icmp_errors,
-        "continuation_responses": m.continuation_responses,
-        "evicted_in_flight": m.evicted,
-        "closed_early": m.closed_early,
-        "duplicates_evicted": a.duplicates_evicted,
-        "late_records": a.late_records,
-        "skipped": {
-            "non_ip_frames": a.decode.non_ip,
-            "not_dns_frames": a.decode.not_dns,
-            "bad_ip_frames": a.decode.bad_ip,
-            "ip_fragments": a.decode.fragments,
-            "fragments_reassembled": a.fragments_reassembled,
-            "fragmented_datagrams_dropped": a.fragments_dropped,
-            "tcp_gaps": a.tcp.gaps,
-            "tcp_unframed_bytes": a.tcp.unframed_bytes,
-            "tcp_incomplete_messages": a.tcp.incomplete_messages,
-        },
-        "malformed_examples": [{"frame": f, "problem": p} for f, p in a.malformed_examples],
-        "servers_total": len(a.breakdown.servers),
-        "servers": _servers(a.breakdown),
-        "clients_total": len(a.breakdown.clients),
-        "clients": _clients(a.breakdown),
-        "detector_errors": dict(a.detector_errors),
-        "first_time": iso(a.first_time),
-        "last_time": iso(a.last_time),
-        "responses_before_capture": m.responses_before_capture,
-        "tcp_fallback_queries": m.tcp_fallback_queries,
-        "parallel_lookups": m.parallel_lookups,
-        "lookups_failed": m.lookups_failed,
-        # State dropped to stay within its budget (AnalysisConfig.max_*), never decoded.
-        "tcp_flows_evicted": a.tcp.evicted_flows,
-        "tcp_bytes_evicted": a.tcp.evicted_bytes,
-        "fragmented_datagrams_evicted": a.fragments_evicted,
-        "fragment_bytes_evicted": a.fragment_bytes_evicted,
-        "search_tries_evicted": a.search_tries_evicted,
-        "stale_port_evicted": a.stale_port_evicted,
-        "bad_timestamps": sum(f.bad_timestamps for f in a.files),
-    }
-
-
-#: Rows of the per-server and per-client tables in the document.
-MAX_ROWS = 100
-
-
-def _servers(b: Breakdown) -> list[dict[str, Any]]:
-    rows = sorted(b.servers.items(), key=lambda kv: (-kv[1].lookups, kv[0]))[:MAX_ROWS]
-    return [
-        {
-            "server": server,
-            "lookups": t.lookups,
-            "answered": t.answered,
-            "failed": t.failed,
-            "retransmissions": t.retransmissions,
-            "servfail": t.servfail,
-            "nxdomain": t.nxdomain,
-            "refused": t.refused,
-            "latency_ms": t.latency.summary_ms(),
-        }
-        for server, t in rows
-    ]
-
-
-def _clients(b: Breakdown) -> list[dict[str, Any]]:
-    rows = sorted(b.clients.items(),
-                  key=lambda kv: (-kv[1].failed, -kv[1].race_lost, -kv[1].lookups, kv[0]))
-    return [
-        {
-            "client": client,
-            "lookups": t.lookups,
-            "answered": t.answered,
-            "failed": t.failed,
-            "retransmissions": t.retransmissions,
-            "race_lost": t.race_lost,
-            "servfail": t.servfail,
-            "nxdomain": t.nxdomain,
-            "refused": t.refused,
-            "max_latency_ms": round(t.max_latency * 1000.0, 3) if t.answered else None,
-        }
-        for client, t in rows[:MAX_ROWS]
-    ]
 
 
 def _finding(agg: AggregatedFinding) -> dict[str, Any]:

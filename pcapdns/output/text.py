@@ -6,11 +6,9 @@ the JSON document has everything.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
-from pcapdns.output.document import summary
+from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import kind_groups, verdict
 
@@ -38,40 +36,40 @@ TERMS = (
 
 
 def render(a: Analysis) -> str:
-    s = summary(a)
+    s = Summary.of(a)
     said = verdict(a)
     lines = ["verdict: " + " ".join(said.sentences)]
-    span = f"{iso(a.first_time)} .. {iso(a.last_time)}" if a.first_time else "no packets"
+    span = f"{iso(s.first_time)} .. {iso(s.last_time)}" if s.first_time else "no packets"
     files = "1 file" if len(a.files) == 1 else f"{len(a.files)} files"
-    lines.append(f"{files}, {s['packets']} packets, {span}")
+    lines.append(f"{files}, {s.packets} packets, {span}")
     lines.append(
-        f"DNS messages {s['dns_messages']} (queries {s['queries']}: udp {s['queries_udp']}, "
-        f"tcp {s['queries_tcp']}; responses {s['responses']}); duplicates dropped "
-        f"{s['duplicates']}; malformed {s['malformed']}"
+        f"DNS messages {s.dns_messages} (queries {s.queries}: udp {s.queries_udp}, "
+        f"tcp {s.queries_tcp}; responses {s.responses}); duplicates dropped "
+        f"{s.duplicates}; malformed {s.malformed}"
         # Only when there were any: the warning says what they mean.
-        + (f"; late records {s['late_records']}" if s["late_records"] else "")
+        + (f"; late records {s.late_records}" if s.late_records else "")
     )
     lines.append(
-        f"lookups {s['lookups']}: failed {s['lookups_failed']}, undecided at capture end "
-        f"{s['lookups_open_at_end']}; queries answered "
-        f"{s['answered_queries']}, unanswered {s['unanswered_queries']}; retransmissions "
-        f"{s['retransmissions']}; unsolicited responses {s['unsolicited_responses']}"
+        f"lookups {s.lookups}: failed {s.lookups_failed}, undecided at capture end "
+        f"{s.lookups_open_at_end}; queries answered "
+        f"{s.answered_queries}, unanswered {s.unanswered_queries}; retransmissions "
+        f"{s.retransmissions}; unsolicited responses {s.unsolicited_responses}"
     )
-    lat = s["latency_ms"]
-    if lat["p50"] is not None:
+    lat = s.latency_ms
+    if lat.p50 is not None:
         lines.append(
-            f"latency from first attempt: p50 {_duration(lat['p50'])}, "
-            f"p90 {_duration(lat['p90'])}, p99 {_duration(lat['p99'])}, "
-            f"max {_duration(lat['max'])}"
+            f"latency from first attempt: p50 {_duration(lat.p50)}, "
+            f"p90 {_duration(lat.p90)}, p99 {_duration(lat.p99)}, "
+            f"max {_duration(lat.max)}"
         )
     lines.append(
-        f"TC responses {s['tc_responses']} (followed by TCP {s['tc_followed_by_tcp']}, "
-        f"without {s['tc_without_tcp_retry']}); concurrent same-port A/AAAA "
-        f"{s['a_aaaa_same_port_concurrent']} (race lost {s['a_aaaa_race_lost']}); "
-        f"fan-out {s['fanout_groups']}; ICMP errors {s['icmp_errors']}"
+        f"TC responses {s.tc_responses} (followed by TCP {s.tc_followed_by_tcp}, "
+        f"without {s.tc_without_tcp_retry}); concurrent same-port A/AAAA "
+        f"{s.a_aaaa_same_port_concurrent} (race lost {s.a_aaaa_race_lost}); "
+        f"fan-out {s.fanout_groups}; ICMP errors {s.icmp_errors}"
     )
-    if s["rcodes"]:
-        lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s["rcodes"].items()))
+    if s.rcodes:
+        lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s.rcodes.items()))
     lines.extend(_tables(s))
     lines.extend(TERMS)
     lines.append("")
@@ -79,22 +77,22 @@ def render(a: Analysis) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tables(s: dict[str, Any]) -> list[str]:
+def _tables(s: Summary) -> list[str]:
     """The busiest servers, and the clients with the most failed lookups."""
     lines = []
-    servers = s["servers"][:TABLE_ROWS]
+    servers = s.servers[:TABLE_ROWS]
     if servers:
         lines.append("servers: " + "; ".join(
-            f"{row['server']} {row['lookups']} lookups, "
-            f"{_share(row['failed'], row['lookups'])} failed, "
-            f"p99 {_duration(row['latency_ms']['p99'])}"
+            f"{row.server} {row.lookups} lookups, "
+            f"{_share(row.failed, row.lookups)} failed, "
+            f"p99 {_duration(row.latency_ms.p99)}"
             for row in servers
         ))
-    hurting = [row for row in s["clients"] if row["failed"] or row["race_lost"]][:TABLE_ROWS]
+    hurting = [row for row in s.clients if row.failed or row.race_lost][:TABLE_ROWS]
     if hurting:
         lines.append("clients with failures: " + "; ".join(
-            f"{row['client']} {row['failed']} of {row['lookups']} lookups failed"
-            + (f", A/AAAA race lost {row['race_lost']}x" if row["race_lost"] else "")
+            f"{row.client} {row.failed} of {row.lookups} lookups failed"
+            + (f", A/AAAA race lost {row.race_lost}x" if row.race_lost else "")
             for row in hurting
         ))
     return lines

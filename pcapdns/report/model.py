@@ -21,7 +21,7 @@ from pcapdns.detect.base import SEVERITY_RANK, Finding, FindingKind
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Orphan, Transaction
-from pcapdns.output.document import summary
+from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import distinct as _distinct
 from pcapdns.output.verdict import duration as _dur
@@ -247,7 +247,7 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
     """What the report says about analysis ``a``; ``command`` is the command line shown.
     ``context`` defaults to what capture.json beside the inputs recorded."""
     context = context or context_of(a.capture)
-    s = summary(a)
+    s = Summary.of(a)
     ifnames = _interface_names(a, context)
     groups = _groups(a, ifnames)
     problems = [_problem(f) for f in a.findings[:PROBLEM_LIST_MAX]]
@@ -263,10 +263,10 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         ticket_lines=lines,
         inputs=tuple(_input(f) for f in a.files),
         overview=_overview(a, s),
-        servers=tuple(_servers(a)),
-        servers_total=len(a.breakdown.servers),
+        servers=tuple(_servers(s)),
+        servers_total=s.servers_total,
         clients=tuple(_clients(a)),
-        clients_total=len(a.breakdown.clients),
+        clients_total=s.clients_total,
         problems=tuple(problems),
         problems_total=len(a.findings),
         warnings=tuple(a.warnings),
@@ -285,17 +285,15 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
 # ---------------------------------------------------------------------------- verdict
 
 
-def _figures(s: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
-    lat = s["latency_ms"]
-    failed = s["lookups_failed"]
+def _figures(s: Summary) -> tuple[tuple[str, str, str], ...]:
+    p99 = s.latency_ms.p99
+    failed = s.lookups_failed
     return (
-        ("lookups", f"{s['lookups']:,}", ""),
+        ("lookups", f"{s.lookups:,}", ""),
         ("failed", f"{failed:,}", "bad" if failed else ""),
-        ("retransmissions", f"{s['retransmissions']:,}",
-         "warn" if s["retransmissions"] else ""),
-        ("A/AAAA race lost", f"{s['a_aaaa_race_lost']:,}",
-         "bad" if s["a_aaaa_race_lost"] else ""),
-        ("p99 latency", _dur_ms(lat["p99"]) if lat["p99"] is not None else "-", ""),
+        ("retransmissions", f"{s.retransmissions:,}", "warn" if s.retransmissions else ""),
+        ("A/AAAA race lost", f"{s.a_aaaa_race_lost:,}", "bad" if s.a_aaaa_race_lost else ""),
+        ("p99 latency", _dur_ms(p99) if p99 is not None else "-", ""),
     )
 
 
@@ -528,52 +526,54 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _overview(a: Analysis, s: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    lat = s["latency_ms"]
-    latency = " / ".join(_dur_ms(lat[k]) if lat[k] is not None else "-"
-                         for k in ("p50", "p90", "p99", "max"))
+def _overview(a: Analysis, s: Summary) -> tuple[tuple[str, str], ...]:
+    lat = s.latency_ms
+    latency = " / ".join(_dur_ms(v) if v is not None else "-"
+                         for v in (lat.p50, lat.p90, lat.p99, lat.max))
     return (
-        ("packets", f"{s['packets']:,}"),
-        ("duplicates dropped", f"{s['duplicates']:,}"),
-        ("malformed frames", f"{s['malformed']:,}"),
-        ("DNS messages", f"{s['dns_messages']:,}"),
-        ("queries (UDP / TCP)", f"{s['queries']:,} ({s['queries_udp']:,} / "
-                                f"{s['queries_tcp']:,})"),
-        ("queries answered / unanswered", f"{s['answered_queries']:,} / "
-                                          f"{s['unanswered_queries']:,}"),
-        ("lookups", f"{s['lookups']:,}"),
-        ("failed lookups", f"{s['lookups_failed']:,}"),
-        ("still unanswered at the capture's end (undecided)",
-         f"{s['lookups_open_at_end']:,}"),
-        ("retransmissions", f"{s['retransmissions']:,}"),
-        ("unsolicited responses", f"{s['unsolicited_responses']:,}"),
+        ("packets", f"{s.packets:,}"),
+        ("duplicates dropped", f"{s.duplicates:,}"),
+        ("malformed frames", f"{s.malformed:,}"),
+        ("DNS messages", f"{s.dns_messages:,}"),
+        ("queries (UDP / TCP)", f"{s.queries:,} ({s.queries_udp:,} / {s.queries_tcp:,})"),
+        ("queries answered / unanswered",
+         f"{s.answered_queries:,} / {s.unanswered_queries:,}"),
+        ("lookups", f"{s.lookups:,}"),
+        ("failed lookups", f"{s.lookups_failed:,}"),
+        ("still unanswered at the capture's end (undecided)", f"{s.lookups_open_at_end:,}"),
+        ("retransmissions", f"{s.retransmissions:,}"),
+        ("unsolicited responses", f"{s.unsolicited_responses:,}"),
         ("latency p50 / p90 / p99 / max", latency),
-        ("TC answers (then TCP / not)", f"{s['tc_responses']:,} ({s['tc_followed_by_tcp']:,}"
-                                        f" / {s['tc_without_tcp_retry']:,})"),
+        ("TC answers (then TCP / not)",
+         f"{s.tc_responses:,} ({s.tc_followed_by_tcp:,} / {s.tc_without_tcp_retry:,})"),
         ("A/AAAA same-port pairs (concurrent / race lost)",
-         f"{s['a_aaaa_pairs']:,} ({s['a_aaaa_same_port_concurrent']:,} / "
-         f"{s['a_aaaa_race_lost']:,})"),
-        ("ICMP errors", f"{s['icmp_errors']:,}"),
+         f"{s.a_aaaa_pairs:,} ({s.a_aaaa_same_port_concurrent:,} / "
+         f"{s.a_aaaa_race_lost:,})"),
+        ("ICMP errors", f"{s.icmp_errors:,}"),
         ("DNS ports", _ports(a)),
     )
 
 
-def _servers(a: Analysis) -> list[TableRow]:
-    rows = sorted(a.breakdown.servers.items(), key=lambda kv: (-kv[1].lookups, kv[0]))
+def _servers(s: Summary) -> list[TableRow]:
+    # The summary's rows are the busiest servers first; the report shows the first few.
     out = []
-    for server, t in rows[:TABLE_ROWS]:
-        lat = t.latency.summary_ms()
-        latency = (f"{_dur_ms(lat['p50'])} / {_dur_ms(lat['p99'])}"
-                   if lat["p50"] is not None else "-")
-        codes = ", ".join(f"{k} {v:,}" for k, v in (("SERVFAIL", t.servfail),
-                                                     ("REFUSED", t.refused),
-                                                     ("NXDOMAIN", t.nxdomain)) if v)
-        out.append(TableRow(_other(server), t.lookups, t.failed, _pct(t.failed, t.lookups),
-                            t.retransmissions, latency, codes))
+    for row in s.servers[:TABLE_ROWS]:
+        lat = row.latency_ms
+        latency = (f"{_dur_ms(lat.p50)} / {_dur_ms(lat.p99)}" if lat.p50 is not None
+                   else "-")
+        codes = ", ".join(f"{k} {v:,}" for k, v in (("SERVFAIL", row.servfail),
+                                                     ("REFUSED", row.refused),
+                                                     ("NXDOMAIN", row.nxdomain)) if v)
+        out.append(TableRow(_other(row.server), row.lookups, row.failed,
+                            _pct(row.failed, row.lookups), row.retransmissions, latency,
+                            codes))
     return out
 
 
 def _clients(a: Analysis) -> list[TableRow]:
+    # In the summary's order, but from the tallies: the summary's ``max_latency_ms`` is
+    # already rounded to microseconds, and rounding it again to 0.1 ms could move the last
+    # digit away from what the unrounded latency gives.
     rows = sorted(a.breakdown.clients.items(),
                   key=lambda kv: (-kv[1].failed, -kv[1].race_lost, -kv[1].lookups, kv[0]))
     out = []
