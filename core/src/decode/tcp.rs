@@ -648,3 +648,60 @@ pub fn looks_like_dns(segment: &[u8]) -> bool {
     }
     length >= 12 && qdcount <= 1 && matches!(opcode, 0 | 1 | 2 | 4 | 5 | 6)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn key(i: usize) -> FlowKey {
+        FlowKey {
+            src: IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8)),
+            sport: 1000 + (i % 60000) as u16,
+            dst: IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10)),
+            dport: 53,
+        }
+    }
+
+    #[test]
+    fn too_many_directions_drop_the_least_recently_active_half() {
+        // Times out of order, so that the oldest half by time is not the first half fed;
+        // the figures are those of the Python stage on the same segments.
+        let mut r = TcpReassembler::new(MAX_BYTES);
+        let mut none = |_: Vec<u8>, _: u64, _: Time| panic!("nothing to frame");
+        for i in 0..MAX_FLOWS {
+            let t = ((i * 7919) % 1000) as f64;
+            r.segment(key(i), 5000, 0x18, b"abc", i as u64 + 1, t, 0, &mut none);
+        }
+        assert_eq!((r.flows(), r.buffered), (65536, 196608));
+        r.segment(key(MAX_FLOWS), 5000, 0x18, b"abc", 0, 500.0, 0, &mut none);
+        assert_eq!(
+            (r.flows(), r.stats.incomplete_messages, r.buffered),
+            (32769, 32768, 98307)
+        );
+        let kept: Vec<usize> = [0, 1, 2, 999, 1000, 919, 65535]
+            .into_iter()
+            .filter(|&i| r.flows.find(&key(i)).is_some())
+            .collect();
+        assert_eq!(kept, vec![1, 2, 919, 65535]);
+    }
+
+    #[test]
+    fn looks_like_dns_wants_a_header_worth_of_plausible_fields() {
+        let q = b"\x00\x1d\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00";
+        assert!(looks_like_dns(q));
+        assert!(!looks_like_dns(&q[..13]));
+        let mut rcode_in_query = *q;
+        rcode_in_query[5] = 0x03;
+        assert!(!looks_like_dns(&rcode_in_query));
+        let mut two_questions = *q;
+        two_questions[7] = 2;
+        assert!(!looks_like_dns(&two_questions));
+        let mut short = *q;
+        short[1] = 11;
+        assert!(!looks_like_dns(&short));
+        let mut opcode3 = *q;
+        opcode3[4] = 0x18;
+        assert!(!looks_like_dns(&opcode3));
+    }
+}
