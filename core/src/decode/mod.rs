@@ -5,11 +5,12 @@
 //! access; nothing is built for the many frames that are not DNS. Everything that is not
 //! decodable is counted in `DecodeStats` and skipped; nothing panics on capture bytes.
 //!
-//! The link layers are hand-rolled rather than sliced with `etherparse`: its lax slicing
-//! differs from the behaviour this stage keeps (it walks the IPv6 authentication header
-//! and rejects a hop-by-hop header that is not first, caps VLAN tags, knows no PPPoE
-//! session header, and refuses an IPv4 total length shorter than the options), and every
-//! difference would change the counted figures.
+//! The layers are hand-rolled rather than sliced with `etherparse` (0.21): its lax slicing
+//! differs from the behaviour this stage keeps, and every difference would change a counted
+//! figure. It takes the frame's length when an IPv4 total length is shorter than the header
+//! (counted as a bad IP header here), wants the IPv4 options inside the frame, walks the
+//! authentication header after IPv4 and IPv6 (not walked here), rejects a hop-by-hop header
+//! that is not first (walked here), stops at three VLAN tags, and knows no PPPoE session.
 
 pub mod fragments;
 mod ordered;
