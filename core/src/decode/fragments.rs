@@ -179,11 +179,12 @@ impl FragmentReassembler {
         };
         let mut out = vec![0u8; total];
         for (&off, piece) in &p.pieces {
-            if off >= total {
-                continue;
+            // A piece reaching past the datagram's end is cut there (Python's slice).
+            if let Some(dst) = out.get_mut(off..) {
+                for (o, &b) in dst.iter_mut().zip(piece) {
+                    *o = b;
+                }
             }
-            let n = piece.len().min(total - off);
-            out[off..off + n].copy_from_slice(&piece[..n]);
         }
         self.remove(slot);
         self.reassembled += 1;

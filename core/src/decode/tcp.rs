@@ -187,7 +187,7 @@ impl Direction {
                 }
                 return; // else a retransmission of bytes already taken
             }
-            payload = &payload[(-diff) as usize..];
+            payload = payload.get((-diff) as usize..).unwrap_or(&[]);
         } else if diff > 0 {
             self.put_ahead(seq, payload, frame, time);
             // The gap is a lost segment (capture drop), not a reordering worth waiting for,
@@ -321,7 +321,7 @@ impl Direction {
             }
             self.holes.splice(i..i + 1, rest[..k].iter().copied());
             let mut pos = 0;
-            if looks_like_dns(&payload[..len.min(14)]) {
+            if looks_like_dns(payload.get(..14).unwrap_or(payload)) {
                 while len - pos >= 2 {
                     let Some(length) = be16(payload, pos) else {
                         break;
@@ -329,7 +329,10 @@ impl Direction {
                     if length == 0 || len - pos - 2 < length {
                         break;
                     }
-                    emit(payload[pos + 2..pos + 2 + length].to_vec(), frame, time);
+                    let Some(msg) = payload.get(pos + 2..pos + 2 + length) else {
+                        break;
+                    };
+                    emit(msg.to_vec(), frame, time);
                     pos += 2 + length;
                 }
             }
@@ -354,7 +357,8 @@ impl Direction {
                     let a = self.ahead.remove(i);
                     let (frame, time) = at.unwrap_or((a.frame, a.time));
                     if diff + a.data.len() as i64 > 0 {
-                        self.append(st, &a.data[(-diff) as usize..], frame, time, emit);
+                        let rest = a.data.get((-diff) as usize..).unwrap_or(&[]);
+                        self.append(st, rest, frame, time, emit);
                     }
                     progressed = true;
                 } else {
@@ -408,12 +412,13 @@ impl Direction {
             if a.seq != expect || have >= 14 {
                 break;
             }
-            let take = a.data.len().min(14 - have);
-            head[have..have + take].copy_from_slice(&a.data[..take]);
-            have += take;
+            for (h, &b) in head[have..].iter_mut().zip(&a.data) {
+                *h = b;
+                have += 1;
+            }
             expect = a.seq.wrapping_add(a.data.len() as u32);
         }
-        looks_like_dns(&head[..have])
+        looks_like_dns(head.get(..have).unwrap_or(&[]))
     }
 
     /// Give up on a gap that will not fill: restart at the earliest buffered segment.
@@ -457,7 +462,10 @@ impl Direction {
             if n - start - 2 < length {
                 break;
             }
-            emit(buf[start + 2..start + 2 + length].to_vec(), frame, time);
+            let Some(msg) = buf.get(start + 2..start + 2 + length) else {
+                break;
+            };
+            emit(msg.to_vec(), frame, time);
             start += 2 + length;
         }
         if start != 0 {
