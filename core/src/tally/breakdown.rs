@@ -72,21 +72,36 @@ impl RowKey {
 #[derive(Clone, Debug)]
 pub struct Table<T> {
     rows: Vec<(RowKey, T)>,
-    index: HashMap<IpAddr, usize>,
+    /// Row of each address; by family, as plain integers, which hash in one step.
+    index4: HashMap<u32, usize>,
+    index6: HashMap<u128, usize>,
     other: Option<usize>,
     cap: usize,
 }
 
 impl<T: Default> Table<T> {
     fn new(cap: usize) -> Self {
-        Table { rows: Vec::new(), index: HashMap::new(), other: None, cap }
+        Table {
+            rows: Vec::new(),
+            index4: HashMap::new(),
+            index6: HashMap::new(),
+            other: None,
+            cap,
+        }
+    }
+
+    fn index_of(&self, addr: &IpAddr) -> Option<usize> {
+        match addr {
+            IpAddr::V4(a) => self.index4.get(&a.to_bits()).copied(),
+            IpAddr::V6(a) => self.index6.get(&a.to_bits()).copied(),
+        }
     }
 
     /// The row of `addr`; once the table holds `cap` rows (the "other" row counts), a new
     /// address goes to the "other" row.
     fn row(&mut self, addr: IpAddr) -> &mut T {
-        let i = match self.index.get(&addr) {
-            Some(&i) => i,
+        let i = match self.index_of(&addr) {
+            Some(i) => i,
             None if self.rows.len() >= self.cap => match self.other {
                 Some(i) => i,
                 None => {
@@ -96,9 +111,13 @@ impl<T: Default> Table<T> {
                 }
             },
             None => {
+                let i = self.rows.len();
                 self.rows.push((RowKey::Addr(addr), T::default()));
-                self.index.insert(addr, self.rows.len() - 1);
-                self.rows.len() - 1
+                match addr {
+                    IpAddr::V4(a) => self.index4.insert(a.to_bits(), i),
+                    IpAddr::V6(a) => self.index6.insert(a.to_bits(), i),
+                };
+                i
             }
         };
         &mut self.rows[i].1
@@ -119,7 +138,7 @@ impl<T: Default> Table<T> {
 
     pub fn get(&self, key: &RowKey) -> Option<&T> {
         match key {
-            RowKey::Addr(a) => self.index.get(a).map(|&i| &self.rows[i].1),
+            RowKey::Addr(a) => self.index_of(a).map(|i| &self.rows[i].1),
             RowKey::Other => self.other.map(|i| &self.rows[i].1),
         }
     }
@@ -130,8 +149,11 @@ impl<T: Default> Table<T> {
     }
 
     fn sorted_by<K: Ord>(&self, key: impl Fn(&T) -> K) -> Vec<(String, &T)> {
-        let mut rows: Vec<(K, String, &T)> =
-            self.rows.iter().map(|(k, t)| (key(t), k.text(), t)).collect();
+        let mut rows: Vec<(K, String, &T)> = self
+            .rows
+            .iter()
+            .map(|(k, t)| (key(t), k.text(), t))
+            .collect();
         // Keys are distinct, so the order is total.
         rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         rows.into_iter().map(|(_, k, t)| (k, t)).collect()
@@ -156,7 +178,10 @@ impl Breakdown {
     }
 
     pub fn with_caps(max_servers: usize, max_clients: usize) -> Self {
-        Breakdown { servers: Table::new(max_servers), clients: Table::new(max_clients) }
+        Breakdown {
+            servers: Table::new(max_servers),
+            clients: Table::new(max_clients),
+        }
     }
 
     pub fn lookup(&mut self, f: &LookupFacts) {
@@ -209,7 +234,8 @@ impl Breakdown {
     /// tables.
     pub fn clients_by_failures(&self) -> Vec<(String, &ClientTally)> {
         use std::cmp::Reverse;
-        self.clients.sorted_by(|t| (Reverse(t.failed), Reverse(t.race_lost), Reverse(t.lookups)))
+        self.clients
+            .sorted_by(|t| (Reverse(t.failed), Reverse(t.race_lost), Reverse(t.lookups)))
     }
 }
 
@@ -217,7 +243,12 @@ impl Breakdown {
 mod tests {
     use super::*;
 
-    fn facts(client: &str, server: &str, failed: bool, latency: Option<f64>) -> LookupFacts<'static> {
+    fn facts(
+        client: &str,
+        server: &str,
+        failed: bool,
+        latency: Option<f64>,
+    ) -> LookupFacts<'static> {
         LookupFacts {
             client: client.parse().unwrap(),
             server: server.parse().unwrap(),

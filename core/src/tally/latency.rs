@@ -6,7 +6,7 @@
 //! rank (nearest rank method), which is exact when the bucket holds one distinct value and
 //! within 0.1% otherwise. The maximum is exact.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use super::round3;
 
@@ -25,9 +25,9 @@ struct Bucket {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LatencyHistogram {
-    /// By bucket index, kept sorted: every reader walks them lowest first. Only non-empty
-    /// buckets are held, so a hostile latency costs one entry, not a run of them.
-    buckets: BTreeMap<i64, Bucket>,
+    /// By bucket index. Only non-empty buckets are held, so a hostile latency costs one
+    /// entry, not a run of them; the readers, rare, sort them.
+    buckets: HashMap<i64, Bucket>,
     /// Latencies added.
     pub n: u64,
     /// The largest latency added; 0.0 while empty.
@@ -47,7 +47,12 @@ pub struct SummaryMs {
 impl SummaryMs {
     /// The dict's items, in its order.
     pub fn items(&self) -> [(&'static str, Option<f64>); 4] {
-        [("p50", self.p50), ("p90", self.p90), ("p99", self.p99), ("max", self.max)]
+        [
+            ("p50", self.p50),
+            ("p90", self.p90),
+            ("p99", self.p99),
+            ("max", self.max),
+        ]
     }
 }
 
@@ -76,12 +81,16 @@ impl LatencyHistogram {
 
     /// The `p`-th percentile (0-100) by nearest rank, in seconds; None when empty.
     pub fn percentile(&self, p: f64) -> Option<f64> {
+        self.percentile_of(&self.sorted(), p)
+    }
+
+    fn percentile_of(&self, sorted: &[(i64, Bucket)], p: f64) -> Option<f64> {
         if self.n == 0 {
             return None;
         }
         let rank = (p / 100.0 * self.n as f64).ceil().max(1.0);
         let mut seen = 0u64;
-        for b in self.buckets.values() {
+        for (_, b) in sorted {
             seen += b.count;
             if seen as f64 >= rank {
                 return Some(b.sum / b.count as f64);
@@ -93,10 +102,14 @@ impl LatencyHistogram {
     /// The non-empty buckets as (lower_seconds, upper_seconds, count), lowest first. The
     /// first bucket also holds the latencies below its lower bound of 1 microsecond.
     pub fn buckets(&self) -> Vec<(f64, f64, u64)> {
-        self.buckets
-            .iter()
-            .map(|(&b, v)| {
-                (BASE * (b as f64 * STEP).exp(), BASE * ((b + 1) as f64 * STEP).exp(), v.count)
+        self.sorted()
+            .into_iter()
+            .map(|(b, v)| {
+                (
+                    BASE * (b as f64 * STEP).exp(),
+                    BASE * ((b + 1) as f64 * STEP).exp(),
+                    v.count,
+                )
             })
             .collect()
     }
@@ -104,15 +117,26 @@ impl LatencyHistogram {
     /// The state itself: (bucket index, count, sum), lowest bucket first; with `n` and
     /// `max` it rebuilds the Python object exactly.
     pub fn raw(&self) -> Vec<(i64, u64, f64)> {
-        self.buckets.iter().map(|(&b, v)| (b, v.count, v.sum)).collect()
+        self.sorted()
+            .into_iter()
+            .map(|(b, v)| (b, v.count, v.sum))
+            .collect()
+    }
+
+    /// The non-empty buckets, lowest first.
+    fn sorted(&self) -> Vec<(i64, Bucket)> {
+        let mut v: Vec<(i64, Bucket)> = self.buckets.iter().map(|(&b, &v)| (b, v)).collect();
+        v.sort_unstable_by_key(|&(b, _)| b);
+        v
     }
 
     pub fn summary_ms(&self) -> SummaryMs {
         let r = |v: Option<f64>| v.map(|v| round3(v * 1000.0));
+        let sorted = self.sorted();
         SummaryMs {
-            p50: r(self.percentile(50.0)),
-            p90: r(self.percentile(90.0)),
-            p99: r(self.percentile(99.0)),
+            p50: r(self.percentile_of(&sorted, 50.0)),
+            p90: r(self.percentile_of(&sorted, 90.0)),
+            p99: r(self.percentile_of(&sorted, 99.0)),
             max: r(if self.n > 0 { Some(self.max) } else { None }),
         }
     }
@@ -126,7 +150,15 @@ mod tests {
     fn empty() {
         let h = LatencyHistogram::new();
         assert_eq!(h.percentile(50.0), None);
-        assert_eq!(h.summary_ms(), SummaryMs { p50: None, p90: None, p99: None, max: None });
+        assert_eq!(
+            h.summary_ms(),
+            SummaryMs {
+                p50: None,
+                p90: None,
+                p99: None,
+                max: None
+            }
+        );
         assert!(h.buckets().is_empty());
     }
 

@@ -144,7 +144,11 @@ pub fn format_g(x: f64, precision: usize, grouping: bool) -> String {
         ("0".to_string(), format!("{zeros}{digits}"))
     };
     let frac_part = frac_part.trim_end_matches('0');
-    let int_part = if grouping { group_thousands(&int_part) } else { int_part };
+    let int_part = if grouping {
+        group_thousands(&int_part)
+    } else {
+        int_part
+    };
     if frac_part.is_empty() {
         format!("{sign}{int_part}")
     } else {
@@ -155,7 +159,7 @@ pub fn format_g(x: f64, precision: usize, grouping: bool) -> String {
 fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
