@@ -22,7 +22,7 @@
 //! past that the oldest is forgotten and counted in `evicted`.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
@@ -191,8 +191,9 @@ fn turn_key(transport: Transport, client_port: u16, id: u16, is_response: bool) 
     (tcp << 33) | (u64::from(client_port) << 17) | (u64::from(id) << 1) | is_response as u64
 }
 
-/// When a message last went each way, in first-insertion order (an entry updated keeps
-/// its place), so that a sweep in a burst keeps the same entries a Python dict would.
+/// When a message last went each way, with the order in which each direction was first
+/// seen (an entry updated keeps its place), so that a sweep in a burst keeps the same
+/// entries a Python dict would.
 ///
 /// Keys are scrambled with a secret seed by a bijection (the MurmurHash3 finalizer), so
 /// distinct keys stay distinct and need no second hash, while a capture cannot choose
@@ -200,16 +201,17 @@ fn turn_key(transport: Transport, client_port: u16, id: u16, is_response: bool) 
 #[derive(Debug)]
 struct Turns {
     seed: u64,
-    index: PrehashedMap<u64, usize>,
-    entries: Vec<(u64, Time)>,
+    /// Scrambled key -> (time, rank of first insertion).
+    map: PrehashedMap<u64, (Time, u64)>,
+    next_rank: u64,
 }
 
 impl Turns {
     fn new(seed: u64) -> Self {
         Turns {
             seed,
-            index: PrehashedMap::default(),
-            entries: Vec::new(),
+            map: PrehashedMap::default(),
+            next_rank: 0,
         }
     }
 
@@ -223,24 +225,20 @@ impl Turns {
     }
 
     fn len(&self) -> usize {
-        self.entries.len()
+        self.map.len()
     }
 
     fn get(&self, key: u64) -> Option<Time> {
-        let key = self.scramble(key);
-        self.index
-            .get(&key)
-            .and_then(|&i| self.entries.get(i))
-            .map(|e| e.1)
+        self.map.get(&self.scramble(key)).map(|e| e.0)
     }
 
     fn set(&mut self, key: u64, t: Time) {
         let key = self.scramble(key);
-        match self.index.get(&key).and_then(|&i| self.entries.get_mut(i)) {
-            Some(e) => e.1 = t,
-            None => {
-                self.index.insert(key, self.entries.len());
-                self.entries.push((key, t));
+        match self.map.entry(key) {
+            Entry::Occupied(mut e) => e.get_mut().0 = t,
+            Entry::Vacant(e) => {
+                e.insert((t, self.next_rank));
+                self.next_rank += 1;
             }
         }
     }
@@ -248,23 +246,18 @@ impl Turns {
     /// Keep the entries at or after `limit`, and of those at most the newest half of
     /// `max_entries` (by first insertion); return how many were dropped for that cap.
     fn retain(&mut self, limit: Time, max_entries: usize) -> u64 {
-        self.entries.retain(|e| e.1 >= limit);
-        let mut evicted = 0;
-        if self.entries.len() > max_entries {
-            // A burst: keep the newest half of the cap (all of them when that half is 0,
-            // as a slice from -0 keeps everything).
-            let half = max_entries / 2;
-            if half > 0 {
-                let drop = self.entries.len() - half;
-                self.entries.drain(..drop);
-                evicted = drop as u64;
-            }
+        self.map.retain(|_, e| e.0 >= limit);
+        // A burst: keep the newest half of the cap (all of them when that half is 0, as a
+        // slice from -0 keeps everything).
+        let half = max_entries / 2;
+        if self.map.len() <= max_entries || half == 0 {
+            return 0;
         }
-        self.index.clear();
-        for (i, e) in self.entries.iter().enumerate() {
-            self.index.insert(e.0, i);
-        }
-        evicted
+        let mut ranks: Vec<u64> = self.map.values().map(|e| e.1).collect();
+        let cut = ranks.len() - half;
+        let (_, &mut first_kept, _) = ranks.select_nth_unstable(cut);
+        self.map.retain(|_, e| e.1 >= first_kept);
+        cut as u64
     }
 }
 
