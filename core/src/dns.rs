@@ -1,1 +1,0 @@
-//! Placeholder: DNS header and question.
