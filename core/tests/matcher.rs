@@ -17,7 +17,11 @@ fn matcher_reproduces_the_python_fixtures() {
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
     paths.sort();
-    assert!(paths.len() > 100, "expected the fixture cases in {}", dir.display());
+    assert!(
+        paths.len() > 100,
+        "expected the fixture cases in {}",
+        dir.display()
+    );
     let mut failed = vec![];
     let mut runs = 0;
     for p in &paths {
@@ -33,7 +37,12 @@ fn matcher_reproduces_the_python_fixtures() {
         "{} of {} cases differ from Python:\n{}",
         failed.len(),
         paths.len(),
-        failed.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        failed
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(runs >= paths.len());
 }

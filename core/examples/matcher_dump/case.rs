@@ -62,7 +62,7 @@ fn hex(v: &Value) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn field<'a>(a: &'a [Value], i: usize) -> Result<&'a Value, String> {
+fn field(a: &[Value], i: usize) -> Result<&Value, String> {
     a.get(i).ok_or_else(|| format!("field {i} missing"))
 }
 
@@ -115,7 +115,8 @@ fn icmp(v: &Value) -> Result<IcmpQuote, String> {
 fn config(v: &Value) -> Result<Config, String> {
     let mut c = Config::default();
     let get = |k: &str| v.get(k).ok_or_else(|| format!("config has no {k}"));
-    let fl = |k: &str| -> Result<f64, String> { float(get(k)?)?.ok_or_else(|| format!("{k} null")) };
+    let fl =
+        |k: &str| -> Result<f64, String> { float(get(k)?)?.ok_or_else(|| format!("{k} null")) };
     c.timeout = fl("timeout")?;
     c.retransmission_window = fl("retransmission_window")?;
     c.retransmission_min_gap = fl("retransmission_min_gap")?;
@@ -132,10 +133,17 @@ fn config(v: &Value) -> Result<Config, String> {
 }
 
 pub fn parse_case(text: &str) -> Result<Case, String> {
-    let mut case = Case { name: String::new(), configs: vec![], inputs: vec![], expected: vec![] };
+    let mut case = Case {
+        name: String::new(),
+        configs: vec![],
+        inputs: vec![],
+        expected: vec![],
+    };
     for (no, line) in text.lines().enumerate() {
         let v: Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", no + 1))?;
-        let a = v.as_array().ok_or_else(|| format!("line {}: not an array", no + 1))?;
+        let a = v
+            .as_array()
+            .ok_or_else(|| format!("line {}: not an array", no + 1))?;
         let tag = a.first().and_then(Value::as_str).unwrap_or("");
         let at = |i| field(a, i).map_err(|e| format!("line {}: {e}", no + 1));
         match tag {
@@ -150,7 +158,10 @@ pub fn parse_case(text: &str) -> Result<Case, String> {
             "f" => case.inputs.push(Input::Finish(float(at(1)?)?)),
             "lookup" | "orphan" | "stats" => {
                 let k = int(at(1)?)? as usize;
-                case.expected.get_mut(k).ok_or("run without a config")?.push(v.clone());
+                case.expected
+                    .get_mut(k)
+                    .ok_or("run without a config")?
+                    .push(v.clone());
             }
             _ => return err(format!("line {}: unknown tag {tag:?}", no + 1)),
         }
@@ -167,7 +178,11 @@ pub fn py_repr(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // The shortest correctly rounded digits that read back as `x` (Python's repr; ties
     // go to even in both).
@@ -182,7 +197,11 @@ pub fn py_repr(x: f64) -> String {
     let sign = if x < 0.0 { "-" } else { "" };
     if !(-4..16).contains(&exp) {
         let rest = &digits[1..];
-        let m = if rest.is_empty() { digits[..1].to_string() } else { format!("{}.{rest}", &digits[..1]) };
+        let m = if rest.is_empty() {
+            digits[..1].to_string()
+        } else {
+            format!("{}.{rest}", &digits[..1])
+        };
         let es = if exp < 0 { "-" } else { "+" };
         return format!("{sign}{m}e{es}{:02}", exp.abs());
     }

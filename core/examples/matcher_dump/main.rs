@@ -46,7 +46,10 @@ fn main() -> ExitCode {
             Err(e) => println!("DIFFERS {e}"),
         }
     }
-    println!("{} cases compared, {same} identical ({messages} inputs)", paths.len());
+    println!(
+        "{} cases compared, {same} identical ({messages} inputs)",
+        paths.len()
+    );
     if same == paths.len() {
         ExitCode::SUCCESS
     } else {

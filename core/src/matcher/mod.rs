@@ -53,12 +53,12 @@ use crate::config::Config;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
 use hash::Seeded;
 pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
+pub use state::MatchStats;
 use state::{
     drop_held, enqueue, newest, put, take, waiting_newest, Fan, FanOut, Group, GroupKey, Held,
     IdKey, Map, Name, PendingKey, PendingToKey, Query, SeenKey, SocketKey, TcKey, Waiting, Xfr,
     XfrKey, NONE,
 };
-pub use state::MatchStats;
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
 /// state, the index entries and the lookup it starts (the Python side's measurement; the
@@ -190,7 +190,11 @@ impl Matcher {
         let is_response = e.data.get(2).is_some_and(|b| b & 0x80 != 0);
         // A server -> client datagram bounced by the client, or a client -> server query
         // bounced by the server's host.
-        let key = if is_response { (e.dst, e.dport, ident) } else { (e.src, e.sport, ident) };
+        let key = if is_response {
+            (e.dst, e.dport, ident)
+        } else {
+            (e.src, e.sport, ident)
+        };
         let q = match self.by_id.get(&key) {
             Some(q) if !q.is_closed() => q.clone(),
             _ => {
@@ -240,16 +244,30 @@ impl Matcher {
         let t = m.time;
         let pkey = pending_key(&m, m.src, m.sport, &name);
         put(&mut self.pending, pkey.clone(), &q, 0);
-        put(&mut self.pending_to, PendingToKey { key: pkey.clone(), server: m.dst }, &q, 1);
+        put(
+            &mut self.pending_to,
+            PendingToKey {
+                key: pkey.clone(),
+                server: m.dst,
+            },
+            &q,
+            1,
+        );
         self.by_id.insert((m.src, m.sport, m.id), q.clone());
 
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
         let gkey = group_key(&m, m.transport, &name);
         let prev = self.groups.get(&gkey).cloned();
-        let fallback = if m.transport == Transport::Tcp { self.tcp_fallback_of(&m, &name) } else { None };
+        let fallback = if m.transport == Transport::Tcp {
+            self.tcp_fallback_of(&m, &name)
+        } else {
+            None
+        };
         let cfg = &self.cfg;
-        let open_prev = prev.as_ref().filter(|p| !p.answered() && p.group.get() != NONE);
+        let open_prev = prev
+            .as_ref()
+            .filter(|p| !p.answered() && p.group.get() != NONE);
         let gi = match (open_prev, &fallback) {
             (Some(p), _)
                 if t - p.msg.time <= cfg.retransmission_window
@@ -258,8 +276,10 @@ impl Matcher {
                     && (p.msg.id == m.id || t - p.msg.time >= cfg.retransmission_min_gap) =>
             {
                 q.attempt.set(p.attempt.get() + 1);
-                q.retransmission
-                    .set(Some(RetransmissionKind::of(p.msg.id == m.id, p.msg.sport == m.sport)));
+                q.retransmission.set(Some(RetransmissionKind::of(
+                    p.msg.id == m.id,
+                    p.msg.sport == m.sport,
+                )));
                 p.retried.set(true);
                 self.stats.retransmissions += 1;
                 p.group.get()
@@ -291,11 +311,18 @@ impl Matcher {
 
         // TC fallback: this is the client's next query for a truncated question. Several
         // TC answers can wait for the same retry (musl asks every nameserver).
-        let tkey = TcKey { client: m.src, qtype: m.qtype, name: name.clone() };
+        let tkey = TcKey {
+            client: m.src,
+            qtype: m.qtype,
+            name: name.clone(),
+        };
         if let Some(waiting) = self.tc_waiting.remove(&tkey) {
             for tq in waiting {
                 // A query after the window is not the fallback: that is "nothing within 5 s".
-                if tq.response_time().is_some_and(|rt| t - rt <= self.cfg.tc_fallback_window) {
+                if tq
+                    .response_time()
+                    .is_some_and(|rt| t - rt <= self.cfg.tc_fallback_window)
+                {
                     *tq.tc_next.borrow_mut() = Some(m.clone());
                 }
                 self.resolve_tc(&tq);
@@ -305,7 +332,8 @@ impl Matcher {
         if m.transport == Transport::Udp && (m.qtype == A || m.qtype == AAAA) {
             self.pair(&q);
         }
-        q.cell.set(self.unanswered_base + self.unanswered.len() as u64);
+        q.cell
+            .set(self.unanswered_base + self.unanswered.len() as u64);
         self.unanswered.push_back(Some(q));
         self.open += 1;
         self.bytes += QUERY_BYTES + m.data.len() as i64;
@@ -369,7 +397,10 @@ impl Matcher {
     /// closes its UDP socket and re-asks both A and AAAA, so the query for the other type
     /// follows too, although its own UDP answer was not truncated.
     fn tcp_fallback_of(&self, m: &Msg, name: &Name) -> Option<Rc<Query>> {
-        let seen = *self.tc_seen.get(&SeenKey { client: m.src, name: name.clone() })?;
+        let seen = *self.tc_seen.get(&SeenKey {
+            client: m.src,
+            name: name.clone(),
+        })?;
         if m.time - seen > self.cfg.tc_fallback_window {
             return None;
         }
@@ -387,7 +418,12 @@ impl Matcher {
     /// Pair each A query with the earliest unpaired AAAA from the same socket.
     fn pair(&mut self, q: &Rc<Query>) {
         let m = &q.msg;
-        let skey = SocketKey { client: m.src, port: m.sport, server: m.dst, name: q.name.clone() };
+        let skey = SocketKey {
+            client: m.src,
+            port: m.sport,
+            server: m.dst,
+            name: q.name.clone(),
+        };
         if m.qtype == A {
             q.is_a.set(true);
             match take(&mut self.aaaa_recent, &skey, m.time - self.cfg.pair_before) {
@@ -417,7 +453,10 @@ impl Matcher {
         let oldest = m.time - self.cfg.max_wait;
         // The newest query sent to the response's source, else the newest to any server
         // (kube-proxy DNAT rewrote the address).
-        let tkey = PendingToKey { key: pkey, server: m.src };
+        let tkey = PendingToKey {
+            key: pkey,
+            server: m.src,
+        };
         let mut q = newest(self.pending_to.get(&tkey), m.time, oldest);
         if q.is_none() {
             q = newest(self.pending.get(&tkey.key), m.time, oldest);
@@ -433,7 +472,10 @@ impl Matcher {
                 self.stats.continuation_responses += 1;
                 return;
             }
-            if self.capture_start.is_some_and(|start| m.time - start <= self.cfg.max_wait) {
+            if self
+                .capture_start
+                .is_some_and(|start| m.time - start <= self.cfg.max_wait)
+            {
                 // Its query may well have gone out before the capture started (or sits in
                 // an overwritten file of a ring): not the server's fault.
                 self.stats.responses_before_capture += 1;
@@ -458,9 +500,11 @@ impl Matcher {
         self.bytes += RESPONSE_BYTES + m.data.len() as i64;
         let tc_udp = m.flags & TC != 0 && m.transport == Transport::Udp;
         if tc_udp {
-            self.answered_tc.push_back((m.time + self.cfg.tc_fallback_window + 0.5, q.clone()));
+            self.answered_tc
+                .push_back((m.time + self.cfg.tc_fallback_window + 0.5, q.clone()));
         } else {
-            self.answered.push_back((m.time + self.cfg.answer_linger, q.clone()));
+            self.answered
+                .push_back((m.time + self.cfg.answer_linger, q.clone()));
             if self.answered.len() > self.cfg.max_lingering {
                 // A burst (often with one time stamp: nothing closes by time) must not
                 // hold every answered query: close the oldest by count too.
@@ -473,14 +517,28 @@ impl Matcher {
         self.stats.answered_queries += 1;
         self.stats.count_rcode(m.rcode());
         if m.transport == Transport::Tcp && (m.qtype == AXFR || m.qtype == IXFR) {
-            let x = Xfr { name: name.clone(), qtype: m.qtype, last: m.time };
+            let x = Xfr {
+                name: name.clone(),
+                qtype: m.qtype,
+                last: m.time,
+            };
             self.xfr.insert((m.dst, m.dport, m.src, m.sport, m.id), x);
         }
         if tc_udp {
             self.stats.tc_responses += 1;
-            let tkey = TcKey { client: m.dst, qtype: m.qtype, name: q.name.clone() };
+            let tkey = TcKey {
+                client: m.dst,
+                qtype: m.qtype,
+                name: q.name.clone(),
+            };
             self.tc_waiting.entry(tkey).or_default().push(q.clone());
-            self.tc_seen.insert(SeenKey { client: m.dst, name: q.name.clone() }, m.time);
+            self.tc_seen.insert(
+                SeenKey {
+                    client: m.dst,
+                    name: q.name.clone(),
+                },
+                m.time,
+            );
         }
     }
 
@@ -491,7 +549,9 @@ impl Matcher {
     /// by query. Later messages may leave the question out (section 2.2.1; BIND does).
     fn continues_xfr(&mut self, m: &Msg, name: &Name) -> bool {
         let key = (m.dst, m.dport, m.src, m.sport, m.id);
-        let Some(x) = self.xfr.get_mut(&key) else { return false };
+        let Some(x) = self.xfr.get_mut(&key) else {
+            return false;
+        };
         if m.time - x.last > self.cfg.max_wait {
             return false;
         }
@@ -545,12 +605,18 @@ impl Matcher {
 
     // -- closing -------------------------------------------------------------------------
 
+    // The negated comparisons keep what the Python side keeps, NaN included.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn close_due(&mut self) {
         let now = self.now;
         self.last_close = now;
         for tc in [false, true] {
             loop {
-                let queue = if tc { &mut self.answered_tc } else { &mut self.answered };
+                let queue = if tc {
+                    &mut self.answered_tc
+                } else {
+                    &mut self.answered
+                };
                 match queue.front() {
                     Some((due, _)) if *due < now => {}
                     _ => break,
@@ -599,8 +665,14 @@ impl Matcher {
     fn clear_cell(&mut self, q: &Query) {
         let pos = q.cell.get();
         if pos >= self.unanswered_base {
-            if let Some(slot) = self.unanswered.get_mut((pos - self.unanswered_base) as usize) {
-                if slot.as_ref().is_some_and(|x| std::ptr::eq(Rc::as_ptr(x), q)) {
+            if let Some(slot) = self
+                .unanswered
+                .get_mut((pos - self.unanswered_base) as usize)
+            {
+                if slot
+                    .as_ref()
+                    .is_some_and(|x| std::ptr::eq(Rc::as_ptr(x), q))
+                {
                     *slot = None;
                 }
             }
@@ -637,11 +709,17 @@ impl Matcher {
         let m = &q.msg;
         let key = pending_key(m, m.src, m.sport, &q.name);
         drop_held(&mut self.pending, &key, q, 0);
-        drop_held(&mut self.pending_to, &PendingToKey { key, server: m.dst }, q, 1);
+        drop_held(
+            &mut self.pending_to,
+            &PendingToKey { key, server: m.dst },
+            q,
+            1,
+        );
     }
 
     /// Forget fan-out and pairing windows that went quiet (once a second: each key was
     /// created by a query of the last second or so, so this is O(1) a query).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn sweep(&mut self, now: Time) {
         let limit = now - self.cfg.fanout_window;
         self.fanout.retain(|_, v| v.newest() >= limit);
@@ -670,9 +748,17 @@ impl Matcher {
         if self.by_id.get(&bkey).is_some_and(|x| Rc::ptr_eq(x, q)) {
             self.by_id.remove(&bkey);
         }
-        let tc = q.response.borrow().as_ref().is_some_and(|r| r.flags & TC != 0);
+        let tc = q
+            .response
+            .borrow()
+            .as_ref()
+            .is_some_and(|r| r.flags & TC != 0);
         if tc && m.transport == Transport::Udp {
-            let tkey = TcKey { client: m.src, qtype: m.qtype, name: q.name.clone() };
+            let tkey = TcKey {
+                client: m.src,
+                qtype: m.qtype,
+                name: q.name.clone(),
+            };
             if let Some(waiting) = self.tc_waiting.get_mut(&tkey) {
                 if let Some(i) = waiting.iter().position(|x| Rc::ptr_eq(x, q)) {
                     waiting.remove(i);
@@ -720,7 +806,9 @@ impl Matcher {
                     let lost = if a_resp.is_none() { a } else { aaaa };
                     if race
                         && !lost.retried.get()
-                        && self.at_end.is_some_and(|end| end - lost.msg.time < self.cfg.timeout)
+                        && self
+                            .at_end
+                            .is_some_and(|end| end - lost.msg.time < self.cfg.timeout)
                     {
                         // Its answer may have come after the capture stopped. A retry of
                         // the lost query shows the client gave up on it: that race is
@@ -739,7 +827,11 @@ impl Matcher {
         let tx = Rc::new(Transaction {
             query: m.clone(),
             response,
-            lookup_id: if gi == NONE { 0 } else { self.slab[gi as usize].id },
+            lookup_id: if gi == NONE {
+                0
+            } else {
+                self.slab[gi as usize].id
+            },
             attempt: q.attempt.get(),
             retransmission: q.retransmission.get(),
             fanout_of: q.fanout_of.get(),
@@ -796,7 +888,12 @@ impl Matcher {
                 }
             }
         }
-        let lookup = Lookup { id, attempts, answer, open_at_end };
+        let lookup = Lookup {
+            id,
+            attempts,
+            answer,
+            open_at_end,
+        };
         if lookup.failed() {
             st.lookups_failed += 1;
             if answer.is_some() {
@@ -812,15 +909,21 @@ impl Matcher {
         self.at_end = Some(end.unwrap_or(self.now));
         let mut seen = HashSet::new();
         let mut still_open: Vec<Rc<Query>> = Vec::new();
-        let answered = self.answered.iter().chain(self.answered_tc.iter()).map(|(_, q)| q);
-        for q in answered.filter(|q| !q.is_closed()).chain(self.unanswered.iter().flatten()) {
+        let answered = self
+            .answered
+            .iter()
+            .chain(self.answered_tc.iter())
+            .map(|(_, q)| q);
+        for q in answered
+            .filter(|q| !q.is_closed())
+            .chain(self.unanswered.iter().flatten())
+        {
             if seen.insert(Rc::as_ptr(q)) {
                 still_open.push(q.clone());
             }
         }
-        still_open.sort_by(|a, b| {
-            cmp_time(a.msg.time, b.msg.time).then(a.msg.frame.cmp(&b.msg.frame))
-        });
+        still_open
+            .sort_by(|a, b| cmp_time(a.msg.time, b.msg.time).then(a.msg.frame.cmp(&b.msg.frame)));
         for q in &still_open {
             if !q.is_closed() {
                 self.close(q);
@@ -870,8 +973,14 @@ impl Drop for Matcher {
 /// Close the oldest query still open in an answered queue before its time.
 fn close_early(m: &mut Matcher, tc: bool) -> bool {
     loop {
-        let queue = if tc { &mut m.answered_tc } else { &mut m.answered };
-        let Some((_, q)) = queue.pop_front() else { return false };
+        let queue = if tc {
+            &mut m.answered_tc
+        } else {
+            &mut m.answered
+        };
+        let Some((_, q)) = queue.pop_front() else {
+            return false;
+        };
         if !q.is_closed() {
             m.stats.closed_early += 1;
             m.close(&q);
@@ -948,14 +1057,19 @@ fn usable_answer(attempts: &[Rc<Transaction>]) -> Option<usize> {
 /// itself between its last two attempts. SREs stop a capture right after the failure they
 /// reproduced, and a client with `options timeout:1` gives up long before the default 5 s.
 fn may_still_wait(at_end: Time, timeout: Time, attempts: &[Rc<Transaction>]) -> bool {
-    let Some(last_attempt) = attempts.last() else { return false };
+    let Some(last_attempt) = attempts.last() else {
+        return false;
+    };
     let since = at_end - last_attempt.query.time;
     if since >= timeout {
         return false;
     }
     if let Some(last) = attempts.iter().rev().find(|t| t.retransmission.is_some()) {
         let lt = last.query.time;
-        let before = attempts.iter().rev().find(|t| t.query.time <= lt && !Rc::ptr_eq(t, last));
+        let before = attempts
+            .iter()
+            .rev()
+            .find(|t| t.query.time <= lt && !Rc::ptr_eq(t, last));
         if let Some(b) = before {
             if since >= lt - b.query.time {
                 return false;

@@ -152,7 +152,10 @@ impl Lookup {
 
     /// Attempts that are retransmissions (not the first, not a TCP fallback).
     pub fn retransmissions(&self) -> usize {
-        self.attempts.iter().filter(|t| t.retransmission.is_some()).count()
+        self.attempts
+            .iter()
+            .filter(|t| t.retransmission.is_some())
+            .count()
     }
 
     /// Seconds from the FIRST attempt to the response of `answer`.

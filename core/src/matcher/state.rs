@@ -39,7 +39,10 @@ impl Name {
             }
             h.write_u64(u64::from_le_bytes(w));
         }
-        Name { msg: msg.clone(), hash: h.finish() }
+        Name {
+            msg: msg.clone(),
+            hash: h.finish(),
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -247,13 +250,24 @@ pub(crate) fn put<K: Hash + Eq>(table: &mut Map<K, Held>, key: K, q: &Rc<Query>,
 }
 
 /// Remove `q` from under `key`, if it is there (O(1) amortized).
-pub(crate) fn drop_held<K: Hash + Eq>(table: &mut Map<K, Held>, key: &K, q: &Rc<Query>, which: usize) {
-    let Some(held) = table.get_mut(key) else { return };
+pub(crate) fn drop_held<K: Hash + Eq>(
+    table: &mut Map<K, Held>,
+    key: &K,
+    q: &Rc<Query>,
+    which: usize,
+) {
+    let Some(held) = table.get_mut(key) else {
+        return;
+    };
     let empty = match held {
         Held::One(one) => Rc::ptr_eq(one, q),
         Held::Many(set) => {
             let pos = q.slot[which].get() as usize;
-            if !set.v.get(pos).is_some_and(|s| s.as_ref().is_some_and(|x| Rc::ptr_eq(x, q))) {
+            if !set
+                .v
+                .get(pos)
+                .is_some_and(|s| s.as_ref().is_some_and(|x| Rc::ptr_eq(x, q)))
+            {
                 return;
             }
             set.v[pos] = None;
@@ -325,11 +339,17 @@ pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &R
 
 /// Remove and return the earliest unpaired open query under `key` sent at or after
 /// `since`; forget entries that are too old to pair (amortized O(1)).
-pub(crate) fn take(table: &mut Map<SocketKey, Waiting>, key: &SocketKey, since: Time) -> Option<Rc<Query>> {
+pub(crate) fn take(
+    table: &mut Map<SocketKey, Waiting>,
+    key: &SocketKey,
+    since: Time,
+) -> Option<Rc<Query>> {
     let held = table.get_mut(key)?;
     match held {
         Waiting::One(_) => {
-            let Some(Waiting::One(h)) = table.remove(key) else { unreachable!() };
+            let Some(Waiting::One(h)) = table.remove(key) else {
+                unreachable!()
+            };
             let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
             ok.then_some(h)
         }
@@ -377,6 +397,7 @@ impl FanOut {
     }
 
     /// Drop the queries sent before `before`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // as the Python side, NaN included
     pub(crate) fn expire(&mut self, before: Time) {
         while let Some(q) = self.queries.front() {
             if !(q.msg.time < before) {
