@@ -45,6 +45,7 @@ pub mod records;
 pub mod state;
 
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::{HashSet, VecDeque};
 use std::mem;
 use std::rc::Rc;
@@ -366,11 +367,11 @@ impl Matcher {
     /// Fan-out: the same query to another server within the window.
     fn fan_out(&mut self, pkey: PendingKey, q: &Rc<Query>) {
         let fan = match self.fanout.entry(pkey) {
-            std::collections::hash_map::Entry::Vacant(e) => {
+            Entry::Vacant(e) => {
                 e.insert(Fan::One(q.clone())); // one query: no window until a second one
                 return;
             }
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            Entry::Occupied(e) => e.into_mut(),
         };
         if let Fan::One(one) = fan {
             let mut w = FanOut::new(&self.seed);
@@ -706,12 +707,15 @@ impl Matcher {
 
     /// Remove `q` from the queries waiting for a response (O(1)).
     fn unpend(&mut self, q: &Rc<Query>) {
+        if !q.pended.replace(false) {
+            return; // answered already: in neither table
+        }
         let m = &q.msg;
         let key = pending_key(m, m.src, m.sport, &q.name);
-        drop_held(&mut self.pending, &key, q, 0);
+        drop_held(&mut self.pending, key.clone(), q, 0);
         drop_held(
             &mut self.pending_to,
-            &PendingToKey { key, server: m.dst },
+            PendingToKey { key, server: m.dst },
             q,
             1,
         );
@@ -740,13 +744,15 @@ impl Matcher {
         self.unpend(q);
         // The fan-out and pairing windows drop closed queries as they expire (a query
         // closes long after those windows), and sweep forgets keys that went quiet.
-        let gkey = group_key(m, m.transport, &q.name);
-        if self.groups.get(&gkey).is_some_and(|x| Rc::ptr_eq(x, q)) {
-            self.groups.remove(&gkey);
+        if let Entry::Occupied(e) = self.groups.entry(group_key(m, m.transport, &q.name)) {
+            if Rc::ptr_eq(e.get(), q) {
+                e.remove();
+            }
         }
-        let bkey = (m.src, m.sport, m.id);
-        if self.by_id.get(&bkey).is_some_and(|x| Rc::ptr_eq(x, q)) {
-            self.by_id.remove(&bkey);
+        if let Entry::Occupied(e) = self.by_id.entry((m.src, m.sport, m.id)) {
+            if Rc::ptr_eq(e.get(), q) {
+                e.remove();
+            }
         }
         let tc = q
             .response
@@ -1021,9 +1027,10 @@ fn cmp_time(a: Time, b: Time) -> Ordering {
     }
 }
 
-/// Let a hash map give memory back after a burst.
+/// Let a hash map give memory back after a burst (not after each sweep of a window that
+/// refills within the second: regrowing it would cost more than the memory is worth).
 fn shrink<K: std::hash::Hash + Eq, V>(t: &mut Map<K, V>) {
-    if t.capacity() > 4 * t.len() + 64 {
+    if t.capacity() > 64 * t.len() + 4096 {
         t.shrink_to_fit();
     }
 }

@@ -166,6 +166,8 @@ pub(crate) struct Query {
     /// Position in the ordered sets of `pending` and `pending_to` holding it, when the key
     /// holds several queries (`Held::Many`); NONE otherwise.
     pub slot: [Cell<u32>; 2],
+    /// True while it waits in `pending` and `pending_to` (not yet answered or closed).
+    pub pended: Cell<bool>,
     /// True once a retransmission of this query was sent.
     pub retried: Cell<bool>,
     /// True for a TCP query that re-asks the question of an open UDP lookup after a TC=1
@@ -192,6 +194,7 @@ impl Query {
             closed: RefCell::new(None),
             cell: Cell::new(0),
             slot: [Cell::new(NONE), Cell::new(NONE)],
+            pended: Cell::new(true),
             retried: Cell::new(false),
             tcp_fallback: Cell::new(false),
         }
@@ -252,14 +255,14 @@ pub(crate) fn put<K: Hash + Eq>(table: &mut Map<K, Held>, key: K, q: &Rc<Query>,
 /// Remove `q` from under `key`, if it is there (O(1) amortized).
 pub(crate) fn drop_held<K: Hash + Eq>(
     table: &mut Map<K, Held>,
-    key: &K,
+    key: K,
     q: &Rc<Query>,
     which: usize,
 ) {
-    let Some(held) = table.get_mut(key) else {
+    let Entry::Occupied(mut e) = table.entry(key) else {
         return;
     };
-    let empty = match held {
+    let empty = match e.get_mut() {
         Held::One(one) => Rc::ptr_eq(one, q),
         Held::Many(set) => {
             let pos = q.slot[which].get() as usize;
@@ -288,7 +291,7 @@ pub(crate) fn drop_held<K: Hash + Eq>(
         }
     };
     if empty {
-        table.remove(key);
+        e.remove();
     }
 }
 
