@@ -1,1 +1,1090 @@
-//! Placeholder: filled in by its stage.
+//! DNS messages -> transactions and lookups, with a bounded state machine.
+//!
+//! Messages arrive in capture-time order. The matcher keeps only what is in flight:
+//!
+//! * `pending`: unmatched queries by (transport, client IP, client port, ID, question), in
+//!   the order sent (an ordered set per key: O(1) removal);
+//! * `pending_to`: the same, by server address too, for the preferred match;
+//! * `groups`: the newest query of each (transport, client, server, question), to chain
+//!   retransmissions into lookups;
+//! * `fanout`: recent queries by (transport, client, port, ID, question), to see one query
+//!   sent to several servers (a window with a count per server: O(1) a query);
+//! * `a_waiting` / `aaaa_recent`: recent A and AAAA queries per socket, to pair them;
+//! * `tc_waiting`: TC=1 responses waiting for the client's next query for that question;
+//! * `tc_seen`: when each (client, name) last got a TC=1 answer over UDP, so that the TCP
+//!   queries that follow join the UDP lookups they re-ask;
+//! * `by_id`: the newest query per (client, port, ID), to attach ICMP errors;
+//! * `unanswered`: queries not yet answered, in time order;
+//! * `answered` / `answered_tc`: answered queries waiting out their last window;
+//! * `xfr`: zone transfers (AXFR/IXFR over TCP) whose answer is still arriving.
+//!
+//! A query is closed when nothing can change what it says any more:
+//!
+//! * unanswered: `max_wait` after it was sent (a later response is unsolicited);
+//! * answered: `answer_linger` (1 s) after its response, which covers the A/AAAA pairing
+//!   window (0.5 s) and the ICMP error a closed client port sends right after a late
+//!   answer;
+//! * answered with TC=1 over UDP: `tc_fallback_window` after the response, to see the TCP
+//!   retry.
+//!
+//! Memory therefore grows with the unanswered queries of the last `max_wait` seconds and
+//! the answered ones of the last second, never with the length of the capture;
+//! `max_in_flight` and `max_in_flight_bytes` cap it even for a flood.
+//!
+//! Closing a query makes its `Transaction`; when every attempt of a lookup is closed, the
+//! `Lookup` is emitted. Cross-query facts are decided by whichever query closes second: the
+//! A/AAAA pair's concurrency and race are set on the pair member that closes last. The end
+//! of the capture closes everything still open (`finish`).
+//!
+//! Queries are shared (`Rc`) by the indexes; a lookup's attempts live in a slab slot that
+//! the queries name by index, so the only reference cycle is an open A/AAAA pair, which the
+//! second close (or dropping the matcher) breaks.
+
+mod hash;
+pub mod records;
+pub mod state;
+
+use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
+use std::collections::{HashSet, VecDeque};
+use std::mem;
+use std::rc::Rc;
+
+use crate::config::Config;
+use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
+use hash::Seeded;
+pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
+pub use state::MatchStats;
+use state::{
+    drop_held, enqueue, newest, put, take, waiting_newest, Fan, FanOut, Group, GroupKey, Held,
+    IdKey, Map, Name, PendingKey, PendingToKey, Query, SeenKey, SocketKey, TcKey, Waiting, Xfr,
+    XfrKey, NONE,
+};
+
+/// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
+/// state, the index entries and the lookup it starts (the Python side's measurement; the
+/// caps mean the same in both).
+pub const QUERY_BYTES: i64 = 1700;
+/// ... and of the response matched to it.
+pub const RESPONSE_BYTES: i64 = 400;
+
+const A: u16 = 1;
+const AAAA: u16 = 28;
+const AXFR: u16 = 252;
+const IXFR: u16 = 251;
+
+/// Feed messages in time order with `message`; closed records queue up for `drain`.
+pub struct Matcher {
+    cfg: Config,
+    pub stats: MatchStats,
+    /// Capture time so far (the newest message or ICMP error).
+    pub now: Time,
+    /// A response exactly max_wait late still matches; close a little after that.
+    unanswered_close: Time,
+    seed: Seeded,
+    pending: Map<PendingKey, Held>,
+    pending_to: Map<PendingToKey, Held>,
+    groups: Map<GroupKey, Rc<Query>>,
+    fanout: Map<PendingKey, Fan>,
+    a_waiting: Map<SocketKey, Waiting>,
+    aaaa_recent: Map<SocketKey, Waiting>,
+    tc_waiting: Map<TcKey, Vec<Rc<Query>>>,
+    tc_seen: Map<SeenKey, Time>,
+    by_id: Map<IdKey, Rc<Query>>,
+    /// Unanswered queries in the order sent; a slot is emptied when its query is answered
+    /// or closed. `unanswered_base` is the absolute position of the front slot.
+    unanswered: VecDeque<Option<Rc<Query>>>,
+    unanswered_base: u64,
+    answered: VecDeque<(Time, Rc<Query>)>,
+    answered_tc: VecDeque<(Time, Rc<Query>)>,
+    /// Queries not yet closed, and what they hold in memory (estimated, bytes).
+    pub open: usize,
+    pub bytes: i64,
+    /// Zone transfers in progress.
+    xfr: Map<XfrKey, Xfr>,
+    next_lookup: u64,
+    last_close: Time,
+    /// End of the capture, known once `finish` is called.
+    at_end: Option<Time>,
+    /// Time of the capture's first packet, set by the caller before the first message: a
+    /// response without a query soon after it answers a query sent before the capture.
+    pub capture_start: Option<Time>,
+    /// Lookups in flight; queries name their slot by index.
+    slab: Vec<Group>,
+    free: Vec<u32>,
+    /// Lookups and orphans decided so far, in order, until the caller drains them.
+    pub out: Vec<Event>,
+}
+
+impl Matcher {
+    pub fn new(cfg: &Config) -> Matcher {
+        let seed = Seeded::new();
+        Matcher {
+            cfg: cfg.clone(),
+            stats: MatchStats::default(),
+            now: f64::NEG_INFINITY,
+            unanswered_close: cfg.max_wait + 0.5,
+            pending: Map::with_hasher(seed.clone()),
+            pending_to: Map::with_hasher(seed.clone()),
+            groups: Map::with_hasher(seed.clone()),
+            fanout: Map::with_hasher(seed.clone()),
+            a_waiting: Map::with_hasher(seed.clone()),
+            aaaa_recent: Map::with_hasher(seed.clone()),
+            tc_waiting: Map::with_hasher(seed.clone()),
+            tc_seen: Map::with_hasher(seed.clone()),
+            by_id: Map::with_hasher(seed.clone()),
+            unanswered: VecDeque::new(),
+            unanswered_base: 0,
+            answered: VecDeque::new(),
+            answered_tc: VecDeque::new(),
+            open: 0,
+            bytes: 0,
+            xfr: Map::with_hasher(seed.clone()),
+            seed,
+            next_lookup: 1,
+            last_close: f64::NEG_INFINITY,
+            at_end: None,
+            capture_start: None,
+            slab: Vec::new(),
+            free: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Move the lookups and orphans decided so far to `out`, in the order decided.
+    pub fn drain(&mut self, out: &mut Vec<Event>) {
+        out.append(&mut self.out);
+    }
+
+    // -- input ---------------------------------------------------------------------------
+
+    pub fn message(&mut self, m: Msg) {
+        self.advance(m.time);
+        if m.flags & QR != 0 {
+            self.response(m);
+        } else {
+            self.query(m);
+        }
+    }
+
+    /// Capture time moved on to `t`: close what can no longer change (once a second).
+    fn advance(&mut self, t: Time) {
+        if t > self.now {
+            self.now = t;
+            if self.now - self.last_close >= 1.0 {
+                self.close_due();
+            }
+        }
+    }
+
+    /// An ICMP error quoting a DNS datagram: evidence for the query it concerns.
+    pub fn icmp(&mut self, e: &IcmpQuote) {
+        // Time moves on for ICMP too: an error long after a query was closed must not be
+        // pinned on it because no DNS message came in between.
+        self.advance(e.time);
+        self.stats.icmp_errors += 1;
+        let (Some(&b0), Some(&b1)) = (e.data.first(), e.data.get(1)) else {
+            self.icmp_orphan(e, "quotes too little of the DNS message to identify it");
+            return;
+        };
+        let ident = u16::from_be_bytes([b0, b1]);
+        let is_response = e.data.get(2).is_some_and(|b| b & 0x80 != 0);
+        // A server -> client datagram bounced by the client, or a client -> server query
+        // bounced by the server's host.
+        let key = if is_response {
+            (e.dst, e.dport, ident)
+        } else {
+            (e.src, e.sport, ident)
+        };
+        let q = match self.by_id.get(&key) {
+            Some(q) if !q.is_closed() => q.clone(),
+            _ => {
+                self.icmp_orphan(e, "matches no query in flight");
+                return;
+            }
+        };
+        q.icmp_frames.borrow_mut().push(e.frame);
+        if is_response && q.answered() {
+            // The client bounced an answer it was sent: its port was closed, the answer
+            // late. An error quoting the query instead says the server's port was closed.
+            q.late_icmp_frames.borrow_mut().push(e.frame);
+        }
+    }
+
+    fn icmp_orphan(&mut self, e: &IcmpQuote, reason: &str) {
+        self.out.push(Event::Orphan(Orphan {
+            kind: OrphanKind::IcmpUnmatched,
+            message: None,
+            frame: e.frame,
+            time: e.time,
+            client: addr_text(&e.dst),
+            server: addr_text(&e.src),
+            qname: String::new(),
+            qtype: 0,
+            reason: format!(
+                "ICMP type {} code {} from {} {}",
+                e.icmp_type,
+                e.icmp_code,
+                addr_text(&e.reporter),
+                reason
+            ),
+        }));
+    }
+
+    // -- queries -------------------------------------------------------------------------
+
+    fn query(&mut self, m: Msg) {
+        let st = &mut self.stats;
+        st.queries += 1;
+        match m.transport {
+            Transport::Udp => st.queries_udp += 1,
+            Transport::Tcp => st.queries_tcp += 1,
+        }
+        let name = Name::new(&m, &self.seed);
+        let q = Rc::new(Query::new(m.clone(), name.clone()));
+        let t = m.time;
+        let pkey = pending_key(&m, m.src, m.sport, &name);
+        put(&mut self.pending, pkey.clone(), &q, 0);
+        put(
+            &mut self.pending_to,
+            PendingToKey {
+                key: pkey.clone(),
+                server: m.dst,
+            },
+            &q,
+            1,
+        );
+        self.by_id.insert((m.src, m.sport, m.id), q.clone());
+
+        // Retransmission: same transport, client, server and question as the previous
+        // query of the group, while that one is unanswered, within the window.
+        let gkey = group_key(&m, m.transport, &name);
+        let prev = self.groups.get(&gkey).cloned();
+        let fallback = if m.transport == Transport::Tcp {
+            self.tcp_fallback_of(&m, &name)
+        } else {
+            None
+        };
+        let cfg = &self.cfg;
+        let open_prev = prev
+            .as_ref()
+            .filter(|p| !p.answered() && p.group.get() != NONE);
+        let gi = match (open_prev, &fallback) {
+            (Some(p), _)
+                if t - p.msg.time <= cfg.retransmission_window
+                    // A new ID right after the previous query is a second lookup asked in
+                    // parallel (browsers, phones), not a resolver's retry.
+                    && (p.msg.id == m.id || t - p.msg.time >= cfg.retransmission_min_gap) =>
+            {
+                q.attempt.set(p.attempt.get() + 1);
+                q.retransmission.set(Some(RetransmissionKind::of(
+                    p.msg.id == m.id,
+                    p.msg.sport == m.sport,
+                )));
+                p.retried.set(true);
+                self.stats.retransmissions += 1;
+                p.group.get()
+            }
+            (_, Some(f)) => {
+                // The TCP retry after a truncated answer is the same lookup asked again,
+                // not a retransmission (that definition keeps the transport in its key).
+                let gi = f.group.get();
+                q.attempt.set(self.slab[gi as usize].max_attempt + 1);
+                q.tcp_fallback.set(true);
+                self.stats.tcp_fallback_queries += 1;
+                gi
+            }
+            (p, None) => {
+                if p.is_some_and(|p| t - p.msg.time < cfg.retransmission_min_gap) {
+                    self.stats.parallel_lookups += 1;
+                }
+                self.new_group()
+            }
+        };
+        q.group.set(gi);
+        let g = &mut self.slab[gi as usize];
+        g.members.push(q.clone());
+        g.max_attempt = g.max_attempt.max(q.attempt.get());
+        g.has_fallback |= q.tcp_fallback.get();
+        self.groups.insert(gkey, q.clone());
+
+        self.fan_out(pkey, &q);
+
+        // TC fallback: this is the client's next query for a truncated question. Several
+        // TC answers can wait for the same retry (musl asks every nameserver).
+        let tkey = TcKey {
+            client: m.src,
+            qtype: m.qtype,
+            name: name.clone(),
+        };
+        if let Some(waiting) = self.tc_waiting.remove(&tkey) {
+            for tq in waiting {
+                // A query after the window is not the fallback: that is "nothing within 5 s".
+                if tq
+                    .response_time()
+                    .is_some_and(|rt| t - rt <= self.cfg.tc_fallback_window)
+                {
+                    *tq.tc_next.borrow_mut() = Some(m.clone());
+                }
+                self.resolve_tc(&tq);
+            }
+        }
+
+        if m.transport == Transport::Udp && (m.qtype == A || m.qtype == AAAA) {
+            self.pair(&q);
+        }
+        q.cell
+            .set(self.unanswered_base + self.unanswered.len() as u64);
+        self.unanswered.push_back(Some(q));
+        self.open += 1;
+        self.bytes += QUERY_BYTES + m.data.len() as i64;
+        if self.over_cap() {
+            self.make_room();
+        }
+    }
+
+    fn over_cap(&self) -> bool {
+        self.open > self.cfg.max_in_flight || self.bytes > self.cfg.max_in_flight_bytes as i64
+    }
+
+    fn new_group(&mut self) -> u32 {
+        let id = self.next_lookup;
+        self.next_lookup += 1;
+        let gi = match self.free.pop() {
+            Some(gi) => gi,
+            None => {
+                self.slab.push(Group::default());
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let g = &mut self.slab[gi as usize];
+        g.id = id;
+        g.max_attempt = 0;
+        g.has_fallback = false;
+        gi
+    }
+
+    /// Fan-out: the same query to another server within the window.
+    fn fan_out(&mut self, pkey: PendingKey, q: &Rc<Query>) {
+        let fan = match self.fanout.entry(pkey) {
+            Entry::Vacant(e) => {
+                e.insert(Fan::One(q.clone())); // one query: no window until a second one
+                return;
+            }
+            Entry::Occupied(e) => e.into_mut(),
+        };
+        if let Fan::One(one) = fan {
+            let mut w = FanOut::new(&self.seed);
+            w.add(one);
+            *fan = Fan::Many(Box::new(w));
+        }
+        let Fan::Many(w) = fan else { unreachable!() };
+        w.expire(q.msg.time - self.cfg.fanout_window);
+        if let Some(first) = w.first() {
+            if w.other_server(&q.msg.dst) {
+                if first.fanout_of.get().is_none() {
+                    first.fanout_of.set(Some(first.msg.frame));
+                    self.stats.fanout_groups += 1;
+                }
+                q.fanout_of.set(first.fanout_of.get());
+            }
+        }
+        w.add(q);
+    }
+
+    /// The open UDP query whose lookup this TCP query re-asks, if any.
+    ///
+    /// After a TC=1 answer a resolver asks again over TCP (RFC 7766 section 5); glibc
+    /// closes its UDP socket and re-asks both A and AAAA, so the query for the other type
+    /// follows too, although its own UDP answer was not truncated.
+    fn tcp_fallback_of(&self, m: &Msg, name: &Name) -> Option<Rc<Query>> {
+        let seen = *self.tc_seen.get(&SeenKey {
+            client: m.src,
+            name: name.clone(),
+        })?;
+        if m.time - seen > self.cfg.tc_fallback_window {
+            return None;
+        }
+        let udp = self.groups.get(&group_key(m, Transport::Udp, name))?;
+        let gi = udp.group.get();
+        if gi == NONE || udp.is_closed() {
+            return None;
+        }
+        if self.slab[gi as usize].has_fallback {
+            return None; // already re-asked; a second TCP query is that one's business
+        }
+        Some(udp.clone())
+    }
+
+    /// Pair each A query with the earliest unpaired AAAA from the same socket.
+    fn pair(&mut self, q: &Rc<Query>) {
+        let m = &q.msg;
+        let skey = SocketKey {
+            client: m.src,
+            port: m.sport,
+            server: m.dst,
+            name: q.name.clone(),
+        };
+        if m.qtype == A {
+            q.is_a.set(true);
+            match take(&mut self.aaaa_recent, &skey, m.time - self.cfg.pair_before) {
+                Some(partner) => self.link(q, &partner),
+                None => enqueue(&mut self.a_waiting, skey, q),
+            }
+        } else {
+            match take(&mut self.a_waiting, &skey, m.time - self.cfg.pair_after) {
+                Some(partner) => self.link(&partner, q),
+                None => enqueue(&mut self.aaaa_recent, skey, q),
+            }
+        }
+    }
+
+    fn link(&mut self, a: &Rc<Query>, aaaa: &Rc<Query>) {
+        *a.pair.borrow_mut() = Some(aaaa.clone());
+        *aaaa.pair.borrow_mut() = Some(a.clone());
+        self.stats.a_aaaa_pairs += 1;
+    }
+
+    // -- responses -----------------------------------------------------------------------
+
+    fn response(&mut self, m: Msg) {
+        self.stats.responses += 1;
+        let name = Name::new(&m, &self.seed);
+        let pkey = pending_key(&m, m.dst, m.dport, &name);
+        let oldest = m.time - self.cfg.max_wait;
+        // The newest query sent to the response's source, else the newest to any server
+        // (kube-proxy DNAT rewrote the address).
+        let tkey = PendingToKey {
+            key: pkey,
+            server: m.src,
+        };
+        let mut q = newest(self.pending_to.get(&tkey), m.time, oldest);
+        if q.is_none() {
+            q = newest(self.pending.get(&tkey.key), m.time, oldest);
+        }
+        if let Some(q) = &q {
+            self.unpend(q);
+        }
+        if q.is_none() && m.qname.is_none() {
+            q = self.questionless_match(&m);
+        }
+        let Some(q) = q else {
+            if m.transport == Transport::Tcp && self.continues_xfr(&m, &name) {
+                self.stats.continuation_responses += 1;
+                return;
+            }
+            if self
+                .capture_start
+                .is_some_and(|start| m.time - start <= self.cfg.max_wait)
+            {
+                // Its query may well have gone out before the capture started (or sits in
+                // an overwritten file of a ring): not the server's fault.
+                self.stats.responses_before_capture += 1;
+                return;
+            }
+            self.stats.unsolicited_responses += 1;
+            self.out.push(Event::Orphan(Orphan {
+                kind: OrphanKind::UnsolicitedResponse,
+                message: Some(m.clone()),
+                frame: m.frame,
+                time: m.time,
+                client: addr_text(&m.dst),
+                server: addr_text(&m.src),
+                qname: m.qname.as_deref().unwrap_or("").to_string(),
+                qtype: m.qtype,
+                reason: "no query in flight with this client port, ID and question".to_string(),
+            }));
+            return;
+        };
+        *q.response.borrow_mut() = Some(m.clone());
+        self.clear_cell(&q);
+        self.bytes += RESPONSE_BYTES + m.data.len() as i64;
+        let tc_udp = m.flags & TC != 0 && m.transport == Transport::Udp;
+        if tc_udp {
+            self.answered_tc
+                .push_back((m.time + self.cfg.tc_fallback_window + 0.5, q.clone()));
+        } else {
+            self.answered
+                .push_back((m.time + self.cfg.answer_linger, q.clone()));
+            if self.answered.len() > self.cfg.max_lingering {
+                // A burst (often with one time stamp: nothing closes by time) must not
+                // hold every answered query: close the oldest by count too.
+                close_early(self, false);
+            }
+        }
+        if self.bytes > self.cfg.max_in_flight_bytes as i64 {
+            self.make_room();
+        }
+        self.stats.answered_queries += 1;
+        self.stats.count_rcode(m.rcode());
+        if m.transport == Transport::Tcp && (m.qtype == AXFR || m.qtype == IXFR) {
+            let x = Xfr {
+                name: name.clone(),
+                qtype: m.qtype,
+                last: m.time,
+            };
+            self.xfr.insert((m.dst, m.dport, m.src, m.sport, m.id), x);
+        }
+        if tc_udp {
+            self.stats.tc_responses += 1;
+            let tkey = TcKey {
+                client: m.dst,
+                qtype: m.qtype,
+                name: q.name.clone(),
+            };
+            self.tc_waiting.entry(tkey).or_default().push(q.clone());
+            self.tc_seen.insert(
+                SeenKey {
+                    client: m.dst,
+                    name: q.name.clone(),
+                },
+                m.time,
+            );
+        }
+    }
+
+    /// Whether `m` is a further message of a zone transfer on its connection.
+    ///
+    /// A transfer answers in many messages with the query's ID (RFC 5936 section 2.2) and
+    /// may take far longer than the query stays open, so it is followed by connection, not
+    /// by query. Later messages may leave the question out (section 2.2.1; BIND does).
+    fn continues_xfr(&mut self, m: &Msg, name: &Name) -> bool {
+        let key = (m.dst, m.dport, m.src, m.sport, m.id);
+        let Some(x) = self.xfr.get_mut(&key) else {
+            return false;
+        };
+        if m.time - x.last > self.cfg.max_wait {
+            return false;
+        }
+        if m.qname.is_some() && (x.name != *name || x.qtype != m.qtype) {
+            return false;
+        }
+        x.last = m.time;
+        true
+    }
+
+    /// A response without a question section (allowed for FORMERR, NOTIMP and the like,
+    /// RFC 1035 4.1.2 and RFC 6891 7) matches the newest unanswered query from the same
+    /// client port with the same ID.
+    fn questionless_match(&mut self, m: &Msg) -> Option<Rc<Query>> {
+        let q = self.by_id.get(&(m.dst, m.dport, m.id))?.clone();
+        if q.answered()
+            || q.is_closed()
+            || q.msg.transport != m.transport
+            || q.msg.time > m.time
+            || q.msg.time < m.time - self.cfg.max_wait
+        {
+            return None;
+        }
+        self.unpend(&q);
+        Some(q)
+    }
+
+    /// Decide, once, whether a TC=1 response was followed by a TCP query.
+    fn resolve_tc(&mut self, q: &Query) {
+        let Some(rt) = q.response_time() else { return };
+        if q.tc_followed.get().is_some() {
+            return;
+        }
+        let nxt = q.tc_next.borrow();
+        let window = self.cfg.tc_fallback_window;
+        if nxt.is_none() && self.at_end.is_some_and(|end| end - rt < window) {
+            // The capture stopped before the client's time to retry was up: undecided.
+            self.stats.tc_open_at_end += 1;
+            return;
+        }
+        let followed = nxt
+            .as_ref()
+            .is_some_and(|n| n.transport == Transport::Tcp && n.time - rt <= window);
+        q.tc_followed.set(Some(followed));
+        if followed {
+            self.stats.tc_followed_by_tcp += 1;
+        } else {
+            self.stats.tc_without_tcp_retry += 1;
+        }
+    }
+
+    // -- closing -------------------------------------------------------------------------
+
+    // The negated comparisons keep what the Python side keeps, NaN included.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn close_due(&mut self) {
+        let now = self.now;
+        self.last_close = now;
+        for tc in [false, true] {
+            loop {
+                let queue = if tc {
+                    &mut self.answered_tc
+                } else {
+                    &mut self.answered
+                };
+                match queue.front() {
+                    Some((due, _)) if *due < now => {}
+                    _ => break,
+                }
+                let (_, q) = queue.pop_front().expect("front was there");
+                if !q.is_closed() {
+                    self.close(&q);
+                }
+            }
+        }
+        let limit = now - self.unanswered_close;
+        while let Some(front) = self.unanswered.front() {
+            match front {
+                Some(q) if !q.is_closed() => {
+                    if q.msg.time < limit {
+                        let q = q.clone();
+                        self.pop_unanswered();
+                        self.close(&q);
+                    } else {
+                        break;
+                    }
+                }
+                _ => {
+                    self.pop_unanswered();
+                }
+            }
+        }
+        self.sweep(now);
+        if !self.tc_seen.is_empty() {
+            let window = self.cfg.tc_fallback_window;
+            self.tc_seen.retain(|_, v| !(now - *v > window));
+        }
+        // A transfer silent for max_wait is over (its connection is long closed).
+        let wait = self.cfg.max_wait;
+        self.xfr.retain(|_, x| !(now - x.last > wait));
+    }
+
+    fn pop_unanswered(&mut self) -> Option<Option<Rc<Query>>> {
+        let q = self.unanswered.pop_front();
+        if q.is_some() {
+            self.unanswered_base += 1;
+        }
+        q
+    }
+
+    fn clear_cell(&mut self, q: &Query) {
+        let pos = q.cell.get();
+        if pos >= self.unanswered_base {
+            if let Some(slot) = self
+                .unanswered
+                .get_mut((pos - self.unanswered_base) as usize)
+            {
+                if slot
+                    .as_ref()
+                    .is_some_and(|x| std::ptr::eq(Rc::as_ptr(x), q))
+                {
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    /// Over `max_in_flight` or `max_in_flight_bytes`: close answered queries before their
+    /// linger is over (they only wait for a late pair or ICMP error), oldest first; then
+    /// the oldest unanswered queries (evicted: an answer after it is unsolicited).
+    fn make_room(&mut self) {
+        while self.over_cap() {
+            if !(close_early(self, false) || close_early(self, true) || self.evict_oldest()) {
+                return;
+            }
+        }
+    }
+
+    /// Close the oldest unanswered query now.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some(slot) = self.pop_unanswered() {
+            if let Some(q) = slot {
+                if !q.is_closed() {
+                    self.stats.evicted += 1;
+                    self.close(&q);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Remove `q` from the queries waiting for a response (O(1)).
+    fn unpend(&mut self, q: &Rc<Query>) {
+        if !q.pended.replace(false) {
+            return; // answered already: in neither table
+        }
+        let m = &q.msg;
+        let key = pending_key(m, m.src, m.sport, &q.name);
+        drop_held(&mut self.pending, key.clone(), q, 0);
+        drop_held(
+            &mut self.pending_to,
+            PendingToKey { key, server: m.dst },
+            q,
+            1,
+        );
+    }
+
+    /// Forget fan-out and pairing windows that went quiet (once a second: each key was
+    /// created by a query of the last second or so, so this is O(1) a query).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn sweep(&mut self, now: Time) {
+        let limit = now - self.cfg.fanout_window;
+        self.fanout.retain(|_, v| v.newest() >= limit);
+        let limit = now - self.cfg.pair_after.max(self.cfg.pair_before);
+        for table in [&mut self.a_waiting, &mut self.aaaa_recent] {
+            table.retain(|_, v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
+        }
+        shrink(&mut self.fanout);
+        shrink(&mut self.a_waiting);
+        shrink(&mut self.aaaa_recent);
+        shrink(&mut self.tc_seen);
+        shrink(&mut self.xfr);
+    }
+
+    /// Remove a closing query from every index that may still point at it.
+    fn forget(&mut self, q: &Rc<Query>) {
+        let m = &q.msg;
+        self.unpend(q);
+        // The fan-out and pairing windows drop closed queries as they expire (a query
+        // closes long after those windows), and sweep forgets keys that went quiet.
+        if let Entry::Occupied(e) = self.groups.entry(group_key(m, m.transport, &q.name)) {
+            if Rc::ptr_eq(e.get(), q) {
+                e.remove();
+            }
+        }
+        if let Entry::Occupied(e) = self.by_id.entry((m.src, m.sport, m.id)) {
+            if Rc::ptr_eq(e.get(), q) {
+                e.remove();
+            }
+        }
+        let tc = q
+            .response
+            .borrow()
+            .as_ref()
+            .is_some_and(|r| r.flags & TC != 0);
+        if tc && m.transport == Transport::Udp {
+            let tkey = TcKey {
+                client: m.src,
+                qtype: m.qtype,
+                name: q.name.clone(),
+            };
+            if let Some(waiting) = self.tc_waiting.get_mut(&tkey) {
+                if let Some(i) = waiting.iter().position(|x| Rc::ptr_eq(x, q)) {
+                    waiting.remove(i);
+                    if waiting.is_empty() {
+                        self.tc_waiting.remove(&tkey);
+                    }
+                }
+            }
+            self.resolve_tc(q);
+        }
+    }
+
+    fn close(&mut self, q: &Rc<Query>) {
+        let m = &q.msg;
+        self.open -= 1;
+        self.bytes -= QUERY_BYTES + m.data.len() as i64;
+        let response = q.response.borrow().clone();
+        if let Some(r) = &response {
+            self.bytes -= RESPONSE_BYTES + r.data.len() as i64;
+        }
+        self.clear_cell(q);
+        self.forget(q);
+        if response.is_none() {
+            self.stats.unanswered_queries += 1;
+        }
+        let mut concurrent = false;
+        let mut race = false;
+        let mut pair_answered = None;
+        let mut pair_response_frame = None;
+        let mut pair_transaction = None;
+        let other = q.pair.borrow().clone();
+        if let Some(other) = &other {
+            let other_tx = other.closed.borrow().clone();
+            if let Some(other_tx) = other_tx {
+                // Both members are final now: decide the pair here, on the one closing last.
+                let other_resp = other.response_time();
+                pair_answered = Some(other_resp.is_some());
+                pair_response_frame = other.response.borrow().as_ref().map(|r| r.frame);
+                let (a, aaaa) = if q.is_a.get() { (q, other) } else { (other, q) };
+                let a_resp = a.response_time();
+                concurrent = a_resp.is_none_or(|rt| aaaa.msg.time < rt);
+                if concurrent {
+                    self.stats.a_aaaa_same_port_concurrent += 1;
+                    race = a_resp.is_none() == aaaa.answered();
+                    let lost = if a_resp.is_none() { a } else { aaaa };
+                    if race
+                        && !lost.retried.get()
+                        && self
+                            .at_end
+                            .is_some_and(|end| end - lost.msg.time < self.cfg.timeout)
+                    {
+                        // Its answer may have come after the capture stopped. A retry of
+                        // the lost query shows the client gave up on it: that race is
+                        // decided.
+                        race = false;
+                    }
+                    if race {
+                        self.stats.a_aaaa_race_lost += 1;
+                    }
+                }
+                *other.pair.borrow_mut() = None; // break the cycle; both are closed
+                pair_transaction = Some(other_tx);
+            }
+        }
+        let gi = q.group.get();
+        let tx = Rc::new(Transaction {
+            query: m.clone(),
+            response,
+            lookup_id: if gi == NONE {
+                0
+            } else {
+                self.slab[gi as usize].id
+            },
+            attempt: q.attempt.get(),
+            retransmission: q.retransmission.get(),
+            fanout_of: q.fanout_of.get(),
+            tc_followed_by_tcp: q.tc_followed.get(),
+            tc_next_query_frame: q.tc_next.borrow().as_ref().map(|n| n.frame),
+            pair_frame: other.as_ref().map(|o| o.msg.frame),
+            pair_concurrent: concurrent,
+            pair_race_lost: race,
+            pair_answered,
+            icmp_frames: mem::take(&mut *q.icmp_frames.borrow_mut()),
+            late_icmp_frames: mem::take(&mut *q.late_icmp_frames.borrow_mut()),
+            pair_response_frame,
+            pair_transaction,
+            tcp_fallback: q.tcp_fallback.get(),
+        });
+        *q.closed.borrow_mut() = Some(tx.clone());
+        if gi == NONE {
+            return;
+        }
+        let g = &mut self.slab[gi as usize];
+        g.closed.push(tx);
+        if g.closed.len() == g.members.len() {
+            self.emit(gi);
+        }
+    }
+
+    fn emit(&mut self, gi: u32) {
+        let g = &mut self.slab[gi as usize];
+        let mut attempts = mem::take(&mut g.closed);
+        let answer = if attempts.len() == 1 {
+            // Most lookups: one query, nothing to order.
+            attempts[0].response.is_some().then_some(0)
+        } else {
+            attempts.sort_by(|a, b| {
+                cmp_time(a.query.time, b.query.time).then(a.query.frame.cmp(&b.query.frame))
+            });
+            usable_answer(&attempts)
+        };
+        // The queries no longer name the slot, which goes back to the free list.
+        for q in g.members.drain(..) {
+            q.group.set(NONE);
+        }
+        let id = g.id;
+        self.free.push(gi);
+        let st = &mut self.stats;
+        st.lookups += 1;
+        let mut open_at_end = false;
+        if answer.is_none() {
+            st.failed_lookups += 1;
+            if let Some(end) = self.at_end {
+                if may_still_wait(end, self.cfg.timeout, &attempts) {
+                    open_at_end = true;
+                    st.lookups_open_at_end += 1;
+                }
+            }
+        }
+        let lookup = Lookup {
+            id,
+            attempts,
+            answer,
+            open_at_end,
+        };
+        if lookup.failed() {
+            st.lookups_failed += 1;
+            if answer.is_some() {
+                st.lookups_failed_late += 1;
+            }
+        }
+        self.out.push(Event::Lookup(lookup));
+    }
+
+    /// The capture ended at `end` (None: at the newest message): close everything still
+    /// in flight.
+    pub fn finish(&mut self, end: Option<Time>) {
+        self.at_end = Some(end.unwrap_or(self.now));
+        let mut seen = HashSet::new();
+        let mut still_open: Vec<Rc<Query>> = Vec::new();
+        let answered = self
+            .answered
+            .iter()
+            .chain(self.answered_tc.iter())
+            .map(|(_, q)| q);
+        for q in answered
+            .filter(|q| !q.is_closed())
+            .chain(self.unanswered.iter().flatten())
+        {
+            if seen.insert(Rc::as_ptr(q)) {
+                still_open.push(q.clone());
+            }
+        }
+        still_open
+            .sort_by(|a, b| cmp_time(a.msg.time, b.msg.time).then(a.msg.frame.cmp(&b.msg.frame)));
+        for q in &still_open {
+            if !q.is_closed() {
+                self.close(q);
+            }
+        }
+        self.unanswered_base += self.unanswered.len() as u64;
+        self.unanswered.clear();
+        self.answered.clear();
+        self.answered_tc.clear();
+        self.tc_waiting.clear();
+        self.xfr.clear();
+        self.fanout.clear();
+        self.a_waiting.clear();
+        self.aaaa_recent.clear();
+    }
+
+    /// Sizes of the indexes, for tests of bounded memory.
+    pub fn table_sizes(&self) -> [(&'static str, usize); 11] {
+        [
+            ("pending", self.pending.len()),
+            ("pending_to", self.pending_to.len()),
+            ("groups", self.groups.len()),
+            ("fanout", self.fanout.len()),
+            ("a_waiting", self.a_waiting.len()),
+            ("aaaa_recent", self.aaaa_recent.len()),
+            ("tc_waiting", self.tc_waiting.len()),
+            ("by_id", self.by_id.len()),
+            ("xfr", self.xfr.len()),
+            ("open", self.open),
+            ("lookups_in_flight", self.slab.len() - self.free.len()),
+        ]
+    }
+}
+
+impl Drop for Matcher {
+    /// Break the A/AAAA cycles of queries still open (every open query is an attempt of a
+    /// lookup in the slab), so that dropping an unfinished matcher frees everything.
+    fn drop(&mut self) {
+        for g in &self.slab {
+            for q in &g.members {
+                q.pair.borrow_mut().take();
+            }
+        }
+    }
+}
+
+/// Close the oldest query still open in an answered queue before its time.
+fn close_early(m: &mut Matcher, tc: bool) -> bool {
+    loop {
+        let queue = if tc {
+            &mut m.answered_tc
+        } else {
+            &mut m.answered
+        };
+        let Some((_, q)) = queue.pop_front() else {
+            return false;
+        };
+        if !q.is_closed() {
+            m.stats.closed_early += 1;
+            m.close(&q);
+            return true;
+        }
+    }
+}
+
+fn pending_key(m: &Msg, client: std::net::IpAddr, port: u16, name: &Name) -> PendingKey {
+    PendingKey {
+        transport: m.transport,
+        client,
+        port,
+        id: m.id,
+        qtype: m.qtype,
+        qclass: m.qclass,
+        name: name.clone(),
+    }
+}
+
+fn group_key(m: &Msg, transport: Transport, name: &Name) -> GroupKey {
+    GroupKey {
+        transport,
+        client: m.src,
+        server: m.dst,
+        qtype: m.qtype,
+        qclass: m.qclass,
+        name: name.clone(),
+    }
+}
+
+/// Python's order of floats (equal when ==), total for the sort.
+fn cmp_time(a: Time, b: Time) -> Ordering {
+    if a == b {
+        Ordering::Equal
+    } else {
+        a.total_cmp(&b)
+    }
+}
+
+/// Let a hash map give memory back after a burst (not after each sweep of a window that
+/// refills within the second: regrowing it would cost more than the memory is worth).
+fn shrink<K: std::hash::Hash + Eq, V>(t: &mut Map<K, V>) {
+    if t.capacity() > 64 * t.len() + 4096 {
+        t.shrink_to_fit();
+    }
+}
+
+/// The attempt whose answer the client could use first.
+///
+/// A truncated UDP answer followed by the TCP retry, and an answer the client's closed
+/// port bounced (ICMP port unreachable), reached the wire but not the application: the
+/// earliest other answer is the one that ended the wait. When there is none, the earliest
+/// answer of any kind stands (the lookup was answered on the wire).
+fn usable_answer(attempts: &[Rc<Transaction>]) -> Option<usize> {
+    let fallback = attempts.iter().any(|t| t.tcp_fallback);
+    let earliest = |usable_only: bool| {
+        let mut best: Option<(usize, Time)> = None;
+        for (i, t) in attempts.iter().enumerate() {
+            let Some(r) = &t.response else { continue };
+            if usable_only && (!t.late_icmp_frames.is_empty() || (fallback && t.tc_over_udp())) {
+                continue;
+            }
+            if best.is_none_or(|(_, bt)| r.time < bt) {
+                best = Some((i, r.time));
+            }
+        }
+        best.map(|(i, _)| i)
+    };
+    earliest(true).or_else(|| earliest(false))
+}
+
+/// Whether the client may still have been waiting for an answer when the capture ended:
+/// less than `timeout` had passed since its last attempt, and less than the wait it showed
+/// itself between its last two attempts. SREs stop a capture right after the failure they
+/// reproduced, and a client with `options timeout:1` gives up long before the default 5 s.
+fn may_still_wait(at_end: Time, timeout: Time, attempts: &[Rc<Transaction>]) -> bool {
+    let Some(last_attempt) = attempts.last() else {
+        return false;
+    };
+    let since = at_end - last_attempt.query.time;
+    if since >= timeout {
+        return false;
+    }
+    if let Some(last) = attempts.iter().rev().find(|t| t.retransmission.is_some()) {
+        let lt = last.query.time;
+        let before = attempts
+            .iter()
+            .rev()
+            .find(|t| t.query.time <= lt && !Rc::ptr_eq(t, last));
+        if let Some(b) = before {
+            if since >= lt - b.query.time {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

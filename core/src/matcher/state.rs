@@ -1,0 +1,526 @@
+//! The matcher's in-flight state, its index keys and its counters (see `super`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use super::hash::Seeded;
+use super::records::{RetransmissionKind, Transaction};
+use crate::types::{Msg, Time, Transport};
+
+/// Every index of the matcher is a hash map with this (seeded) hasher.
+pub(crate) type Map<K, V> = HashMap<K, V, Seeded>;
+
+/// "No group" and "no position": the slots use u32 indices.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// A message's question name as a key: compared and hashed ignoring ASCII case (DNS 0x20;
+/// names are in presentation form, escapes included, so they are ASCII). A message
+/// without a question has the empty name. The hash of the lower-cased name is computed
+/// once per message, with the matcher's seed.
+#[derive(Clone)]
+pub(crate) struct Name {
+    msg: Msg,
+    hash: u64,
+}
+
+impl Name {
+    pub(crate) fn new(msg: &Msg, seed: &Seeded) -> Name {
+        let b = name_bytes(msg);
+        let mut h = seed.build_hasher();
+        h.write_usize(b.len());
+        for chunk in b.chunks(8) {
+            let mut w = [0u8; 8];
+            for (d, s) in w.iter_mut().zip(chunk) {
+                *d = s.to_ascii_lowercase();
+            }
+            h.write_u64(u64::from_le_bytes(w));
+        }
+        Name {
+            msg: msg.clone(),
+            hash: h.finish(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        name_bytes(&self.msg)
+    }
+}
+
+fn name_bytes(m: &Msg) -> &[u8] {
+    m.qname.as_deref().map_or(&[][..], str::as_bytes)
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.hash == other.hash && self.bytes().eq_ignore_ascii_case(other.bytes())
+    }
+}
+
+impl Eq for Name {}
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// (transport, client IP, client port, ID, question): the queries a response may answer.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PendingKey {
+    pub transport: Transport,
+    pub client: IpAddr,
+    pub port: u16,
+    pub id: u16,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub name: Name,
+}
+
+/// The same, with the server address: the preferred match.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PendingToKey {
+    pub key: PendingKey,
+    pub server: IpAddr,
+}
+
+/// (transport, client IP, server IP, question): the queries of one lookup and its
+/// retransmissions.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct GroupKey {
+    pub transport: Transport,
+    pub client: IpAddr,
+    pub server: IpAddr,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub name: Name,
+}
+
+/// (client IP, client port, server IP, name): one socket's queries for a name, to pair A
+/// with AAAA.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SocketKey {
+    pub client: IpAddr,
+    pub port: u16,
+    pub server: IpAddr,
+    pub name: Name,
+}
+
+/// (client IP, name, type): TC=1 answers waiting for the client's next query.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TcKey {
+    pub client: IpAddr,
+    pub qtype: u16,
+    pub name: Name,
+}
+
+/// (client IP, name): when the client last got a TC=1 answer for the name.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SeenKey {
+    pub client: IpAddr,
+    pub name: Name,
+}
+
+/// (client IP, client port, ID): the newest query, for ICMP errors and questionless
+/// answers.
+pub(crate) type IdKey = (IpAddr, u16, u16);
+
+/// One DNS ID on one TCP connection: client IP and port, server IP and port, ID.
+pub(crate) type XfrKey = (IpAddr, u16, IpAddr, u16, u16);
+
+/// A zone transfer in progress: its question (name, type) and its last message's time.
+pub(crate) struct Xfr {
+    pub name: Name,
+    pub qtype: u16,
+    pub last: Time,
+}
+
+/// Mutable state of one query while it is in flight (frozen into a `Transaction`).
+///
+/// Shared (`Rc`) by the indexes that point at it; fields change through cells, as the
+/// Python object's attributes do.
+pub(crate) struct Query {
+    pub msg: Msg,
+    /// The question name as a key (the lower-cased name of the Python side).
+    pub name: Name,
+    pub response: RefCell<Option<Msg>>,
+    /// Index of its lookup in the matcher's group slab; NONE once the lookup is emitted.
+    pub group: Cell<u32>,
+    pub attempt: Cell<u32>,
+    pub retransmission: Cell<Option<RetransmissionKind>>,
+    pub fanout_of: Cell<Option<u64>>,
+    pub tc_next: RefCell<Option<Msg>>,
+    /// Decided once, for a TC=1 UDP response.
+    pub tc_followed: Cell<Option<bool>>,
+    pub pair: RefCell<Option<Rc<Query>>>,
+    pub is_a: Cell<bool>,
+    pub icmp_frames: RefCell<Vec<u64>>,
+    /// The subset of `icmp_frames` quoting the matched response.
+    pub late_icmp_frames: RefCell<Vec<u64>>,
+    pub closed: RefCell<Option<Rc<Transaction>>>,
+    /// Absolute position in the unanswered queue (emptied when answered or closed).
+    pub cell: Cell<u64>,
+    /// Position in the ordered sets of `pending` and `pending_to` holding it, when the key
+    /// holds several queries (`Held::Many`); NONE otherwise.
+    pub slot: [Cell<u32>; 2],
+    /// True while it waits in `pending` and `pending_to` (not yet answered or closed).
+    pub pended: Cell<bool>,
+    /// True once a retransmission of this query was sent.
+    pub retried: Cell<bool>,
+    /// True for a TCP query that re-asks the question of an open UDP lookup after a TC=1
+    /// answer to that client.
+    pub tcp_fallback: Cell<bool>,
+}
+
+impl Query {
+    pub(crate) fn new(msg: Msg, name: Name) -> Query {
+        Query {
+            msg,
+            name,
+            response: RefCell::new(None),
+            group: Cell::new(NONE),
+            attempt: Cell::new(1),
+            retransmission: Cell::new(None),
+            fanout_of: Cell::new(None),
+            tc_next: RefCell::new(None),
+            tc_followed: Cell::new(None),
+            pair: RefCell::new(None),
+            is_a: Cell::new(false),
+            icmp_frames: RefCell::new(Vec::new()),
+            late_icmp_frames: RefCell::new(Vec::new()),
+            closed: RefCell::new(None),
+            cell: Cell::new(0),
+            slot: [Cell::new(NONE), Cell::new(NONE)],
+            pended: Cell::new(true),
+            retried: Cell::new(false),
+            tcp_fallback: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
+    pub(crate) fn answered(&self) -> bool {
+        self.response.borrow().is_some()
+    }
+
+    pub(crate) fn response_time(&self) -> Option<Time> {
+        self.response.borrow().as_ref().map(|r| r.time)
+    }
+}
+
+/// The queries under one key: the query itself, or an ordered set once there are two
+/// (most keys hold one). The set removes in O(1) by the position each query keeps, leaving
+/// a hole; holes at the end are dropped at once and the rest when they outnumber the
+/// queries.
+pub(crate) enum Held {
+    One(Rc<Query>),
+    Many(Box<Many>),
+}
+
+pub(crate) struct Many {
+    v: Vec<Option<Rc<Query>>>,
+    live: usize,
+}
+
+/// Add `q` under `key` (`which` names the table: the query keeps its position per table).
+pub(crate) fn put<K: Hash + Eq>(table: &mut Map<K, Held>, key: K, q: &Rc<Query>, which: usize) {
+    match table.entry(key) {
+        Entry::Vacant(e) => {
+            e.insert(Held::One(q.clone()));
+        }
+        Entry::Occupied(mut e) => {
+            let held = e.get_mut();
+            match held {
+                Held::One(one) => {
+                    one.slot[which].set(0);
+                    q.slot[which].set(1);
+                    let v = vec![Some(one.clone()), Some(q.clone())];
+                    *held = Held::Many(Box::new(Many { v, live: 2 }));
+                }
+                Held::Many(set) => {
+                    q.slot[which].set(set.v.len() as u32);
+                    set.v.push(Some(q.clone()));
+                    set.live += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Remove `q` from under `key`, if it is there (O(1) amortized).
+pub(crate) fn drop_held<K: Hash + Eq>(
+    table: &mut Map<K, Held>,
+    key: K,
+    q: &Rc<Query>,
+    which: usize,
+) {
+    let Entry::Occupied(mut e) = table.entry(key) else {
+        return;
+    };
+    let empty = match e.get_mut() {
+        Held::One(one) => Rc::ptr_eq(one, q),
+        Held::Many(set) => {
+            let pos = q.slot[which].get() as usize;
+            if !set
+                .v
+                .get(pos)
+                .is_some_and(|s| s.as_ref().is_some_and(|x| Rc::ptr_eq(x, q)))
+            {
+                return;
+            }
+            set.v[pos] = None;
+            q.slot[which].set(NONE);
+            set.live -= 1;
+            while matches!(set.v.last(), Some(None)) {
+                set.v.pop();
+            }
+            if set.live > 0 && set.v.len() > 3 * set.live + 8 {
+                set.v.retain(Option::is_some);
+                for (i, x) in set.v.iter().enumerate() {
+                    if let Some(x) = x {
+                        x.slot[which].set(i as u32);
+                    }
+                }
+            }
+            set.live == 0
+        }
+    };
+    if empty {
+        e.remove();
+    }
+}
+
+/// The newest query in `held` (in the order sent) sent at or before `t` and not before
+/// `oldest`. Usually the last one; a record read out of time order may be newer.
+pub(crate) fn newest(held: Option<&Held>, t: Time, oldest: Time) -> Option<Rc<Query>> {
+    match held? {
+        Held::One(q) => {
+            let qt = q.msg.time;
+            (oldest <= qt && qt <= t).then(|| q.clone())
+        }
+        Held::Many(set) => {
+            for q in set.v.iter().rev().flatten() {
+                let qt = q.msg.time;
+                if qt <= t {
+                    return (qt >= oldest).then(|| q.clone());
+                }
+            }
+            None
+        }
+    }
+}
+
+/// One socket's A (or AAAA) queries waiting for a partner: the query, or a queue once
+/// there are two.
+pub(crate) enum Waiting {
+    One(Rc<Query>),
+    Many(VecDeque<Rc<Query>>),
+}
+
+/// Append `q` under `key`.
+pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &Rc<Query>) {
+    match table.entry(key) {
+        Entry::Vacant(e) => {
+            e.insert(Waiting::One(q.clone()));
+        }
+        Entry::Occupied(mut e) => {
+            let held = e.get_mut();
+            match held {
+                Waiting::One(one) => {
+                    *held = Waiting::Many(VecDeque::from([one.clone(), q.clone()]));
+                }
+                Waiting::Many(lst) => lst.push_back(q.clone()),
+            }
+        }
+    }
+}
+
+/// Remove and return the earliest unpaired open query under `key` sent at or after
+/// `since`; forget entries that are too old to pair (amortized O(1)).
+pub(crate) fn take(
+    table: &mut Map<SocketKey, Waiting>,
+    key: &SocketKey,
+    since: Time,
+) -> Option<Rc<Query>> {
+    let held = table.get_mut(key)?;
+    match held {
+        Waiting::One(_) => {
+            let Some(Waiting::One(h)) = table.remove(key) else {
+                unreachable!()
+            };
+            let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
+            ok.then_some(h)
+        }
+        Waiting::Many(lst) => {
+            while let Some(f) = lst.front() {
+                if f.pair.borrow().is_some() || f.is_closed() || f.msg.time < since {
+                    lst.pop_front();
+                } else {
+                    break;
+                }
+            }
+            let q = lst.pop_front();
+            if lst.is_empty() {
+                table.remove(key);
+            }
+            q
+        }
+    }
+}
+
+/// The time a pairing entry went quiet at (its newest query); None for an empty queue.
+pub(crate) fn waiting_newest(w: &Waiting) -> Option<Time> {
+    match w {
+        Waiting::One(q) => Some(q.msg.time),
+        Waiting::Many(lst) => lst.back().map(|q| q.msg.time),
+    }
+}
+
+/// The queries of one (transport, client, port, ID, question) sent within the fan-out
+/// window, with a count per server address, so that "sent to another server too" costs
+/// O(1) however many copies there are.
+pub(crate) struct FanOut {
+    queries: VecDeque<Rc<Query>>,
+    per_server: HashMap<IpAddr, u32, Seeded>,
+    pub newest: Time,
+}
+
+impl FanOut {
+    pub(crate) fn new(seed: &Seeded) -> FanOut {
+        FanOut {
+            queries: VecDeque::new(),
+            per_server: HashMap::with_hasher(seed.clone()),
+            newest: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Drop the queries sent before `before`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // as the Python side, NaN included
+    pub(crate) fn expire(&mut self, before: Time) {
+        while let Some(q) = self.queries.front() {
+            if !(q.msg.time < before) {
+                break;
+            }
+            let dst = q.msg.dst;
+            self.queries.pop_front();
+            if let Entry::Occupied(mut e) = self.per_server.entry(dst) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn first(&self) -> Option<&Rc<Query>> {
+        self.queries.front()
+    }
+
+    /// Whether a query in the window went to a server other than `dst`.
+    pub(crate) fn other_server(&self, dst: &IpAddr) -> bool {
+        let n = self.per_server.len();
+        n > 1 || (n == 1 && !self.per_server.contains_key(dst))
+    }
+
+    pub(crate) fn add(&mut self, q: &Rc<Query>) {
+        self.queries.push_back(q.clone());
+        *self.per_server.entry(q.msg.dst).or_insert(0) += 1;
+        if q.msg.time > self.newest {
+            self.newest = q.msg.time;
+        }
+    }
+}
+
+/// A fan-out entry: one query (no window object until a second one comes), or the window.
+pub(crate) enum Fan {
+    One(Rc<Query>),
+    Many(Box<FanOut>),
+}
+
+impl Fan {
+    pub(crate) fn newest(&self) -> Time {
+        match self {
+            Fan::One(q) => q.msg.time,
+            Fan::Many(f) => f.newest,
+        }
+    }
+}
+
+/// Attempts of one lookup while it is in flight (a slot of the matcher's group slab).
+#[derive(Default)]
+pub(crate) struct Group {
+    pub id: u64,
+    pub members: Vec<Rc<Query>>,
+    pub closed: Vec<Rc<Transaction>>,
+    /// The highest attempt number of the members, and whether one is a TCP fallback (the
+    /// Python side scans the members for both).
+    pub max_attempt: u32,
+    pub has_fallback: bool,
+}
+
+/// Counters the matcher keeps for the summary (the names of the Python `MatchStats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MatchStats {
+    pub queries: u64,
+    pub queries_udp: u64,
+    pub queries_tcp: u64,
+    pub responses: u64,
+    pub answered_queries: u64,
+    pub unanswered_queries: u64,
+    pub unsolicited_responses: u64,
+    /// Responses matching no query that came within `max_wait` of the capture's first
+    /// packet: their query was most likely sent before the capture started.
+    pub responses_before_capture: u64,
+    /// Further messages of a multi-message TCP answer (AXFR/IXFR), not unsolicited.
+    pub continuation_responses: u64,
+    pub retransmissions: u64,
+    /// TCP queries that joined a UDP lookup after a TC=1 answer (not retransmissions).
+    pub tcp_fallback_queries: u64,
+    /// Queries with a new ID that started a parallel lookup of a name already in flight.
+    pub parallel_lookups: u64,
+    pub lookups: u64,
+    pub failed_lookups: u64,
+    pub lookups_open_at_end: u64,
+    /// Lookups the capture saw fail (`Lookup::failed`).
+    pub lookups_failed: u64,
+    /// Of those, the lookups whose every answer bounced off the client's closed port.
+    pub lookups_failed_late: u64,
+    pub tc_responses: u64,
+    pub tc_followed_by_tcp: u64,
+    pub tc_without_tcp_retry: u64,
+    /// TC=1 responses less than the fallback window before the end of the capture with no
+    /// query after them: whether TCP followed cannot be known.
+    pub tc_open_at_end: u64,
+    pub a_aaaa_pairs: u64,
+    pub a_aaaa_same_port_concurrent: u64,
+    pub a_aaaa_race_lost: u64,
+    pub fanout_groups: u64,
+    pub icmp_errors: u64,
+    /// Unanswered queries closed before `max_wait` because `max_in_flight` or
+    /// `max_in_flight_bytes` was reached.
+    pub evicted: u64,
+    /// Answered queries closed before their linger was over.
+    pub closed_early: u64,
+    /// Answers by rcode name, in the order each name was first seen.
+    pub rcodes: Vec<(&'static str, u64)>,
+}
+
+const RCODE_NAMES: [&str; 16] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15",
+];
+
+impl MatchStats {
+    pub(crate) fn count_rcode(&mut self, rcode: u16) {
+        let name = RCODE_NAMES[(rcode & 0xF) as usize];
+        match self.rcodes.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => self.rcodes.push((name, 1)),
+        }
+    }
+}
