@@ -14,12 +14,29 @@ detectors also learn from the healthy lookups in between, but only a few facts:
 
 ``LookupFacts`` keeps those facts for every closed lookup (``lookup_closed``), and says
 which lookups the window detectors must see all the same: those they asked to watch
-(``watch_client``, ``watch_port``, ``watch_space``) and the one whose clock reaches the time
+(``watch_client``, ``watch_port``, ``watch_name``) and the one whose clock reaches the time
 they asked to be woken at (``wake_at``). The detectors read the facts back through
-``answered_at``, ``other_answer`` and the clocks. Everything here is plain numbers, strings
-and maps of them, so that the compiled core can keep the same facts for every lookup and
-hand Python only the lookups that matter; docs/analysis.md ("What the core hands over")
-states the contract.
+``answered_at``, ``other_answer``, ``forgotten`` and the clocks. Everything here is plain
+numbers, strings and maps of them, so that the compiled core can keep the same facts for
+every lookup, line for line, and hand Python only the lookups that matter.
+
+The per-lookup path that gives the same findings as ``FindingCollector.lookup`` on every
+lookup (tests/detect/filtered.py is its reference), for each closed lookup and orphan in
+the order the matcher emits them::
+
+    code = facts.lookup_closed(*closed_facts(lookup))
+    if may_be_flagged(lookup, config) or code == WATCHED:
+        collector.detect(lookup)
+    elif code == TICK:
+        collector.tick()
+    ...
+    collector.orphan(orphan)            # in its place among the lookups
+    ...
+    collector.finish()                  # after the last; it calls facts.finish()
+
+with ``collector = FindingCollector(config, facts)``. The next lookup's ``lookup_closed``
+comes only after the detectors were given this one: what they ask to watch while given a
+lookup decides what is handed over next.
 """
 
 from __future__ import annotations
@@ -96,19 +113,19 @@ class LookupFacts:
         #: Answer memory entries dropped under the caps.
         self.answers_evicted = 0
         #: What the detectors asked to see: clients with stale-port runs waiting for another
-        #: port's answer, (client, port, server) with a run, (client, qtype, qclass) with
-        #: search-suffix tries, and the ``latest_query`` time to wake them at.
+        #: port's answer, (client, port, server) with a run, (client, qtype, qclass, first
+        #: label) of search-suffix tries, and the ``latest_query`` time to wake them at.
         self._clients_watched: set[str] = set()
         self._ports_watched: set[_Key] = set()
-        self._spaces_watched: set[tuple[str, int, int]] = set()
+        self._names_watched: set[tuple[str, int, int, str]] = set()
         self._wake = _INF
 
     # -- every closed lookup -----------------------------------------------------------------
 
     def lookup_closed(
-        self, client: str, server: str, first_time: float, last_time: float, qtype: int,
-        qclass: int, has_qname: bool, failed_udp: bool, answered: bool, answer_udp: bool,
-        answer_port: int, answer_time: float, rcode: int,
+        self, client: str, server: str, first_time: float, last_time: float,
+        qname: str | None, qtype: int, qclass: int, failed_udp: bool, answered: bool,
+        answer_udp: bool, answer_port: int, answer_time: float, rcode: int,
     ) -> int:
         """Take the facts of one closed lookup; say what the caller must do with it
         (``QUIET``, ``TICK`` or ``WATCHED``). ``closed_facts`` builds the arguments from a
@@ -132,11 +149,14 @@ class LookupFacts:
                 if (client in self._clients_watched
                         or (client, answer_port, server) in self._ports_watched):
                     watched = True
-            if has_qname:
+            if qname is not None:
                 if first_time > self.latest_answered_query:
                     self.latest_answered_query = first_time
-                if rcode == _NXDOMAIN or (client, qtype, qclass) in self._spaces_watched:
-                    watched = True  # a search-suffix try, or maybe the end of a chain
+                if rcode == _NXDOMAIN:
+                    watched = True  # maybe a search-suffix try of a later name
+                elif self._names_watched and (
+                        (client, qtype, qclass, first_label(qname)) in self._names_watched):
+                    watched = True  # maybe the name its tries were for
         if watched:
             return WATCHED
         return TICK if self.latest_query >= self._wake else QUIET
@@ -187,7 +207,7 @@ class LookupFacts:
         self._clients.clear()
         self._clients_watched.clear()
         self._ports_watched.clear()
-        self._spaces_watched.clear()
+        self._names_watched.clear()
         self._wake = _INF
 
     # -- what the detectors read ----------------------------------------------------------
@@ -221,13 +241,13 @@ class LookupFacts:
     def unwatch_port(self, client: str, port: int, server: str) -> None:
         self._ports_watched.discard((client, port, server))
 
-    def watch_space(self, client: str, qtype: int, qclass: int) -> None:
-        """Hand over every answered lookup with a question name from ``client`` for
-        ``qtype`` and ``qclass``."""
-        self._spaces_watched.add((client, qtype, qclass))
+    def watch_name(self, client: str, qtype: int, qclass: int, label: str) -> None:
+        """Hand over every answered lookup from ``client`` for ``qtype`` and ``qclass``
+        whose name's ``first_label`` is ``label``."""
+        self._names_watched.add((client, qtype, qclass, label))
 
-    def unwatch_space(self, client: str, qtype: int, qclass: int) -> None:
-        self._spaces_watched.discard((client, qtype, qclass))
+    def unwatch_name(self, client: str, qtype: int, qclass: int, label: str) -> None:
+        self._names_watched.discard((client, qtype, qclass, label))
 
     def wake_at(self, t: float) -> None:
         """Ask for a ``TICK`` (at least) once ``latest_query`` reaches ``t`` (inf: never);
@@ -235,15 +255,22 @@ class LookupFacts:
         self._wake = t
 
 
+def first_label(qname: str) -> str:
+    """The first label of a name as the search-expansion detector compares names: ASCII
+    lower case (names are ASCII in presentation form), any final dots stripped, up to the
+    first dot ("" for the root)."""
+    return qname.lower().rstrip(".").split(".", 1)[0]
+
+
 def closed_facts(lookup: Lookup) -> tuple[
-    str, str, float, float, int, int, bool, bool, bool, bool, int, float, int
+    str, str, float, float, str | None, int, int, bool, bool, bool, int, float, int
 ]:
     """The arguments of ``LookupFacts.lookup_closed`` for ``lookup``, in order:
 
     ``client``, ``server``  the addresses of its queries (every attempt of a lookup has the
                             same two); ``first_time``, ``last_time`` its first and last
-                            attempt's query time; ``qtype``, ``qclass``, ``has_qname`` its
-                            first query's question;
+                            attempt's query time; ``qname`` (None: no question),
+                            ``qtype``, ``qclass`` its first query's question;
     ``failed_udp``          no attempt answered, the client's wait was over before the
                             capture ended (not ``open_at_end``), and the first attempt went
                             over UDP;
@@ -258,12 +285,11 @@ def closed_facts(lookup: Lookup) -> tuple[
     r = None if answer is None else answer.response
     if answer is None or r is None:
         failed = answer is None and not lookup.open_at_end and q.transport == "udp"
-        return (q.src, q.dst, q.time, attempts[-1].query.time, q.qtype, q.qclass,
-                q.qname is not None, failed, False, False, 0, 0.0, 0)
+        return (q.src, q.dst, q.time, attempts[-1].query.time, q.qname, q.qtype, q.qclass,
+                failed, False, False, 0, 0.0, 0)
     a = answer.query
-    return (q.src, q.dst, q.time, attempts[-1].query.time, q.qtype, q.qclass,
-            q.qname is not None, False, True, a.transport == "udp", a.sport, r.time,
-            r.flags & _RCODE)
+    return (q.src, q.dst, q.time, attempts[-1].query.time, q.qname, q.qtype, q.qclass,
+            False, True, a.transport == "udp", a.sport, r.time, r.flags & _RCODE)
 
 
 def may_be_flagged(lookup: Lookup, config: AnalysisConfig) -> bool:

@@ -22,10 +22,11 @@ number of labels (at most ``MAX_NDOTS``) and n the tries kept.
 
 Its clock is a fact about every answered lookup, kept by ``LookupFacts``
 (pcapdns/detect/facts.py) so that a healthy lookup need not reach this detector: it is
-given the NXDOMAIN lookups and the answers from a (client, type, class) that has tries
-(``watch_space``). Tries are expired when it is given a lookup, by the clock of then;
-expiring is the same done late as done at each lookup in between, since a try expires by
-the clock alone and none of those lookups could match one.
+given the NXDOMAIN lookups and the answers whose (client, type, class, first label) is that
+of a try with more than one label (``watch_name``): a chain needs one, as a try is the final
+name with labels inserted after at least its first. Tries are expired when it is given a
+lookup, by the clock of then; expiring is the same done late as done at each lookup in
+between, since a try expires by the clock alone and none of those lookups could match one.
 
 The index rests on what a try is: the final name with labels inserted after its first
 ``k`` labels (``api.example.com`` + ``default.svc.cluster.local``; ``kube-dns.kube-system``
@@ -134,8 +135,10 @@ class SearchExpansion:
         return []
 
     def finish(self) -> list[Finding]:
-        for client, qtype, qclass in self._spaces:
-            self.facts.unwatch_space(client, qtype, qclass)
+        for space in self._spaces.values():
+            for prefix in space.by_prefix:
+                if len(prefix) == 1:
+                    self.facts.unwatch_name(*space.key, prefix[0])
         self._spaces.clear()
         self._queue.clear()
         self._live = 0
@@ -151,7 +154,6 @@ class SearchExpansion:
         space = self._spaces.get(key)
         if space is None:
             space = self._spaces[key] = _Space(key)
-            self.facts.watch_space(*key)
         labels = _labels(q.qname or "")
         rev = tuple(reversed(labels))
         self._seq += 1
@@ -161,7 +163,13 @@ class SearchExpansion:
             tries = space.names[rev] = []
             # Filed under each prefix that leaves at least one label to insert.
             for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
-                insort(space.by_prefix.setdefault(tuple(labels[:k]), []), rev)
+                prefix = tuple(labels[:k])
+                names = space.by_prefix.get(prefix)
+                if names is None:
+                    names = space.by_prefix[prefix] = []
+                    if k == 1:  # a final name starting with this label may end a chain
+                        self.facts.watch_name(*key, labels[0])
+                insort(names, rev)
         insort(tries, (t.time, t.seq, t))
         self._queue.append(t)
         self._live += 1
@@ -217,9 +225,10 @@ class SearchExpansion:
                 del names[bisect_left(names, t.rev)]
                 if not names:
                     del space.by_prefix[prefix]
+                    if k == 1:
+                        self.facts.unwatch_name(*space.key, labels[0])
             if not space.names:
                 del self._spaces[space.key]
-                self.facts.unwatch_space(*space.key)
 
     def _expire(self) -> None:
         """Forget tries too old to start a chain: sent ``2 * WINDOW`` before the latest
