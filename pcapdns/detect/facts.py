@@ -192,15 +192,17 @@ class LookupFacts:
         limit = now - self._client_memory
         clients = {k: c for k, c in self._clients.items() if c[1] >= limit}
         if len(clients) > MAX_CLIENTS:
-            # Keep the clients answered last; a run of a dropped one is not reported.
-            recent = sorted(clients.items(), key=lambda kv: kv[1][1])[-MAX_CLIENTS // 2:]
+            # Keep the clients answered last; a run of a dropped one is not reported. Ties
+            # go by address, so that which are kept does not depend on the map's order.
+            recent = sorted(clients.items(), key=lambda kv: (kv[1][1], kv[0]))
+            recent = recent[-MAX_CLIENTS // 2:]
             self.answers_evicted += len(clients) - len(recent)
             clients = dict(recent)
         self._clients = clients
 
     def finish(self) -> None:
         """The capture ended (after the detectors' own ``finish``): forget everything but
-        the clocks and the counts."""
+        the clocks and the counts, what the detectors watch included."""
         if len(self._answered) >= self._sweep_at:
             self._sweep()  # the last answer's, so that the count is the same
         self._answered.clear()

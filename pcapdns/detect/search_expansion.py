@@ -135,15 +135,11 @@ class SearchExpansion:
         return []
 
     def finish(self) -> list[Finding]:
-        for space in self._spaces.values():
-            for prefix in space.by_prefix:
-                if len(prefix) == 1:
-                    self.facts.unwatch_name(*space.key, prefix[0])
         self._spaces.clear()
         self._queue.clear()
         self._live = 0
         if self._own_facts:
-            self.facts.finish()
+            self.facts.finish()  # the collector finishes shared facts after every detector
         return []
 
     # -- the index -------------------------------------------------------------------------

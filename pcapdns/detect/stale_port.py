@@ -282,16 +282,11 @@ class StalePort:
                 f = self._judge(run, at_end=True)
                 if f is not None:
                     out.append(f)
-        for key in self._runs:
-            self.facts.unwatch_port(*key)
-        for client in self._waiting:
-            self.facts.unwatch_client(client)
         self._runs.clear()
         self._waiting.clear()
         self._due.clear()
-        self.facts.wake_at(_INF)
         if self._own_facts:
-            self.facts.finish()
+            self.facts.finish()  # the collector finishes shared facts after every detector
         return out
 
 
