@@ -3,6 +3,12 @@
 Detectors are pure functions, one module each, listed explicitly in ``DETECTORS``. A
 detector that raises does not stop the analysis: the error becomes a ``detector_error``
 finding (as mitmproxy's safecall does for addons).
+
+Every closed lookup is told to the ``LookupFacts`` (pcapdns/detect/facts.py); the detectors
+need to see only the lookups ``may_be_flagged`` picks and those the facts say the window
+detectors watch. ``FindingCollector.lookup`` does both for one lookup; a caller that keeps
+the facts itself (the compiled core) calls ``detect`` and ``tick`` instead, and gives the
+same findings.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pcapdns.detect import (
     truncation,
 )
 from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind
+from pcapdns.detect.facts import LookupFacts, closed_facts
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
@@ -83,15 +90,20 @@ def explain(found: list[Finding]) -> list[Finding]:
 
 
 class WindowDetector(Protocol):
-    """A detector that correlates lookups with each other (bounded state, no I/O)."""
+    """A detector that correlates lookups with each other (bounded state, no I/O); what it
+    needs of the lookups it is not fed, it reads from the shared ``LookupFacts``."""
 
     def feed(self, lookup: Lookup) -> Sequence[Finding]: ...
+
+    def tick(self) -> Sequence[Finding]: ...
 
     def finish(self) -> Sequence[Finding]: ...
 
 
 #: Detectors that look across lookups, built fresh for each analysis.
-WINDOW_DETECTORS: tuple[tuple[str, Callable[[AnalysisConfig], WindowDetector]], ...] = (
+WINDOW_DETECTORS: tuple[
+    tuple[str, Callable[[AnalysisConfig, LookupFacts], WindowDetector]], ...
+] = (
     ("search_expansion", SearchExpansion),
     ("stale_port", StalePort),
 )
@@ -116,14 +128,19 @@ class AggregatedFinding:
 
 
 class FindingCollector:
-    """Runs every detector on each closed lookup and merges repeated findings."""
+    """Runs every detector on each closed lookup and merges repeated findings.
 
-    def __init__(self, config: AnalysisConfig) -> None:
+    ``facts`` are the window detectors' facts about every lookup; the caller that keeps
+    them (the compiled core) passes its own.
+    """
+
+    def __init__(self, config: AnalysisConfig, facts: LookupFacts | None = None) -> None:
         self.config = config
+        self.facts = LookupFacts(config) if facts is None else facts
         self._by_key: dict[tuple[str, str, str, str, str], AggregatedFinding] = {}
         #: Detector failures, by detector name.
         self.errors: dict[str, int] = {}
-        self._windows = [(name, make(config)) for name, make in WINDOW_DETECTORS]
+        self._windows = [(name, make(config, self.facts)) for name, make in WINDOW_DETECTORS]
         #: Distinct findings listed so far, by kind.
         self._per_kind: dict[str, int] = {}
         #: Findings of each kind (counting repeats) whose lookup failed (``Lookup.failed``),
@@ -137,6 +154,16 @@ class FindingCollector:
         return {name: getattr(w, "evicted", 0) for name, w in self._windows}
 
     def lookup(self, lookup: Lookup) -> None:
+        """A closed lookup, every one in the order they close: its facts, then detectors."""
+        try:
+            self.facts.lookup_closed(*closed_facts(lookup))
+        except Exception as e:  # noqa: BLE001 - a bug in the facts must not end the run
+            self._lookup_failed("lookup_facts", e, lookup)
+        self.detect(lookup)
+
+    def detect(self, lookup: Lookup) -> None:
+        """Run the detectors on a closed lookup whose facts were told already: every lookup
+        that ``may_be_flagged`` or that the facts said are ``WATCHED``."""
         # Each detector guarded in place (no helper call): this runs a dozen times for
         # every lookup.
         for name, window in self._windows:
@@ -230,15 +257,24 @@ class FindingCollector:
         agg.frames.extend(f.frames[:room])
         agg.frames_omitted += max(len(f.frames) - room, 0)
 
+    def tick(self) -> None:
+        """The facts' clock reached the time the window detectors asked to be woken at, on
+        a lookup not handed over (the facts said ``TICK``)."""
+        self._each_window("tick", "as time passed")
+
     def finish(self) -> None:
         """The capture ended: let the window detectors report what they still hold."""
+        self._each_window("finish", "at the end")
+        self.facts.finish()
+
+    def _each_window(self, method: str, when: str) -> None:
         for name, window in self._windows:
             try:
-                found = window.finish()
+                found = getattr(window, method)()
             except Exception as e:  # noqa: BLE001 - a detector bug must not end the run
                 self.errors[name] = self.errors.get(name, 0) + 1
                 self.add(Finding("detector_error", "warning", 0.0, "", "", "", "", (),
-                                 f"detector {name} failed at the end: {type(e).__name__}: {e}"))
+                                 f"detector {name} failed {when}: {type(e).__name__}: {e}"))
                 continue
             for f in found:
                 self.add(f)

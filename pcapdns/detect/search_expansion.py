@@ -20,6 +20,14 @@ with hundreds of queries a second, so the tries are indexed, not scanned: an NXD
 lookup costs O(L log n) to file and an answer O(L (log n + L)) to match, where L is the
 number of labels (at most ``MAX_NDOTS``) and n the tries kept.
 
+Its clock is a fact about every answered lookup, kept by ``LookupFacts``
+(pcapdns/detect/facts.py) so that a healthy lookup need not reach this detector: it is
+given the NXDOMAIN lookups and the answers whose (client, type, class, first label) is that
+of a try with more than one label (``watch_name``): a chain needs one, as a try is the final
+name with labels inserted after at least its first. Tries are expired when it is given a
+lookup, by the clock of then; expiring is the same done late as done at each lookup in
+between, since a try expires by the clock alone and none of those lookups could match one.
+
 The index rests on what a try is: the final name with labels inserted after its first
 ``k`` labels (``api.example.com`` + ``default.svc.cluster.local``; ``kube-dns.kube-system``
 + ``default`` + ``svc.cluster.local``). A try is filed under each of its first
@@ -37,6 +45,7 @@ from dataclasses import dataclass, field
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
+from pcapdns.detect.facts import LookupFacts, closed_facts
 from pcapdns.match.records import Lookup
 
 #: A suffix attempt belongs to a chain when sent at most this long before the final name.
@@ -80,25 +89,31 @@ class _Space:
 
 
 class SearchExpansion:
-    """Window detector: feed lookups as they close; returns findings for whole chains."""
+    """Window detector: feed lookups as they close; returns findings for whole chains.
 
-    def __init__(self, config: AnalysisConfig) -> None:
+    With ``facts`` (shared with the other window detectors, told of every lookup by the
+    caller) it is fed only the lookups the facts say it watches; without, it keeps facts of
+    its own from every lookup it is fed.
+    """
+
+    def __init__(self, config: AnalysisConfig, facts: LookupFacts | None = None) -> None:
         self.config = config
+        self._own_facts = facts is None
+        self.facts = LookupFacts(config) if facts is None else facts
         self._spaces: dict[tuple[str, int, int], _Space] = {}
         #: Every try filed, oldest first; matched ones are skipped when they reach the head.
         self._queue: deque[_Try] = deque()
         self._live = 0
         self._seq = 0
-        self._now = float("-inf")
         #: Tries forgotten because more than ``max_search_tries`` were kept.
         self.evicted = 0
 
     def feed(self, lookup: Lookup) -> list[Finding]:
+        if self._own_facts:
+            self.facts.lookup_closed(*closed_facts(lookup))
         q = lookup.first
         if lookup.answer is None or lookup.answer.response is None or q.qname is None:
             return []
-        if q.time > self._now:
-            self._now = q.time
         self._expire()
         if lookup.answer.response.flags & 0xF == _NXDOMAIN:
             # Not the end of a chain: it may be one of the tries of a later name.
@@ -115,10 +130,16 @@ class SearchExpansion:
             self._remove(t)
         return [_finding(lookup, tries)]
 
+    def tick(self) -> list[Finding]:
+        """Time passed: nothing to do until a lookup comes (tries expire then)."""
+        return []
+
     def finish(self) -> list[Finding]:
         self._spaces.clear()
         self._queue.clear()
         self._live = 0
+        if self._own_facts:
+            self.facts.finish()  # the collector finishes shared facts after every detector
         return []
 
     # -- the index -------------------------------------------------------------------------
@@ -138,7 +159,13 @@ class SearchExpansion:
             tries = space.names[rev] = []
             # Filed under each prefix that leaves at least one label to insert.
             for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
-                insort(space.by_prefix.setdefault(tuple(labels[:k]), []), rev)
+                prefix = tuple(labels[:k])
+                names = space.by_prefix.get(prefix)
+                if names is None:
+                    names = space.by_prefix[prefix] = []
+                    if k == 1:  # a final name starting with this label may end a chain
+                        self.facts.watch_name(*key, labels[0])
+                insort(names, rev)
         insort(tries, (t.time, t.seq, t))
         self._queue.append(t)
         self._live += 1
@@ -194,6 +221,8 @@ class SearchExpansion:
                 del names[bisect_left(names, t.rev)]
                 if not names:
                     del space.by_prefix[prefix]
+                    if k == 1:
+                        self.facts.unwatch_name(*space.key, labels[0])
             if not space.names:
                 del self._spaces[space.key]
 
@@ -201,7 +230,7 @@ class SearchExpansion:
         """Forget tries too old to start a chain: sent ``2 * WINDOW`` before the latest
         lookup (twice the window, as lookups close out of order by a few seconds)."""
         queue = self._queue
-        limit = self._now - 2 * WINDOW
+        limit = self.facts.latest_answered_query - 2 * WINDOW
         while queue and (not queue[0].alive or queue[0].time < limit):
             self._remove(queue.popleft())
         # Matched tries wait in the queue behind a live head; drop them now and then so

@@ -18,11 +18,15 @@ second after its answer, a failed one ``max_wait`` after its last attempt. So an
 on a port is remembered until every failure that may precede it has been fed, and a run is
 judged ``settle`` seconds after its window, when every answer from the window has been fed.
 
-State, all bounded by time and by a cap (what a cap drops is counted in ``evicted``, and the
-failed lookups then left unjudged in ``skipped``):
+The answers and the clock are facts about every lookup, kept by ``LookupFacts``
+(pcapdns/detect/facts.py) so that a healthy lookup need not reach this detector: it is
+given the failed lookups, the answers it asked to watch (``watch_client`` for a client with
+waiting runs, ``watch_port`` for a port with a run) and a ``tick`` when the clock reaches the
+first due time (``wake_at``). The facts' answer memory is bounded by time and by caps (what
+they drop is counted in their ``answers_evicted``, this detector's ``evicted``); this
+detector's own state, all bounded too (the failed lookups a cap or a forgotten answer leaves
+unjudged are counted in ``skipped``):
 
-``_answered``  the last answer on each (client, port, server), for ``memory`` seconds;
-``_clients``   per client, the port of its last answer and the last answer from another port;
 ``_runs``      failed lookups on a (client, port, server) since its last answer;
 ``_waiting``   per client, its runs that no answer from another port has confirmed yet;
 ``_due``       when each run is to be judged, oldest first (judged as time passes, never by
@@ -38,22 +42,24 @@ from dataclasses import dataclass, replace
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
+from pcapdns.detect.facts import (
+    STALE_WINDOW,
+    LookupFacts,
+    answer_memory,
+    closed_facts,
+    settle_time,
+)
 from pcapdns.match.records import Lookup
 from pcapdns.read.capture_meta import CaptureMeta
 
 #: Seconds after a run's first failed lookup during which the port must get no answer.
-WINDOW = 60.0
+WINDOW = STALE_WINDOW
 #: Distinct failed lookups in a run before the port is called stale.
 MIN_FAILED = 3
 #: Failed lookups kept per run as the finding's evidence (the rest are counted).
 MAX_EVIDENCE = 20
-#: Caps on the state, for floods of ports or clients.
+#: Cap on the runs, for floods of stuck ports (the facts cap the answers and clients).
 MAX_RUNS = 10_000
-MAX_ANSWERED = 200_000
-MAX_CLIENTS = 50_000
-#: ``_answered`` and ``_clients`` are swept of old entries when ``_answered`` reaches a size
-#: that doubles after each sweep, from this one (amortized: one dict store per answer).
-SWEEP_MIN = 4096
 
 _INF = math.inf
 _Key = tuple[str, int, str]
@@ -82,75 +88,63 @@ class _Run:
 
 
 class StalePort:
-    """Window detector: feed lookups as they close; reports each stuck period of a port once."""
+    """Window detector: feed lookups as they close; reports each stuck period of a port once.
 
-    def __init__(self, config: AnalysisConfig) -> None:
+    With ``facts`` (shared with the other window detectors, told of every lookup by the
+    caller) it is fed only the lookups the facts say it watches; without, it keeps facts of
+    its own from every lookup it is fed.
+    """
+
+    def __init__(self, config: AnalysisConfig, facts: LookupFacts | None = None) -> None:
         self.config = config
-        # An answered lookup reaches the detector at most max_wait after its answer (an
-        # unanswered earlier attempt waits that long), plus tc_fallback_window (a TC answer
-        # waits for the TCP retry), answer_linger, and the matcher's once-a-second closing:
-        # by then every answer from a window has been fed.
-        self._settle = config.max_wait + config.tc_fallback_window + config.answer_linger + 2.0
-        # A failed lookup closes max_wait after its last attempt, which its retries put up
-        # to about retransmission_window after the first: answers are kept that long.
-        self._memory = config.max_wait + config.retransmission_window + 2.0
-        self._answered: dict[_Key, float] = {}
-        self._sweep_at = SWEEP_MIN
-        #: client -> [port of its last answer, time of that answer, time of the last answer
-        #: from any other port]: enough to tell whether some other port was answered.
-        self._clients: dict[str, list[float]] = {}
+        self._own_facts = facts is None
+        self.facts = LookupFacts(config) if facts is None else facts
+        self._settle = settle_time(config)
+        # A failure older than the facts' answer memory may have had an answer after it
+        # that is forgotten.
+        self._memory = answer_memory(config)
         self._runs: dict[_Key, _Run] = {}
         self._waiting: dict[str, dict[_Key, _Run]] = {}
         self._due: deque[tuple[float, _Key]] = deque()
-        self._now = -_INF
-        #: Answers up to this time may have been dropped under the cap.
-        self._forgotten = -_INF
-        #: State entries dropped under the caps.
-        self.evicted = 0
         #: Failed lookups not judged: fed too late, or when the state was full.
         self.skipped = 0
 
+    @property
+    def evicted(self) -> int:
+        """Answer memory entries (client ports and clients) dropped at the facts' caps."""
+        return self.facts.answers_evicted
+
     def feed(self, lookup: Lookup) -> list[Finding]:
-        attempts = lookup.attempts
-        t = attempts[-1].query.time
-        if t > self._now:
-            self._now = t
+        if self._own_facts:
+            self.facts.lookup_closed(*closed_facts(lookup))
         answer = lookup.answer
         if answer is not None:
             if answer.response is not None and answer.query.transport == "udp":
                 self._answer(answer.query.src, answer.query.sport, answer.query.dst,
                              answer.response.time)
-        elif not lookup.open_at_end and attempts[0].query.transport == "udp":
+        elif not lookup.open_at_end and lookup.attempts[0].query.transport == "udp":
             self._failure(lookup)
+        return self.tick()
+
+    def tick(self) -> list[Finding]:
+        """Time passed (the facts' clock reached the wake time asked for): judge the runs
+        that are due, and ask to be woken at the next due time."""
         due = self._due
-        if due and due[0][0] <= self._now:
-            return self._judge_due()
-        return []
+        out = self._judge_due() if due and due[0][0] <= self.facts.latest_query else []
+        self.facts.wake_at(due[0][0] if due else _INF)
+        return out
 
     # -- answers ---------------------------------------------------------------------------
 
     def _answer(self, client: str, port: int, server: str, t: float) -> None:
-        key = (client, port, server)
-        answered = self._answered
-        if answered.get(key, -_INF) < t:
-            answered[key] = t
-        c = self._clients.get(client)
-        if c is None:
-            self._clients[client] = [port, t, -_INF]
-        elif c[0] == port:
-            c[1] = max(c[1], t)
-        elif t >= c[1]:
-            c[0], c[1], c[2] = port, t, c[1]
-        elif t > c[2]:
-            c[2] = t
+        """An answer on (client, port, server) at ``t``, which the facts hold already."""
         waiting = self._waiting.get(client)
         if waiting is not None:
             self._confirm(client, waiting, port, t)
+        key = (client, port, server)
         run = self._runs.get(key)
         if run is not None:
             self._answer_on_run(key, run, t)
-        if len(answered) >= self._sweep_at:
-            self._sweep()
 
     def _confirm(self, client: str, waiting: dict[_Key, _Run], port: int, t: float) -> None:
         """An answer to ``client`` on ``port`` at ``t``: the runs of its other ports whose
@@ -160,13 +154,17 @@ class StalePort:
             waiting.pop(key).others = True
         if not waiting:
             del self._waiting[client]
+            self.facts.unwatch_client(client)
 
     def _drop(self, run: _Run) -> None:
         """Forget a run (judged, or ended by an answer)."""
         del self._runs[run.key]
-        waiting = self._waiting.get(run.key[0])
+        self.facts.unwatch_port(*run.key)
+        client = run.key[0]
+        waiting = self._waiting.get(client)
         if waiting is not None and waiting.pop(run.key, None) is not None and not waiting:
-            del self._waiting[run.key[0]]
+            del self._waiting[client]
+            self.facts.unwatch_client(client)
 
     def _answer_on_run(self, key: _Key, run: _Run, t: float) -> None:
         if run.reported:
@@ -197,11 +195,12 @@ class StalePort:
             if a.query.sport != port:
                 return  # a resolver that changes ports cannot be stuck on one
         f = q.time
-        if f < self._now - self._memory or f <= self._forgotten:
+        facts = self.facts
+        if f < facts.latest_query - self._memory or f <= facts.forgotten:
             self.skipped += 1  # an answer after it may already be forgotten
             return
         key = (q.src, port, q.dst)
-        if self._answered.get(key, -_INF) >= f:
+        if facts.answered_at(*key) >= f:
             return  # the port was answered after it
         run = self._runs.get(key)
         if run is None:
@@ -210,6 +209,7 @@ class StalePort:
                 return
             due = f + WINDOW + self._settle
             run = self._runs[key] = _Run(key, f, f, 0, [], due)
+            facts.watch_port(*key)
             self._due.append((due, key))
         elif f > run.recovered:
             # After the port recovered: a new run, which has to wait for this one to be
@@ -229,18 +229,21 @@ class StalePort:
         """Whether another port of the client was answered in the run's window, from the
         answers fed so far; if not yet, the run waits for one (``_confirm``)."""
         client, port, _ = run.key
-        c = self._clients.get(client)
-        other = -_INF if c is None else (c[2] if c[0] == port else c[1])
+        other = self.facts.other_answer(client, port)
         if run.start <= other <= run.start + WINDOW:
             run.others = True
-        else:
-            self._waiting.setdefault(client, {})[run.key] = run
+            return
+        waiting = self._waiting.get(client)
+        if waiting is None:
+            waiting = self._waiting[client] = {}
+            self.facts.watch_client(client)
+        waiting[run.key] = run
 
     # -- judging ---------------------------------------------------------------------------
 
     def _judge_due(self) -> list[Finding]:
         out: list[Finding] = []
-        due, now = self._due, self._now
+        due, now = self._due, self.facts.latest_query
         while due and due[0][0] <= now:
             when, key = due.popleft()
             run = self._runs.get(key)
@@ -269,28 +272,7 @@ class StalePort:
         """The finding for a run whose window is over (or cut by the capture's end)."""
         if run.count < MIN_FAILED or not run.others:
             return None  # no other port answered either: an outage, not one stuck port
-        return _finding(run, cut_short=at_end and self._now < run.start + WINDOW)
-
-    def _sweep(self) -> None:
-        """Drop answers too old to matter; over a cap, the oldest ones, remembering how far
-        back answers may be missing."""
-        answered = {k: t for k, t in self._answered.items() if t >= self._now - self._memory}
-        if len(answered) > MAX_ANSWERED:
-            cut = sorted(answered.values())[len(answered) - MAX_ANSWERED // 2]
-            self._forgotten = max(self._forgotten, cut)
-            self.evicted += len(answered)
-            answered = {k: t for k, t in answered.items() if t > cut}
-            self.evicted -= len(answered)
-        self._answered = answered
-        self._sweep_at = max(SWEEP_MIN, 2 * len(answered))
-        limit = self._now - WINDOW - self._settle
-        clients = {k: c for k, c in self._clients.items() if c[1] >= limit}
-        if len(clients) > MAX_CLIENTS:
-            # Keep the clients answered last; a run of a dropped one is not reported.
-            recent = sorted(clients.items(), key=lambda kv: kv[1][1])[-MAX_CLIENTS // 2:]
-            self.evicted += len(clients) - len(recent)
-            clients = dict(recent)
-        self._clients = clients
+        return _finding(run, cut_short=at_end and self.facts.latest_query < run.start + WINDOW)
 
     def finish(self) -> list[Finding]:
         """The capture ended: judge the runs still waiting (every lookup is in now)."""
@@ -303,8 +285,8 @@ class StalePort:
         self._runs.clear()
         self._waiting.clear()
         self._due.clear()
-        self._answered.clear()
-        self._clients.clear()
+        if self._own_facts:
+            self.facts.finish()  # the collector finishes shared facts after every detector
         return out
 
 

@@ -112,9 +112,10 @@ def _lookup(frame: int, t: float, name: str, rcode: int, client: str = "10.0.0.1
             qtype: int = 1) -> NS:
     """A closed, answered lookup with what the detector reads of one."""
     q = NS(frame=frame, time=t, src=client, dst="10.96.0.10", qname=name, qtype=qtype,
-           qclass=1)
+           qclass=1, transport="udp", sport=41000)
     r = NS(frame=frame + 1, time=t + 0.0005, flags=0x8180 | rcode)
-    return NS(first=q, attempts=(NS(query=q, response=r),), answer=NS(response=r))
+    t = NS(query=q, response=r)
+    return NS(first=q, attempts=(t,), answer=t, open_at_end=False)
 
 
 def _scan(lookups: list[NS]) -> list[tuple[int, tuple[int, ...]]]:
