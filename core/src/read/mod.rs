@@ -29,6 +29,20 @@ mod reorder;
 mod source;
 
 pub use merge::FAR_APART;
+
+/// Expand directories into their regular files, as the analysis reads them: (path as
+/// shown in messages, found in a directory) pairs, a directory's files sorted by name,
+/// hidden files and the capture agent's side files (capture.json, report.html, README,
+/// README.md) left out. Python's `merge.expand_paths`, which also lists the inputs an
+/// output file must not overwrite.
+///
+/// Errors: a path does not exist, or a directory holds no files.
+pub fn expand_paths(paths: &[String]) -> Result<Vec<(String, bool)>, InputError> {
+    Ok(merge::expand_paths(paths)?
+        .into_iter()
+        .map(|p| (p.shown, p.in_dir))
+        .collect())
+}
 pub use reader::{open_inputs, Reader};
 pub use reorder::{MAX_HELD, MAX_HELD_BYTES};
 
