@@ -287,7 +287,7 @@ fn any_damage_is_read_without_a_panic() {
             let path = dir.join(format!("damage-{k:03}-{round:02}"));
             fs::write(&path, &data).unwrap();
             let shown = path.to_str().unwrap().to_string();
-            match pcapdns_core::read::open_inputs(&[shown.clone()], 0.5) {
+            match pcapdns_core::read::open_inputs(std::slice::from_ref(&shown), 0.5) {
                 Ok(mut reader) => {
                     while reader.next_record().is_some() {}
                     if let Some(e) = reader.error() {
