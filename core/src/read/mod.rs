@@ -15,6 +15,12 @@
 //! Nothing here trusts a length read from a file: every one is checked against the bytes
 //! at hand before it is used, and a file that lies is read as far as it can be and then
 //! described (`FileInfo::truncated`, `FileInfo::warnings`), never a panic.
+//!
+//! An input that cannot be used at all is an `InputError`: from `open_inputs` when it is
+//! met while choosing and probing the files, or from `Reader::error` once `next_record`
+//! has stopped (a pcapng interface of an unsupported link type declared after the file's
+//! first packet, or a file that cannot be opened again). Either way the analysis fails
+//! with its message.
 
 use std::collections::BTreeMap;
 use std::fmt;
