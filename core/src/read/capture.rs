@@ -106,7 +106,7 @@ pub fn open_capture(path: &Path, shown: &str) -> Result<(FileInfo, Capture), Inp
     let mut head = [0u8; 4];
     let mut got = 0;
     while got < head.len() {
-        match file.read(&mut head[got..]) {
+        match file.read(head.get_mut(got..).unwrap_or_default()) {
             Ok(0) => break,
             Ok(k) => got += k,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -124,7 +124,7 @@ pub fn open_capture(path: &Path, shown: &str) -> Result<(FileInfo, Capture), Inp
             &format!("cannot read: {}", strerror(&e)),
         ));
     }
-    let compressed = got >= 2 && head[..2] == GZIP_MAGIC;
+    let compressed = got >= 2 && head.starts_with(&GZIP_MAGIC);
     info.gzip = compressed;
     let mut src = if compressed {
         Source::gzip(file)
@@ -221,7 +221,7 @@ fn open_file(path: &Path, shown: &str) -> Result<(File, u64, usize), InputError>
 pub(crate) fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
-        Some(i) if e.raw_os_error().is_some() => text[..i].to_string(),
+        Some(i) if e.raw_os_error().is_some() => text.get(..i).unwrap_or(&text).to_string(),
         _ => text,
     }
 }
@@ -458,14 +458,14 @@ impl Capture {
                     let iface = read_u32(buf, body, big);
                     let caplen = read_u32(buf, body + 12, big) as usize;
                     // A block too short for its fields is skipped like one that lies.
-                    if blen < 32 || iface as usize >= interfaces.len() || caplen > blen - 32 {
+                    let known = interfaces.get(iface as usize).copied();
+                    let Some(i) = known.filter(|_| blen >= 32 && caplen <= blen - 32) else {
                         info.warnings.push(format!(
                             "{}: packet block with unknown interface or bad length skipped",
                             info.path
                         ));
                         continue;
-                    }
-                    let i = interfaces[iface as usize];
+                    };
                     let ticks = (read_u32(buf, body + 4, big) as u64) << 32
                         | read_u32(buf, body + 8, big) as u64;
                     (
@@ -489,10 +489,10 @@ impl Capture {
                 PB => {
                     let iface = read_u16(buf, body, big) as u32;
                     let caplen = read_u32(buf, body + 12, big) as usize;
-                    if blen < 32 || iface as usize >= interfaces.len() || caplen > blen - 32 {
+                    let known = interfaces.get(iface as usize).copied();
+                    let Some(i) = known.filter(|_| blen >= 32 && caplen <= blen - 32) else {
                         continue;
-                    }
-                    let i = interfaces[iface as usize];
+                    };
                     let ticks = (read_u32(buf, body + 4, big) as u64) << 32
                         | read_u32(buf, body + 8, big) as u64;
                     (

@@ -99,7 +99,7 @@ impl GzipReader {
             let (consumed, produced) = self.inflate_step(start, stop, out)?;
             self.pos += consumed;
             if produced > 0 {
-                self.crc.update(&out[..produced]);
+                self.crc.update(out.get(..produced).unwrap_or_default());
                 self.member_size += produced as u64;
                 return Ok(produced);
             }
@@ -144,9 +144,9 @@ impl GzipReader {
 
     /// The member's CRC-32 and length, then the zero padding gzip allows after it.
     fn read_trailer(&mut self) -> Result<(), Broken> {
-        let t = self.read_exact(8)?;
-        let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
-        let isize = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+        let [c0, c1, c2, c3, s0, s1, s2, s3] = self.read_array::<8>()?;
+        let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+        let isize = u32::from_le_bytes([s0, s1, s2, s3]);
         if crc != self.crc.sum() || isize != self.member_size as u32 {
             return Err(Broken);
         }
@@ -172,15 +172,13 @@ impl GzipReader {
         if self.cbuf.get(s..e) != Some(&[0x1f, 0x8b][..]) {
             return Err(Broken);
         }
-        let h = self.read_exact(8)?;
-        let (method, flags) = (h[0], h[1]);
+        let [method, flags, ..] = self.read_array::<8>()?;
         if method != 8 {
             return Err(Broken);
         }
         if flags & FEXTRA != 0 {
-            let x = self.read_exact(2)?;
-            let n = u16::from_le_bytes([x[0], x[1]]) as usize;
-            self.read_exact(n)?;
+            let n = u16::from_le_bytes(self.read_array::<2>()?) as usize;
+            self.skip_exact(n)?;
         }
         for flag in [FNAME, FCOMMENT] {
             if flags & flag != 0 {
@@ -195,19 +193,29 @@ impl GzipReader {
             }
         }
         if flags & FHCRC != 0 {
-            self.read_exact(2)?;
+            self.skip_exact(2)?;
         }
         Ok(true)
     }
 
-    /// The next `n` bytes (copied: headers and trailers are small), or Broken at the end.
-    fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, Broken> {
+    /// Step over the next `n` bytes; Broken when the file ends first.
+    fn skip_exact(&mut self, n: usize) -> Result<(), Broken> {
         let (s, e) = self.window(n);
         self.pos = e;
         if e - s < n {
             return Err(Broken);
         }
-        self.cbuf.get(s..e).map(<[u8]>::to_vec).ok_or(Broken)
+        Ok(())
+    }
+
+    /// The next `N` bytes, or Broken when the file ends first.
+    fn read_array<const N: usize>(&mut self) -> Result<[u8; N], Broken> {
+        let (s, e) = self.window(N);
+        self.pos = e;
+        self.cbuf
+            .get(s..e)
+            .and_then(|b| <[u8; N]>::try_from(b).ok())
+            .ok_or(Broken)
     }
 
     /// Make up to `n` bytes available at `pos` (fewer only at the end of the file); return
@@ -226,7 +234,10 @@ impl GzipReader {
             }
             while self.end < n {
                 let room = self.cbuf.len();
-                match self.file.read(&mut self.cbuf[self.end..room]) {
+                let Some(space) = self.cbuf.get_mut(self.end..room) else {
+                    break;
+                };
+                match self.file.read(space) {
                     Ok(0) => {
                         self.file_eof = true;
                         break;

@@ -275,29 +275,46 @@ impl Merge {
         warnings: &mut Vec<String>,
     ) -> Result<Option<Merged>, InputError> {
         if let Some(f) = self.last.take() {
-            self.advance(f, files)?;
+            if let Some(raw) = self.read(f, files)? {
+                // The usual case, a file read in order: its next record comes before every
+                // other file's and before any file still to be opened, so it would be
+                // pushed and popped at once. Hand it out without the heap.
+                let beats_heap = self.heap.peek().is_none_or(|h| raw.time < h.time);
+                let file_due = self
+                    .pending
+                    .get(self.next_file)
+                    .is_some_and(|p| p.start <= raw.time);
+                if beats_heap && !file_due {
+                    self.order += 1;
+                    self.last = Some(f);
+                    return Ok(Some(Merged { raw, file: f }));
+                }
+                self.push(f, raw);
+            }
         }
         // Open every file whose first packet is due before the earliest record in hand.
-        while self.next_file < self.pending.len()
-            && self
-                .heap
-                .peek()
-                .is_none_or(|h| self.pending[self.next_file].start <= h.time)
+        while let Some(p) = self
+            .pending
+            .get(self.next_file)
+            .filter(|p| self.heap.peek().is_none_or(|h| p.start <= h.time))
         {
             let f = self.next_file;
             self.next_file += 1;
-            let p = &self.pending[f];
             let slot = p.slot;
             let (info, cap) = open_capture(&p.input.path, &p.input.shown)?;
             if let Some(info_slot) = files.get_mut(slot) {
                 *info_slot = info;
             }
-            self.open[f] = Some(Open {
-                cap,
-                slot,
-                raw: Raw::EMPTY,
-            });
-            self.advance(f, files)?;
+            if let Some(o) = self.open.get_mut(f) {
+                *o = Some(Open {
+                    cap,
+                    slot,
+                    raw: Raw::EMPTY,
+                });
+            }
+            if let Some(raw) = self.read(f, files)? {
+                self.push(f, raw);
+            }
         }
         let Some(head) = self.heap.pop() else {
             // Only now are the files' last packet times known.
@@ -306,40 +323,42 @@ impl Merge {
             return Ok(None);
         };
         self.last = Some(head.file);
-        match &self.open[head.file] {
-            Some(o) => Ok(Some(Merged {
+        match self.open.get(head.file) {
+            Some(Some(o)) => Ok(Some(Merged {
                 raw: o.raw,
                 file: head.file,
             })),
-            None => Ok(None),
+            _ => Ok(None),
         }
     }
 
-    /// Read file `f`'s next record into the heap; close the file at its end.
-    fn advance(&mut self, f: usize, files: &mut [FileInfo]) -> Result<(), InputError> {
-        let Some(Some(o)) = self.open.get_mut(f) else {
-            return Ok(());
+    /// Queue file `f`'s record `raw` by its time and order of arrival.
+    fn push(&mut self, f: usize, raw: Raw) {
+        self.heap.push(Head {
+            time: raw.time,
+            order: self.order,
+            file: f,
+        });
+        self.order += 1;
+    }
+
+    /// File `f`'s next record (kept as the file's due record); None and the file closed
+    /// at its end.
+    fn read(&mut self, f: usize, files: &mut [FileInfo]) -> Result<Option<Raw>, InputError> {
+        let Some(entry) = self.open.get_mut(f) else {
+            return Ok(None);
         };
+        let Some(o) = entry else { return Ok(None) };
         let Some(info) = files.get_mut(o.slot) else {
-            return Ok(());
+            return Ok(None);
         };
-        match o.cap.next(info) {
-            Ok(Some(raw)) => {
-                o.raw = raw;
-                self.heap.push(Head {
-                    time: raw.time,
-                    order: self.order,
-                    file: f,
-                });
-                self.order += 1;
-            }
-            Ok(None) => self.open[f] = None,
-            Err(e) => {
-                self.open[f] = None;
-                return Err(e);
-            }
+        let next = o.cap.next(info);
+        match next {
+            Ok(Some(raw)) => o.raw = raw,
+            // At its end (or on an error) the file is closed.
+            _ => *entry = None,
         }
-        Ok(())
+        next
     }
 }
 
@@ -365,8 +384,11 @@ pub fn far_apart(files: &[FileInfo]) -> Vec<String> {
         .map(|s| s.1 - s.0)
         .fold(f64::NEG_INFINITY, py_max);
     let mut out = Vec::new();
-    let (mut end, mut ended) = (spans[0].1, spans[0].2);
-    for &(first, last, path) in &spans[1..] {
+    let Some((&(_, first_end, first_path), rest)) = spans.split_first() else {
+        return Vec::new();
+    };
+    let (mut end, mut ended) = (first_end, first_path);
+    for &(first, last, path) in rest {
         let gap = first - end;
         if gap > FAR_APART && gap > longest {
             out.push(format!(

@@ -15,6 +15,12 @@
 //! Nothing here trusts a length read from a file: every one is checked against the bytes
 //! at hand before it is used, and a file that lies is read as far as it can be and then
 //! described (`FileInfo::truncated`, `FileInfo::warnings`), never a panic.
+//!
+//! An input that cannot be used at all is an `InputError`: from `open_inputs` when it is
+//! met while choosing and probing the files, or from `Reader::error` once `next_record`
+//! has stopped (a pcapng interface of an unsupported link type declared after the file's
+//! first packet, or a file that cannot be opened again). Either way the analysis fails
+//! with its message.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +35,20 @@ mod reorder;
 mod source;
 
 pub use merge::FAR_APART;
+
+/// Expand directories into their regular files, as the analysis reads them: (path as
+/// shown in messages, found in a directory) pairs, a directory's files sorted by name,
+/// hidden files and the capture agent's side files (capture.json, report.html, README,
+/// README.md) left out. Python's `merge.expand_paths`, which also lists the inputs an
+/// output file must not overwrite.
+///
+/// Errors: a path does not exist, or a directory holds no files.
+pub fn expand_paths(paths: &[String]) -> Result<Vec<(String, bool)>, InputError> {
+    Ok(merge::expand_paths(paths)?
+        .into_iter()
+        .map(|p| (p.shown, p.in_dir))
+        .collect())
+}
 pub use reader::{open_inputs, Reader};
 pub use reorder::{MAX_HELD, MAX_HELD_BYTES};
 

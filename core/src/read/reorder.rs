@@ -34,8 +34,11 @@ use crate::types::Record;
 pub const MAX_HELD: usize = 20_000;
 /// At most this many bytes of packet data are held (about 5,600 full-size Ethernet frames).
 pub const MAX_HELD_BYTES: usize = 8 << 20;
-/// Byte vectors larger than this are freed rather than kept for reuse.
-const POOL_CAPACITY: usize = 16 * 1024;
+/// Byte vectors kept for reuse hold at most this much in all (so the buffer's memory stays
+/// within about twice MAX_HELD_BYTES plus this, whatever sizes records come in), and one
+/// larger than POOL_ONE is freed instead.
+const POOL_BYTES: usize = 4 << 20;
+const POOL_ONE: usize = 64 * 1024;
 
 /// A record held in the buffer.
 struct Held {
@@ -94,8 +97,9 @@ pub struct TimeOrder {
     run: VecDeque<Held>,
     /// Records read out of order.
     heap: BinaryHeap<Late>,
-    /// Byte vectors to reuse.
+    /// Byte vectors to reuse, and their capacity in all.
     pool: Vec<Vec<u8>>,
+    pool_bytes: usize,
     /// The input has ended: everything held goes out in order.
     ended: bool,
 }
@@ -114,6 +118,7 @@ impl TimeOrder {
             run: VecDeque::new(),
             heap: BinaryHeap::new(),
             pool: Vec::new(),
+            pool_bytes: 0,
             ended: false,
         }
     }
@@ -144,7 +149,13 @@ impl TimeOrder {
             out.data.extend_from_slice(data);
             return true;
         }
-        let mut bytes = self.pool.pop().unwrap_or_default();
+        let mut bytes = match self.pool.pop() {
+            Some(v) => {
+                self.pool_bytes -= v.capacity();
+                v
+            }
+            None => Vec::new(),
+        };
         bytes.clear();
         bytes.extend_from_slice(data);
         let held = Held {
@@ -207,7 +218,9 @@ impl TimeOrder {
         out.iface = head.iface;
         std::mem::swap(&mut out.data, &mut head.data);
         // `head.data` is now the caller's previous vector: keep it for the next record.
-        if head.data.capacity() <= POOL_CAPACITY && self.pool.len() <= MAX_HELD {
+        let capacity = head.data.capacity();
+        if capacity <= POOL_ONE && self.pool_bytes + capacity <= POOL_BYTES {
+            self.pool_bytes += capacity;
             self.pool.push(head.data);
         }
         true

@@ -100,7 +100,10 @@ impl Source {
             Inner::Plain { file, position, .. } => {
                 let mut got = 0;
                 while self.end + got < room {
-                    match file.read(&mut self.buf[self.end + got..room]) {
+                    let Some(space) = self.buf.get_mut(self.end + got..room) else {
+                        break;
+                    };
+                    match file.read(space) {
                         Ok(0) => break,
                         Ok(k) => got += k,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -113,9 +116,9 @@ impl Source {
                 *position += got as u64;
                 got
             }
-            Inner::Gzip(g) => match g.read_call(&mut self.buf[self.end..room]) {
-                Ok(n) => n,
-                Err(_) => {
+            Inner::Gzip(g) => match self.buf.get_mut(self.end..room).map(|b| g.read_call(b)) {
+                Some(Ok(n)) => n,
+                _ => {
                     self.broken = true;
                     0
                 }
