@@ -1,10 +1,13 @@
 """The library entry point: run the whole pipeline over one capture (one or more files).
 
     files -> records -> DNS payloads -> messages -> (duplicates dropped) -> matcher
-          -> transactions / lookups -> detectors -> findings
+          -> transactions / lookups (tallied) -> detectors -> findings
 
-The stages stream: nothing holds the capture in memory, and the matcher keeps only what is
-in flight. ``keep_lookups=True`` (the CLI's ``--transactions``) is the one option that keeps
+Everything up to the lookups and their tallies runs in the compiled core
+(``pcapdns._core.Engine``, core/ in the source tree), a step of records at a time; the
+detectors, which decide what the facts mean, run here on what each step hands over. The
+stages stream: nothing holds the capture in memory, and the matcher keeps only what is in
+flight. ``keep_lookups=True`` (the CLI's ``--transactions``) is the one option that keeps
 every lookup, because the user asked for all of them.
 """
 
@@ -15,31 +18,23 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pcapdns import _core
 from pcapdns.breakdown import Breakdown
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.frames import Decoded, DecodeStats, FrameDecoder
-from pcapdns.decode.records import Payload
-from pcapdns.decode.tcp import TcpStats
 from pcapdns.detect import AggregatedFinding, FindingCollector, stale_port
 from pcapdns.detect.base import Finding
-from pcapdns.dns.message import parse
-from pcapdns.errors import DecodeError
 from pcapdns.latency import LatencyHistogram
-from pcapdns.match.dedupe import Deduplicator
-from pcapdns.match.matcher import Matcher
-from pcapdns.match.records import Lookup
-from pcapdns.match.state import MatchStats
+from pcapdns.match.records import Lookup, Orphan
 from pcapdns.read import capture_meta
-from pcapdns.read.capture import CaptureFile
 from pcapdns.read.capture_meta import CaptureMeta
-from pcapdns.read.merge import open_inputs
-from pcapdns.read.reorder import TimeOrder
+from pcapdns.stats import CaptureFile, DecodeStats, MatchStats, TcpStats
 from pcapdns.timeline import Timeline
 
 #: Called now and then with (bytes read, total bytes) of the input files.
 Progress = Callable[[int, int], None]
 
-MAX_MALFORMED_EXAMPLES = 20
+#: Records the core reads between two hand-overs to Python (progress, Ctrl-C, detectors).
+STEP_RECORDS = 1 << 16
 
 
 @dataclass(slots=True)
@@ -137,109 +132,83 @@ def analyze(
 def _analyze(
     paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None
 ) -> Analysis:
-    cap = open_inputs(paths)
-    decoder = FrameDecoder(config.ports, config.max_tcp_buffer_bytes,
-                           config.max_fragment_buffer_bytes)
-    dedupe = Deduplicator(config.duplicate_window, record_copies=keep_lookups,
-                          max_entries=config.max_dedupe_entries)
+    engine = _core.Engine(paths, config, keep_lookups)
     collector = FindingCollector(config)
-    histogram = LatencyHistogram()
     kept: list[Lookup] | None = [] if keep_lookups else None
+    orphan = collector.orphan
+    feed_lookup = collector.lookup
 
-    breakdown = Breakdown()
-    timeline = Timeline()
-
-    def on_lookup(lookup: Lookup) -> None:
-        collector.lookup(lookup)
-        breakdown.lookup(lookup)
-        timeline.lookup(lookup)
-        latency = lookup.latency
-        if latency is not None:
-            histogram.add(latency)
-        if kept is not None:
-            kept.append(lookup)
-
-    matcher = Matcher(config, on_lookup, collector.orphan)
-    malformed = 0
-    examples: list[tuple[int, str]] = []
-    decode = decoder.decode
-    order = TimeOrder(config.reorder_window)
-    total = cap.total_bytes
-    def consume(out: list[Decoded]) -> None:
-        nonlocal malformed
-        for item in out:
-            if type(item) is Payload:
-                try:
-                    m = parse(item)
-                except DecodeError as e:
-                    malformed += 1
-                    if len(examples) < MAX_MALFORMED_EXAMPLES:
-                        examples.append((item.frame, str(e)))
-                    continue
-                if not dedupe.is_duplicate(m):
-                    matcher.message(m)
+    def feed(events: list[Lookup | Orphan]) -> None:
+        for ev in events:
+            if type(ev) is Lookup:
+                feed_lookup(ev)
+                if kept is not None:
+                    kept.append(ev)
             else:
-                matcher.icmp(item)  # type: ignore[arg-type]
+                orphan(ev)  # type: ignore[arg-type]
 
-    started = False
-    for ts, frame, link_type, iface, data in order.sorted(cap.records):
-        if not started:  # the capture's first packet, in time order
-            matcher.capture_start = ts
-            started = True
-        out = decode(frame, ts, link_type, iface, data)
-        if progress is not None and not frame & 0x3FFF:
-            progress(cap.bytes_read, total)
-        if out is not None:
-            consume(out)
-    consume(decoder.finish())
+    total = engine.total_bytes
+    while True:
+        events, more = engine.step(STEP_RECORDS)
+        feed(events)
+        if progress is not None:
+            progress(engine.bytes_read, total)
+        if not more:
+            break
+    files = [CaptureFile(**f) for f in engine.files()]
     meta, meta_warnings = capture_meta.load(paths)
-    end = _capture_end(cap.files, meta)
+    end = _capture_end(files, meta)
     if end is not None:
-        end = max(end, order.newest)  # the last record written need not be the newest
-    matcher.finish(end)
+        end = max(end, engine.newest)  # the last record written need not be the newest
+    feed(engine.finish(end))
     collector.finish()
-    cluster_dns = stale_port.cluster_dns_servers(meta, dedupe.dnat_servers)
+    facts = engine.facts()
+    cluster_dns = stale_port.cluster_dns_servers(meta, set(facts["dnat_servers"]))
     collector.revise("stale_port", lambda f: stale_port.name_cause(f, cluster_dns))
     if progress is not None:
         progress(total, total)
-    warnings = list(cap.warnings)
-    for f in cap.files:
+    match = MatchStats(**facts["match"])
+    timeline = Timeline.from_core(*facts["timeline"])
+    warnings = list(facts["open_warnings"])
+    for f in files:
         warnings.extend(f.warnings)
     warnings.extend(meta_warnings)
-    late = order.warning()
-    if late is not None:
-        warnings.append(late)
-    warnings.extend(timeline.span_warnings(cap.files, config.max_plausible_span))
+    if facts["late_warning"] is not None:
+        warnings.append(facts["late_warning"])
+    warnings.extend(timeline.span_warnings(files, config.max_plausible_span))
     for name, n in collector.evicted().items():
         if n:
             warnings.append(
                 f"the {name.replace('_', ' ')} detector reached its memory cap and forgot "
                 f"{n:,} entries early: some of its findings may be missing")
-    warnings.extend(_matcher_warnings(matcher.stats, config))
-    if dedupe.evicted:
+    warnings.extend(_matcher_warnings(match, config))
+    dedupe = facts["dedupe"]
+    if dedupe["evicted"]:
         warnings.append(
-            f"{dedupe.evicted:,} messages were forgotten by the duplicate filter before its "
-            f"{config.duplicate_window * 1000:g} ms window was over (more than "
+            f"{dedupe['evicted']:,} messages were forgotten by the duplicate filter before "
+            f"its {config.duplicate_window * 1000:g} ms window was over (more than "
             f"{config.max_dedupe_entries:,} messages within it): a copy of one of them may "
             "be counted twice")
+    histogram = LatencyHistogram.from_core(*facts["latency"])
+    fragments = facts["fragments"]
     return Analysis(
         config=config,
-        files=cap.files,
-        packets=order.records,
-        duplicates=dedupe.duplicates,
-        late_records=order.late,
-        malformed=malformed,
-        malformed_examples=examples,
-        decode=decoder.stats,
-        tcp=decoder.tcp.stats,
-        fragments_reassembled=decoder.fragments.reassembled,
-        fragments_dropped=decoder.fragments.dropped,
-        match=matcher.stats,
+        files=files,
+        packets=facts["records"],
+        duplicates=dedupe["duplicates"],
+        late_records=facts["late"],
+        malformed=facts["malformed"],
+        malformed_examples=[tuple(e) for e in facts["malformed_examples"]],
+        decode=DecodeStats(**facts["decode"]),
+        tcp=TcpStats(**facts["tcp"]),
+        fragments_reassembled=fragments["reassembled"],
+        fragments_dropped=fragments["dropped"],
+        match=match,
         latency_ms=histogram.summary_ms(),
         findings=collector.findings(),
-        breakdown=breakdown,
+        breakdown=Breakdown.from_core(*facts["breakdown"]),
         lookups=kept,
-        duplicate_of=dedupe.copies,
+        duplicate_of=dedupe["copies"],
         warnings=warnings,
         detector_errors=dict(collector.errors),
         latency=histogram,
@@ -247,11 +216,11 @@ def _analyze(
         examples=collector.examples(),
         capture=meta,
         findings_on_failed=dict(collector.on_failed),
-        fragments_evicted=decoder.fragments.evicted,
-        fragment_bytes_evicted=decoder.fragments.evicted_bytes,
+        fragments_evicted=fragments["evicted"],
+        fragment_bytes_evicted=fragments["evicted_bytes"],
         search_tries_evicted=collector.evicted().get("search_expansion", 0),
         stale_port_evicted=collector.evicted().get("stale_port", 0),
-        duplicates_evicted=dedupe.evicted,
+        duplicates_evicted=dedupe["evicted"],
     )
 
 

@@ -1,26 +1,20 @@
 """Per-server and per-client tallies of lookups: which server fails, which client suffers.
 
-Fed with every closed lookup, like the detectors. Memory is bounded: at most
-``MAX_SERVERS`` servers and ``MAX_CLIENTS`` clients are tallied one by one; lookups of any
-further ones are added to a single "other" row.
+The core (pcapdns._core) tallies every closed lookup; these are its tables. Memory is
+bounded: at most ``MAX_SERVERS`` servers and ``MAX_CLIENTS`` clients are tallied one by one;
+lookups of any further ones are added to a single "other" row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any
 
 from pcapdns.latency import LatencyHistogram
-from pcapdns.match.records import Lookup
 
 MAX_SERVERS = 1000
 MAX_CLIENTS = 20000
 OTHER = "*"
-
-_RCODES_OF_INTEREST = {2: "servfail", 3: "nxdomain", 5: "refused"}
-
-Row = TypeVar("Row")
 
 
 @dataclass(slots=True)
@@ -59,41 +53,15 @@ class Breakdown:
         self.servers: dict[str, ServerTally] = {}
         self.clients: dict[str, ClientTally] = {}
 
-    def lookup(self, lookup: Lookup) -> None:
-        q = lookup.first
-        server = self._row(self.servers, q.dst, MAX_SERVERS, ServerTally)
-        client = self._row(self.clients, q.src, MAX_CLIENTS, ClientTally)
-        retries = lookup.retransmissions
-        server.lookups += 1
-        client.lookups += 1
-        server.retransmissions += retries
-        client.retransmissions += retries
-        client.race_lost += sum(1 for t in lookup.attempts if t.pair_race_lost)
-        latency = lookup.latency
-        answer = lookup.answer
-        if lookup.failed:
-            server.failed += 1
-            client.failed += 1
-            return
-        if answer is None or answer.response is None or latency is None:
-            return  # still waiting when the capture ended: neither answered nor failed
-        server.answered += 1
-        client.answered += 1
-        server.latency.add(latency)
-        client.max_latency = max(client.max_latency, latency)
-        kind = _RCODES_OF_INTEREST.get(answer.response.flags & 0xF)
-        if kind is not None:
-            setattr(server, kind, getattr(server, kind) + 1)
-            setattr(client, kind, getattr(client, kind) + 1)
-
-    @staticmethod
-    def _row(table: dict[str, Row], key: str, cap: int, make: Callable[[], Row]) -> Row:
-        row = table.get(key)
-        if row is None:
-            if len(table) >= cap:
-                key = OTHER
-                row = table.get(key)
-            if row is None:
-                row = table[key] = make()
-        return row
-
+    @classmethod
+    def from_core(cls, servers: list[tuple[str, dict[str, Any]]],
+                  clients: list[tuple[str, dict[str, Any]]]) -> Breakdown:
+        """The tables the core tallied, rows in the order they were first needed."""
+        b = cls()
+        for key, row in servers:
+            fields = dict(row)
+            fields["latency"] = LatencyHistogram.from_core(*fields["latency"])
+            b.servers[key] = ServerTally(**fields)
+        for key, row in clients:
+            b.clients[key] = ClientTally(**row)
+        return b

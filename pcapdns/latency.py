@@ -16,19 +16,32 @@ _STEP = math.log(1.001)
 
 
 class LatencyHistogram:
+    """The core fills the buckets (pcapdns._core); this side reads percentiles out."""
+
     def __init__(self) -> None:
         self._count: dict[int, int] = {}
         self._sum: dict[int, float] = {}
         self.n = 0
         self.max = 0.0
 
-    def add(self, seconds: float) -> None:
-        b = int(math.log(max(seconds, _BASE) / _BASE) / _STEP)
-        self._count[b] = self._count.get(b, 0) + 1
-        self._sum[b] = self._sum.get(b, 0.0) + seconds
-        self.n += 1
-        if seconds > self.max:
-            self.max = seconds
+    @classmethod
+    def from_core(cls, raw: list[tuple[int, int, float]], n: int, top: float
+                  ) -> LatencyHistogram:
+        """The histogram the core tallied: (bucket, count, sum) triples, count and max."""
+        h = cls()
+        for b, count, total in raw:
+            h._count[b] = count
+            h._sum[b] = total
+        h.n = n
+        h.max = top
+        return h
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> LatencyHistogram:
+        """A histogram of ``seconds``, bucketed by the core as an analysis does."""
+        from pcapdns import _core
+
+        return cls.from_core(*_core.latency_histogram(seconds))
 
     def percentile(self, p: float) -> float | None:
         """The ``p``-th percentile (0-100) by nearest rank, in seconds; None when empty."""

@@ -30,10 +30,8 @@ def test_counts_queries_and_failed_lookups_per_bucket(tmp_path: Path) -> None:
 
 
 def test_merges_buckets_exactly_and_stays_bounded() -> None:
-    tl = Timeline(max_buckets=50)
     times = [1_700_000_000.0 + i * 7.3 for i in range(2_000)]  # about four hours
-    for t in times:
-        tl.add_query(t)
+    tl = Timeline.of(times, max_buckets=50)
     start, step, queries, _ = tl.series()
     assert len(queries) <= 50
     assert sum(queries) == len(times)
@@ -44,18 +42,12 @@ def test_merges_buckets_exactly_and_stays_bounded() -> None:
 
 def test_empty() -> None:
     assert Timeline().series() == (0.0, 0.1, [], [])
+    assert Timeline.of([]).series() == (0.0, 0.1, [], [])
 
 
 def test_a_retry_that_widens_the_buckets_lands_in_the_wider_bucket() -> None:
-    from types import SimpleNamespace as NS
-
-    def lookup(*times: float, failed: bool = False) -> NS:
-        return NS(attempts=[NS(query=NS(time=t)) for t in times],
-                  answer=None if failed else object(), open_at_end=False, failed=failed)
-
-    tl = Timeline(max_buckets=10)
-    tl.lookup(lookup(1000.0))
-    tl.lookup(lookup(1000.05, 1005.0, failed=True))  # the retry is 50 buckets of 0.1 s on
+    # A lookup at 1000.0, then a failed one at 1000.05 retried 50 buckets of 0.1 s on.
+    tl = Timeline.of([1000.0, 1000.05, 1005.0], [1000.05], max_buckets=10)
     start, step, queries, failed = tl.series()
     assert step == 1.0 and start == 1000.0
     assert queries == [2, 0, 0, 0, 0, 1]
@@ -72,11 +64,7 @@ def test_a_retry_that_widens_the_buckets_lands_in_the_wider_bucket() -> None:
     (1_700_000_000.0, 1_700_000_000.0),  # no span at all
 ], ids=["136-years", "pcapng-seconds", "both-sides-of-1970", "one-instant"])
 def test_any_span_fits_in_max_buckets(times: tuple[float, ...]) -> None:
-    tl = Timeline(max_buckets=600)
-    for t in times:
-        tl.add_query(t)
-        tl.add_failure(t)
-        assert len(tl._queries) <= 600 and len(tl._failed) <= 600
+    tl = Timeline.of(list(times), list(times), max_buckets=600)
     start, step, queries, failed = tl.series()
     assert 1 <= len(queries) <= 600, len(queries)
     assert sum(queries) == sum(failed) == len(times)
@@ -92,11 +80,11 @@ def test_widths_past_the_table_grow_tenfold_and_divide_each_other() -> None:
 
 def test_buckets_stay_bounded_while_the_span_grows_by_random_leaps() -> None:
     rng = random.Random(5)
-    tl = Timeline(max_buckets=50)
     times = [rng.choice([1.0, 1e3, 1e6, 1e9, 1e12]) * rng.random() for _ in range(3_000)]
-    for t in times:
-        tl.add_query(t)
-        assert tl._hi - tl._lo < 50  # type: ignore[operator]
+    for n in (10, 100, 1_000, 3_000):
+        start, step, queries, _ = Timeline.of(times[:n], max_buckets=50).series()
+        assert len(queries) <= 50 and sum(queries) == n
+    tl = Timeline.of(times, max_buckets=50)
     start, step, queries, _ = tl.series()
     assert len(queries) <= 50 and sum(queries) == len(times)
     assert start <= min(times) and start + step * len(queries) > max(times)
@@ -125,16 +113,12 @@ def test_a_week_long_capture_is_plausible(tmp_path: Path) -> None:
 def test_span_warning_reads_query_times_and_file_times_and_its_own_limit() -> None:
     from types import SimpleNamespace as NS
 
-    tl = Timeline()
-    tl.add_query(1_700_000_000.0)
-    tl.add_query(1_700_000_000.0 + 40 * 86400)
+    tl = Timeline.of([1_700_000_000.0, 1_700_000_000.0 + 40 * 86400])
     assert tl.span_warnings([], 31 * 86400.0)
     assert not tl.span_warnings([], 41 * 86400.0)
     early = NS(first_time=-5.0, last_time=1_700_000_000.0)
     (w,) = tl.span_warnings([early], 1e12)
     assert "before 1970" in w and "1969-12-31 23:59:55" in w, w
-    far = Timeline()
-    far.add_query(0.0)
-    far.add_query(1e18)  # past the years a datetime can hold
+    far = Timeline.of([0.0, 1e18])  # past the years a datetime can hold
     (w,) = far.span_warnings([], 31 * 86400.0)
     assert "1e+18 s since 1970" in w, w

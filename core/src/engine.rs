@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::decode::FrameDecoder;
 use crate::dedupe::Deduplicator;
 use crate::dns;
-use crate::matcher::{Event, Matcher};
+use crate::matcher::{Event, Lookup, Matcher};
 use crate::read::{open_inputs, InputError, Reader};
-use crate::tally::Tallies;
+use crate::tally::{LookupFacts, Tallies};
 use crate::types::{Decoded, Record};
 
 /// The first this many malformed messages keep their frame and reason.
@@ -68,37 +68,38 @@ impl Engine {
 
     /// Read and process up to `max_records` records; closed lookups and orphans are
     /// appended to `out` (each lookup already tallied). Returns false once the input is
-    /// exhausted (the decoder's buffers are flushed then).
-    pub fn step(&mut self, max_records: usize, out: &mut Vec<Event>) -> bool {
+    /// exhausted (the decoder's buffers are flushed then), and the error that stopped
+    /// reading, if one did (a file that became unreadable, an unsupported link type met
+    /// after a file's first packet).
+    pub fn step(&mut self, max_records: usize, out: &mut Vec<Event>) -> Result<bool, InputError> {
         if self.exhausted {
-            return false;
+            return Ok(false);
         }
         for _ in 0..max_records {
-            match self.reader.next_record() {
-                Some(rec) => {
-                    self.record = rec;
-                    if !self.started {
-                        // The capture's first packet, in time order.
-                        self.matcher.capture_start = Some(self.record.time);
-                        self.started = true;
-                    }
-                    let mut decoded = std::mem::take(&mut self.decoded);
-                    self.decoder.decode(&self.record, &mut decoded);
-                    self.consume(&mut decoded);
-                    self.decoded = decoded;
+            if self.reader.next_record_into(&mut self.record) {
+                if !self.started {
+                    // The capture's first packet, in time order.
+                    self.matcher.capture_start = Some(self.record.time);
+                    self.started = true;
                 }
-                None => {
-                    let mut decoded = std::mem::take(&mut self.decoded);
-                    self.decoder.finish(&mut decoded);
-                    self.consume(&mut decoded);
-                    self.decoded = decoded;
-                    self.exhausted = true;
-                    break;
+                let mut decoded = std::mem::take(&mut self.decoded);
+                self.decoder.decode(&self.record, &mut decoded);
+                self.consume(&mut decoded);
+                self.decoded = decoded;
+            } else {
+                if let Some(e) = self.reader.error() {
+                    return Err(e.clone());
                 }
+                let mut decoded = std::mem::take(&mut self.decoded);
+                self.decoder.finish(&mut decoded);
+                self.consume(&mut decoded);
+                self.decoded = decoded;
+                self.exhausted = true;
+                break;
             }
         }
         self.drain(out);
-        !self.exhausted
+        Ok(!self.exhausted)
     }
 
     fn consume(&mut self, items: &mut Vec<Decoded>) {
@@ -127,22 +128,47 @@ impl Engine {
 
     /// The capture ended at `end` (its last packet, or the capture agent's stop time):
     /// close everything still in flight.
-    pub fn finish(&mut self, end: Option<f64>, out: &mut Vec<Event>) {
-        while self.step(usize::MAX, out) {}
+    pub fn finish(&mut self, end: Option<f64>, out: &mut Vec<Event>) -> Result<(), InputError> {
+        while self.step(usize::MAX, out)? {}
         if !self.finished {
             self.matcher.finish(end);
             self.finished = true;
         }
         self.drain(out);
+        Ok(())
+    }
+
+    /// Whether `finish` has run (the counters are final).
+    pub fn finished(&self) -> bool {
+        self.finished
     }
 
     fn drain(&mut self, out: &mut Vec<Event>) {
         let start = out.len();
         self.matcher.drain(out);
+        let mut times: Vec<f64> = Vec::new();
         for ev in &out[start..] {
             if let Event::Lookup(lookup) = ev {
-                self.tallies.lookup(&crate::tally::facts(lookup));
+                times.clear();
+                times.extend(lookup.attempts.iter().map(|t| t.query.time));
+                self.tallies.lookup(&facts(lookup, &times));
             }
         }
+    }
+}
+
+/// What the tallies read from one closed lookup.
+pub fn facts<'a>(lookup: &Lookup, times: &'a [f64]) -> LookupFacts<'a> {
+    let first = lookup.first();
+    let answer = lookup.answer_tx().and_then(|t| t.response.as_ref());
+    LookupFacts {
+        client: first.src,
+        server: first.dst,
+        attempt_times: times,
+        retransmissions: lookup.retransmissions() as u32,
+        race_lost: lookup.attempts.iter().filter(|t| t.pair_race_lost).count() as u32,
+        failed: lookup.failed(),
+        latency: lookup.latency(),
+        rcode: answer.map(|r| r.rcode()),
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod decode;
 pub mod dedupe;
 pub mod dns;
+pub mod engine;
 pub mod matcher;
 pub mod read;
 pub mod tally;

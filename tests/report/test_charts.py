@@ -43,10 +43,7 @@ def _ids(svg: str) -> list[str]:
 
 
 def _histogram(values) -> LatencyHistogram:
-    h = LatencyHistogram()
-    for v in values:
-        h.add(v)
-    return h
+    return LatencyHistogram.of(list(values))
 
 
 def _busy_day() -> LatencyHistogram:

@@ -126,6 +126,9 @@ pub enum InputErrorKind {
 pub struct InputError {
     pub kind: InputErrorKind,
     pub message: String,
+    /// The path as the user gave it, and what is wrong with it (`message` joins them).
+    pub path: String,
+    pub problem: String,
 }
 
 impl InputError {
@@ -133,6 +136,8 @@ impl InputError {
         InputError {
             kind,
             message: format!("{path}: {problem}"),
+            path: path.to_string(),
+            problem: problem.to_string(),
         }
     }
     fn input(path: &str, problem: &str) -> Self {

@@ -1,0 +1,157 @@
+//! The core's records as the Python records the detectors and outputs read
+//! (pcapdns.dns.message.Message, pcapdns.match.records.Transaction/Lookup/Orphan).
+//!
+//! Only the lookups handed to Python are converted: each Python object costs about as much
+//! as parsing a packet.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use crate::matcher::{Lookup, Orphan, Transaction};
+use crate::types::{addr_text, Message};
+
+/// Addresses kept as Python strings at most; past it the cache starts again.
+const MAX_ADDRS: usize = 1 << 16;
+
+/// The Python classes, looked up once.
+pub struct Classes {
+    message: Py<PyAny>,
+    transaction: Py<PyAny>,
+    lookup: Py<PyAny>,
+    orphan: Py<PyAny>,
+    udp: Py<PyString>,
+    tcp: Py<PyString>,
+    addrs: HashMap<IpAddr, Py<PyString>>,
+}
+
+impl Classes {
+    pub fn new(py: Python<'_>) -> PyResult<Classes> {
+        let message = py.import("pcapdns.dns.message")?.getattr("Message")?.unbind();
+        let records = py.import("pcapdns.match.records")?;
+        Ok(Classes {
+            message,
+            transaction: records.getattr("Transaction")?.unbind(),
+            lookup: records.getattr("Lookup")?.unbind(),
+            orphan: records.getattr("Orphan")?.unbind(),
+            udp: PyString::intern(py, "udp").unbind(),
+            tcp: PyString::intern(py, "tcp").unbind(),
+            addrs: HashMap::new(),
+        })
+    }
+
+    fn addr(&mut self, py: Python<'_>, a: &IpAddr) -> Py<PyString> {
+        if let Some(s) = self.addrs.get(a) {
+            return s.clone_ref(py);
+        }
+        if self.addrs.len() >= MAX_ADDRS {
+            self.addrs.clear();
+        }
+        let s = PyString::new(py, &addr_text(a)).unbind();
+        self.addrs.insert(*a, s.clone_ref(py));
+        s
+    }
+
+    pub fn message(&mut self, py: Python<'_>, m: &Message) -> PyResult<Py<PyAny>> {
+        let transport = match m.transport {
+            crate::types::Transport::Udp => self.udp.clone_ref(py),
+            crate::types::Transport::Tcp => self.tcp.clone_ref(py),
+        };
+        let src = self.addr(py, &m.src);
+        let dst = self.addr(py, &m.dst);
+        let qname = match &m.qname {
+            Some(q) => PyString::new(py, q).into_any().unbind(),
+            None => py.None(),
+        };
+        let args: [Py<PyAny>; 16] = [
+            m.frame.into_pyobject(py)?.into_any().unbind(),
+            m.time.into_pyobject(py)?.into_any().unbind(),
+            m.iface.into_pyobject(py)?.into_any().unbind(),
+            transport.into_any(),
+            src.into_any(),
+            m.sport.into_pyobject(py)?.into_any().unbind(),
+            dst.into_any(),
+            m.dport.into_pyobject(py)?.into_any().unbind(),
+            m.id.into_pyobject(py)?.into_any().unbind(),
+            m.flags.into_pyobject(py)?.into_any().unbind(),
+            m.qdcount.into_pyobject(py)?.into_any().unbind(),
+            m.ancount.into_pyobject(py)?.into_any().unbind(),
+            qname,
+            m.qtype.into_pyobject(py)?.into_any().unbind(),
+            m.qclass.into_pyobject(py)?.into_any().unbind(),
+            PyBytes::new(py, &m.data).into_any().unbind(),
+        ];
+        Ok(self.message.bind(py).call1(PyTuple::new(py, args)?)?.unbind())
+    }
+
+    pub fn transaction(&mut self, py: Python<'_>, t: &Transaction) -> PyResult<Py<PyAny>> {
+        let query = self.message(py, &t.query)?;
+        let response = match &t.response {
+            Some(r) => Some(self.message(py, r)?),
+            None => None,
+        };
+        let pair = match &t.pair_transaction {
+            Some(p) => Some(self.transaction(py, p)?),
+            None => None,
+        };
+        let args: [Py<PyAny>; 17] = [
+            query,
+            response.into_pyobject(py)?.unbind(),
+            t.lookup_id.into_pyobject(py)?.into_any().unbind(),
+            t.attempt.into_pyobject(py)?.into_any().unbind(),
+            t.retransmission.map(|k| k.as_str()).into_pyobject(py)?.unbind(),
+            t.fanout_of.into_pyobject(py)?.unbind(),
+            t.tc_followed_by_tcp.into_pyobject(py)?.unbind(),
+            t.tc_next_query_frame.into_pyobject(py)?.unbind(),
+            t.pair_frame.into_pyobject(py)?.unbind(),
+            pybool(py, t.pair_concurrent),
+            pybool(py, t.pair_race_lost),
+            t.pair_answered.into_pyobject(py)?.unbind(),
+            PyTuple::new(py, &t.icmp_frames)?.into_any().unbind(),
+            PyTuple::new(py, &t.late_icmp_frames)?.into_any().unbind(),
+            t.pair_response_frame.into_pyobject(py)?.unbind(),
+            pair.into_pyobject(py)?.unbind(),
+            pybool(py, t.tcp_fallback),
+        ];
+        Ok(self.transaction.bind(py).call1(PyTuple::new(py, args)?)?.unbind())
+    }
+
+    pub fn lookup(&mut self, py: Python<'_>, l: &Lookup) -> PyResult<Py<PyAny>> {
+        let mut attempts = Vec::with_capacity(l.attempts.len());
+        for t in &l.attempts {
+            attempts.push(self.transaction(py, t)?);
+        }
+        // The answer is the same object as its attempt.
+        let answer = match l.answer {
+            Some(i) if i < attempts.len() => attempts[i].clone_ref(py),
+            _ => py.None(),
+        };
+        let args = (l.id, PyTuple::new(py, attempts)?, answer, l.open_at_end);
+        Ok(self.lookup.bind(py).call1(args)?.unbind())
+    }
+
+    pub fn orphan(&mut self, py: Python<'_>, o: &Orphan) -> PyResult<Py<PyAny>> {
+        let message = match &o.message {
+            Some(m) => Some(self.message(py, m)?),
+            None => None,
+        };
+        let args = (
+            o.kind.as_str(),
+            message,
+            o.frame,
+            o.time,
+            o.client.as_str(),
+            o.server.as_str(),
+            o.qname.as_str(),
+            o.qtype,
+            o.reason.as_str(),
+        );
+        Ok(self.orphan.bind(py).call1(args)?.unbind())
+    }
+}
+
+fn pybool(py: Python<'_>, b: bool) -> Py<PyAny> {
+    pyo3::types::PyBool::new(py, b).to_owned().into_any().unbind()
+}

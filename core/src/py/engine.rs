@@ -1,0 +1,247 @@
+//! `pcapdns._core.Engine`: the whole per-packet path for pcapdns/analysis.py.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::config::Config;
+use crate::engine;
+use crate::matcher::Event;
+use crate::read::{InputError, InputErrorKind};
+
+use super::convert::Classes;
+
+/// Put `obj.field` into `dict` under the field's name, for each field named.
+macro_rules! fields {
+    ($py:expr, $dict:expr, $obj:expr, [$($f:ident),* $(,)?]) => {{
+        $( $dict.set_item(stringify!($f), &$obj.$f)?; )*
+    }};
+}
+
+/// The analysis of one capture, run a step at a time.
+#[pyclass(unsendable, module = "pcapdns._core")]
+pub struct Engine {
+    inner: engine::Engine,
+    classes: Classes,
+    events: Vec<Event>,
+}
+
+fn config_from(cfg: &Bound<'_, PyAny>) -> PyResult<Config> {
+    macro_rules! get {
+        ($name:ident) => {
+            cfg.getattr(stringify!($name))?.extract()?
+        };
+    }
+    let ports: std::collections::HashSet<u16> = get!(ports);
+    let mut ports: Vec<u16> = ports.into_iter().collect();
+    ports.sort_unstable();
+    Ok(Config {
+        ports,
+        timeout: get!(timeout),
+        slow: get!(slow),
+        reorder_window: get!(reorder_window),
+        duplicate_window: get!(duplicate_window),
+        retransmission_window: get!(retransmission_window),
+        retransmission_min_gap: get!(retransmission_min_gap),
+        tc_fallback_window: get!(tc_fallback_window),
+        pair_before: get!(pair_before),
+        pair_after: get!(pair_after),
+        fanout_window: get!(fanout_window),
+        max_wait: get!(max_wait),
+        answer_linger: get!(answer_linger),
+        max_in_flight: get!(max_in_flight),
+        max_in_flight_bytes: get!(max_in_flight_bytes),
+        max_lingering: get!(max_lingering),
+        max_dedupe_entries: get!(max_dedupe_entries),
+        max_plausible_span: get!(max_plausible_span),
+        max_tcp_buffer_bytes: get!(max_tcp_buffer_bytes),
+        max_fragment_buffer_bytes: get!(max_fragment_buffer_bytes),
+    })
+}
+
+/// The pcapdns.errors exception for an input that cannot be used.
+fn input_error(py: Python<'_>, e: InputError) -> PyErr {
+    let class = match e.kind {
+        InputErrorKind::NotACapture => "NotACaptureError",
+        InputErrorKind::UnsupportedLinkType => "UnsupportedLinkTypeError",
+        InputErrorKind::Input => "InputError",
+    };
+    let made = py
+        .import("pcapdns.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|c| c.call1((e.path.as_str(), e.problem.as_str())));
+    match made {
+        Ok(err) => PyErr::from_value(err),
+        Err(err) => err,
+    }
+}
+
+impl Engine {
+    fn convert(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let out = PyList::empty(py);
+        for ev in self.events.drain(..) {
+            match ev {
+                Event::Lookup(l) => out.append(self.classes.lookup(py, &l)?)?,
+                Event::Orphan(o) => out.append(self.classes.orphan(py, &o)?)?,
+            }
+        }
+        Ok(out.unbind())
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Open the capture made of `paths` (files and directories) for `config`
+    /// (an AnalysisConfig). Raises the pcapdns.errors InputError family.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        paths: Vec<String>,
+        config: &Bound<'_, PyAny>,
+        keep_lookups: bool,
+    ) -> PyResult<Engine> {
+        let cfg = config_from(config)?;
+        let inner = engine::Engine::open(&paths, cfg, keep_lookups)
+            .map_err(|e| input_error(py, e))?;
+        Ok(Engine { inner, classes: Classes::new(py)?, events: Vec::new() })
+    }
+
+    /// Read and process up to `max_records` records: (closed lookups and orphans as
+    /// Python records, whether records are left).
+    fn step(&mut self, py: Python<'_>, max_records: usize) -> PyResult<(Py<PyList>, bool)> {
+        py.check_signals()?;
+        let more = self.inner.step(max_records, &mut self.events).map_err(|e| input_error(py, e))?;
+        Ok((self.convert(py)?, more))
+    }
+
+    /// The capture ended at `end`: everything still in flight, closed.
+    fn finish(&mut self, py: Python<'_>, end: Option<f64>) -> PyResult<Py<PyList>> {
+        self.inner.finish(end, &mut self.events).map_err(|e| input_error(py, e))?;
+        self.convert(py)
+    }
+
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        self.inner.reader.bytes_read()
+    }
+
+    #[getter]
+    fn total_bytes(&self) -> u64 {
+        self.inner.reader.total_bytes()
+    }
+
+    /// The newest record time read (records can be written out of time order).
+    #[getter]
+    fn newest(&self) -> f64 {
+        self.inner.reader.newest()
+    }
+
+    /// Each input file as the keyword arguments of pcapdns.stats.CaptureFile.
+    fn files(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let out = PyList::empty(py);
+        for f in self.inner.reader.files() {
+            let d = PyDict::new(py);
+            fields!(py, d, f, [path, size, format, gzip, link_types, packets, first_time,
+                               last_time, truncated, warnings, bytes_read, bad_timestamps]);
+            let names = PyDict::new(py);
+            for (k, v) in &f.interface_names {
+                names.set_item(k, v)?;
+            }
+            d.set_item("interface_names", names)?;
+            out.append(d)?;
+        }
+        Ok(out.unbind())
+    }
+
+    /// Everything else the outputs need, once the capture is finished.
+    fn facts(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        if !self.inner.finished() {
+            return Err(PyValueError::new_err("facts() before finish()"));
+        }
+        let e = &self.inner;
+        let d = PyDict::new(py);
+        d.set_item("records", e.reader.records())?;
+        d.set_item("late", e.reader.late())?;
+        d.set_item("open_warnings", e.reader.open_warnings())?;
+        d.set_item("late_warning", e.reader.late_warning())?;
+        d.set_item("malformed", e.malformed)?;
+        d.set_item("malformed_examples", &e.malformed_examples)?;
+
+        let s = &e.decoder.stats;
+        let dec = PyDict::new(py);
+        fields!(py, dec, s, [non_ip, not_dns, bad_ip, fragments, icmp_errors]);
+        d.set_item("decode", dec)?;
+        let t = &e.decoder.tcp.stats;
+        let tcp = PyDict::new(py);
+        fields!(py, tcp, t, [gaps, unframed_bytes, incomplete_messages, empty_messages,
+                             evicted_flows, evicted_bytes]);
+        d.set_item("tcp", tcp)?;
+        let f = &e.decoder.fragments;
+        let frag = PyDict::new(py);
+        fields!(py, frag, f, [reassembled, dropped, evicted, evicted_bytes]);
+        d.set_item("fragments", frag)?;
+
+        let m = &e.matcher.stats;
+        let ms = PyDict::new(py);
+        fields!(py, ms, m, [
+            queries, queries_udp, queries_tcp, responses, answered_queries,
+            unanswered_queries, unsolicited_responses, responses_before_capture,
+            continuation_responses, retransmissions, tcp_fallback_queries, parallel_lookups,
+            lookups, failed_lookups, lookups_open_at_end, lookups_failed, lookups_failed_late,
+            tc_responses, tc_followed_by_tcp, tc_without_tcp_retry, tc_open_at_end,
+            a_aaaa_pairs, a_aaaa_same_port_concurrent, a_aaaa_race_lost, fanout_groups,
+            icmp_errors, evicted, closed_early,
+        ]);
+        let rcodes = PyDict::new(py);
+        for (name, n) in &m.rcodes {
+            rcodes.set_item(name, n)?;
+        }
+        ms.set_item("rcodes", rcodes)?;
+        d.set_item("match", ms)?;
+
+        let dd = &e.dedupe;
+        let dedupe = PyDict::new(py);
+        dedupe.set_item("duplicates", dd.duplicates)?;
+        dedupe.set_item("evicted", dd.evicted)?;
+        match &dd.copies {
+            Some(c) => {
+                let copies = PyDict::new(py);
+                for (k, v) in c {
+                    copies.set_item(k, v)?;
+                }
+                dedupe.set_item("copies", copies)?;
+            }
+            None => dedupe.set_item("copies", py.None())?,
+        }
+        d.set_item("dedupe", dedupe)?;
+        let dnat: Vec<String> = dd.dnat_server_texts();
+        d.set_item("dnat_servers", dnat)?;
+
+        let tl = &e.tallies;
+        let h = &tl.latency;
+        d.set_item("latency", (h.raw(), h.n, h.max))?;
+        let servers = PyList::empty(py);
+        for (key, row) in tl.breakdown.servers.items() {
+            let r = PyDict::new(py);
+            fields!(py, r, row, [lookups, answered, failed, retransmissions, servfail,
+                                 nxdomain, refused]);
+            let lh = &row.latency;
+            r.set_item("latency", (lh.raw(), lh.n, lh.max))?;
+            servers.append((key, r))?;
+        }
+        let clients = PyList::empty(py);
+        for (key, row) in tl.breakdown.clients.items() {
+            let r = PyDict::new(py);
+            fields!(py, r, row, [lookups, answered, failed, retransmissions, race_lost,
+                                 servfail, nxdomain, refused, max_latency]);
+            clients.append((key, r))?;
+        }
+        d.set_item("breakdown", (servers, clients))?;
+        let (start, step, queries, failed) = tl.timeline.series();
+        d.set_item(
+            "timeline",
+            (start, step, queries, failed, tl.timeline.first, tl.timeline.last),
+        )?;
+        Ok(d.unbind())
+    }
+}
