@@ -32,8 +32,9 @@ MAX_HOLES = 4
 #: Pieces of skipped gaps remembered per direction. A late segment inside a gap splits it in
 #: two, so without a cap a stream of late segments grows the list by one piece each, and
 #: each scans it: quadratic cost. A retransmission fills a gap from its start (no split); a
-#: reordering splits a gap a few times. 16 leaves each of the MAX_HOLES gaps room for three
-#: splits and keeps the scan of each late segment short.
+#: reordering splits a gap a few times: 16 leaves each of the MAX_HOLES gaps room for three
+#: splits. The pieces are not counted in the byte budget, so the cap is kept small: 65,536
+#: directions hold at most a million pieces.
 MAX_HOLE_PIECES = 16
 MAX_FLOWS = 65536
 IDLE_SECONDS = 120.0
