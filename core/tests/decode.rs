@@ -222,6 +222,7 @@ fixture_tests! {
     fragments_too_many_datagrams => "fragments-too-many-datagrams",
     tcp_basic => "tcp-basic",
     tcp_holes => "tcp-holes",
+    tcp_hole_pieces => "tcp-hole-pieces",
     tcp_acked => "tcp-acked",
     tcp_expiry => "tcp-expiry",
     tcp_budget => "tcp-budget",

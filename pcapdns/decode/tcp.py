@@ -7,7 +7,11 @@ connections that started before the capture did.
 
 State per direction is bounded: at most ``MAX_OUT_OF_ORDER`` segments wait for a gap to
 fill; when that overflows, or a buffered message can never complete, the gap is skipped and
-counted, and framing restarts at the next segment that looks like a DNS message.
+counted, and framing restarts at the next segment that looks like a DNS message. Pieces of
+the gaps skipped are remembered so that a segment arriving late inside one is framed on its
+own: the last ``MAX_HOLES`` when a gap is skipped, at most ``MAX_HOLE_PIECES`` as late
+segments split them; a late segment inside a piece that was forgotten is taken for a
+retransmission (see ``TcpReassembler._late``).
 
 All directions together hold at most ``max_bytes`` (``AnalysisConfig.max_tcp_buffer_bytes``)
 of partial messages and waiting segments: counts alone do not bound memory, since 65,536
@@ -25,6 +29,13 @@ from dataclasses import dataclass, field
 
 MAX_OUT_OF_ORDER = 32
 MAX_HOLES = 4
+#: Pieces of skipped gaps remembered per direction. A late segment inside a gap splits it in
+#: two, so without a cap a stream of late segments grows the list by one piece each, and
+#: each scans it: quadratic cost. A retransmission fills a gap from its start (no split); a
+#: reordering splits a gap a few times: 16 leaves each of the MAX_HOLES gaps room for three
+#: splits. The pieces are not counted in the byte budget, so the cap is kept small: 65,536
+#: directions hold at most a million pieces.
+MAX_HOLE_PIECES = 16
 MAX_FLOWS = 65536
 IDLE_SECONDS = 120.0
 #: Default of ``max_bytes``: the analysis passes ``AnalysisConfig.max_tcp_buffer_bytes``.
@@ -53,9 +64,10 @@ class _Direction:
     unaligned: bool = False
     #: While unaligned: offsets in ``buf`` where a segment began (a message may start there).
     starts: list[int] = field(default_factory=list)
-    #: Gaps skipped on a message boundary, as (start, end) sequence numbers. Bytes that
-    #: arrive later inside one were reordered or retransmitted after a loss, not copies of
-    #: bytes already taken, and are framed on their own.
+    #: Gaps skipped on a message boundary, as (start, end) sequence numbers in stream order
+    #: (at most MAX_HOLES pieces when a gap is skipped, MAX_HOLE_PIECES as late segments
+    #: split them). Bytes that arrive later inside one were reordered or retransmitted after
+    #: a loss, not copies of bytes already taken, and are framed on their own.
     holes: list[tuple[int, int]] = field(default_factory=list)
     #: The peer's latest acknowledgment of this direction: bytes before it reached the
     #: peer, so a gap before it is a capture loss that no retransmission will fill.
@@ -241,7 +253,15 @@ class TcpReassembler:
         self, d: _Direction, seq: int, payload: bytes, frame: int, time: float
     ) -> Iterator[TcpMessage]:
         """A segment behind ``next_seq``: frame it on its own when it lies in a skipped
-        hole (the hole was a reordering, or a loss the sender repaired)."""
+        hole (the hole was a reordering, or a loss the sender repaired).
+
+        Past MAX_HOLE_PIECES the oldest pieces are forgotten, as the oldest gaps are when a
+        gap is skipped: a sender repairs the oldest loss first and a reordering is short,
+        so late bytes for them are the least likely still to come. A segment inside a
+        forgotten piece cannot be told from a retransmission of bytes already taken, so it
+        is ignored like one: counted in no ``TcpStats`` field, its gap counted in ``gaps``
+        when it was skipped.
+        """
         for i, (start, end) in enumerate(d.holes):
             off = (seq - start) & 0xFFFFFFFF
             if off + len(payload) > (end - start) & 0xFFFFFFFF:
@@ -252,6 +272,8 @@ class TcpReassembler:
             if after != end:
                 rest.append((after, end))
             d.holes[i : i + 1] = rest
+            if len(d.holes) > MAX_HOLE_PIECES:
+                del d.holes[: len(d.holes) - MAX_HOLE_PIECES]
             pos = 0
             if _looks_like_dns(payload[:14]):
                 while len(payload) - pos >= 2:

@@ -4,7 +4,7 @@ not captured, lost segments, and length prefixes that lie."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -343,6 +343,86 @@ def test_corpus_gap_still_counts_three_queries_and_three_responses(corpus: Path)
 
     assert (result.match.queries, result.match.responses) == (3, 3)
     assert result.tcp.gaps >= 1
+
+
+# -- late segments inside a skipped gap: a capped list of its pieces ---------------------------
+
+
+class _CountingPieces(list[tuple[int, int]]):
+    """A direction's list of gap pieces that counts the pieces looked at."""
+
+    looked = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for piece in super().__iter__():
+            self.looked += 1
+            yield piece
+
+
+_KEY = ("10.0.3.7", 40000, SERVER, 53)
+
+
+def _skipped_gap(r: TcpReassembler, size: int) -> int:
+    """A query, then a gap of ``size`` bytes skipped at once (a query starts beyond it);
+    return where the gap begins."""
+    m1 = framed(q(1))
+    list(r.segment(_KEY, ISN, 0x02, b"", 1, T0))
+    list(r.segment(_KEY, ISN + 1, 0x18, m1, 2, T0))
+    start = ISN + 1 + len(m1)
+    assert [m[:2] for m, _, _ in r.segment(_KEY, start + size, 0x18, framed(q(2)), 3, T0)] == [
+        b"\x00\x02"
+    ]
+    assert r._flows[_KEY].holes == [(start, start + size)]
+    return start
+
+
+def test_late_segments_splitting_a_gap_cost_a_bounded_scan_each() -> None:
+    # 40,000 one-byte segments arrive inside a skipped gap, one byte apart and in order:
+    # each splits the last piece. Without a cap each looked at every piece before it
+    # (800 million in all).
+    n = 40_000
+    r = TcpReassembler()
+    start = _skipped_gap(r, 2 * n + 2)
+    d = r._flows[_KEY]
+    d.holes = pieces = _CountingPieces(d.holes)
+    most = 0
+    for i in range(n):
+        before = pieces.looked
+        assert list(r.segment(_KEY, start + 1 + 2 * i, 0x18, b"\x00", 4 + i, T0)) == []
+        most = max(most, pieces.looked - before)
+        assert d.holes is pieces and len(pieces) <= tcp.MAX_HOLE_PIECES, (i, len(pieces))
+
+    assert most == tcp.MAX_HOLE_PIECES
+    assert pieces.looked <= tcp.MAX_HOLE_PIECES * n
+    # The pieces kept are the newest: the last 15 bytes between late segments, and the
+    # rest of the gap after the last one.
+    end = start + 2 * n + 2
+    assert pieces == [(start + 2 * i, start + 2 * i + 1) for i in range(n - 15, n)] + [
+        (start + 2 * n, end)
+    ]
+    # Each late byte was looked at and could not be framed; the gap was counted once.
+    assert (r.stats.gaps, r.stats.unframed_bytes) == (1, n)
+
+
+def test_late_message_inside_a_forgotten_piece_is_taken_for_a_retransmission() -> None:
+    r = TcpReassembler()
+    start = _skipped_gap(r, 1_000)
+    # 16 one-byte segments split the gap 16 times: 17 pieces, the first one forgotten.
+    for i in range(tcp.MAX_HOLE_PIECES):
+        list(r.segment(_KEY, start + 100 + 2 * i, 0x18, b"\x00", 4 + i, T0))
+    holes = r._flows[_KEY].holes
+    assert len(holes) == tcp.MAX_HOLE_PIECES and holes[0] == (start + 101, start + 102)
+    unframed = r.stats.unframed_bytes
+
+    # A query late in the forgotten first piece is ignored, like a copy of bytes taken,
+    # and counted nowhere; one late in the last piece is framed on its own.
+    assert list(r.segment(_KEY, start, 0x18, framed(q(3)), 30, T0)) == []
+    late = framed(q(4))
+    out = list(r.segment(_KEY, start + 1_000 - len(late), 0x18, late, 31, T0))
+
+    assert [(m[:2], frame) for m, frame, _ in out] == [(b"\x00\x04", 31)]
+    assert r.stats.unframed_bytes == unframed == tcp.MAX_HOLE_PIECES
+    assert (r.stats.gaps, r.stats.incomplete_messages) == (1, 0)
 
 
 # -- the byte budget: what never completes cannot take the machine's memory -------------------

@@ -8,6 +8,10 @@
 //! State per direction is bounded: at most `MAX_OUT_OF_ORDER` segments wait for a gap to
 //! fill; when that overflows, or a buffered message can never complete, the gap is skipped
 //! and counted, and framing restarts at the next segment that looks like a DNS message.
+//! Pieces of the gaps skipped are remembered so that a segment arriving late inside one is
+//! framed on its own: the last `MAX_HOLES` when a gap is skipped, at most `MAX_HOLE_PIECES`
+//! as late segments split them; a late segment inside a piece that was forgotten is taken
+//! for a retransmission (see `Direction::late`).
 //!
 //! All directions together hold at most `max_bytes` (`Config::max_tcp_buffer_bytes`) of
 //! partial messages and waiting segments: counts alone do not bound memory, since 65,536
@@ -22,6 +26,13 @@ use crate::types::Time;
 
 pub const MAX_OUT_OF_ORDER: usize = 32;
 pub const MAX_HOLES: usize = 4;
+/// Pieces of skipped gaps remembered per direction. A late segment inside a gap splits it in
+/// two, so without a cap a stream of late segments grows the list by one piece each, and
+/// each scans it: quadratic cost. A retransmission fills a gap from its start (no split); a
+/// reordering splits a gap a few times: 16 leaves each of the MAX_HOLES gaps room for three
+/// splits. The pieces are not counted in the byte budget, so the cap is kept small: 65,536
+/// directions hold at most a million pieces.
+pub const MAX_HOLE_PIECES: usize = 16;
 pub const MAX_FLOWS: usize = 65536;
 pub const IDLE_SECONDS: f64 = 120.0;
 /// Default of `max_bytes`.
@@ -103,9 +114,10 @@ struct Direction {
     unaligned: bool,
     /// While unaligned: offsets in `buf` where a segment began (a message may start there).
     starts: Vec<usize>,
-    /// Gaps skipped on a message boundary, as (start, end) sequence numbers. Bytes that
-    /// arrive later inside one were reordered or retransmitted after a loss, not copies of
-    /// bytes already taken, and are framed on their own.
+    /// Gaps skipped on a message boundary, as (start, end) sequence numbers in stream order
+    /// (at most MAX_HOLES pieces when a gap is skipped, MAX_HOLE_PIECES as late segments
+    /// split them). Bytes that arrive later inside one were reordered or retransmitted after
+    /// a loss, not copies of bytes already taken, and are framed on their own.
     holes: Vec<(u32, u32)>,
     /// The peer's latest acknowledgment of this direction: bytes before it reached the
     /// peer, so a gap before it is a capture loss that no retransmission will fill.
@@ -291,6 +303,13 @@ impl Direction {
 
     /// A segment behind `next_seq`: frame it on its own when it lies in a skipped hole
     /// (the hole was a reordering, or a loss the sender repaired).
+    ///
+    /// Past MAX_HOLE_PIECES the oldest pieces are forgotten, as the oldest gaps are when a
+    /// gap is skipped: a sender repairs the oldest loss first and a reordering is short, so
+    /// late bytes for them are the least likely still to come. A segment inside a forgotten
+    /// piece cannot be told from a retransmission of bytes already taken, so it is ignored
+    /// like one: counted in no `TcpStats` field, its gap counted in `gaps` when it was
+    /// skipped.
     fn late(
         &mut self,
         st: &mut TcpStats,
@@ -320,6 +339,9 @@ impl Direction {
                 k += 1;
             }
             self.holes.splice(i..i + 1, rest[..k].iter().copied());
+            if self.holes.len() > MAX_HOLE_PIECES {
+                self.holes.drain(..self.holes.len() - MAX_HOLE_PIECES);
+            }
             let mut pos = 0;
             if looks_like_dns(payload.get(..14).unwrap_or(payload)) {
                 while len - pos >= 2 {
@@ -692,6 +714,88 @@ mod tests {
             .filter(|&i| r.flows.find(&key(i)).is_some())
             .collect();
         assert_eq!(kept, vec![1, 2, 919, 65535]);
+    }
+
+    /// A query for `svc.example.com`, type A, with its length prefix.
+    fn framed_query(ident: u16) -> Vec<u8> {
+        let mut m = Vec::new();
+        for v in [ident, 0x0100, 1, 0, 0, 0] {
+            m.extend_from_slice(&v.to_be_bytes());
+        }
+        m.extend_from_slice(b"\x03svc\x07example\x03com\x00\x00\x01\x00\x01");
+        let mut out = (m.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&m);
+        out
+    }
+
+    /// Feed a client data segment (PSH, ACK); return the DNS IDs and frames it completes.
+    fn data(r: &mut TcpReassembler, seq: u32, payload: &[u8], frame: u64) -> Vec<(u8, u64)> {
+        let mut out = Vec::new();
+        let mut emit = |m: Vec<u8>, f: u64, _: Time| out.push((m[1], f));
+        r.segment(key(0), seq, 0x18, payload, frame, 0.0, 0, &mut emit);
+        out
+    }
+
+    /// A query, then a gap of `size` bytes skipped at once (a query starts beyond it);
+    /// returns where the gap begins.
+    fn skipped_gap(r: &mut TcpReassembler, size: u32) -> u32 {
+        r.segment(key(0), 1000, SYN, b"", 1, 0.0, 0, &mut |_, _, _| {});
+        let m1 = framed_query(1);
+        assert_eq!(data(r, 1001, &m1, 2), vec![(1, 2)]);
+        let start = 1001 + m1.len() as u32;
+        assert_eq!(data(r, start + size, &framed_query(2), 3), vec![(2, 3)]);
+        assert_eq!(holes(r), vec![(start, start + size)]);
+        start
+    }
+
+    fn holes(r: &TcpReassembler) -> Vec<(u32, u32)> {
+        let slot = r.flows.find(&key(0)).expect("the direction");
+        r.flows.get(slot).holes.clone()
+    }
+
+    #[test]
+    fn late_segments_splitting_a_gap_keep_at_most_max_hole_pieces() {
+        // One-byte segments inside a skipped gap, one byte apart and in order: each splits
+        // the last piece. The list scanned for each stays within MAX_HOLE_PIECES.
+        let n = 40_000u32;
+        let mut r = TcpReassembler::new(MAX_BYTES);
+        let start = skipped_gap(&mut r, 2 * n + 2);
+        for i in 0..n {
+            assert_eq!(data(&mut r, start + 1 + 2 * i, b"\x00", 4), vec![]);
+            let pieces = holes(&r).len();
+            assert!(pieces <= MAX_HOLE_PIECES, "segment {i}: {pieces} pieces");
+        }
+        // The newest pieces are kept: the last 15 bytes between late segments, and the rest
+        // of the gap after the last one.
+        let mut kept: Vec<(u32, u32)> = (n - 15..n)
+            .map(|i| (start + 2 * i, start + 2 * i + 1))
+            .collect();
+        kept.push((start + 2 * n, start + 2 * n + 2));
+        assert_eq!(holes(&r), kept);
+        assert_eq!((r.stats.gaps, r.stats.unframed_bytes), (1, n as u64));
+    }
+
+    #[test]
+    fn late_message_inside_a_forgotten_piece_is_taken_for_a_retransmission() {
+        let mut r = TcpReassembler::new(MAX_BYTES);
+        let start = skipped_gap(&mut r, 1_000);
+        // 16 one-byte segments split the gap 16 times: 17 pieces, the first one forgotten.
+        for i in 0..MAX_HOLE_PIECES as u32 {
+            assert_eq!(data(&mut r, start + 100 + 2 * i, b"\x00", 4), vec![]);
+        }
+        let h = holes(&r);
+        assert_eq!(h.len(), MAX_HOLE_PIECES);
+        assert_eq!(h[0], (start + 101, start + 102));
+
+        // A query late in the forgotten first piece is ignored, like a copy of bytes taken,
+        // and counted nowhere; one late in the last piece is framed on its own.
+        assert_eq!(data(&mut r, start, &framed_query(3), 30), vec![]);
+        let late = framed_query(4);
+        let at = start + 1_000 - late.len() as u32;
+        assert_eq!(data(&mut r, at, &late, 31), vec![(4, 31)]);
+        let s = &r.stats;
+        let counted = (s.gaps, s.unframed_bytes, s.incomplete_messages);
+        assert_eq!(counted, (1, MAX_HOLE_PIECES as u64, 0));
     }
 
     #[test]
