@@ -56,7 +56,7 @@ use hash::Seeded;
 pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
-    drop_held, enqueue, newest, put, take, waiting_newest, Fan, FanOut, Group, GroupKey, Held,
+    drop_held, enqueue, put, take, take_newest, waiting_newest, Fan, FanOut, Group, GroupKey, Held,
     IdKey, Map, Name, PendingKey, PendingToKey, Query, SeenKey, SocketKey, TcKey, Waiting, Xfr,
     XfrKey, NONE,
 };
@@ -259,7 +259,9 @@ impl Matcher {
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
         let gkey = group_key(&m, m.transport, &name);
-        let prev = self.groups.get(&gkey).cloned();
+        // The new query is the group's newest from now on (the TCP fallback below looks at
+        // the UDP group of the question, never at this key).
+        let prev = self.groups.insert(gkey, q.clone());
         let fallback = if m.transport == Transport::Tcp {
             self.tcp_fallback_of(&m, &name)
         } else {
@@ -306,7 +308,6 @@ impl Matcher {
         g.members.push(q.clone());
         g.max_attempt = g.max_attempt.max(q.attempt.get());
         g.has_fallback |= q.tcp_fallback.get();
-        self.groups.insert(gkey, q.clone());
 
         self.fan_out(pkey, &q);
 
@@ -317,7 +318,12 @@ impl Matcher {
             qtype: m.qtype,
             name: name.clone(),
         };
-        if let Some(waiting) = self.tc_waiting.remove(&tkey) {
+        let waiting = if self.tc_waiting.is_empty() {
+            None
+        } else {
+            self.tc_waiting.remove(&tkey)
+        };
+        if let Some(waiting) = waiting {
             for tq in waiting {
                 // A query after the window is not the fallback: that is "nothing within 5 s".
                 if tq
@@ -455,15 +461,28 @@ impl Matcher {
         // The newest query sent to the response's source, else the newest to any server
         // (kube-proxy DNAT rewrote the address).
         let tkey = PendingToKey {
-            key: pkey,
+            key: pkey.clone(),
             server: m.src,
         };
-        let mut q = newest(self.pending_to.get(&tkey), m.time, oldest);
-        if q.is_none() {
-            q = newest(self.pending.get(&tkey.key), m.time, oldest);
+        let mut q = take_newest(&mut self.pending_to, tkey, m.time, oldest, 1);
+        if let Some(q) = &q {
+            drop_held(&mut self.pending, pkey, q, 0);
+        } else {
+            q = take_newest(&mut self.pending, pkey.clone(), m.time, oldest, 0);
+            if let Some(q) = &q {
+                drop_held(
+                    &mut self.pending_to,
+                    PendingToKey {
+                        key: pkey,
+                        server: q.msg.dst,
+                    },
+                    q,
+                    1,
+                );
+            }
         }
         if let Some(q) = &q {
-            self.unpend(q);
+            q.pended.set(false);
         }
         if q.is_none() && m.qname.is_none() {
             q = self.questionless_match(&m);

@@ -259,10 +259,34 @@ pub(crate) fn drop_held<K: Hash + Eq>(
     q: &Rc<Query>,
     which: usize,
 ) {
+    if let Entry::Occupied(mut e) = table.entry(key) {
+        if remove_held(e.get_mut(), q, which) {
+            e.remove();
+        }
+    }
+}
+
+/// Remove and return the query `newest` picks under `key` (one hash for both).
+pub(crate) fn take_newest<K: Hash + Eq>(
+    table: &mut Map<K, Held>,
+    key: K,
+    t: Time,
+    oldest: Time,
+    which: usize,
+) -> Option<Rc<Query>> {
     let Entry::Occupied(mut e) = table.entry(key) else {
-        return;
+        return None;
     };
-    let empty = match e.get_mut() {
+    let q = newest(Some(e.get()), t, oldest)?;
+    if remove_held(e.get_mut(), &q, which) {
+        e.remove();
+    }
+    Some(q)
+}
+
+/// Remove `q` from `held` if it is there; whether `held` is empty now.
+fn remove_held(held: &mut Held, q: &Rc<Query>, which: usize) -> bool {
+    match held {
         Held::One(one) => Rc::ptr_eq(one, q),
         Held::Many(set) => {
             let pos = q.slot[which].get() as usize;
@@ -271,7 +295,7 @@ pub(crate) fn drop_held<K: Hash + Eq>(
                 .get(pos)
                 .is_some_and(|s| s.as_ref().is_some_and(|x| Rc::ptr_eq(x, q)))
             {
-                return;
+                return false;
             }
             set.v[pos] = None;
             q.slot[which].set(NONE);
@@ -289,9 +313,6 @@ pub(crate) fn drop_held<K: Hash + Eq>(
             }
             set.live == 0
         }
-    };
-    if empty {
-        e.remove();
     }
 }
 
