@@ -305,7 +305,7 @@ impl Matcher {
         };
         q.group.set(gi);
         let g = &mut self.slab[gi as usize];
-        g.members.push(q.clone());
+        g.members += 1;
         g.max_attempt = g.max_attempt.max(q.attempt.get());
         g.has_fallback |= q.tcp_fallback.get();
 
@@ -365,6 +365,7 @@ impl Matcher {
         };
         let g = &mut self.slab[gi as usize];
         g.id = id;
+        g.members = 0;
         g.max_attempt = 0;
         g.has_fallback = false;
         gi
@@ -878,7 +879,7 @@ impl Matcher {
         }
         let g = &mut self.slab[gi as usize];
         g.closed.push(tx);
-        if g.closed.len() == g.members.len() {
+        if g.closed.len() == g.members {
             self.emit(gi);
         }
     }
@@ -895,10 +896,7 @@ impl Matcher {
             });
             usable_answer(&attempts)
         };
-        // The queries no longer name the slot, which goes back to the free list.
-        for q in g.members.drain(..) {
-            q.group.set(NONE);
-        }
+        // The slot goes back to the free list (its closed queries never read it again).
         let id = g.id;
         self.free.push(gi);
         let st = &mut self.stats;
@@ -984,13 +982,17 @@ impl Matcher {
 }
 
 impl Drop for Matcher {
-    /// Break the A/AAAA cycles of queries still open (every open query is an attempt of a
-    /// lookup in the slab), so that dropping an unfinished matcher frees everything.
+    /// Break the A/AAAA cycles of queries still open (every open query is in the
+    /// unanswered or an answered queue), so that dropping an unfinished matcher frees
+    /// everything.
     fn drop(&mut self) {
-        for g in &self.slab {
-            for q in &g.members {
-                q.pair.borrow_mut().take();
-            }
+        let answered = self
+            .answered
+            .iter()
+            .chain(self.answered_tc.iter())
+            .map(|(_, q)| q);
+        for q in answered.chain(self.unanswered.iter().flatten()) {
+            q.pair.borrow_mut().take();
         }
     }
 }

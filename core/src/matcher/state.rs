@@ -56,7 +56,10 @@ fn name_bytes(m: &Msg) -> &[u8] {
 
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
-        self.hash == other.hash && self.bytes().eq_ignore_ascii_case(other.bytes())
+        // A query removing its own index entries compares its name with itself: no need to
+        // read the bytes.
+        Rc::ptr_eq(&self.msg, &other.msg)
+            || (self.hash == other.hash && self.bytes().eq_ignore_ascii_case(other.bytes()))
     }
 }
 
@@ -147,7 +150,8 @@ pub(crate) struct Query {
     /// The question name as a key (the lower-cased name of the Python side).
     pub name: Name,
     pub response: RefCell<Option<Msg>>,
-    /// Index of its lookup in the matcher's group slab; NONE once the lookup is emitted.
+    /// Index of its lookup in the matcher's group slab (read only while the query is open:
+    /// the slot is reused once the lookup is emitted).
     pub group: Cell<u32>,
     pub attempt: Cell<u32>,
     pub retransmission: Cell<Option<RetransmissionKind>>,
@@ -476,7 +480,10 @@ impl Fan {
 #[derive(Default)]
 pub(crate) struct Group {
     pub id: u64,
-    pub members: Vec<Rc<Query>>,
+    /// Its queries (attempts) so far: the lookup is emitted when as many are closed. The
+    /// queries name the slot by index and never read it once closed, so the slot needs no
+    /// list of them (the Python side keeps one).
+    pub members: usize,
     pub closed: Vec<Rc<Transaction>>,
     /// The highest attempt number of the members, and whether one is a TCP fallback (the
     /// Python side scans the members for both).
