@@ -375,12 +375,12 @@ impl Matcher {
     fn fan_out(&mut self, pkey: PendingKey, q: &Rc<Query>) {
         let fan = match self.fanout.entry(pkey) {
             Entry::Vacant(e) => {
-                e.insert(Fan::One(q.clone())); // one query: no window until a second one
+                e.insert(Fan::One(q.clone(), q.msg.time)); // one query: no window until a second
                 return;
             }
             Entry::Occupied(e) => e.into_mut(),
         };
-        if let Fan::One(one) = fan {
+        if let Fan::One(one, _) = fan {
             let mut w = FanOut::new(&self.seed);
             w.add(one);
             *fan = Fan::Many(Box::new(w));

@@ -343,7 +343,8 @@ pub(crate) fn newest(held: Option<&Held>, t: Time, oldest: Time) -> Option<Rc<Qu
 /// One socket's A (or AAAA) queries waiting for a partner: the query, or a queue once
 /// there are two.
 pub(crate) enum Waiting {
-    One(Rc<Query>),
+    /// The query, and its time (kept here so that the sweep need not read the query).
+    One(Rc<Query>, Time),
     Many(VecDeque<Rc<Query>>),
 }
 
@@ -351,12 +352,12 @@ pub(crate) enum Waiting {
 pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &Rc<Query>) {
     match table.entry(key) {
         Entry::Vacant(e) => {
-            e.insert(Waiting::One(q.clone()));
+            e.insert(Waiting::One(q.clone(), q.msg.time));
         }
         Entry::Occupied(mut e) => {
             let held = e.get_mut();
             match held {
-                Waiting::One(one) => {
+                Waiting::One(one, _) => {
                     *held = Waiting::Many(VecDeque::from([one.clone(), q.clone()]));
                 }
                 Waiting::Many(lst) => lst.push_back(q.clone()),
@@ -374,8 +375,8 @@ pub(crate) fn take(
 ) -> Option<Rc<Query>> {
     let held = table.get_mut(key)?;
     match held {
-        Waiting::One(_) => {
-            let Some(Waiting::One(h)) = table.remove(key) else {
+        Waiting::One(..) => {
+            let Some(Waiting::One(h, _)) = table.remove(key) else {
                 unreachable!()
             };
             let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
@@ -401,7 +402,7 @@ pub(crate) fn take(
 /// The time a pairing entry went quiet at (its newest query); None for an empty queue.
 pub(crate) fn waiting_newest(w: &Waiting) -> Option<Time> {
     match w {
-        Waiting::One(q) => Some(q.msg.time),
+        Waiting::One(_, t) => Some(*t),
         Waiting::Many(lst) => lst.back().map(|q| q.msg.time),
     }
 }
@@ -463,14 +464,15 @@ impl FanOut {
 
 /// A fan-out entry: one query (no window object until a second one comes), or the window.
 pub(crate) enum Fan {
-    One(Rc<Query>),
+    /// The query, and its time (kept here so that the sweep need not read the query).
+    One(Rc<Query>, Time),
     Many(Box<FanOut>),
 }
 
 impl Fan {
     pub(crate) fn newest(&self) -> Time {
         match self {
-            Fan::One(q) => q.msg.time,
+            Fan::One(_, t) => *t,
             Fan::Many(f) => f.newest,
         }
     }
