@@ -361,3 +361,28 @@ pub fn check(case: &Case) -> Result<(), String> {
         Err(problems.join("\n"))
     }
 }
+
+/// Run the matcher over the case's input with the config of run `k`, dropping what it
+/// emits: the matcher's own cost, for timing. Returns the messages fed.
+pub fn replay(case: &Case, k: usize) -> usize {
+    let mut m = Matcher::new(&case.configs[k]);
+    let mut events = Vec::new();
+    let mut n = 0;
+    for inp in &case.inputs {
+        match inp {
+            Input::Start(t) => m.capture_start = *t,
+            Input::Msg(msg) => {
+                m.message(msg.clone());
+                n += 1;
+            }
+            Input::Icmp(e) => m.icmp(e),
+            Input::Finish(end) => m.finish(*end),
+        }
+        if events.len() < 4096 {
+            m.drain(&mut events);
+        } else {
+            events.clear();
+        }
+    }
+    n
+}

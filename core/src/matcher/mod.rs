@@ -40,25 +40,24 @@
 //! the queries name by index, so the only reference cycle is an open A/AAAA pair, which the
 //! second close (or dropping the matcher) breaks.
 
+mod close;
 mod hash;
 pub mod records;
 pub mod state;
 
-use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
-use std::collections::{HashSet, VecDeque};
-use std::mem;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::config::Config;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
+use close::close_early;
 use hash::Seeded;
 pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
-    drop_held, enqueue, newest, put, take, waiting_newest, Fan, FanOut, Group, GroupKey, Held,
-    IdKey, Map, Name, PendingKey, PendingToKey, Query, SeenKey, SocketKey, TcKey, Waiting, Xfr,
-    XfrKey, NONE,
+    drop_held, enqueue, put, take, take_newest, Fan, FanOut, Group, GroupKey, Held, IdKey, Map,
+    Name, PendingKey, PendingToKey, Query, SeenKey, SocketKey, TcKey, Waiting, Xfr, XfrKey, NONE,
 };
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
@@ -259,7 +258,9 @@ impl Matcher {
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
         let gkey = group_key(&m, m.transport, &name);
-        let prev = self.groups.get(&gkey).cloned();
+        // The new query is the group's newest from now on (the TCP fallback below looks at
+        // the UDP group of the question, never at this key).
+        let prev = self.groups.insert(gkey, q.clone());
         let fallback = if m.transport == Transport::Tcp {
             self.tcp_fallback_of(&m, &name)
         } else {
@@ -303,10 +304,9 @@ impl Matcher {
         };
         q.group.set(gi);
         let g = &mut self.slab[gi as usize];
-        g.members.push(q.clone());
+        g.members += 1;
         g.max_attempt = g.max_attempt.max(q.attempt.get());
         g.has_fallback |= q.tcp_fallback.get();
-        self.groups.insert(gkey, q.clone());
 
         self.fan_out(pkey, &q);
 
@@ -317,7 +317,12 @@ impl Matcher {
             qtype: m.qtype,
             name: name.clone(),
         };
-        if let Some(waiting) = self.tc_waiting.remove(&tkey) {
+        let waiting = if self.tc_waiting.is_empty() {
+            None
+        } else {
+            self.tc_waiting.remove(&tkey)
+        };
+        if let Some(waiting) = waiting {
             for tq in waiting {
                 // A query after the window is not the fallback: that is "nothing within 5 s".
                 if tq
@@ -359,6 +364,7 @@ impl Matcher {
         };
         let g = &mut self.slab[gi as usize];
         g.id = id;
+        g.members = 0;
         g.max_attempt = 0;
         g.has_fallback = false;
         gi
@@ -368,12 +374,12 @@ impl Matcher {
     fn fan_out(&mut self, pkey: PendingKey, q: &Rc<Query>) {
         let fan = match self.fanout.entry(pkey) {
             Entry::Vacant(e) => {
-                e.insert(Fan::One(q.clone())); // one query: no window until a second one
+                e.insert(Fan::One(q.clone(), q.msg.time)); // one query: no window until a second
                 return;
             }
             Entry::Occupied(e) => e.into_mut(),
         };
-        if let Fan::One(one) = fan {
+        if let Fan::One(one, _) = fan {
             let mut w = FanOut::new(&self.seed);
             w.add(one);
             *fan = Fan::Many(Box::new(w));
@@ -455,15 +461,28 @@ impl Matcher {
         // The newest query sent to the response's source, else the newest to any server
         // (kube-proxy DNAT rewrote the address).
         let tkey = PendingToKey {
-            key: pkey,
+            key: pkey.clone(),
             server: m.src,
         };
-        let mut q = newest(self.pending_to.get(&tkey), m.time, oldest);
-        if q.is_none() {
-            q = newest(self.pending.get(&tkey.key), m.time, oldest);
+        let mut q = take_newest(&mut self.pending_to, tkey, m.time, oldest, 1);
+        if let Some(q) = &q {
+            drop_held(&mut self.pending, pkey, q, 0);
+        } else {
+            q = take_newest(&mut self.pending, pkey.clone(), m.time, oldest, 0);
+            if let Some(q) = &q {
+                drop_held(
+                    &mut self.pending_to,
+                    PendingToKey {
+                        key: pkey,
+                        server: q.msg.dst,
+                    },
+                    q,
+                    1,
+                );
+            }
         }
         if let Some(q) = &q {
-            self.unpend(q);
+            q.pended.set(false);
         }
         if q.is_none() && m.qname.is_none() {
             q = self.questionless_match(&m);
@@ -604,348 +623,6 @@ impl Matcher {
         }
     }
 
-    // -- closing -------------------------------------------------------------------------
-
-    // The negated comparisons keep what the Python side keeps, NaN included.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    fn close_due(&mut self) {
-        let now = self.now;
-        self.last_close = now;
-        for tc in [false, true] {
-            loop {
-                let queue = if tc {
-                    &mut self.answered_tc
-                } else {
-                    &mut self.answered
-                };
-                match queue.front() {
-                    Some((due, _)) if *due < now => {}
-                    _ => break,
-                }
-                let (_, q) = queue.pop_front().expect("front was there");
-                if !q.is_closed() {
-                    self.close(&q);
-                }
-            }
-        }
-        let limit = now - self.unanswered_close;
-        while let Some(front) = self.unanswered.front() {
-            match front {
-                Some(q) if !q.is_closed() => {
-                    if q.msg.time < limit {
-                        let q = q.clone();
-                        self.pop_unanswered();
-                        self.close(&q);
-                    } else {
-                        break;
-                    }
-                }
-                _ => {
-                    self.pop_unanswered();
-                }
-            }
-        }
-        self.sweep(now);
-        if !self.tc_seen.is_empty() {
-            let window = self.cfg.tc_fallback_window;
-            self.tc_seen.retain(|_, v| !(now - *v > window));
-        }
-        // A transfer silent for max_wait is over (its connection is long closed).
-        let wait = self.cfg.max_wait;
-        self.xfr.retain(|_, x| !(now - x.last > wait));
-    }
-
-    fn pop_unanswered(&mut self) -> Option<Option<Rc<Query>>> {
-        let q = self.unanswered.pop_front();
-        if q.is_some() {
-            self.unanswered_base += 1;
-        }
-        q
-    }
-
-    fn clear_cell(&mut self, q: &Query) {
-        let pos = q.cell.get();
-        if pos >= self.unanswered_base {
-            if let Some(slot) = self
-                .unanswered
-                .get_mut((pos - self.unanswered_base) as usize)
-            {
-                if slot
-                    .as_ref()
-                    .is_some_and(|x| std::ptr::eq(Rc::as_ptr(x), q))
-                {
-                    *slot = None;
-                }
-            }
-        }
-    }
-
-    /// Over `max_in_flight` or `max_in_flight_bytes`: close answered queries before their
-    /// linger is over (they only wait for a late pair or ICMP error), oldest first; then
-    /// the oldest unanswered queries (evicted: an answer after it is unsolicited).
-    fn make_room(&mut self) {
-        while self.over_cap() {
-            if !(close_early(self, false) || close_early(self, true) || self.evict_oldest()) {
-                return;
-            }
-        }
-    }
-
-    /// Close the oldest unanswered query now.
-    fn evict_oldest(&mut self) -> bool {
-        while let Some(slot) = self.pop_unanswered() {
-            if let Some(q) = slot {
-                if !q.is_closed() {
-                    self.stats.evicted += 1;
-                    self.close(&q);
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Remove `q` from the queries waiting for a response (O(1)).
-    fn unpend(&mut self, q: &Rc<Query>) {
-        if !q.pended.replace(false) {
-            return; // answered already: in neither table
-        }
-        let m = &q.msg;
-        let key = pending_key(m, m.src, m.sport, &q.name);
-        drop_held(&mut self.pending, key.clone(), q, 0);
-        drop_held(
-            &mut self.pending_to,
-            PendingToKey { key, server: m.dst },
-            q,
-            1,
-        );
-    }
-
-    /// Forget fan-out and pairing windows that went quiet (once a second: each key was
-    /// created by a query of the last second or so, so this is O(1) a query).
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    fn sweep(&mut self, now: Time) {
-        let limit = now - self.cfg.fanout_window;
-        self.fanout.retain(|_, v| v.newest() >= limit);
-        let limit = now - self.cfg.pair_after.max(self.cfg.pair_before);
-        for table in [&mut self.a_waiting, &mut self.aaaa_recent] {
-            table.retain(|_, v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
-        }
-        shrink(&mut self.fanout);
-        shrink(&mut self.a_waiting);
-        shrink(&mut self.aaaa_recent);
-        shrink(&mut self.tc_seen);
-        shrink(&mut self.xfr);
-    }
-
-    /// Remove a closing query from every index that may still point at it.
-    fn forget(&mut self, q: &Rc<Query>) {
-        let m = &q.msg;
-        self.unpend(q);
-        // The fan-out and pairing windows drop closed queries as they expire (a query
-        // closes long after those windows), and sweep forgets keys that went quiet.
-        if let Entry::Occupied(e) = self.groups.entry(group_key(m, m.transport, &q.name)) {
-            if Rc::ptr_eq(e.get(), q) {
-                e.remove();
-            }
-        }
-        if let Entry::Occupied(e) = self.by_id.entry((m.src, m.sport, m.id)) {
-            if Rc::ptr_eq(e.get(), q) {
-                e.remove();
-            }
-        }
-        let tc = q
-            .response
-            .borrow()
-            .as_ref()
-            .is_some_and(|r| r.flags & TC != 0);
-        if tc && m.transport == Transport::Udp {
-            let tkey = TcKey {
-                client: m.src,
-                qtype: m.qtype,
-                name: q.name.clone(),
-            };
-            if let Some(waiting) = self.tc_waiting.get_mut(&tkey) {
-                if let Some(i) = waiting.iter().position(|x| Rc::ptr_eq(x, q)) {
-                    waiting.remove(i);
-                    if waiting.is_empty() {
-                        self.tc_waiting.remove(&tkey);
-                    }
-                }
-            }
-            self.resolve_tc(q);
-        }
-    }
-
-    fn close(&mut self, q: &Rc<Query>) {
-        let m = &q.msg;
-        self.open -= 1;
-        self.bytes -= QUERY_BYTES + m.data.len() as i64;
-        let response = q.response.borrow().clone();
-        if let Some(r) = &response {
-            self.bytes -= RESPONSE_BYTES + r.data.len() as i64;
-        }
-        self.clear_cell(q);
-        self.forget(q);
-        if response.is_none() {
-            self.stats.unanswered_queries += 1;
-        }
-        let mut concurrent = false;
-        let mut race = false;
-        let mut pair_answered = None;
-        let mut pair_response_frame = None;
-        let mut pair_transaction = None;
-        let other = q.pair.borrow().clone();
-        if let Some(other) = &other {
-            let other_tx = other.closed.borrow().clone();
-            if let Some(other_tx) = other_tx {
-                // Both members are final now: decide the pair here, on the one closing last.
-                let other_resp = other.response_time();
-                pair_answered = Some(other_resp.is_some());
-                pair_response_frame = other.response.borrow().as_ref().map(|r| r.frame);
-                let (a, aaaa) = if q.is_a.get() { (q, other) } else { (other, q) };
-                let a_resp = a.response_time();
-                concurrent = a_resp.is_none_or(|rt| aaaa.msg.time < rt);
-                if concurrent {
-                    self.stats.a_aaaa_same_port_concurrent += 1;
-                    race = a_resp.is_none() == aaaa.answered();
-                    let lost = if a_resp.is_none() { a } else { aaaa };
-                    if race
-                        && !lost.retried.get()
-                        && self
-                            .at_end
-                            .is_some_and(|end| end - lost.msg.time < self.cfg.timeout)
-                    {
-                        // Its answer may have come after the capture stopped. A retry of
-                        // the lost query shows the client gave up on it: that race is
-                        // decided.
-                        race = false;
-                    }
-                    if race {
-                        self.stats.a_aaaa_race_lost += 1;
-                    }
-                }
-                *other.pair.borrow_mut() = None; // break the cycle; both are closed
-                pair_transaction = Some(other_tx);
-            }
-        }
-        let gi = q.group.get();
-        let tx = Rc::new(Transaction {
-            query: m.clone(),
-            response,
-            lookup_id: if gi == NONE {
-                0
-            } else {
-                self.slab[gi as usize].id
-            },
-            attempt: q.attempt.get(),
-            retransmission: q.retransmission.get(),
-            fanout_of: q.fanout_of.get(),
-            tc_followed_by_tcp: q.tc_followed.get(),
-            tc_next_query_frame: q.tc_next.borrow().as_ref().map(|n| n.frame),
-            pair_frame: other.as_ref().map(|o| o.msg.frame),
-            pair_concurrent: concurrent,
-            pair_race_lost: race,
-            pair_answered,
-            icmp_frames: mem::take(&mut *q.icmp_frames.borrow_mut()),
-            late_icmp_frames: mem::take(&mut *q.late_icmp_frames.borrow_mut()),
-            pair_response_frame,
-            pair_transaction,
-            tcp_fallback: q.tcp_fallback.get(),
-        });
-        *q.closed.borrow_mut() = Some(tx.clone());
-        if gi == NONE {
-            return;
-        }
-        let g = &mut self.slab[gi as usize];
-        g.closed.push(tx);
-        if g.closed.len() == g.members.len() {
-            self.emit(gi);
-        }
-    }
-
-    fn emit(&mut self, gi: u32) {
-        let g = &mut self.slab[gi as usize];
-        let mut attempts = mem::take(&mut g.closed);
-        let answer = if attempts.len() == 1 {
-            // Most lookups: one query, nothing to order.
-            attempts[0].response.is_some().then_some(0)
-        } else {
-            attempts.sort_by(|a, b| {
-                cmp_time(a.query.time, b.query.time).then(a.query.frame.cmp(&b.query.frame))
-            });
-            usable_answer(&attempts)
-        };
-        // The queries no longer name the slot, which goes back to the free list.
-        for q in g.members.drain(..) {
-            q.group.set(NONE);
-        }
-        let id = g.id;
-        self.free.push(gi);
-        let st = &mut self.stats;
-        st.lookups += 1;
-        let mut open_at_end = false;
-        if answer.is_none() {
-            st.failed_lookups += 1;
-            if let Some(end) = self.at_end {
-                if may_still_wait(end, self.cfg.timeout, &attempts) {
-                    open_at_end = true;
-                    st.lookups_open_at_end += 1;
-                }
-            }
-        }
-        let lookup = Lookup {
-            id,
-            attempts,
-            answer,
-            open_at_end,
-        };
-        if lookup.failed() {
-            st.lookups_failed += 1;
-            if answer.is_some() {
-                st.lookups_failed_late += 1;
-            }
-        }
-        self.out.push(Event::Lookup(lookup));
-    }
-
-    /// The capture ended at `end` (None: at the newest message): close everything still
-    /// in flight.
-    pub fn finish(&mut self, end: Option<Time>) {
-        self.at_end = Some(end.unwrap_or(self.now));
-        let mut seen = HashSet::new();
-        let mut still_open: Vec<Rc<Query>> = Vec::new();
-        let answered = self
-            .answered
-            .iter()
-            .chain(self.answered_tc.iter())
-            .map(|(_, q)| q);
-        for q in answered
-            .filter(|q| !q.is_closed())
-            .chain(self.unanswered.iter().flatten())
-        {
-            if seen.insert(Rc::as_ptr(q)) {
-                still_open.push(q.clone());
-            }
-        }
-        still_open
-            .sort_by(|a, b| cmp_time(a.msg.time, b.msg.time).then(a.msg.frame.cmp(&b.msg.frame)));
-        for q in &still_open {
-            if !q.is_closed() {
-                self.close(q);
-            }
-        }
-        self.unanswered_base += self.unanswered.len() as u64;
-        self.unanswered.clear();
-        self.answered.clear();
-        self.answered_tc.clear();
-        self.tc_waiting.clear();
-        self.xfr.clear();
-        self.fanout.clear();
-        self.a_waiting.clear();
-        self.aaaa_recent.clear();
-    }
-
     /// Sizes of the indexes, for tests of bounded memory.
     pub fn table_sizes(&self) -> [(&'static str, usize); 11] {
         [
@@ -965,32 +642,17 @@ impl Matcher {
 }
 
 impl Drop for Matcher {
-    /// Break the A/AAAA cycles of queries still open (every open query is an attempt of a
-    /// lookup in the slab), so that dropping an unfinished matcher frees everything.
+    /// Break the A/AAAA cycles of queries still open (every open query is in the
+    /// unanswered or an answered queue), so that dropping an unfinished matcher frees
+    /// everything.
     fn drop(&mut self) {
-        for g in &self.slab {
-            for q in &g.members {
-                q.pair.borrow_mut().take();
-            }
-        }
-    }
-}
-
-/// Close the oldest query still open in an answered queue before its time.
-fn close_early(m: &mut Matcher, tc: bool) -> bool {
-    loop {
-        let queue = if tc {
-            &mut m.answered_tc
-        } else {
-            &mut m.answered
-        };
-        let Some((_, q)) = queue.pop_front() else {
-            return false;
-        };
-        if !q.is_closed() {
-            m.stats.closed_early += 1;
-            m.close(&q);
-            return true;
+        let answered = self
+            .answered
+            .iter()
+            .chain(self.answered_tc.iter())
+            .map(|(_, q)| q);
+        for q in answered.chain(self.unanswered.iter().flatten()) {
+            q.pair.borrow_mut().take();
         }
     }
 }
@@ -1016,74 +678,6 @@ fn group_key(m: &Msg, transport: Transport, name: &Name) -> GroupKey {
         qclass: m.qclass,
         name: name.clone(),
     }
-}
-
-/// Python's order of floats (equal when ==), total for the sort.
-fn cmp_time(a: Time, b: Time) -> Ordering {
-    if a == b {
-        Ordering::Equal
-    } else {
-        a.total_cmp(&b)
-    }
-}
-
-/// Let a hash map give memory back after a burst (not after each sweep of a window that
-/// refills within the second: regrowing it would cost more than the memory is worth).
-fn shrink<K: std::hash::Hash + Eq, V>(t: &mut Map<K, V>) {
-    if t.capacity() > 64 * t.len() + 4096 {
-        t.shrink_to_fit();
-    }
-}
-
-/// The attempt whose answer the client could use first.
-///
-/// A truncated UDP answer followed by the TCP retry, and an answer the client's closed
-/// port bounced (ICMP port unreachable), reached the wire but not the application: the
-/// earliest other answer is the one that ended the wait. When there is none, the earliest
-/// answer of any kind stands (the lookup was answered on the wire).
-fn usable_answer(attempts: &[Rc<Transaction>]) -> Option<usize> {
-    let fallback = attempts.iter().any(|t| t.tcp_fallback);
-    let earliest = |usable_only: bool| {
-        let mut best: Option<(usize, Time)> = None;
-        for (i, t) in attempts.iter().enumerate() {
-            let Some(r) = &t.response else { continue };
-            if usable_only && (!t.late_icmp_frames.is_empty() || (fallback && t.tc_over_udp())) {
-                continue;
-            }
-            if best.is_none_or(|(_, bt)| r.time < bt) {
-                best = Some((i, r.time));
-            }
-        }
-        best.map(|(i, _)| i)
-    };
-    earliest(true).or_else(|| earliest(false))
-}
-
-/// Whether the client may still have been waiting for an answer when the capture ended:
-/// less than `timeout` had passed since its last attempt, and less than the wait it showed
-/// itself between its last two attempts. SREs stop a capture right after the failure they
-/// reproduced, and a client with `options timeout:1` gives up long before the default 5 s.
-fn may_still_wait(at_end: Time, timeout: Time, attempts: &[Rc<Transaction>]) -> bool {
-    let Some(last_attempt) = attempts.last() else {
-        return false;
-    };
-    let since = at_end - last_attempt.query.time;
-    if since >= timeout {
-        return false;
-    }
-    if let Some(last) = attempts.iter().rev().find(|t| t.retransmission.is_some()) {
-        let lt = last.query.time;
-        let before = attempts
-            .iter()
-            .rev()
-            .find(|t| t.query.time <= lt && !Rc::ptr_eq(t, last));
-        if let Some(b) = before {
-            if since >= lt - b.query.time {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 #[cfg(test)]

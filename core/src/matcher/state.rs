@@ -56,7 +56,10 @@ fn name_bytes(m: &Msg) -> &[u8] {
 
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
-        self.hash == other.hash && self.bytes().eq_ignore_ascii_case(other.bytes())
+        // A query removing its own index entries compares its name with itself: no need to
+        // read the bytes.
+        Rc::ptr_eq(&self.msg, &other.msg)
+            || (self.hash == other.hash && self.bytes().eq_ignore_ascii_case(other.bytes()))
     }
 }
 
@@ -147,7 +150,8 @@ pub(crate) struct Query {
     /// The question name as a key (the lower-cased name of the Python side).
     pub name: Name,
     pub response: RefCell<Option<Msg>>,
-    /// Index of its lookup in the matcher's group slab; NONE once the lookup is emitted.
+    /// Index of its lookup in the matcher's group slab (read only while the query is open:
+    /// the slot is reused once the lookup is emitted).
     pub group: Cell<u32>,
     pub attempt: Cell<u32>,
     pub retransmission: Cell<Option<RetransmissionKind>>,
@@ -259,10 +263,34 @@ pub(crate) fn drop_held<K: Hash + Eq>(
     q: &Rc<Query>,
     which: usize,
 ) {
+    if let Entry::Occupied(mut e) = table.entry(key) {
+        if remove_held(e.get_mut(), q, which) {
+            e.remove();
+        }
+    }
+}
+
+/// Remove and return the query `newest` picks under `key` (one hash for both).
+pub(crate) fn take_newest<K: Hash + Eq>(
+    table: &mut Map<K, Held>,
+    key: K,
+    t: Time,
+    oldest: Time,
+    which: usize,
+) -> Option<Rc<Query>> {
     let Entry::Occupied(mut e) = table.entry(key) else {
-        return;
+        return None;
     };
-    let empty = match e.get_mut() {
+    let q = newest(Some(e.get()), t, oldest)?;
+    if remove_held(e.get_mut(), &q, which) {
+        e.remove();
+    }
+    Some(q)
+}
+
+/// Remove `q` from `held` if it is there; whether `held` is empty now.
+fn remove_held(held: &mut Held, q: &Rc<Query>, which: usize) -> bool {
+    match held {
         Held::One(one) => Rc::ptr_eq(one, q),
         Held::Many(set) => {
             let pos = q.slot[which].get() as usize;
@@ -271,7 +299,7 @@ pub(crate) fn drop_held<K: Hash + Eq>(
                 .get(pos)
                 .is_some_and(|s| s.as_ref().is_some_and(|x| Rc::ptr_eq(x, q)))
             {
-                return;
+                return false;
             }
             set.v[pos] = None;
             q.slot[which].set(NONE);
@@ -289,9 +317,6 @@ pub(crate) fn drop_held<K: Hash + Eq>(
             }
             set.live == 0
         }
-    };
-    if empty {
-        e.remove();
     }
 }
 
@@ -318,7 +343,8 @@ pub(crate) fn newest(held: Option<&Held>, t: Time, oldest: Time) -> Option<Rc<Qu
 /// One socket's A (or AAAA) queries waiting for a partner: the query, or a queue once
 /// there are two.
 pub(crate) enum Waiting {
-    One(Rc<Query>),
+    /// The query, and its time (kept here so that the sweep need not read the query).
+    One(Rc<Query>, Time),
     Many(VecDeque<Rc<Query>>),
 }
 
@@ -326,12 +352,12 @@ pub(crate) enum Waiting {
 pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &Rc<Query>) {
     match table.entry(key) {
         Entry::Vacant(e) => {
-            e.insert(Waiting::One(q.clone()));
+            e.insert(Waiting::One(q.clone(), q.msg.time));
         }
         Entry::Occupied(mut e) => {
             let held = e.get_mut();
             match held {
-                Waiting::One(one) => {
+                Waiting::One(one, _) => {
                     *held = Waiting::Many(VecDeque::from([one.clone(), q.clone()]));
                 }
                 Waiting::Many(lst) => lst.push_back(q.clone()),
@@ -349,8 +375,8 @@ pub(crate) fn take(
 ) -> Option<Rc<Query>> {
     let held = table.get_mut(key)?;
     match held {
-        Waiting::One(_) => {
-            let Some(Waiting::One(h)) = table.remove(key) else {
+        Waiting::One(..) => {
+            let Some(Waiting::One(h, _)) = table.remove(key) else {
                 unreachable!()
             };
             let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
@@ -376,7 +402,7 @@ pub(crate) fn take(
 /// The time a pairing entry went quiet at (its newest query); None for an empty queue.
 pub(crate) fn waiting_newest(w: &Waiting) -> Option<Time> {
     match w {
-        Waiting::One(q) => Some(q.msg.time),
+        Waiting::One(_, t) => Some(*t),
         Waiting::Many(lst) => lst.back().map(|q| q.msg.time),
     }
 }
@@ -438,14 +464,15 @@ impl FanOut {
 
 /// A fan-out entry: one query (no window object until a second one comes), or the window.
 pub(crate) enum Fan {
-    One(Rc<Query>),
+    /// The query, and its time (kept here so that the sweep need not read the query).
+    One(Rc<Query>, Time),
     Many(Box<FanOut>),
 }
 
 impl Fan {
     pub(crate) fn newest(&self) -> Time {
         match self {
-            Fan::One(q) => q.msg.time,
+            Fan::One(_, t) => *t,
             Fan::Many(f) => f.newest,
         }
     }
@@ -455,7 +482,10 @@ impl Fan {
 #[derive(Default)]
 pub(crate) struct Group {
     pub id: u64,
-    pub members: Vec<Rc<Query>>,
+    /// Its queries (attempts) so far: the lookup is emitted when as many are closed. The
+    /// queries name the slot by index and never read it once closed, so the slot needs no
+    /// list of them (the Python side keeps one).
+    pub members: usize,
     pub closed: Vec<Rc<Transaction>>,
     /// The highest attempt number of the members, and whether one is a TCP fallback (the
     /// Python side scans the members for both).

@@ -393,3 +393,59 @@ fn names_match_ignoring_ascii_case() {
     ));
     assert_eq!(m.stats.answered_queries, 1);
 }
+
+#[test]
+fn answers_in_the_order_sent_leave_no_holes_behind() {
+    // The same query to 600 servers, answered oldest first: each answer removes the front
+    // of the key's ordered set, which compacts as the holes pile up. Every tenth answer
+    // comes from another address (DNAT) and takes the newest query left under the key.
+    let mut m = Matcher::new(&Config::default());
+    let servers: Vec<String> = (0..600)
+        .map(|i| format!("10.2.{}.{}", i >> 8, i & 255))
+        .collect();
+    for (i, s) in servers.iter().enumerate() {
+        m.message(msg(
+            i as u64 + 1,
+            100.0 + i as f64 * 1e-4,
+            "10.0.0.1",
+            40000,
+            s,
+            53,
+            7,
+            "same.example",
+            1,
+            false,
+        ));
+    }
+    let mut answered_by_dnat = 0;
+    for (i, s) in servers.iter().enumerate() {
+        let src = if i % 10 == 9 { "10.9.9.9" } else { s.as_str() };
+        answered_by_dnat += usize::from(i % 10 == 9);
+        m.message(msg(
+            1000 + i as u64,
+            101.0 + i as f64 * 1e-4,
+            src,
+            53,
+            "10.0.0.1",
+            40000,
+            7,
+            "same.example",
+            1,
+            true,
+        ));
+    }
+    // A DNAT answer took the newest query left; the later answer from that query's own
+    // server then takes the newest still left under the key (the fixture
+    // synth-many-servers holds the Python matcher's exact decisions).
+    assert_eq!(answered_by_dnat, 60);
+    assert_eq!(
+        m.stats.answered_queries + m.stats.unsolicited_responses,
+        600
+    );
+    m.finish(Some(140.0));
+    let all = lookups(&mut m);
+    assert_eq!(all.len(), 600);
+    let answered = all.iter().filter(|lk| lk.answered()).count() as u64;
+    assert_eq!(answered, m.stats.answered_queries);
+    assert_eq!(biggest(&m), 0, "{:?}", m.table_sizes());
+}
