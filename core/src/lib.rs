@@ -24,3 +24,8 @@ pub mod types;
 
 #[cfg(feature = "python")]
 mod py;
+
+/// Many small allocations (a message, its name, its transaction) live a second or two and
+/// die in bursts; mimalloc handles that pattern at about a third of glibc malloc's cost.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
