@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pcapdns import _core
 from pcapdns.decode.frames import FrameDecoder
 from pcapdns.decode.records import Payload
 from pcapdns.dns import names
-from pcapdns.dns.message import Message, parse
+from pcapdns.dns.message import Message
 from pcapdns.errors import DecodeError
 from pcapdns.read.merge import open_inputs
 
@@ -84,7 +85,7 @@ def messages(capture: Path, ports: frozenset[int]) -> dict[int, list[Message]]:
         for item in items:
             if type(item) is Payload:
                 try:
-                    m = parse(item)
+                    m = _core.parse(*item)
                 except DecodeError:
                     continue
                 out.setdefault(m.frame, []).append(m)

@@ -1,8 +1,8 @@
-//! The duplicate filter against the Python filter's decisions on the same message streams
-//! (tests/fixtures/make_dedupe.py).
+//! The duplicate filter against the former Python filter's decisions on the same message
+//! streams (the frozen fixtures of tests/fixtures/dedupe/, see its README).
 //!
-//! `PCAPDNS_DEDUPE_FIXTURES=DIR` also checks every file make_dedupe.py wrote to DIR with
-//! `--captures` (a corpus check).
+//! `PCAPDNS_DEDUPE_FIXTURES=DIR` also checks every file of that form in DIR (a corpus
+//! check).
 
 use std::collections::HashMap;
 use std::fs;
@@ -125,6 +125,7 @@ fn check_dir(dir: &Path, filter: impl Fn(&str) -> bool) -> (usize, usize, usize,
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .filter(|p| filter(&p.file_name().unwrap().to_string_lossy()))
         .collect();
     paths.sort();
@@ -159,7 +160,7 @@ fn crafted_streams_as_in_python() {
     assert!(files >= 20 && messages > 10_000, "{files} {messages}");
 }
 
-/// Captures given by PCAPDNS_DEDUPE_FIXTURES (make_dedupe.py --captures DIR --out that).
+/// Captures given by PCAPDNS_DEDUPE_FIXTURES (files of the form of tests/fixtures/dedupe/).
 #[test]
 fn extra_captures_as_in_python() {
     let Some(dir) = std::env::var_os("PCAPDNS_DEDUPE_FIXTURES") else {

@@ -1,8 +1,7 @@
-//! The DNS stage against what the Python stage made of the same bytes
-//! (tests/fixtures/make_dns.py), and against random bytes.
+//! The DNS stage against what the former Python stage made of the same bytes (the frozen
+//! fixtures of tests/fixtures/dns/, see its README), and against random bytes.
 //!
-//! `PCAPDNS_DNS_FIXTURES=DIR` also checks every file make_dns.py wrote to DIR with
-//! `--captures` (a corpus check).
+//! `PCAPDNS_DNS_FIXTURES=DIR` also checks every file of that form in DIR (a corpus check).
 
 use std::fs;
 use std::net::IpAddr;
@@ -243,7 +242,7 @@ fn names_of_numbers_as_in_python() {
     }
 }
 
-/// Captures given by PCAPDNS_DNS_FIXTURES (make_dns.py --captures DIR --out that).
+/// Captures given by PCAPDNS_DNS_FIXTURES (files of the form of tests/fixtures/dns/).
 #[test]
 fn extra_captures_parse_as_in_python() {
     let Some(dir) = std::env::var_os("PCAPDNS_DNS_FIXTURES") else {

@@ -1,6 +1,6 @@
 //! The matcher reproduces the Python matcher's output exactly: every lookup (each attempt
 //! with every transaction field), every orphan in emission order, and the final counters,
-//! over the cases of `fixtures/matcher/` (see `fixtures/make_matcher.py`).
+//! over the frozen cases of `fixtures/matcher/` (see its README).
 
 #[path = "../examples/matcher_dump/case.rs"]
 mod case;

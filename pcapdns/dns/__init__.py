@@ -1,1 +1,1 @@
-"""Stage 3: DNS payloads -> DNS messages."""
+"""DNS messages: the record of one, and the answer records decoded for --transactions."""

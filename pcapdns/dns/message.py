@@ -1,21 +1,20 @@
-"""Stage 3: DNS payload bytes -> a DNS message (header and question).
+"""One DNS message as the analysis hands it on, and the name reader of its records.
 
-Only the header and the question are decoded on the hot path (RFC 1035 section 4.1), with
-``struct`` at known offsets. Names are returned in presentation form with RFC 4343 escapes
-(``\\.`` inside a label, ``\\DDD`` for bytes outside printable ASCII), because captured names
-are attacker-controlled and must survive JSON, terminals and HTML unchanged.
+The core parses the header and the question of every message (core/src/dns;
+``pcapdns._core.parse`` runs it on one message) and builds ``Message`` records for the
+lookups it hands to Python. ``read_name`` reads the names of the answer records, which are
+decoded only when the user asks for them (pcapdns.dns.records). Names are in presentation
+form with RFC 4343 escapes (``\\.`` inside a label, ``\\DDD`` for bytes outside printable
+ASCII), because captured names are attacker-controlled and must survive JSON, terminals
+and HTML unchanged.
 """
 
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
 
 from pcapdns.decode.records import Payload, Transport
 from pcapdns.errors import Malformed, Truncated
-
-_HEADER = struct.Struct("!HHHHHH")
-_QTAIL = struct.Struct("!HH")
 
 MAX_NAME = 255
 MAX_POINTERS = 32
@@ -83,63 +82,6 @@ class Message(NamedTuple):
     @property
     def tc(self) -> bool:
         return bool(self.flags & 0x0200)
-
-
-def parse(p: Payload) -> Message:
-    """Decode the header and first question of the DNS message in ``p``.
-
-    Raises:
-        DnsTruncated: fewer than 12 bytes, or the question runs past the end.
-        DnsMalformed: a bad label type, a compression loop or forward pointer, or a name
-            longer than 255 bytes.
-    """
-    data = p.data
-    if len(data) < 12:
-        raise DnsTruncated(f"{len(data)} bytes, shorter than the 12-byte DNS header")
-    ident, flags, qdcount, ancount, _ns, _ar = _HEADER.unpack_from(data, 0)
-    if qdcount:
-        qname, pos = _plain_name(data) or read_name(data, 12)
-        if pos + 4 > len(data):
-            raise DnsTruncated("question ends before its type and class")
-        qtype, qclass = _QTAIL.unpack_from(data, pos)
-    else:
-        qname, qtype, qclass = None, 0, 0
-    return Message(
-        p.frame, p.time, p.iface, p.transport, p.src, p.sport, p.dst, p.dport,
-        ident, flags, qdcount, ancount, qname, qtype, qclass, data,
-    )
-
-
-_SAFE_OR_DOT = _SAFE + b"."
-
-
-def _plain_name(data: bytes) -> tuple[str, int] | None:
-    """Fast path for the usual question name: uncompressed, printable, no escapes.
-
-    Returns None for anything else (compression, odd bytes, errors), and the caller then
-    takes the general ``read_name`` path, which also raises the precise error.
-    """
-    pos = 12
-    n = len(data)
-    labels: list[bytes] = []
-    while pos < n:
-        c = data[pos]
-        if c == 0:
-            if not labels:
-                return None
-            name = b".".join(labels)
-            if (
-                len(name) > 253
-                or name.translate(_NO_DELETE, _SAFE_OR_DOT)
-                or name.count(b".") != len(labels) - 1
-            ):
-                return None
-            return name.decode("ascii"), pos + 1
-        if c > 63:
-            return None
-        labels.append(data[pos + 1 : pos + 1 + c])
-        pos += 1 + c
-    return None
 
 
 def read_name(data: bytes, pos: int) -> tuple[str, int]:

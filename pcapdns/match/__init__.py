@@ -1,1 +1,1 @@
-"""Stage 4: DNS messages -> transactions and lookups."""
+"""The matcher's records: transactions, lookups and orphans (the matcher is core/src/matcher)."""

@@ -1,5 +1,8 @@
 """DNS header and question on the wire (RFC 1035 4.1): names in presentation form with
-RFC 4343 escapes, and hostile bytes that must become counted decode problems."""
+RFC 4343 escapes, and hostile bytes that must become counted decode problems.
+
+The header and question are parsed by the core (core/src/dns); ``_core.parse`` runs it on
+one message. ``read_name`` is the Python reader of the answer records' names."""
 
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pcapdns import _core
 from pcapdns.analysis import analyze
 from pcapdns.cli import main
-from pcapdns.decode.records import Payload
-from pcapdns.dns.message import DnsMalformed, DnsTruncated, Message, parse, read_name
+from pcapdns.dns.message import DnsMalformed, DnsTruncated, Message, read_name
 from pcapdns.errors import DecodeError
 from tests.craft import (
     CLIENT,
@@ -48,17 +51,17 @@ QTAIL = struct.pack("!HH", 1, 1)  # type A, class IN
 
 
 def message(data: bytes, frame: int = 1) -> Message:
-    return parse(Payload(frame, T0, 0, "udp", CLIENT, 40000, SERVER, 53, data))
+    return _core.parse(frame, T0, 0, "udp", CLIENT, 40000, SERVER, 53, data)
 
 
 # -- well-formed messages --------------------------------------------------------------
 
 
 def test_query_header_and_question() -> None:
-    m = message(
-        bytes(query(name="kubernetes.default.svc.cluster.local", qtype="AAAA", id=0xBEEF)[DNS])
-    )
+    wire = bytes(query(name="kubernetes.default.svc.cluster.local", qtype="AAAA", id=0xBEEF)[DNS])
+    m = message(wire)
 
+    assert type(m) is Message and m.data == wire
     assert (m.id, m.is_response, m.opcode, m.qdcount, m.ancount) == (0xBEEF, False, 0, 1, 0)
     assert (m.qname, m.qtype, m.qclass) == ("kubernetes.default.svc.cluster.local", 28, 1)
     assert (m.frame, m.src, m.sport, m.dst, m.dport) == (1, CLIENT, 40000, SERVER, 53)

@@ -3,15 +3,15 @@
 A copy is a duplicate when it has the same transport, identical DNS payload bytes and the
 same client port, comes within 50 ms of the first copy, and was either seen on another
 capture interface or has identical addresses and ports.
+
+The filter is the core's (core/src/dedupe.rs); ``_core.Deduplicator`` runs it alone.
 """
 
 from __future__ import annotations
 
+from pcapdns import _core
 from pcapdns.analysis import analyze
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.records import Payload
-from pcapdns.dns.message import parse
-from pcapdns.match.dedupe import Deduplicator
 from pcapdns.output.document import build
 from tests.craft import (
     IP,
@@ -200,19 +200,19 @@ def test_identical_tcp_queries_on_one_connection_are_two_queries(tmp_path):
 
 
 def test_remembered_copies_are_forgotten_after_the_window():
-    dedupe = Deduplicator(0.050)
+    dedupe = _core.Deduplicator(0.050)
     msg = bytes(query()["DNS"])
     for i in range(10_000):
-        p = Payload(i + 1, i * 0.01, 0, "udp", "10.0.3.7", 30000 + i % 20000, "10.96.0.10",
-                    53, msg)
-        assert not dedupe.is_duplicate(parse(p))
+        m = _core.parse(i + 1, i * 0.01, 0, "udp", "10.0.3.7", 30000 + i % 20000,
+                        "10.96.0.10", 53, msg)
+        assert not dedupe.is_duplicate(m)
 
     assert dedupe.duplicates == 0
-    # Only the copies of the last 50 ms are kept.
-    assert sum(len(v) for v in dedupe._seen.values()) <= 6
-    assert len(dedupe._order) <= 6
+    # Only the copies of the last 50 ms are kept (the table of copies by payload is bounded
+    # the same way: memory_is_bounded_by_the_window in core/src/dedupe.rs).
+    assert dedupe.remembered <= 6
     # Which way each client port and ID last went is swept now and then: bounded too.
-    assert len(dedupe._turn) <= 4096
+    assert dedupe.turns_remembered <= 4096
 
 
 def test_first_copy_udp_ip_ttl_differs_but_payload_is_what_counts(tmp_path):
@@ -246,3 +246,24 @@ def test_copy_captured_before_the_answer_is_still_a_duplicate(tmp_path):
     ])
     assert a.duplicates == 1
     assert (a.match.queries, a.match.answered_queries) == (1, 1)
+
+
+def test_filter_alone_records_each_dropped_copy_and_the_dnat_servers():
+    # The NAT'd lookup of _nat_copies through the filter on its own.
+    dedupe = _core.Deduplicator(0.050, record_copies=True)
+    q, r = bytes(query(id=7)["DNS"]), bytes(response(id=7)["DNS"])
+    stream = [
+        (1, 0.0, VETH, POD, 41000, CLUSTER_IP, 53, q),
+        (2, 0.00002, ETH0, POD, 41000, COREDNS, 53, q),
+        (3, 0.0011, ETH0, COREDNS, 53, POD, 41000, r),
+        (4, 0.00112, VETH, CLUSTER_IP, 53, POD, 41000, r),
+    ]
+    kept = [frame for frame, t, iface, src, sport, dst, dport, data in stream
+            if not dedupe.is_duplicate(
+                _core.parse(frame, t, iface, "udp", src, sport, dst, dport, data))]
+
+    assert kept == [1, 3]
+    assert (dedupe.duplicates, dedupe.evicted) == (2, 0)
+    assert dedupe.copies == {2: 1, 4: 3}
+    assert dedupe.dnat_servers == {CLUSTER_IP, COREDNS}
+    assert _core.Deduplicator(0.050).copies is None

@@ -4,16 +4,17 @@ A response matches the most recent still-unmatched query sent before it with the
 transport, client IP, client port, DNS ID and question (name compared case-insensitively,
 type, class), preferring a query sent to the response's source address. Anything else is
 unsolicited, and so is a response later than ``max_wait``.
+
+The matcher is the core's (core/src/matcher); ``_core.Matcher`` runs it alone.
 """
 
 from __future__ import annotations
 
 import struct
 
+from pcapdns import _core
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.records import Payload
-from pcapdns.dns.message import Message, parse
-from pcapdns.match.matcher import Matcher
+from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Orphan
 from pcapdns.output.document import build
 from tests.craft import (
@@ -360,28 +361,19 @@ def _wire(ident: int, name: str, qtype: int, response: bool) -> bytes:
 
 def _msg(frame: int, t: float, src: str, sport: int, dst: str, dport: int, data: bytes
          ) -> Message:
-    return parse(Payload(frame, t, 0, "udp", src, sport, dst, dport, data))
+    return _core.parse(frame, t, 0, "udp", src, sport, dst, dport, data)
 
 
-def _sizes(m: Matcher) -> dict[str, int]:
-    return {
-        "pending": len(m._pending),
-        "pending_to": len(m._pending_to),
-        "groups": len(m._groups),
-        "fanout": len(m._fanout),
-        "a_waiting": len(m._a_waiting),
-        "aaaa_recent": len(m._aaaa_recent),
-        "tc_waiting": len(m._tc_waiting),
-        "by_id": len(m._by_id),
-        "xfr": len(m._xfr),
-        "open": m.open,
-    }
+def _sizes(m: _core.Matcher) -> dict[str, int]:
+    """Entries of each in-flight index (pending, pending_to, groups, fanout, a_waiting,
+    aaaa_recent, tc_waiting, by_id, xfr), the open queries and the lookups in flight."""
+    return m.table_sizes()
 
 
 def test_matcher_state_stays_small_over_ten_minutes_of_answered_lookups():
     lookups: list[Lookup] = []
     orphans: list[Orphan] = []
-    m = Matcher(AnalysisConfig(), lookups.append, orphans.append)
+    m = _core.Matcher(AnalysisConfig(), lookups.append, orphans.append)
     frame = 0
     peak = 0
     # 20 A/AAAA lookups a second from 50 client ports for 10 minutes, each answered in 2 ms.
@@ -417,7 +409,7 @@ def test_matcher_state_stays_small_over_ten_minutes_of_answered_lookups():
 
 def test_matcher_state_for_unanswered_queries_covers_only_max_wait():
     lookups: list[Lookup] = []
-    m = Matcher(AnalysisConfig(), lookups.append, lambda o: None)
+    m = _core.Matcher(AnalysisConfig(), lookups.append, lambda o: None)
     # Ten unanswered queries a second for ten minutes, each a new name.
     for i in range(6000):
         t = 1000.0 + i * 0.1
@@ -426,9 +418,10 @@ def test_matcher_state_for_unanswered_queries_covers_only_max_wait():
 
     # About max_wait (30 s) of queries are still open: 300, not 6000.
     assert 290 <= m.open <= 320
-    assert len(m._pending) <= 320
-    assert len(m._groups) <= 320
-    assert len(m._by_id) <= 320
+    sizes = _sizes(m)
+    assert sizes["pending"] <= 320
+    assert sizes["groups"] <= 320
+    assert sizes["by_id"] <= 320
     assert m.stats.evicted == 0
 
 
@@ -517,7 +510,7 @@ def test_one_query_to_many_servers_matches_each_answer_to_its_server_in_o1():
     # 2,000 copies of one query (same client port, ID and name) to 2,000 servers: each
     # answer finds its own server's query through the per-server index, not by a rescan.
     lookups: list[Lookup] = []
-    m = Matcher(AnalysisConfig(), lookups.append, lambda o: None)
+    m = _core.Matcher(AnalysisConfig(), lookups.append, lambda o: None)
     wire_q, wire_r = _wire(7, "same.example", 1, False), _wire(7, "same.example", 1, True)
     servers = [f"10.1.{i >> 8}.{i & 255}" for i in range(2000)]
     for i, server in enumerate(servers):
@@ -525,16 +518,14 @@ def test_one_query_to_many_servers_matches_each_answer_to_its_server_in_o1():
     for i, server in enumerate(reversed(servers)):
         m.message(_msg(3000 + i, 102.0 + i * 1e-4, server, 53, "10.0.0.1", 40000, wire_r))
     assert (m.stats.answered_queries, m.stats.unsolicited_responses) == (2000, 0)
-    assert (len(m._pending), len(m._pending_to)) == (0, 0)
+    assert (_sizes(m)["pending"], _sizes(m)["pending_to"]) == (0, 0)
     m.finish(110.0)
     assert all(lk.answer.response.src == lk.first.dst for lk in lookups)
 
 
 def test_in_flight_memory_cap_evicts_the_oldest_unanswered_and_counts_them():
-    from pcapdns.match.matcher import QUERY_BYTES
-
-    cap = 50 * (QUERY_BYTES + 40)
-    m = Matcher(AnalysisConfig(max_in_flight_bytes=cap), lambda lk: None, lambda o: None)
+    cap = 50 * (_core.Matcher.QUERY_BYTES + 40)
+    m = _core.Matcher(AnalysisConfig(max_in_flight_bytes=cap), lambda lk: None, lambda o: None)
     for i in range(200):
         m.message(_msg(i + 1, 100.0 + i * 0.01, "10.0.0.1", 1024 + i, "10.96.0.10", 53,
                        _wire(i, f"n{i}.example", 1, False)))
@@ -546,7 +537,7 @@ def test_in_flight_memory_cap_evicts_the_oldest_unanswered_and_counts_them():
 def test_burst_with_one_time_stamp_closes_answered_queries_by_count():
     # Nothing closes by time when time stands still; the lingering answered queries are
     # capped by count (closed_early), so memory does not grow with the burst.
-    m = Matcher(AnalysisConfig(max_lingering=100), lambda lk: None, lambda o: None)
+    m = _core.Matcher(AnalysisConfig(max_lingering=100), lambda lk: None, lambda o: None)
     for i in range(1000):
         wire = _wire(i, f"n{i}.example", 1, False)
         m.message(_msg(2 * i + 1, 100.0, "10.0.0.1", 1024 + i, "10.96.0.10", 53, wire))
@@ -558,13 +549,11 @@ def test_burst_with_one_time_stamp_closes_answered_queries_by_count():
 
 
 def test_duplicate_filter_forgets_by_count_in_a_burst():
-    from pcapdns.match.dedupe import Deduplicator
-
-    d = Deduplicator(0.05, max_entries=100)
+    d = _core.Deduplicator(0.05, max_entries=100)
     for i in range(1000):
         d.is_duplicate(_msg(i + 1, 100.0, "10.0.0.1", 1024 + i, "10.96.0.10", 53,
                             _wire(i, f"n{i}.example", 1, False)))
-        assert len(d._order) <= 100
+        assert d.remembered <= 100
     assert d.evicted == 900
 
 
@@ -579,3 +568,42 @@ def test_caps_reached_become_counts_and_warnings(tmp_path):
     assert doc["summary"]["duplicates_evicted"] > 0
     assert any("closed before their 1 s linger" in w for w in a.warnings)
     assert any("forgotten by the duplicate filter" in w for w in a.warnings)
+
+
+def test_matcher_alone_hands_on_lookups_and_orphans_in_order_with_its_counters():
+    # The matcher on its own: a response right after the capture started is not
+    # unsolicited, ICMP errors attach to the query they quote or become orphans, and the
+    # records reach the callbacks in the order they were decided.
+    from types import SimpleNamespace
+
+    from pcapdns.stats import MatchStats
+
+    got: list[object] = []
+    m = _core.Matcher(AnalysisConfig(), got.append, got.append)
+    assert m.capture_start is None
+    m.capture_start = 100.0
+    q = _wire(7, "gone.example", 1, False)
+    m.message(_msg(1, 100.0, SERVER, 53, CLIENT, 40001, _wire(5, "x.example", 1, True)))
+    m.message(_msg(2, 101.0, CLIENT, 40000, SERVER, 53, q))
+
+    def icmp(frame: int, t: float, data: bytes) -> SimpleNamespace:
+        return SimpleNamespace(frame=frame, time=t, iface=0, reporter=SERVER, icmp_type=3,
+                               icmp_code=3, src=CLIENT, sport=40000, dst=SERVER, dport=53,
+                               data=data)
+
+    m.icmp(icmp(3, 101.001, q[:8]))
+    m.icmp(icmp(4, 101.002, q[:1]))
+    assert [type(r).__name__ for r in got] == ["Orphan"]
+    m.finish(200.0)
+
+    orphan, lookup = got
+    assert isinstance(orphan, Orphan) and orphan.kind == "icmp_unmatched"
+    assert orphan.reason == ("ICMP type 3 code 3 from 10.96.0.10 quotes too little of the "
+                             "DNS message to identify it")
+    assert isinstance(lookup, Lookup) and lookup.first.frame == 2 and lookup.answer is None
+    assert lookup.attempts[0].icmp_frames == (3,)
+    assert type(m.stats) is MatchStats
+    assert (m.stats.queries, m.stats.responses, m.stats.responses_before_capture,
+            m.stats.unsolicited_responses, m.stats.icmp_errors, m.stats.lookups) == (
+                1, 1, 1, 0, 2, 1)
+    assert (m.open, m.bytes) == (0, 0)

@@ -1,5 +1,5 @@
-//! One matcher case of `tests/fixtures/matcher/` (written by `make_matcher.py`): its input,
-//! its runs, and what the Python matcher emitted in each. `check` runs the Rust matcher
+//! One matcher case of `tests/fixtures/matcher/` (see its README): its input,
+//! its runs, and what the former Python matcher emitted in each. `check` runs the Rust matcher
 //! over the input and compares its output line by line.
 //!
 //! Shared by the fixture test (`tests/matcher.rs`) and the `matcher_dump` example.

@@ -1,6 +1,6 @@
-//! Compare the Rust matcher with the Python one over a folder of dumped cases.
+//! Compare the Rust matcher with the recorded output of the former Python one over a folder
+//! of cases (the form of tests/fixtures/matcher/, see its README).
 //!
-//!     PYTHONPATH=$PWD python3 core/tests/fixtures/make_matcher.py --corpus CORPUS DUMP
 //!     cargo run --release --example matcher_dump -- DUMP
 //!
 //! Prints one line per case that differs, then the count of cases compared and identical,
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args().nth(1) else {
-        eprintln!("usage: matcher_dump DIR (a folder of make_matcher.py cases)");
+        eprintln!("usage: matcher_dump DIR (a folder of matcher cases)");
         return ExitCode::from(2);
     };
     let mut paths: Vec<_> = match fs::read_dir(&dir) {

@@ -26,7 +26,7 @@ pub struct Engine {
     events: Vec<Event>,
 }
 
-fn config_from(cfg: &Bound<'_, PyAny>) -> PyResult<Config> {
+pub(crate) fn config_from(cfg: &Bound<'_, PyAny>) -> PyResult<Config> {
     macro_rules! get {
         ($name:ident) => {
             cfg.getattr(stringify!($name))?.extract()?

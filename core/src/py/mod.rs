@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 use crate::tally::{LatencyHistogram, Timeline};
 
 mod convert;
+mod dns;
 mod engine;
+mod matcher;
 
 /// (buckets as (bucket, count, sum), count, max) of a latency histogram of `seconds`.
 #[pyfunction]
@@ -45,6 +47,9 @@ fn timeline_series(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::Engine>()?;
+    m.add_function(wrap_pyfunction!(dns::parse, m)?)?;
+    m.add_class::<matcher::Deduplicator>()?;
+    m.add_class::<matcher::Matcher>()?;
     m.add_function(wrap_pyfunction!(latency_histogram, m)?)?;
     m.add_function(wrap_pyfunction!(timeline_series, m)?)?;
     Ok(())
