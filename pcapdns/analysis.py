@@ -23,6 +23,7 @@ from pcapdns.breakdown import Breakdown
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import AggregatedFinding, FindingCollector, stale_port
 from pcapdns.detect.base import Finding
+from pcapdns.errors import CoreError
 from pcapdns.latency import LatencyHistogram
 from pcapdns.match.records import Lookup, Orphan
 from pcapdns.read import capture_meta
@@ -116,6 +117,7 @@ def analyze(
 
     Raises:
         InputError: an input is missing, not a capture, or has an unsupported link type.
+        CoreError: the compiled core hit a bug (a panic) on the inputs.
     """
     config = config or AnalysisConfig()
     # The pipeline frees its objects by reference counting (the matcher breaks its own
@@ -125,6 +127,13 @@ def analyze(
     gc.set_threshold(100_000, 50, 100)
     try:
         return _analyze(paths, config, keep_lookups, progress)
+    except BaseException as e:
+        # A panic in the core reaches Python as pyo3's PanicException (a BaseException,
+        # so that it is not swallowed by accident): the run cannot go on, but the user gets
+        # one line naming the inputs, never a traceback or an abort.
+        if type(e).__name__ == "PanicException":
+            raise CoreError(list(paths), str(e) or "panic") from e
+        raise
     finally:
         gc.set_threshold(*thresholds)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pcapdns.decode.records import Payload, Transport
+from pcapdns.decode.records import Transport
 from pcapdns.errors import Malformed, Truncated
 
 MAX_NAME = 255

@@ -43,6 +43,13 @@ fn timeline_series(
     Ok((start, step, q, f, tl.first, tl.last))
 }
 
+/// Panic with `message`: the tests prove that a panic in the core reaches Python as an
+/// exception (pyo3's PanicException) and the command line as one line, never an abort.
+#[pyfunction]
+fn panic_for_test(message: &str) {
+    panic!("{message}");
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -51,6 +58,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<matcher::Deduplicator>()?;
     m.add_class::<matcher::Matcher>()?;
     m.add_function(wrap_pyfunction!(latency_histogram, m)?)?;
+    m.add_function(wrap_pyfunction!(panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(timeline_series, m)?)?;
     Ok(())
 }
