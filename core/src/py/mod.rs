@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 use crate::tally::{LatencyHistogram, Timeline};
 
 mod convert;
+mod decode;
 mod engine;
+mod read;
 
 /// (buckets as (bucket, count, sum), count, max) of a latency histogram of `seconds`.
 #[pyfunction]
@@ -47,5 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_function(wrap_pyfunction!(latency_histogram, m)?)?;
     m.add_function(wrap_pyfunction!(timeline_series, m)?)?;
+    read::register(m)?;
+    decode::register(m)?;
     Ok(())
 }
