@@ -9,10 +9,12 @@ are attacker-controlled and must survive JSON, terminals and HTML unchanged.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from pcapdns.decode.records import Payload, Transport
 from pcapdns.errors import Malformed, Truncated
+from pcapdns.records import Payload
+
+Transport = Literal["udp", "tcp"]
 
 _HEADER = struct.Struct("!HHHHHH")
 _QTAIL = struct.Struct("!HH")

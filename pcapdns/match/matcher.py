@@ -42,7 +42,6 @@ from collections import deque
 from collections.abc import Callable
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.records import IcmpQuote
 from pcapdns.dns import names
 from pcapdns.dns.flags import QR, TC
 from pcapdns.dns.message import Message
@@ -58,6 +57,7 @@ from pcapdns.match.state import (
     SocketKey,
     XfrKey,
 )
+from pcapdns.records import IcmpQuote
 
 #: Estimated memory of one query in flight beyond its DNS bytes: the message record, its
 #: state, the index entries and the lookup it starts (measured with tracemalloc: about

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from pcapdns.analysis import analyze
 from pcapdns.cli import main
-from pcapdns.decode.records import Payload
 from pcapdns.dns.message import DnsMalformed, DnsTruncated, Message, parse, read_name
 from pcapdns.errors import DecodeError
+from pcapdns.records import Payload
 from tests.craft import (
     CLIENT,
     DNS,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pcapdns.analysis import analyze
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.records import Payload
 from pcapdns.dns.message import parse
 from pcapdns.match.dedupe import Deduplicator
 from pcapdns.output.document import build
+from pcapdns.records import Payload
 from tests.craft import (
     IP,
     analyze_packets,

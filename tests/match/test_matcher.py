@@ -11,11 +11,11 @@ from __future__ import annotations
 import struct
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode.records import Payload
 from pcapdns.dns.message import Message, parse
 from pcapdns.match.matcher import Matcher
 from pcapdns.match.records import Lookup, Orphan
 from pcapdns.output.document import build
+from pcapdns.records import Payload
 from tests.craft import (
     CLIENT,
     DNS,
