@@ -251,6 +251,18 @@ def _matcher_warnings(m: MatchStats, config: AnalysisConfig) -> list[str]:
     return out
 
 
+def input_files(paths: list[str]) -> list[str]:
+    """Every file an analysis of ``paths`` reads or may read: the paths as given, the
+    files of the directories among them (those that will be skipped as not captures
+    included), and the capture.json beside them. An output must be none of these.
+
+    Raises:
+        InputError: a path does not exist, or a directory holds no files.
+    """
+    expanded = (p for p, _ in _core.expand_paths(paths))
+    return [*paths, *expanded, *capture_meta.find(paths)]
+
+
 def _capture_end(files: list[CaptureFile], meta: CaptureMeta | None) -> float | None:
     """When the capture ended: its last packet, or the agent's stop time when capture.json
     has one and every ring file beside it was read.

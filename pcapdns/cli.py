@@ -16,7 +16,7 @@ from typing import NoReturn, TextIO
 import click
 
 from pcapdns import __version__
-from pcapdns.analysis import Analysis
+from pcapdns.analysis import Analysis, input_files
 from pcapdns.analysis import analyze as run_analysis
 from pcapdns.config import AnalysisConfig
 from pcapdns.errors import PcapdnsError
@@ -246,8 +246,6 @@ def report(
 
 def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None]) -> None:
     """Outputs (option, path; "-" is stdout) must be neither an input nor each other."""
-    from pcapdns.read.merge import input_files
-
     given = [(opt, path) for opt, path in outputs if path is not None]
     try:
         inputs = input_files(list(paths))

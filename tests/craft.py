@@ -183,8 +183,15 @@ def findings_of(analysis, kind: str) -> list:
 
 from dataclasses import dataclass  # noqa: E402
 
-from pcapdns.decode.frames import Decoded, FrameDecoder  # noqa: E402
-from pcapdns.read.merge import open_inputs  # noqa: E402
+from pcapdns import _core  # noqa: E402
+from pcapdns.config import AnalysisConfig  # noqa: E402
+from pcapdns.records import IcmpQuote, Payload  # noqa: E402
+
+#: What the frame decoder hands on.
+Decoded = Payload | IcmpQuote
+#: The frame decoder's counters (``_core.FrameDecoder.stats``): "decode", "tcp" and
+#: "fragments", each a dict of counts.
+DecoderStats = dict[str, dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,14 +249,14 @@ def tcp_segment(seq: int, payload: bytes = b"", flags: str = "PA", src: str = CL
 
 
 def decode_capture(path: Path | str,
-                   ports: frozenset[int] = frozenset({53})) -> tuple[list[Decoded], FrameDecoder]:
-    """Run the real reader and frame decoder over a capture, the end-of-capture flush
-    included; return what was decoded and the decoder (for its counters)."""
-    cap = open_inputs([str(path)])
-    decoder = FrameDecoder(ports)
+                   ports: frozenset[int] = frozenset({53})) -> tuple[list[Decoded], DecoderStats]:
+    """Run the core's reader and frame decoder over a capture as the analysis does (records
+    in time order, the end-of-capture flush included); return what was decoded and the
+    decoder's counters."""
+    reader = _core.Reader([str(path)], AnalysisConfig().reorder_window)
+    decoder = _core.FrameDecoder(ports)
     out: list[Decoded] = []
-    for frame, (t, link_type, iface, data) in enumerate(cap.records, 1):
-        out.extend(decoder.decode(frame, t, link_type, iface, data) or ())
+    for t, frame, link_type, iface, data in reader:
+        out.extend(decoder.decode(frame, t, link_type, iface, data))
     out.extend(decoder.finish())
-    return out, decoder
-
+    return out, decoder.stats()

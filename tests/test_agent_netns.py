@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
+from pcapdns import _core
 from pcapdns.agent import dns_filter
 from pcapdns.analysis import analyze
 from pcapdns.read import capture_meta
-from pcapdns.read.capture import open_capture
 from tests.conftest import ROOT
 from tests.test_agent import OTHER_PYTHONS, decoy_package
 
@@ -241,9 +241,10 @@ def test_ring_wraps_and_keeps_every_query_that_survived(lab: Lab, tmp_path: Path
     # The files are whole, and pcapdns reads them as one capture.
     records = 0
     for p in ring:
-        info, it = open_capture(str(p))
-        records += sum(1 for _ in it)
-        assert not info.truncated and not info.warnings, info.warnings
+        reader = _core.CaptureReader(str(p))
+        records += sum(1 for _ in reader)
+        info = reader.info()
+        assert not info["truncated"] and not info["warnings"], info["warnings"]
     result = analyze([str(cap)], keep_lookups=True)
     assert result.warnings == []
     assert all(not f.truncated for f in result.files)
@@ -373,8 +374,8 @@ def test_a_killed_agent_leaves_no_tcpdump(lab: Lab, tmp_path: Path) -> None:
     finally:
         _stop(agent, signal.SIGKILL)
         kill_leftover(meta)
-    info, it = open_capture(str(cap / "dns.pcap0"))
-    assert sum(1 for _ in it) >= 40 and not info.truncated
+    reader = _core.CaptureReader(str(cap / "dns.pcap0"))
+    assert sum(1 for _ in reader) >= 40 and not reader.info()["truncated"]
     # The capture.json written at the start is there, without a stop time.
     meta = json.loads((cap / "capture.json").read_text())
     assert meta["stop"] is None and meta["tcpdump"]["pid"] == pid

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pcapdns import _core
-from pcapdns.decode.frames import FrameDecoder
-from pcapdns.decode.records import Payload
+from pcapdns.config import AnalysisConfig
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
 from pcapdns.errors import DecodeError
-from pcapdns.read.merge import open_inputs
+from pcapdns.records import Payload
 
 TYPE_NUMBERS = {name: number for number, name in names.QTYPES.items()}
 
@@ -77,8 +76,8 @@ def capture_of(baseline: Path) -> Path:
 
 def messages(capture: Path, ports: frozenset[int]) -> dict[int, list[Message]]:
     """Every DNS message that decodes, by frame (duplicates included)."""
-    cap = open_inputs([str(capture)])
-    decoder = FrameDecoder(ports)
+    reader = _core.Reader([str(capture)], AnalysisConfig().reorder_window)
+    decoder = _core.FrameDecoder(ports)
     out: dict[int, list[Message]] = {}
 
     def keep(items: list) -> None:
@@ -90,8 +89,8 @@ def messages(capture: Path, ports: frozenset[int]) -> dict[int, list[Message]]:
                     continue
                 out.setdefault(m.frame, []).append(m)
 
-    for frame, (ts, link_type, iface, data) in enumerate(cap.records, 1):
-        keep(decoder.decode(frame, ts, link_type, iface, data) or [])
+    for ts, frame, link_type, iface, data in reader:
+        keep(decoder.decode(frame, ts, link_type, iface, data))
     keep(decoder.finish())
     return out
 

@@ -3,8 +3,8 @@
 //!     read_dump [--window SECONDS] PATH...          one JSON object (the fixtures' form)
 //!     read_dump --speed [--window SECONDS] PATH...  records read and records per second
 //!
-//! The JSON form is what tests/fixtures/make_read.py --corpus compares with the Python
-//! reader.
+//! The JSON form is the one of tests/fixtures/read/cases.jsonl, written from the former
+//! Python reader, so a capture can be compared with a dump of it made then.
 
 #[path = "../tests/read/dump.rs"]
 #[allow(dead_code)]

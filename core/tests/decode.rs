@@ -1,9 +1,10 @@
-//! The frame decoder reproduces the Python stage on every fixture: the same items for each
-//! record, the same bytes held in reassembly after it, the same end-of-capture flush and
-//! the same counters. The fixtures are written by `fixtures/make_decode.py`.
+//! The frame decoder reproduces the former Python stage on every fixture: the same items
+//! for each record, the same bytes held in reassembly after it, the same end-of-capture
+//! flush and the same counters. The fixtures were generated from that stage and are frozen
+//! (fixtures/decode/README.md).
 //!
-//! With `PCAPDNS_DECODE_DUMPS=DIR`, every dump in DIR (written by `make_decode.py
-//! --captures ... --out DIR`, from the public corpus say) is compared the same way.
+//! With `PCAPDNS_DECODE_DUMPS=DIR`, every dump in DIR (the same form, from the public corpus
+//! say) is compared the same way.
 
 use std::fs;
 use std::io::Read;

@@ -1,8 +1,9 @@
 //! The read stage against the reference reader: every case of
-//! tests/fixtures/read/cases.jsonl (written by tests/fixtures/make_read.py from the Python
-//! reader) is read again here and must come out the same: the records (numbers, times to
-//! the bit, link types, interfaces, bytes), each file's description and warnings, the
-//! reorder counters and warning, and the error text when the input is unusable.
+//! tests/fixtures/read/cases.jsonl (generated from the former Python reader, and frozen:
+//! fixtures/read/README.md) is read again here and must come out the same: the records
+//! (numbers, times to the bit, link types, interfaces, bytes), each file's description and
+//! warnings, the reorder counters and warning, and the error text when the input is
+//! unusable.
 //!
 //! Cases are grouped by what they show, one test per group; `every_case_is_checked` makes
 //! sure no case falls outside a group.
@@ -48,7 +49,7 @@ const GROUPS: [(&str, &[&str]); 10] = [
 ];
 
 fn cases() -> Vec<Value> {
-    let text = fs::read_to_string(CASES).expect("fixture file (run make_read.py)");
+    let text = fs::read_to_string(CASES).expect("fixture file tests/fixtures/read/cases.jsonl");
     text.lines()
         .map(|l| serde_json::from_str(l).expect("a JSON case"))
         .collect()

@@ -11,10 +11,11 @@ and HTML unchanged.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from pcapdns.decode.records import Transport
 from pcapdns.errors import Malformed, Truncated
+
+Transport = Literal["udp", "tcp"]
 
 MAX_NAME = 255
 MAX_POINTERS = 32

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from pcapdns import __version__
+from pcapdns import __version__, _core
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
@@ -15,7 +15,6 @@ from pcapdns.dns.records import answer_section
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
-from pcapdns.read import linktypes
 from pcapdns.read.capture_meta import CaptureMeta
 
 SCHEMA = "pcapdns.analysis/1"
@@ -92,7 +91,7 @@ def _input(f: Any) -> dict[str, Any]:
     return {
         "path": f.path,
         "packets": f.packets,
-        "link_type": ",".join(dict.fromkeys(linktypes.name(t) for t in f.link_types)),
+        "link_type": ",".join(dict.fromkeys(_core.link_type_name(t) for t in f.link_types)),
         "first_time": iso(f.first_time),
         "last_time": iso(f.last_time),
         "truncated": f.truncated,

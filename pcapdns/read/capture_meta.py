@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, TypeGuard, cast
 
-from pcapdns.read.capture import MAX_TIME, MIN_TIME
+from pcapdns._core import MAX_TIME, MIN_TIME
 
 NAME = "capture.json"
 FORMAT_PREFIX = "pcapdns.capture/"
@@ -316,7 +316,7 @@ def _time(d: Mapping[str, object], key: str) -> float | None:
     if t.tzinfo is None:
         raise CaptureMetaError(f"{key} {text!r} has no time zone")
     seconds = t.timestamp()
-    # The range capture records are believed in (see pcapdns.read.capture): the stop time
+    # The range capture records are believed in (see core/src/read/mod.rs): the stop time
     # extends the capture's end, so one from year 9999 would stretch it as far.
     if not MIN_TIME <= seconds < MAX_TIME:
         raise CaptureMetaError(f"{key} {text!r} is not between 1970 and 2200")

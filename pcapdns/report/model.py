@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pcapdns import __version__
+from pcapdns import __version__, _core
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
 from pcapdns.detect.base import SEVERITY_RANK, Finding, FindingKind
@@ -28,7 +28,6 @@ from pcapdns.output.verdict import duration as _dur
 from pcapdns.output.verdict import duration_ms as _dur_ms
 from pcapdns.output.verdict import kind_rank, lower_title, verdict
 from pcapdns.output.verdict import ports_text as _ports
-from pcapdns.read import linktypes
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.report.knowledge import ADVICE, Advice, advice_for
 
@@ -507,7 +506,7 @@ def _input(f: Any) -> InputRow:
         size=f.size,
         sha256=_sha256(f.path),
         format=f.format + (" (gzip)" if f.gzip else ""),
-        link_types=", ".join(dict.fromkeys(linktypes.name(t) for t in f.link_types)),
+        link_types=", ".join(dict.fromkeys(_core.link_type_name(t) for t in f.link_types)),
         packets=f.packets,
         first_time=_utc(f.first_time) if f.first_time is not None else "-",
         last_time=_utc(f.last_time) if f.last_time is not None else "-",

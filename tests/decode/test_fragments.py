@@ -11,9 +11,9 @@ from scapy.layers.inet import IP, fragment
 from scapy.layers.inet6 import IPv6ExtHdrFragment, fragment6
 from scapy.packet import Packet
 
+from pcapdns import _core
 from pcapdns.analysis import analyze
 from pcapdns.config import AnalysisConfig
-from pcapdns.decode import fragments
 from pcapdns.output.document import build
 from tests.craft import (
     CLIENT,
@@ -76,12 +76,12 @@ def test_fragmented_response_is_reassembled(
         tmp_path / "frags.pcap", [(T0 + i / 1000, pieces[k]) for i, k in enumerate(order)]
     )
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert [(p.frame, p.src, p.sport, p.dst, p.dport) for p in out] == [(5, src, 53, dst, 40000)]
     assert out[0].data == bytes(whole()[DNS])
-    assert (decoder.stats.fragments, decoder.fragments.reassembled) == (5, 1)
-    assert decoder.fragments.dropped == 0
+    assert (stats["decode"]["fragments"], stats["fragments"]["reassembled"]) == (5, 1)
+    assert stats["fragments"]["dropped"] == 0
 
 
 @pytest.mark.parametrize("make", [v4_fragments, v6_fragments], ids=["ipv4", "ipv6"])
@@ -90,20 +90,20 @@ def test_missing_fragment_is_dropped_at_the_end(tmp_path: Path, make) -> None:
     del pieces[2]
     path = write_eth(tmp_path / "lost.pcap", [(T0 + i / 1000, p) for i, p in enumerate(pieces)])
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert out == []
-    assert (decoder.fragments.reassembled, decoder.fragments.dropped) == (0, 1)
+    assert (stats["fragments"]["reassembled"], stats["fragments"]["dropped"]) == (0, 1)
 
 
 def test_fragments_captured_twice_are_reassembled_once(tmp_path: Path) -> None:
     pieces = [p for p in v4_fragments() for _ in range(2)]
     path = write_eth(tmp_path / "twice.pcap", [(T0 + i / 1000, p) for i, p in enumerate(pieces)])
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert len(out) == 1
-    assert decoder.fragments.reassembled == 1
+    assert stats["fragments"]["reassembled"] == 1
 
 
 def test_fragments_seen_on_two_interfaces_are_reassembled_per_interface(
@@ -119,10 +119,10 @@ def test_fragments_seen_on_two_interfaces_are_reassembled_per_interface(
     ]
     path = write_sll2(tmp_path / "any.pcap", packets)
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert [(p.frame, p.iface) for p in out] == [(9, 3), (10, 7)]
-    assert (decoder.fragments.reassembled, decoder.fragments.dropped) == (2, 0)
+    assert (stats["fragments"]["reassembled"], stats["fragments"]["dropped"]) == (2, 0)
 
     both = write_sll2(
         tmp_path / "any-both.pcap", [(T0 - 0.01, 3, query()), (T0 - 0.01, 7, query())] + packets
@@ -134,15 +134,15 @@ def test_fragments_seen_on_two_interfaces_are_reassembled_per_interface(
 
 def test_fragment_older_than_the_reassembly_timer_is_given_up(tmp_path: Path) -> None:
     first, *rest = v4_fragments()
-    later = T0 + fragments.MAX_AGE + 15
+    later = T0 + _core.FRAGMENT_MAX_AGE + 15
     packets = [(T0, first), (later, query(id=9))] + [(later + i, p) for i, p in enumerate(rest)]
     path = write_eth(tmp_path / "stale.pcap", packets)
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert [int.from_bytes(p.data[:2], "big") for p in out] == [9]
     # The stale first fragment, then the rest that never completes.
-    assert decoder.fragments.dropped == 2
+    assert stats["fragments"]["dropped"] == 2
 
 
 def test_fragmented_response_answers_its_query(tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def _reference(pieces: list[tuple[int, bytes, bool]]) -> bytes | None:
     return bytes(out)
 
 
-KEY = (b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 7, 17, 0)
+KEY = ("10.0.0.1", "10.0.0.2", 7, 17, 0)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -221,58 +221,68 @@ def test_any_order_with_copies_and_overlaps_gives_the_brute_force_datagram(seed:
     if rng.random() < 0.3:
         pieces.pop()  # maybe a hole
 
-    r = fragments.FragmentReassembler()
+    r = _core.FragmentReassembler()
     results = [r.add(KEY, off, more, data, T0) for off, data, more in pieces]
 
     whole = [x for x in results if x is not None]
     expected = _reference(pieces)
     if expected is None:
-        assert whole == [] and r.reassembled == 0
+        assert whole == [] and r.stats()["reassembled"] == 0
     else:
         # Complete at the first piece that closes the last hole, and only then.
         first = next(i for i in range(len(pieces)) if _reference(pieces[: i + 1]) is not None)
         assert results[first] == _reference(pieces[: first + 1])
         assert whole[0] == _reference(pieces[: first + 1])
-        assert r.reassembled >= 1
+        assert r.stats()["reassembled"] >= 1
 
 
-def test_last_fragment_first_keeps_only_the_pieces_beyond_the_hole_in_the_heap() -> None:
+def test_last_fragment_first_is_whole_at_the_piece_that_closes_the_last_hole() -> None:
     # Linux sends the last fragment first: the length is known from the start, and every
-    # piece after it asks whether the datagram is whole.
+    # piece after it asks whether the datagram is whole. That each asks at O(log n) cost
+    # (only the pieces beyond the hole wait in a heap) is proven by the unit test
+    # last_fragment_first_waits_alone_beyond_the_hole in core/src/decode/fragments.rs.
     payload = bytes(range(256)) * 32
     pieces = [(off, payload[off : off + 8]) for off in range(0, len(payload), 8)]
-    r = fragments.FragmentReassembler()
+    r = _core.FragmentReassembler()
     last_off, last = pieces[-1]
     assert r.add(KEY, last_off, False, last, T0) is None
+    held = len(last) + _core.FRAGMENT_PIECE_OVERHEAD
     for off, data in pieces[:-2]:
-        assert r.add(KEY, off, True, data, T0) is None
-        p = r._partials[KEY]
-        # The prefix grows with each piece; only the last fragment waits beyond it.
-        assert (p.covered, p.beyond) == (off + 8, [(last_off, len(payload))])
+        assert r.add(KEY, off, True, data, T0) is None, off
+        held += len(data) + _core.FRAGMENT_PIECE_OVERHEAD
+        s = r.stats()
+        assert (s["pending"], s["buffered"]) == (1, held), (off, s)
     assert r.add(KEY, pieces[-2][0], True, pieces[-2][1], T0) == payload
-    assert r.buffered == 0 and r._partials == {}
+    s = r.stats()
+    assert (s["buffered"], s["pending"], s["reassembled"]) == (0, 0, 1)
 
 
 def test_four_datagrams_of_thousands_of_pieces_stay_within_the_byte_budget() -> None:
-    r = fragments.FragmentReassembler(max_bytes=200_000)
+    r = _core.FragmentReassembler(max_bytes=200_000)
     data = bytes(1_000)
+    cost = len(data) + _core.FRAGMENT_PIECE_OVERHEAD
+    added = 0
     for i in range(300):
         for ident in range(4):
-            key = (b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", ident, 17, 0)
+            key = ("10.0.0.1", "10.0.0.2", ident, 17, 0)
             assert r.add(key, 8 * i, True, data, T0) is None
-            held = sum(len(x) + fragments.PIECE_OVERHEAD
-                       for p in r._partials.values() for x in p.pieces.values())
-            assert r.buffered == held <= 200_000, (i, ident, r.buffered, held)
-    assert r.evicted > 0 and r.evicted == r.dropped
-    assert r.evicted_bytes > 0
-    assert r.reassembled == 0
+            added += 1
+            s = r.stats()
+            # Every piece is new (its own offset): what is not held was evicted.
+            assert s["buffered"] <= 200_000, (i, ident, s)
+            assert s["buffered"] + s["evicted_bytes"] == added * cost, (i, ident, s)
+    s = r.stats()
+    assert s["evicted"] > 0 and s["evicted"] == s["dropped"]
+    assert s["evicted_bytes"] > 0
+    assert s["reassembled"] == 0
 
 
 def test_piece_past_the_largest_datagram_drops_it() -> None:
-    r = fragments.FragmentReassembler()
+    r = _core.FragmentReassembler()
     assert r.add(KEY, 0, True, bytes(100), T0) is None
     assert r.add(KEY, 65_528, True, bytes(16), T0) is None
-    assert (r.dropped, r.buffered, r._partials) == (1, 0, {})
+    s = r.stats()
+    assert (s["dropped"], s["buffered"], s["pending"]) == (1, 0, 0)
 
 
 def test_fragment_evictions_are_in_the_summary(tmp_path: Path) -> None:
@@ -284,7 +294,7 @@ def test_fragment_evictions_are_in_the_summary(tmp_path: Path) -> None:
     result = analyze([str(path)], AnalysisConfig(max_fragment_buffer_bytes=2_000))
 
     summary = build(result)["summary"]
-    held = sum(len(bytes(p[IP].payload)) + fragments.PIECE_OVERHEAD for p in pieces[:3])
+    held = sum(len(bytes(p[IP].payload)) + _core.FRAGMENT_PIECE_OVERHEAD for p in pieces[:3])
     assert (summary["fragmented_datagrams_evicted"], summary["fragment_bytes_evicted"]) == (
         1, held)
     assert summary["skipped"]["fragmented_datagrams_dropped"] == 2

@@ -29,7 +29,7 @@ from scapy.packet import Packet
 
 from pcapdns.analysis import analyze
 from pcapdns.cli import main
-from pcapdns.decode.records import IcmpQuote, Payload
+from pcapdns.records import IcmpQuote, Payload
 from tests.craft import (
     CLIENT,
     DNS,
@@ -167,10 +167,10 @@ def test_udp_on_other_ports_and_non_ip_frames_are_counted_not_decoded(tmp_path: 
     arp = Ether(**MACS) / ARP(psrc=CLIENT, pdst=SERVER)
     path = write_pcap(tmp_path / "other.pcap", [(T0, bytes(eth(ntp))), (T0 + 1, bytes(arp))])
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert out == []
-    assert (decoder.stats.not_dns, decoder.stats.non_ip) == (1, 1)
+    assert (stats["decode"]["not_dns"], stats["decode"]["non_ip"]) == (1, 1)
 
 
 def test_dns_on_a_configured_port(tmp_path: Path) -> None:
@@ -185,10 +185,10 @@ def test_ip_header_cut_short_by_the_snapshot_length_is_counted(tmp_path: Path) -
     frame = bytes(eth(query()))[: 14 + 12]
     path = write_pcap(tmp_path / "snap.pcap", [(T0, frame)])
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert out == []
-    assert decoder.stats.bad_ip == 1
+    assert stats["decode"]["bad_ip"] == 1
 
 
 # -- ICMP errors that quote DNS ----------------------------------------------------------
@@ -211,7 +211,7 @@ def late_answer_bounced(v6: bool) -> list[tuple[float, Packet]]:
 def test_port_unreachable_quoting_a_response_is_an_icmp_quote(tmp_path: Path, v6: bool) -> None:
     path = write_eth(tmp_path / "bounce.pcap", late_answer_bounced(v6))
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     quote = out[2]
     assert type(quote) is IcmpQuote
@@ -224,7 +224,7 @@ def test_port_unreachable_quoting_a_response_is_an_icmp_quote(tmp_path: Path, v6
     )
     assert (quote.src, quote.sport, quote.dst, quote.dport) == (server, 53, client, 40000)
     assert quote.data == bytes(late_answer_bounced(v6)[1][1][DNS])
-    assert decoder.stats.icmp_errors == 1
+    assert stats["decode"]["icmp_errors"] == 1
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["icmp-3-3", "icmpv6-1-4"])
@@ -246,7 +246,7 @@ def test_icmp_that_quotes_no_dns_is_not_an_icmp_error(tmp_path: Path) -> None:
     ping = IP(src=CLIENT, dst=SERVER) / ICMP(type=8)
     path = write_eth(tmp_path / "icmp.pcap", [(T0, icmp_port_unreachable(ntp)), (T0 + 1, ping)])
 
-    out, decoder = decode_capture(path)
+    out, stats = decode_capture(path)
 
     assert out == []
-    assert (decoder.stats.icmp_errors, decoder.stats.not_dns) == (0, 2)
+    assert (stats["decode"]["icmp_errors"], stats["decode"]["not_dns"]) == (0, 2)

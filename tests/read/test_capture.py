@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from pcapdns import _core
 from pcapdns.analysis import analyze
 from pcapdns.errors import InputError, NotACaptureError, UnsupportedLinkTypeError
-from pcapdns.read.capture import CaptureFile, Record, open_capture
+from pcapdns.stats import CaptureFile
 from tests.craft import (
     Interface,
     eth,
@@ -26,10 +27,16 @@ from tests.craft import (
 
 T0 = 1_700_000_000.0
 
+#: (time, link type, interface, bytes): one record of a file, in the order written.
+Record = tuple[float, int, int, bytes]
+
 
 def read_all(path: Path) -> tuple[CaptureFile, list[Record]]:
-    info, records = open_capture(str(path))
-    return info, list(records)
+    """The core's reader of one file (``_core.CaptureReader``): the file as read to its
+    end, and its records."""
+    reader = _core.CaptureReader(str(path))
+    records = list(reader)
+    return CaptureFile(**reader.info()), records
 
 
 def eth_frames(n: int) -> list[bytes]:
@@ -377,7 +384,7 @@ def test_text_file_is_not_a_capture(tmp_path: Path) -> None:
     path.write_text("kubectl logs coredns\n")
 
     with pytest.raises(NotACaptureError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert "not a pcap or pcapng file" in _one_line_naming(e.value, path)
 
@@ -387,7 +394,7 @@ def test_gzip_of_something_else_is_not_a_capture(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"not a capture at all, just text\n"))
 
     with pytest.raises(NotACaptureError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert "gzip" in _one_line_naming(e.value, path)
 
@@ -397,7 +404,7 @@ def test_empty_file_is_not_a_capture(tmp_path: Path) -> None:
     path.write_bytes(b"")
 
     with pytest.raises(NotACaptureError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert "empty" in _one_line_naming(e.value, path)
 
@@ -409,7 +416,7 @@ def test_gzip_cut_off_before_the_capture_header_says_so(tmp_path: Path, keep: in
     path.write_bytes(gzip.compress(raw)[:keep])
 
     with pytest.raises(NotACaptureError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert "gzip file cut off before" in _one_line_naming(e.value, path)
 
@@ -419,7 +426,7 @@ def test_gzip_of_nothing_is_not_a_capture(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b""))
 
     with pytest.raises(NotACaptureError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert "gzip file with no data in it" in _one_line_naming(e.value, path)
 
@@ -429,7 +436,7 @@ def test_pcap_shorter_than_its_file_header(tmp_path: Path) -> None:
     path.write_bytes(b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00")
 
     with pytest.raises(NotACaptureError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert "24-byte header" in _one_line_naming(e.value, path)
 
@@ -438,14 +445,14 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "gone.pcap"
 
     with pytest.raises(InputError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert "no such file" in _one_line_naming(e.value, path)
 
 
 def test_directory_is_not_a_file(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
-        open_capture(str(tmp_path))
+        _core.CaptureReader(str(tmp_path))
 
     assert "directory" in _one_line_naming(e.value, tmp_path)
 
@@ -454,7 +461,7 @@ def test_pcap_with_an_unsupported_link_type_names_it(tmp_path: Path) -> None:
     path = write_pcap(tmp_path / "wifi.pcap", [(T0, b"\x00" * 40)], link_type=105)
 
     with pytest.raises(UnsupportedLinkTypeError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert str(e.value) == (
         f"{path}: unsupported link type IEEE802_11 (105); supported: NULL (0), ETHERNET (1), "
@@ -467,7 +474,7 @@ def test_a_link_type_without_a_name_is_shown_by_its_number(tmp_path: Path) -> No
     path = write_pcap(tmp_path / "odd.pcap", [(T0, b"\x00" * 40)], link_type=4242)
 
     with pytest.raises(UnsupportedLinkTypeError) as e:
-        open_capture(str(path))
+        _core.CaptureReader(str(path))
 
     assert str(e.value).startswith(f"{path}: unsupported link type 4242; supported: NULL (0), ")
 

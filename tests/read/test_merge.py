@@ -8,15 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from pcapdns.analysis import analyze
+from pcapdns import _core
+from pcapdns.analysis import analyze, input_files
+from pcapdns.config import AnalysisConfig
 from pcapdns.errors import InputError, NotACaptureError, UnsupportedLinkTypeError
-from pcapdns.read.merge import open_inputs
 from tests.craft import Interface, query, response, write_eth, write_pcap, write_pcapng_interfaces
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0
 SUPPORTED = ("supported: NULL (0), ETHERNET (1), RAW (12, 14, 101), LOOP (108), "
              "LINUX_SLL (113), IPV4 (228), IPV6 (229), LINUX_SLL2 (276)")
+
+
+def open_inputs(paths: list[str]) -> _core.Reader:
+    """The core's reader of an analysis' inputs: iterated, the merged records in time
+    order; ``files()`` and ``open_warnings`` describe them."""
+    return _core.Reader(paths, AnalysisConfig().reorder_window)
+
+
+def names(cap: _core.Reader) -> list[str]:
+    """The files' names, in merge order."""
+    return [Path(f["path"]).name for f in cap.files()]
 
 
 def ring_after_wrap(directory: Path) -> list[Path]:
@@ -67,8 +79,8 @@ def test_ring_files_are_ordered_by_first_packet_time_not_by_name(tmp_path: Path)
 
     cap = open_inputs([str(p) for p in paths])
 
-    assert [Path(f.path).name for f in cap.files] == ["dns.pcap2", "dns.pcap0", "dns.pcap1"]
-    times = [r[0] for r in cap.records]
+    assert names(cap) == ["dns.pcap2", "dns.pcap0", "dns.pcap1"]
+    times = [r[0] for r in cap]
     assert times == sorted(times)
     assert len(times) == 8
 
@@ -107,10 +119,10 @@ def test_non_capture_file_inside_a_directory_is_skipped_with_a_warning(tmp_path:
 
     cap = open_inputs([str(tmp_path / "ring")])
 
-    assert len(cap.files) == 3
-    assert len(cap.warnings) == 1
-    assert cap.warnings[0].startswith(f"{notes}: ")
-    assert cap.warnings[0].endswith("; skipped")
+    assert len(cap.files()) == 3
+    assert len(cap.open_warnings) == 1
+    assert cap.open_warnings[0].startswith(f"{notes}: ")
+    assert cap.open_warnings[0].endswith("; skipped")
 
 
 def test_unsupported_link_type_inside_a_directory_is_skipped_with_a_warning(
@@ -124,12 +136,12 @@ def test_unsupported_link_type_inside_a_directory_is_skipped_with_a_warning(
 
     cap = open_inputs([str(tmp_path / "ring")])
 
-    assert [Path(f.path).name for f in cap.files] == ["dns.pcap2", "dns.pcap0", "dns.pcap1"]
-    assert cap.warnings == [
+    assert names(cap) == ["dns.pcap2", "dns.pcap0", "dns.pcap1"]
+    assert cap.open_warnings == [
         f"{nflog}: interface 0 has unsupported link type NFLOG (239); {SUPPORTED}; skipped",
         f"{wifi}: unsupported link type IEEE802_11 (105); {SUPPORTED}; skipped",
     ]
-    assert len(list(cap.records)) == 8
+    assert len(list(cap)) == 8
 
 
 def test_unsupported_link_type_named_explicitly_is_an_error(tmp_path: Path) -> None:
@@ -158,8 +170,8 @@ def test_capture_file_without_packets_takes_part_without_harm(tmp_path: Path) ->
 
     cap = open_inputs([str(empty), str(full)])
 
-    assert [Path(f.path).name for f in cap.files] == ["full.pcap", "empty.pcap"]
-    assert len(list(cap.records)) == 2
+    assert names(cap) == ["full.pcap", "empty.pcap"]
+    assert len(list(cap)) == 2
 
 
 def test_missing_input_names_it(tmp_path: Path) -> None:
@@ -206,12 +218,12 @@ def test_a_long_ring_keeps_only_the_files_in_use_open(tmp_path: Path) -> None:
     cap = open_inputs([str(tmp_path)])
     most = 0
     count = 0
-    for _ in cap.records:
+    for _ in cap:
         count += 1
         most = max(most, len(os.listdir("/proc/self/fd")) - fds_before)
     assert count == 120
     assert most <= 2
-    assert sum(f.packets for f in cap.files) == 120
+    assert sum(f["packets"] for f in cap.files()) == 120
 
 
 # --- Files that do not look like one capture --------------------------------------------
@@ -226,9 +238,9 @@ def sample(path: Path, start: float, seconds: float) -> Path:
 
 def merged_warnings(paths: list[Path]) -> list[str]:
     cap = open_inputs([str(p) for p in paths])
-    assert cap.warnings == [], "no warning may come before the files are read"
-    assert sum(1 for _ in cap.records) == 4 * len(paths)
-    return cap.warnings
+    assert cap.open_warnings == [], "no warning may come before the files are read"
+    assert sum(1 for _ in cap) == 4 * len(paths)
+    return cap.open_warnings
 
 
 def test_samples_days_apart_are_merged_with_a_warning(tmp_path: Path) -> None:
@@ -284,8 +296,6 @@ def test_far_apart_warning_reaches_the_analysis(tmp_path: Path) -> None:
 
 
 def test_input_files_are_every_file_an_analysis_may_read(tmp_path: Path) -> None:
-    from pcapdns.read.merge import input_files
-
     paths = ring_after_wrap(tmp_path / "ring")
     (tmp_path / "ring" / "capture.json").write_text("{}")
     (tmp_path / "ring" / "notes.txt").write_text("skipped, but still an input\n")

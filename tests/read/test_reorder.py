@@ -4,12 +4,23 @@ frame numbers stay the file's; records later than the window are counted, not lo
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
-from pcapdns.read.capture import Record
-from pcapdns.read.reorder import MAX_HELD, MAX_HELD_BYTES, TimeOrder
+from pcapdns._core import MAX_HELD, MAX_HELD_BYTES, TimeOrder
 
 T = 1_795_602_000.0
+
+#: (time, link type, interface, bytes) as read, and with its frame number as passed on.
+Record = tuple[float, int, int, bytes]
+Numbered = tuple[float, int, int, int, bytes]
+
+
+def passed_on(order: TimeOrder, recs: Iterable[Record]) -> Iterator[Numbered]:
+    """Push ``recs`` through ``order`` one at a time, yielding each record as soon as the
+    buffer lets it go, then what it still holds at the end."""
+    for ts, link_type, iface, data in recs:
+        yield from order.push(ts, link_type, iface, data)
+    yield from order.finish()
 
 
 def records(*times: float, size: int = 60) -> list[Record]:
@@ -20,7 +31,7 @@ def records(*times: float, size: int = 60) -> list[Record]:
 def run(recs: list[Record], window: float = 0.5) -> tuple[list[tuple[float, int]], TimeOrder]:
     """(time, frame) of each record in the order passed on, and the buffer's counters."""
     order = TimeOrder(window)
-    out = [(ts, frame) for ts, frame, _, _, _ in order.sorted(recs)]
+    out = [(ts, frame) for ts, frame, _, _, _ in passed_on(order, recs)]
     return out, order
 
 
@@ -99,7 +110,7 @@ def test_a_burst_with_one_timestamp_is_not_held_whole() -> None:
     order = TimeOrder(0.5)
     most_held = 0
     frames = []
-    for _, frame, _, _, _ in order.sorted(_counting(records(*[T] * n), read)):
+    for _, frame, _, _, _ in passed_on(order, _counting(records(*[T] * n), read)):
         most_held = max(most_held, read[0] - len(frames))
         frames.append(frame)
     assert frames == list(range(1, n + 1))
@@ -114,7 +125,7 @@ def test_large_records_are_capped_by_bytes() -> None:
     order = TimeOrder(0.5)
     passed = 0
     most_held = 0
-    for _ in order.sorted(_counting(records(*[T + i * 1e-6 for i in range(200)], size=size),
+    for _ in passed_on(order, _counting(records(*[T + i * 1e-6 for i in range(200)], size=size),
                                     read)):
         most_held = max(most_held, read[0] - passed)
         passed += 1

@@ -248,3 +248,43 @@ impl FragmentReassembler {
         self.buffered = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn last_fragment_first_waits_alone_beyond_the_hole() {
+        // Linux sends the last fragment first; every piece after it extends the prefix
+        // without a hole, so only the last fragment waits in the heap and each piece costs
+        // O(log n), not a walk over the pieces.
+        let key = FragmentKey {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            ident: 7,
+            proto: 17,
+            iface: 0,
+        };
+        let payload: Vec<u8> = (0..8192).map(|i| i as u8).collect();
+        let pieces: Vec<(usize, &[u8])> = payload
+            .chunks(8)
+            .enumerate()
+            .map(|(i, c)| (8 * i, c))
+            .collect();
+        let mut r = FragmentReassembler::new(MAX_BYTES);
+        let (last_off, last) = pieces[pieces.len() - 1];
+        assert_eq!(r.add(key, last_off, false, last, 0.0), None);
+        for &(off, data) in &pieces[..pieces.len() - 2] {
+            assert_eq!(r.add(key, off, true, data, 0.0), None);
+            let slot = r.partials.find(&key).expect("open");
+            let p = r.partials.get(slot);
+            assert_eq!(p.covered, off + 8);
+            let beyond: Vec<(usize, usize)> = p.beyond.iter().map(|x| x.0).collect();
+            assert_eq!(beyond, vec![(last_off, payload.len())]);
+        }
+        let (off, data) = pieces[pieces.len() - 2];
+        assert_eq!(r.add(key, off, true, data, 0.0), Some(payload.clone()));
+        assert_eq!((r.buffered, r.pending(), r.reassembled), (0, 0, 1));
+    }
+}

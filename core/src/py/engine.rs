@@ -60,7 +60,7 @@ pub(crate) fn config_from(cfg: &Bound<'_, PyAny>) -> PyResult<Config> {
 }
 
 /// The pcapdns.errors exception for an input that cannot be used.
-fn input_error(py: Python<'_>, e: InputError) -> PyErr {
+pub(crate) fn input_error(py: Python<'_>, e: InputError) -> PyErr {
     let class = match e.kind {
         InputErrorKind::NotACapture => "NotACaptureError",
         InputErrorKind::UnsupportedLinkType => "UnsupportedLinkTypeError",

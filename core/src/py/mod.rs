@@ -9,9 +9,11 @@ use pyo3::prelude::*;
 use crate::tally::{LatencyHistogram, Timeline};
 
 mod convert;
+mod decode;
 mod dns;
 mod engine;
 mod matcher;
+mod read;
 
 /// (buckets as (bucket, count, sum), count, max) of a latency histogram of `seconds`.
 #[pyfunction]
@@ -60,5 +62,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(latency_histogram, m)?)?;
     m.add_function(wrap_pyfunction!(panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(timeline_series, m)?)?;
+    read::register(m)?;
+    decode::register(m)?;
     Ok(())
 }

@@ -25,13 +25,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-mod capture;
+pub mod capture;
 mod gzip;
 pub mod linktypes;
 mod merge;
 mod pyfmt;
 mod reader;
-mod reorder;
+pub mod reorder;
 mod source;
 
 pub use merge::FAR_APART;

@@ -1,6 +1,6 @@
-//! What the reader makes of some paths, in the JSON form of the fixtures written by
-//! tests/fixtures/make_read.py (see `dump` there): shared by the fixture test and the
-//! read_dump example.
+//! What the reader makes of some paths, in the JSON form of the fixtures in
+//! tests/fixtures/read/ (generated from the former Python reader): shared by the fixture
+//! test and the read_dump example.
 
 use flate2::Crc;
 use pcapdns_core::read::{open_inputs, FileInfo, InputError, InputErrorKind};

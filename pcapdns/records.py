@@ -1,14 +1,17 @@
-"""Stage 2 output: DNS payloads cut out of frames, and ICMP errors that quote DNS.
+"""What the core's frame decoder hands on, as Python records: DNS payloads cut out of
+frames, and ICMP errors that quote DNS.
 
-These are NamedTuples rather than dataclasses because one is made per DNS packet: a tuple
-is immutable and several times cheaper to build than a frozen dataclass.
+The analysis never builds these (the core passes them from stage to stage itself); the
+decoder's binding, ``pcapdns._core.FrameDecoder``, returns them to tests and tools. They
+are NamedTuples, as the other per-packet records (pcapdns.dns.message.Message).
 """
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-Transport = Literal["udp", "tcp"]
+if TYPE_CHECKING:
+    from pcapdns.dns.message import Transport
 
 
 class Payload(NamedTuple):

@@ -1,1 +1,0 @@
-"""Stage 2: frames -> DNS payloads (link, IP, fragments, UDP, TCP reassembly)."""
