@@ -100,7 +100,11 @@ pub struct Caps {
 
 impl Default for Caps {
     fn default() -> Caps {
-        Caps { sweep_min: SWEEP_MIN, max_answered: MAX_ANSWERED, max_clients: MAX_CLIENTS }
+        Caps {
+            sweep_min: SWEEP_MIN,
+            max_answered: MAX_ANSWERED,
+            max_clients: MAX_CLIENTS,
+        }
     }
 }
 
@@ -163,7 +167,8 @@ pub struct Outline<'a> {
     /// The answering attempt, if any.
     pub answer: Option<AnswerOutline>,
     /// The first attempt is a retransmission, part of a fan-out, lost an A/AAAA race or
-    /// has ICMP errors about it.
+    /// has ICMP errors about it (read by `may_be_flagged` only, and only of a lookup
+    /// answered at its one attempt).
     pub first_marked: bool,
 }
 
@@ -215,7 +220,11 @@ impl<'a> Outline<'a> {
             rcode: 0,
         };
         match self.answer {
-            Some(AnswerOutline { udp, port, response: Some((time, flags)) }) => {
+            Some(AnswerOutline {
+                udp,
+                port,
+                response: Some((time, flags)),
+            }) => {
                 c.answered = true;
                 c.answer_udp = udp;
                 c.answer_port = port;
@@ -399,7 +408,9 @@ impl Facts {
             if c.answer_udp {
                 self.answer(c.client, c.answer_port, c.server, c.answer_time);
                 if self.clients_watched.contains(&c.client)
-                    || self.ports_watched.contains(&(c.client, c.answer_port, c.server))
+                    || self
+                        .ports_watched
+                        .contains(&(c.client, c.answer_port, c.server))
                 {
                     watched = true;
                 }
@@ -465,7 +476,11 @@ impl Facts {
             None => {
                 self.clients.insert(
                     client,
-                    ClientAnswers { port, at: t, other: Time::NEG_INFINITY },
+                    ClientAnswers {
+                        port,
+                        at: t,
+                        other: Time::NEG_INFINITY,
+                    },
                 );
             }
             Some(c) if c.port == port => {
@@ -514,8 +529,11 @@ impl Facts {
         if self.clients.len() > self.caps.max_clients {
             // Keep the clients answered last; a run of a dropped one is not reported. Ties
             // go by address text, so that which are kept does not depend on the map's order.
-            let mut recent: Vec<(Time, String, IpAddr)> =
-                self.clients.iter().map(|(k, c)| (c.at, addr_text(k), *k)).collect();
+            let mut recent: Vec<(Time, String, IpAddr)> = self
+                .clients
+                .iter()
+                .map(|(k, c)| (c.at, addr_text(k), *k))
+                .collect();
             recent.sort_unstable_by(|a, b| order(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
             let keep = self.caps.max_clients.div_ceil(2);
             let drop = recent.len() - keep;
@@ -545,7 +563,10 @@ impl Facts {
 
     /// Time of the last UDP answer on (client, port, server) remembered, else -inf.
     pub fn answered_at(&self, client: IpAddr, port: u16, server: IpAddr) -> Time {
-        self.answered.get(&(client, port, server)).copied().unwrap_or(Time::NEG_INFINITY)
+        self.answered
+            .get(&(client, port, server))
+            .copied()
+            .unwrap_or(Time::NEG_INFINITY)
     }
 
     /// Time of the last answer to `client` on a port other than `port` (the last answer,
@@ -618,7 +639,10 @@ impl Facts {
     /// Hand over every answered lookup from `client` for `qtype` and `qclass` whose name's
     /// `first_label` is `label`.
     pub fn watch_name(&mut self, client: IpAddr, qtype: u16, qclass: u16, label: &str) {
-        let labels = self.names_watched.entry((client, qtype, qclass)).or_default();
+        let labels = self
+            .names_watched
+            .entry((client, qtype, qclass))
+            .or_default();
         if !labels.contains(label) {
             labels.insert(label.into());
         }
@@ -677,23 +701,53 @@ mod tests {
         assert_eq!(f.answered_at(c, 40000, s), 10.001);
         assert_eq!(f.lookup_closed(&Closed { rcode: 3, ..args }), WATCHED);
         assert_eq!(
-            f.lookup_closed(&Closed { answered: false, failed_udp: true, ..args }),
+            f.lookup_closed(&Closed {
+                answered: false,
+                failed_udp: true,
+                ..args
+            }),
             WATCHED
         );
         f.watch_port(c, 40000, s);
         assert_eq!(f.lookup_closed(&args), WATCHED);
         f.unwatch_port(c, 40000, s);
         f.watch_client(c);
-        assert_eq!(f.lookup_closed(&Closed { answer_port: 40001, ..args }), WATCHED);
+        assert_eq!(
+            f.lookup_closed(&Closed {
+                answer_port: 40001,
+                ..args
+            }),
+            WATCHED
+        );
         assert_eq!(f.other_answer(c, 40000), 10.001);
         f.unwatch_client(c);
         f.watch_name(c, 1, 1, "api");
         assert_eq!(f.lookup_closed(&args), WATCHED);
-        assert_eq!(f.lookup_closed(&Closed { qname: Some("www.example.com"), ..args }), QUIET);
+        assert_eq!(
+            f.lookup_closed(&Closed {
+                qname: Some("www.example.com"),
+                ..args
+            }),
+            QUIET
+        );
         assert_eq!(f.lookup_closed(&Closed { qtype: 28, ..args }), QUIET);
         f.wake_at(20.0);
-        assert_eq!(f.lookup_closed(&Closed { qtype: 28, last_time: 19.9, ..args }), QUIET);
-        assert_eq!(f.lookup_closed(&Closed { qtype: 28, last_time: 20.0, ..args }), TICK);
+        assert_eq!(
+            f.lookup_closed(&Closed {
+                qtype: 28,
+                last_time: 19.9,
+                ..args
+            }),
+            QUIET
+        );
+        assert_eq!(
+            f.lookup_closed(&Closed {
+                qtype: 28,
+                last_time: 20.0,
+                ..args
+            }),
+            TICK
+        );
         assert_eq!((f.latest_query(), f.latest_answered_query()), (20.0, 10.0));
         f.unwatch_name(c, 1, 1, "api");
         assert!(f.names_watched.is_empty());
@@ -713,18 +767,29 @@ mod tests {
     #[test]
     fn the_client_cap_keeps_the_latest_with_ties_by_address_text() {
         let cfg = Config::default();
-        let caps = Caps { sweep_min: 4, max_answered: 1000, max_clients: 3 };
+        let caps = Caps {
+            sweep_min: 4,
+            max_answered: 1000,
+            max_clients: 3,
+        };
         let mut f = Facts::with_caps(&cfg, caps).unwrap();
         // Same answer time: "10.0.0.10" < "10.0.0.9" < "10.0.0.99" as text.
         for (i, last) in [(9u8, 5.0), (10, 5.0), (99, 5.0), (11, 4.0)] {
             let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
-            f.lookup_closed(&Closed { client, answer_time: last, ..healthy() });
+            f.lookup_closed(&Closed {
+                client,
+                answer_time: last,
+                ..healthy()
+            });
         }
         f.lookup_closed(&healthy()); // sweeps (4 answers held)
         assert_eq!(f.sweeps(), 1);
         let kept: Vec<u8> = [9u8, 10, 11, 99]
             .into_iter()
-            .filter(|i| f.clients.contains_key(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, *i))))
+            .filter(|i| {
+                f.clients
+                    .contains_key(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, *i)))
+            })
             .collect();
         assert_eq!(kept, vec![9, 99]); // ceil(3 / 2) kept: the latest two by (time, text)
         assert_eq!(f.answers_evicted(), 2);
@@ -733,9 +798,30 @@ mod tests {
     #[test]
     fn caps_that_would_keep_nothing_are_refused() {
         let cfg = Config::default();
-        assert!(Facts::with_caps(&cfg, Caps { max_answered: 1, ..Caps::default() }).is_err());
-        assert!(Facts::with_caps(&cfg, Caps { max_clients: 0, ..Caps::default() }).is_err());
-        assert!(Facts::with_caps(&cfg, Caps { sweep_min: 0, ..Caps::default() }).is_ok());
+        assert!(Facts::with_caps(
+            &cfg,
+            Caps {
+                max_answered: 1,
+                ..Caps::default()
+            }
+        )
+        .is_err());
+        assert!(Facts::with_caps(
+            &cfg,
+            Caps {
+                max_clients: 0,
+                ..Caps::default()
+            }
+        )
+        .is_err());
+        assert!(Facts::with_caps(
+            &cfg,
+            Caps {
+                sweep_min: 0,
+                ..Caps::default()
+            }
+        )
+        .is_ok());
     }
 
     #[test]
@@ -761,7 +847,12 @@ mod tests {
                 b[11] = 0xff;
             }
             let a = IpAddr::V6(Ipv6Addr::from(b));
-            assert_eq!(addr_text(&a).parse::<IpAddr>().unwrap(), a, "{}", addr_text(&a));
+            assert_eq!(
+                addr_text(&a).parse::<IpAddr>().unwrap(),
+                a,
+                "{}",
+                addr_text(&a)
+            );
             let v4 = IpAddr::V4(Ipv4Addr::from(x as u32));
             assert_eq!(addr_text(&v4).parse::<IpAddr>().unwrap(), v4);
         }

@@ -25,12 +25,16 @@ fn lines(path: &Path) -> Vec<Value> {
     let raw = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let text = if path.extension().is_some_and(|e| e == "gz") {
         let mut s = String::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_string(&mut s).expect("gzip");
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_string(&mut s)
+            .expect("gzip");
         s
     } else {
         String::from_utf8(raw).expect("UTF-8")
     };
-    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 fn fixture(name: &str) -> Vec<Value> {
@@ -61,7 +65,11 @@ fn flag(v: &Value) -> bool {
 }
 
 fn same(ctx: &str, want: f64, got: f64) {
-    assert_eq!(want.to_bits(), got.to_bits(), "{ctx}: want {want:?}, got {got:?}");
+    assert_eq!(
+        want.to_bits(),
+        got.to_bits(),
+        "{ctx}: want {want:?}, got {got:?}"
+    );
 }
 
 /// The `lookup_closed` arguments of a "c" op.
@@ -85,18 +93,44 @@ fn closed_of(op: &[Value]) -> Closed<'_> {
 
 fn same_closed(ctx: &str, want: &Closed<'_>, got: &Closed<'_>) {
     assert_eq!(
-        (want.client, want.server, want.qname, want.qtype, want.qclass),
+        (
+            want.client,
+            want.server,
+            want.qname,
+            want.qtype,
+            want.qclass
+        ),
         (got.client, got.server, got.qname, got.qtype, got.qclass),
         "{ctx}"
     );
     assert_eq!(
-        (want.failed_udp, want.answered, want.answer_udp, want.answer_port, want.rcode),
-        (got.failed_udp, got.answered, got.answer_udp, got.answer_port, got.rcode),
+        (
+            want.failed_udp,
+            want.answered,
+            want.answer_udp,
+            want.answer_port,
+            want.rcode
+        ),
+        (
+            got.failed_udp,
+            got.answered,
+            got.answer_udp,
+            got.answer_port,
+            got.rcode
+        ),
         "{ctx}"
     );
-    same(&format!("{ctx}: first_time"), want.first_time, got.first_time);
+    same(
+        &format!("{ctx}: first_time"),
+        want.first_time,
+        got.first_time,
+    );
     same(&format!("{ctx}: last_time"), want.last_time, got.last_time);
-    same(&format!("{ctx}: answer_time"), want.answer_time, got.answer_time);
+    same(
+        &format!("{ctx}: answer_time"),
+        want.answer_time,
+        got.answer_time,
+    );
 }
 
 fn facts_for(line: &Value) -> Facts {
@@ -150,10 +184,18 @@ fn replay(line: &Value) -> Replayed {
             "uc" => f.unwatch_client(addr(&op[1])),
             "wp" => f.watch_port(addr(&op[1]), u16_(&op[2]), addr(&op[3])),
             "up" => f.unwatch_port(addr(&op[1]), u16_(&op[2]), addr(&op[3])),
-            "wn" => f.watch_name(addr(&op[1]), u16_(&op[2]), u16_(&op[3]), op[4].as_str().unwrap()),
-            "un" => {
-                f.unwatch_name(addr(&op[1]), u16_(&op[2]), u16_(&op[3]), op[4].as_str().unwrap())
-            }
+            "wn" => f.watch_name(
+                addr(&op[1]),
+                u16_(&op[2]),
+                u16_(&op[3]),
+                op[4].as_str().unwrap(),
+            ),
+            "un" => f.unwatch_name(
+                addr(&op[1]),
+                u16_(&op[2]),
+                u16_(&op[3]),
+                op[4].as_str().unwrap(),
+            ),
             "wake" => f.wake_at(num(&op[1])),
             "at" => {
                 let t = f.answered_at(addr(&op[1]), u16_(&op[2]), addr(&op[3]));
@@ -161,15 +203,17 @@ fn replay(line: &Value) -> Replayed {
                 seen.reads += 1;
             }
             "oa" => {
-                same(&ctx, num(&op[3]), f.other_answer(addr(&op[1]), u16_(&op[2])));
+                same(
+                    &ctx,
+                    num(&op[3]),
+                    f.other_answer(addr(&op[1]), u16_(&op[2])),
+                );
                 seen.reads += 1;
             }
             "r" => {
                 match op[1].as_str().unwrap() {
                     "latest_query" => same(&ctx, num(&op[2]), f.latest_query()),
-                    "latest_answered_query" => {
-                        same(&ctx, num(&op[2]), f.latest_answered_query())
-                    }
+                    "latest_answered_query" => same(&ctx, num(&op[2]), f.latest_answered_query()),
                     "forgotten" => same(&ctx, num(&op[2]), f.forgotten()),
                     "answers_evicted" => assert_eq!(f.answers_evicted(), int(&op[2]), "{ctx}"),
                     other => panic!("{ctx}: unknown read {other}"),
@@ -192,15 +236,28 @@ fn engine_lookups(line: &Value) -> Vec<Lookup> {
         .iter()
         .map(|p| {
             let p = Path::new(p.as_str().unwrap());
-            let p = if p.is_absolute() { p.to_path_buf() } else { root().join(p) };
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                root().join(p)
+            };
             p.to_string_lossy().into_owned()
         })
         .collect();
-    let end = if line["end"].is_null() { None } else { Some(num(&line["end"])) };
+    let end = if line["end"].is_null() {
+        None
+    } else {
+        Some(num(&line["end"]))
+    };
     let mut engine = Engine::open(&paths, Config::default(), false).expect("the capture opens");
     let mut events = Vec::new();
-    while engine.step(1 << 16, &mut events).expect("the capture reads") {}
-    engine.finish(end, &mut events).expect("the capture finishes");
+    while engine
+        .step(1 << 16, &mut events)
+        .expect("the capture reads")
+    {}
+    engine
+        .finish(end, &mut events)
+        .expect("the capture finishes");
     events
         .into_iter()
         .filter_map(|e| match e {
@@ -227,7 +284,11 @@ fn check_capture(line: &Value) -> usize {
         let ctx = format!("{name}: lookup {}", lookup.id);
         assert_eq!(lookup.id, int(&op[1]), "{ctx}: order");
         same_closed(&ctx, &closed_of(op), &facts::closed(lookup));
-        assert_eq!(facts::may_be_flagged(lookup, &cfg), flag(&op[2]), "{ctx}: flagged");
+        assert_eq!(
+            facts::may_be_flagged(lookup, &cfg),
+            flag(&op[2]),
+            "{ctx}: flagged"
+        );
     }
     replay(line);
     closed.len()
@@ -247,7 +308,10 @@ fn the_samples_derive_the_same_facts_and_replay_the_same() {
             .filter(|op| op[0] == "c" && op[2] == 1)
             .count();
     }
-    assert!(lookups > 150 && flagged > 50, "{lookups} lookups, {flagged} flagged");
+    assert!(
+        lookups > 150 && flagged > 50,
+        "{lookups} lookups, {flagged} flagged"
+    );
 }
 
 #[test]
@@ -265,7 +329,10 @@ fn the_crafted_streams_replay_the_same() {
     }
     // Worth something only if every answer and the caps were reached.
     assert!(total.codes.iter().all(|&n| n > 100), "{total:?}");
-    assert!(total.sweeps > 10 && total.evicted > 0 && total.reads > 10_000, "{total:?}");
+    assert!(
+        total.sweeps > 10 && total.evicted > 0 && total.reads > 10_000,
+        "{total:?}"
+    );
 }
 
 #[test]
@@ -274,12 +341,20 @@ fn random_direct_calls_replay_the_same() {
     for line in fixture("direct.jsonl.gz") {
         let r = replay(&line);
         assert!(r.codes.iter().all(|&n| n > 100), "{}: {r:?}", line["name"]);
-        let last = line["ops"].as_array().unwrap().iter().rev().find(|op| op[0] == "s");
+        let last = line["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|op| op[0] == "s");
         if last.is_some_and(|op| op[2] != "-inf") {
             forgotten += 1;
         }
     }
-    assert!(forgotten >= 2, "the answer cap was reached in {forgotten} lines");
+    assert!(
+        forgotten >= 2,
+        "the answer cap was reached in {forgotten} lines"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::tally::{LatencyHistogram, Timeline};
 
 mod convert;
 mod engine;
+mod facts;
 
 /// (buckets as (bucket, count, sum), count, max) of a latency histogram of `seconds`.
 #[pyfunction]
@@ -45,6 +46,7 @@ fn timeline_series(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::Engine>()?;
+    facts::register(m)?;
     m.add_function(wrap_pyfunction!(latency_histogram, m)?)?;
     m.add_function(wrap_pyfunction!(timeline_series, m)?)?;
     Ok(())
