@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """How many lookups the compiled core's path hands to the Python detectors.
 
-The core keeps ``LookupFacts`` (pcapdns/detect/facts.py) for every lookup and builds a
-Python lookup only for those that ``may_be_flagged`` picks or that the facts say the window
-detectors watch. This script runs the analysis of each capture with the test suite's
-reference of that path beside the whole one (tests/detect/filtered.py), which also checks
-that both find the same, and prints per capture: the lookups, those handed over (flagged by
-the stateless predicate; only watched by the window detectors), the ticks, and the seconds.
+The core tells the window detectors' facts (``pcapdns._core.Facts``, core/src/facts.rs)
+every lookup and builds a Python lookup only for those that ``may_be_flagged`` picks or
+that the facts say the window detectors watch. This script runs the analysis of each
+capture with the test suite's reference of that path beside the whole one
+(tests/detect/filtered.py), which also checks that both find the same, and prints per
+capture: the lookups, those handed over (flagged by the stateless predicate; only watched
+by the window detectors), the ticks, and the seconds.
 
     python3 bench/handover.py CAPTURE...
 """

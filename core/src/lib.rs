@@ -17,6 +17,7 @@ pub mod decode;
 pub mod dedupe;
 pub mod dns;
 pub mod engine;
+pub mod facts;
 pub mod matcher;
 pub mod read;
 pub mod tally;

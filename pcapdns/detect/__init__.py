@@ -4,11 +4,12 @@ Detectors are pure functions, one module each, listed explicitly in ``DETECTORS`
 detector that raises does not stop the analysis: the error becomes a ``detector_error``
 finding (as mitmproxy's safecall does for addons).
 
-Every closed lookup is told to the ``LookupFacts`` (pcapdns/detect/facts.py); the detectors
-need to see only the lookups ``may_be_flagged`` picks and those the facts say the window
-detectors watch. ``FindingCollector.lookup`` does both for one lookup; a caller that keeps
-the facts itself (the compiled core) calls ``detect`` and ``tick`` instead, and gives the
-same findings.
+Every closed lookup is told to the ``Facts`` (``pcapdns._core.Facts``, core/src/facts.rs:
+the answer memory and the clocks of the window detectors); the detectors need to see only
+the lookups ``_core.may_be_flagged`` picks and those the facts say the window detectors
+watch. ``FindingCollector.lookup`` tells the facts of one lookup and gives it to the
+detectors; the engine, which tells the same facts every lookup itself, calls ``detect``
+and ``tick`` instead, and gives the same findings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from pcapdns import _core
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import (
     aaaa_race,
@@ -30,7 +32,6 @@ from pcapdns.detect import (
     truncation,
 )
 from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind
-from pcapdns.detect.facts import LookupFacts, closed_facts
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
@@ -91,7 +92,7 @@ def explain(found: list[Finding]) -> list[Finding]:
 
 class WindowDetector(Protocol):
     """A detector that correlates lookups with each other (bounded state, no I/O); what it
-    needs of the lookups it is not fed, it reads from the shared ``LookupFacts``."""
+    needs of the lookups it is not fed, it reads from the shared ``Facts``."""
 
     def feed(self, lookup: Lookup) -> Sequence[Finding]: ...
 
@@ -102,7 +103,7 @@ class WindowDetector(Protocol):
 
 #: Detectors that look across lookups, built fresh for each analysis.
 WINDOW_DETECTORS: tuple[
-    tuple[str, Callable[[AnalysisConfig, LookupFacts], WindowDetector]], ...
+    tuple[str, Callable[[AnalysisConfig, _core.Facts], WindowDetector]], ...
 ] = (
     ("search_expansion", SearchExpansion),
     ("stale_port", StalePort),
@@ -130,13 +131,13 @@ class AggregatedFinding:
 class FindingCollector:
     """Runs every detector on each closed lookup and merges repeated findings.
 
-    ``facts`` are the window detectors' facts about every lookup; the caller that keeps
-    them (the compiled core) passes its own.
+    ``facts`` are the window detectors' facts about every lookup; the caller that tells
+    them every lookup itself (the engine) passes the ones it tells.
     """
 
-    def __init__(self, config: AnalysisConfig, facts: LookupFacts | None = None) -> None:
+    def __init__(self, config: AnalysisConfig, facts: _core.Facts | None = None) -> None:
         self.config = config
-        self.facts = LookupFacts(config) if facts is None else facts
+        self.facts = _core.Facts(config) if facts is None else facts
         self._by_key: dict[tuple[str, str, str, str, str], AggregatedFinding] = {}
         #: Detector failures, by detector name.
         self.errors: dict[str, int] = {}
@@ -156,7 +157,7 @@ class FindingCollector:
     def lookup(self, lookup: Lookup) -> None:
         """A closed lookup, every one in the order they close: its facts, then detectors."""
         try:
-            self.facts.lookup_closed(*closed_facts(lookup))
+            self.facts.closed(lookup)
         except Exception as e:  # noqa: BLE001 - a bug in the facts must not end the run
             self._lookup_failed("lookup_facts", e, lookup)
         self.detect(lookup)

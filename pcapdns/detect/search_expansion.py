@@ -20,13 +20,13 @@ with hundreds of queries a second, so the tries are indexed, not scanned: an NXD
 lookup costs O(L log n) to file and an answer O(L (log n + L)) to match, where L is the
 number of labels (at most ``MAX_NDOTS``) and n the tries kept.
 
-Its clock is a fact about every answered lookup, kept by ``LookupFacts``
-(pcapdns/detect/facts.py) so that a healthy lookup need not reach this detector: it is
-given the NXDOMAIN lookups and the answers whose (client, type, class, first label) is that
-of a try with more than one label (``watch_name``): a chain needs one, as a try is the final
-name with labels inserted after at least its first. Tries are expired when it is given a
-lookup, by the clock of then; expiring is the same done late as done at each lookup in
-between, since a try expires by the clock alone and none of those lookups could match one.
+Its clock is a fact about every answered lookup, kept by ``pcapdns._core.Facts``
+(core/src/facts.rs) so that a healthy lookup need not reach this detector: it is given the
+NXDOMAIN lookups and the answers whose (client, type, class, first label) is that of a try
+with more than one label (``watch_name``): a chain needs one, as a try is the final name
+with labels inserted after at least its first. Tries are expired when it is given a lookup,
+by the clock of then; expiring is the same done late as done at each lookup in between,
+since a try expires by the clock alone and none of those lookups could match one.
 
 The index rests on what a try is: the final name with labels inserted after its first
 ``k`` labels (``api.example.com`` + ``default.svc.cluster.local``; ``kube-dns.kube-system``
@@ -43,9 +43,9 @@ from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 
+from pcapdns import _core
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
-from pcapdns.detect.facts import LookupFacts, closed_facts
 from pcapdns.match.records import Lookup
 
 #: A suffix attempt belongs to a chain when sent at most this long before the final name.
@@ -96,10 +96,10 @@ class SearchExpansion:
     its own from every lookup it is fed.
     """
 
-    def __init__(self, config: AnalysisConfig, facts: LookupFacts | None = None) -> None:
+    def __init__(self, config: AnalysisConfig, facts: _core.Facts | None = None) -> None:
         self.config = config
         self._own_facts = facts is None
-        self.facts = LookupFacts(config) if facts is None else facts
+        self.facts = _core.Facts(config) if facts is None else facts
         self._spaces: dict[tuple[str, int, int], _Space] = {}
         #: Every try filed, oldest first; matched ones are skipped when they reach the head.
         self._queue: deque[_Try] = deque()
@@ -110,7 +110,7 @@ class SearchExpansion:
 
     def feed(self, lookup: Lookup) -> list[Finding]:
         if self._own_facts:
-            self.facts.lookup_closed(*closed_facts(lookup))
+            self.facts.closed(lookup)
         q = lookup.first
         if lookup.answer is None or lookup.answer.response is None or q.qname is None:
             return []

@@ -18,11 +18,11 @@ second after its answer, a failed one ``max_wait`` after its last attempt. So an
 on a port is remembered until every failure that may precede it has been fed, and a run is
 judged ``settle`` seconds after its window, when every answer from the window has been fed.
 
-The answers and the clock are facts about every lookup, kept by ``LookupFacts``
-(pcapdns/detect/facts.py) so that a healthy lookup need not reach this detector: it is
-given the failed lookups, the answers it asked to watch (``watch_client`` for a client with
-waiting runs, ``watch_port`` for a port with a run) and a ``tick`` when the clock reaches the
-first due time (``wake_at``). The facts' answer memory is bounded by time and by caps (what
+The answers and the clock are facts about every lookup, kept by ``pcapdns._core.Facts``
+(core/src/facts.rs) so that a healthy lookup need not reach this detector: it is given the
+failed lookups, the answers it asked to watch (``watch_client`` for a client with waiting
+runs, ``watch_port`` for a port with a run) and a ``tick`` when the clock reaches the first
+due time (``wake_at``). The facts' answer memory is bounded by time and by caps (what
 they drop is counted in their ``answers_evicted``, this detector's ``evicted``); this
 detector's own state, all bounded too (the failed lookups a cap or a forgotten answer leaves
 unjudged are counted in ``skipped``):
@@ -40,20 +40,14 @@ from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
+from pcapdns import _core
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
-from pcapdns.detect.facts import (
-    STALE_WINDOW,
-    LookupFacts,
-    answer_memory,
-    closed_facts,
-    settle_time,
-)
 from pcapdns.match.records import Lookup
 from pcapdns.read.capture_meta import CaptureMeta
 
 #: Seconds after a run's first failed lookup during which the port must get no answer.
-WINDOW = STALE_WINDOW
+WINDOW = _core.STALE_WINDOW
 #: Distinct failed lookups in a run before the port is called stale.
 MIN_FAILED = 3
 #: Failed lookups kept per run as the finding's evidence (the rest are counted).
@@ -95,14 +89,14 @@ class StalePort:
     its own from every lookup it is fed.
     """
 
-    def __init__(self, config: AnalysisConfig, facts: LookupFacts | None = None) -> None:
+    def __init__(self, config: AnalysisConfig, facts: _core.Facts | None = None) -> None:
         self.config = config
         self._own_facts = facts is None
-        self.facts = LookupFacts(config) if facts is None else facts
-        self._settle = settle_time(config)
+        self.facts = _core.Facts(config) if facts is None else facts
+        self._settle = self.facts.settle_time
         # A failure older than the facts' answer memory may have had an answer after it
         # that is forgotten.
-        self._memory = answer_memory(config)
+        self._memory = self.facts.answer_memory
         self._runs: dict[_Key, _Run] = {}
         self._waiting: dict[str, dict[_Key, _Run]] = {}
         self._due: deque[tuple[float, _Key]] = deque()
@@ -116,7 +110,7 @@ class StalePort:
 
     def feed(self, lookup: Lookup) -> list[Finding]:
         if self._own_facts:
-            self.facts.lookup_closed(*closed_facts(lookup))
+            self.facts.closed(lookup)
         answer = lookup.answer
         if answer is not None:
             if answer.response is not None and answer.query.transport == "udp":

@@ -1,9 +1,9 @@
 """A reference of the per-lookup path the compiled core runs, and the proof that it finds
 what the whole path finds.
 
-The core keeps the ``LookupFacts`` of every lookup and hands the detectors only the
-lookups that ``may_be_flagged`` picks or that the facts say are ``WATCHED``; on a ``TICK``
-it lets time pass in the window detectors instead. ``FilteredCollector`` is that path in
+The core tells the ``Facts`` (``pcapdns._core.Facts``) every lookup and hands the detectors
+only the lookups that ``may_be_flagged`` picks or that the facts say are ``WATCHED``; on a
+``TICK`` it lets time pass in the window detectors instead. ``FilteredCollector`` is that path in
 Python: a ``FindingCollector`` that is told every lookup, as ``analyze`` tells it, and does
 with it what the core would. ``TwinCollector`` runs the whole path and the filtered one side
 by side and checks, when the findings are asked for, that they are the same.
@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from unittest import mock
 
+from pcapdns import _core
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect import AggregatedFinding, FindingCollector
-from pcapdns.detect.facts import TICK, WATCHED, closed_facts, may_be_flagged
 from pcapdns.match.records import Lookup, Orphan
 
 
@@ -61,16 +61,16 @@ class FilteredCollector(FindingCollector):
         if lookup.answer is not None:
             a, q = lookup.answer.query, lookup.first
             assert (a.src, a.dst) == (q.src, q.dst), f"lookup {lookup.id} changes addresses"
-        code = self.facts.lookup_closed(*closed_facts(lookup))
-        if may_be_flagged(lookup, self.config):
+        code = self.facts.closed(lookup)
+        if _core.may_be_flagged(lookup, self.config):
             h.handed += 1
             h.flagged += 1
             self.detect(lookup)
-        elif code == WATCHED:
+        elif code == _core.WATCHED:
             h.handed += 1
             h.watched_only += 1
             self.detect(lookup)
-        elif code == TICK:
+        elif code == _core.TICK:
             h.ticks += 1
             self.tick()
 

@@ -1,19 +1,20 @@
 """The detectors find the same when they are given only the lookups that matter to them and
-``LookupFacts`` is told every lookup (the compiled core's path), as when they are given
+``pcapdns._core.Facts`` is told every lookup (the compiled core's path), as when they are given
 every lookup: same findings in the same order, same examples, same counters."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from pcapdns import _core
 from pcapdns.analysis import analyze
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect import DETECTORS, FindingCollector, facts, stale_port
-from pcapdns.detect.facts import QUIET, TICK, WATCHED, LookupFacts, may_be_flagged
+from pcapdns.detect import DETECTORS, FindingCollector, stale_port
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Transaction
@@ -49,7 +50,7 @@ def test_every_sample_gives_the_same_document_when_filtered(capture: Path) -> No
 def test_a_lookup_that_may_not_be_flagged_gets_no_finding(capture: Path) -> None:
     a = analyze([str(capture)], keep_lookups=True)
     for lk in a.lookups or []:
-        if may_be_flagged(lk, a.config):
+        if _core.may_be_flagged(lk, a.config):
             continue
         for name, detect in DETECTORS:
             assert detect(lk, a.config) == [], f"{name} flags lookup {lk.id}"
@@ -200,6 +201,7 @@ def _same_on_streams(config: AnalysisConfig) -> dict[str, int]:
             ("answers evicted", stale.evicted),
             ("failures skipped", stale.skipped),
             ("tries evicted", search.evicted),  # type: ignore[attr-defined]
+            ("sweeps", part.facts.sweeps),
         ):
             seen[what] = seen.get(what, 0) + n
     return seen
@@ -214,7 +216,7 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, seen: dict[str, int]) -> None:
         return counted
 
     for cls, name in ((StalePort, "_confirm"), (StalePort, "_answer_on_run"),
-                      (StalePort, "_judge_due"), (LookupFacts, "_sweep")):
+                      (StalePort, "_judge_due")):
         monkeypatch.setattr(cls, name, counting(getattr(cls, name), name))
 
 
@@ -236,40 +238,39 @@ def test_long_streams_give_the_same_findings(monkeypatch: pytest.MonkeyPatch) ->
 def test_long_streams_at_small_caps_give_the_same_findings(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Caps small enough for a few thousand lookups to reach every one of them.
-    monkeypatch.setattr(facts, "SWEEP_MIN", 16)
-    monkeypatch.setattr(facts, "MAX_ANSWERED", 400)
-    monkeypatch.setattr(facts, "MAX_CLIENTS", 4)
+    monkeypatch.setattr("pcapdns.detect._core.Facts",
+                        partial(_core.Facts, sweep_min=16, max_answered=400, max_clients=4))
     monkeypatch.setattr(stale_port, "MAX_RUNS", 6)
     calls: dict[str, int] = {}
     _count_calls(monkeypatch, calls)
     seen = {**_same_on_streams(AnalysisConfig(max_search_tries=12)), **calls}
-    for what in (*_REACHED, "_sweep", "answers evicted", "failures skipped", "tries evicted"):
+    for what in (*_REACHED, "sweeps", "answers evicted", "failures skipped", "tries evicted"):
         assert seen.get(what, 0) > 0, f"no {what}: {seen}"
 
 
 def test_what_the_facts_ask_for() -> None:
-    f = LookupFacts(AnalysisConfig())
+    f = _core.Facts(AnalysisConfig())
     args = dict(client="10.0.3.7", server="10.96.0.10", first_time=10.0, last_time=10.0,
                 qname="API.example.com", qtype=1, qclass=1, failed_udp=False, answered=True,
                 answer_udp=True, answer_port=40000, answer_time=10.001, rcode=0)
-    assert f.lookup_closed(**args) == QUIET
+    assert f.lookup_closed(**args) == _core.QUIET
     assert f.answered_at("10.0.3.7", 40000, "10.96.0.10") == 10.001
-    assert f.lookup_closed(**{**args, "rcode": 3}) == WATCHED  # a search-suffix try
-    assert f.lookup_closed(**{**args, "answered": False, "failed_udp": True}) == WATCHED
+    assert f.lookup_closed(**{**args, "rcode": 3}) == _core.WATCHED  # a search-suffix try
+    assert f.lookup_closed(**{**args, "answered": False, "failed_udp": True}) == _core.WATCHED
     f.watch_port("10.0.3.7", 40000, "10.96.0.10")
-    assert f.lookup_closed(**args) == WATCHED
+    assert f.lookup_closed(**args) == _core.WATCHED
     f.unwatch_port("10.0.3.7", 40000, "10.96.0.10")
     f.watch_client("10.0.3.7")
-    assert f.lookup_closed(**{**args, "answer_port": 40001}) == WATCHED
+    assert f.lookup_closed(**{**args, "answer_port": 40001}) == _core.WATCHED
     assert f.other_answer("10.0.3.7", 40000) == 10.001
     f.unwatch_client("10.0.3.7")
     f.watch_name("10.0.3.7", 1, 1, "api")
-    assert f.lookup_closed(**args) == WATCHED
-    assert f.lookup_closed(**{**args, "qname": "www.example.com"}) == QUIET
-    assert f.lookup_closed(**{**args, "qtype": 28}) == QUIET
+    assert f.lookup_closed(**args) == _core.WATCHED
+    assert f.lookup_closed(**{**args, "qname": "www.example.com"}) == _core.QUIET
+    assert f.lookup_closed(**{**args, "qtype": 28}) == _core.QUIET
     f.wake_at(20.0)
-    assert f.lookup_closed(**{**args, "qtype": 28, "last_time": 19.9}) == QUIET
-    assert f.lookup_closed(**{**args, "qtype": 28, "last_time": 20.0}) == TICK
+    assert f.lookup_closed(**{**args, "qtype": 28, "last_time": 19.9}) == _core.QUIET
+    assert f.lookup_closed(**{**args, "qtype": 28, "last_time": 20.0}) == _core.TICK
     assert (f.latest_query, f.latest_answered_query) == (20.0, 10.0)
 
 
@@ -324,6 +325,7 @@ def test_what_the_facts_watch_is_needed(ignored: str, monkeypatch: pytest.Monkey
     assert differences(whole, part) == []
     assert part.handover.handed < part.handover.lookups / 2, part.handover
     # The check notices when the watch is not kept.
-    monkeypatch.setattr(LookupFacts, ignored, lambda self, *args: None)
+    monkeypatch.setattr("pcapdns.detect._core.Facts",
+                        type("Ignoring", (_core.Facts,), {ignored: lambda self, *args: None}))
     whole, part = _run(lookups, AnalysisConfig())
     assert differences(whole, part) != []

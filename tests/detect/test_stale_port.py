@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pcapdns.analysis import analyze
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect import facts, stale_port
+from pcapdns.detect import stale_port
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Transaction
@@ -242,10 +242,10 @@ def test_memory_follows_time_not_the_length_of_the_capture():
         t = n / 100.0
         assert d.feed(_lookup(t, f"10.1.{n % 1000 // 250}.{n % 250}", 1024 + n % 60000,
                               True, n)) == []
-        peak = max(peak, len(d.facts._answered))
+        peak = max(peak, d.facts.answers_kept)
     # About 43 s of answers, plus the sweep's slack (it runs when the size doubles).
-    assert peak <= 2 * 100 * d._memory + facts.SWEEP_MIN, peak
-    assert len(d.facts._clients) <= 1000 and d.evicted == 0
+    assert peak <= 2 * 100 * d._memory + d.facts.sweep_min, peak
+    assert d.facts.clients_kept <= 1000 and d.evicted == 0
 
 
 def test_a_flood_of_stuck_ports_is_capped_and_counted(monkeypatch):

@@ -12,6 +12,7 @@ mod convert;
 mod decode;
 mod dns;
 mod engine;
+mod facts;
 mod matcher;
 mod read;
 
@@ -59,6 +60,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dns::parse, m)?)?;
     m.add_class::<matcher::Deduplicator>()?;
     m.add_class::<matcher::Matcher>()?;
+    facts::register(m)?;
     m.add_function(wrap_pyfunction!(latency_histogram, m)?)?;
     m.add_function(wrap_pyfunction!(panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(timeline_series, m)?)?;
