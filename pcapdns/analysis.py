@@ -25,7 +25,7 @@ from pcapdns.detect import AggregatedFinding, FindingCollector, stale_port
 from pcapdns.detect.base import Finding
 from pcapdns.errors import CoreError
 from pcapdns.latency import LatencyHistogram
-from pcapdns.match.records import Lookup, Orphan
+from pcapdns.match.records import Lookup
 from pcapdns.read import capture_meta
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.stats import CaptureFile, DecodeStats, MatchStats, TcpStats
@@ -141,35 +141,21 @@ def analyze(
 def _analyze(
     paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None
 ) -> Analysis:
-    engine = _core.Engine(paths, config, keep_lookups)
     collector = FindingCollector(config)
     kept: list[Lookup] | None = [] if keep_lookups else None
-    orphan = collector.orphan
-    feed_lookup = collector.lookup
-
-    def feed(events: list[Lookup | Orphan]) -> None:
-        for ev in events:
-            if type(ev) is Lookup:
-                feed_lookup(ev)
-                if kept is not None:
-                    kept.append(ev)
-            else:
-                orphan(ev)  # type: ignore[arg-type]
-
+    # The engine hands the collector the lookups that can matter to a detector (and every
+    # orphan); the others are only tallied, unless every lookup is kept.
+    engine = _core.Engine(paths, config, collector, kept)
     total = engine.total_bytes
-    while True:
-        events, more = engine.step(STEP_RECORDS)
-        feed(events)
+    while engine.step(STEP_RECORDS):
         if progress is not None:
             progress(engine.bytes_read, total)
-        if not more:
-            break
     files = [CaptureFile(**f) for f in engine.files()]
     meta, meta_warnings = capture_meta.load(paths)
     end = _capture_end(files, meta)
     if end is not None:
         end = max(end, engine.newest)  # the last record written need not be the newest
-    feed(engine.finish(end))
+    engine.finish(end)
     collector.finish()
     facts = engine.facts()
     cluster_dns = stale_port.cluster_dns_servers(meta, set(facts["dnat_servers"]))

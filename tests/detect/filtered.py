@@ -111,35 +111,51 @@ def _brief(aggs: list[AggregatedFinding]) -> list[tuple[str, str, str, int]]:
 
 
 class TwinCollector(FindingCollector):
-    """The whole path, with a ``FilteredCollector`` told the same events beside it; asking
-    for the findings checks that both found the same (``AssertionError`` otherwise)."""
+    """The collector an analysis hands its lookups to (the core's filtered path: ``detect``,
+    ``tick`` and ``orphan``), with a whole-path collector beside it that the engine tells
+    every lookup (``every_lookup``); asking for the findings checks that both found the same
+    (``AssertionError`` otherwise)."""
 
-    #: Every twin made while ``twins()`` is active, and the handover summed over them.
+    #: Every twin made while ``twins()`` is active.
     made: list[TwinCollector] = []
 
     def __init__(self, config: AnalysisConfig) -> None:
         super().__init__(config)
-        self.filtered = FilteredCollector(config)
+        self.full = FindingCollector(config)
+        self.handover = Handover()
         TwinCollector.made.append(self)
 
-    def lookup(self, lookup: Lookup) -> None:
-        super().lookup(lookup)
-        self.filtered.lookup(lookup)
+    def every_lookup(self, lookup: Lookup) -> None:
+        self.handover.lookups += 1
+        self.full.lookup(lookup)
+
+    def detect(self, lookup: Lookup) -> None:
+        h = self.handover
+        h.handed += 1
+        if _core.may_be_flagged(lookup, self.config):
+            h.flagged += 1
+        else:
+            h.watched_only += 1
+        super().detect(lookup)
+
+    def tick(self) -> None:
+        self.handover.ticks += 1
+        super().tick()
 
     def orphan(self, orphan: Orphan) -> None:
         super().orphan(orphan)
-        self.filtered.orphan(orphan)
+        self.full.orphan(orphan)
 
     def finish(self) -> None:
         super().finish()
-        self.filtered.finish()
+        self.full.finish()
 
     def revise(self, kind, change) -> None:  # type: ignore[no-untyped-def]
         super().revise(kind, change)
-        self.filtered.revise(kind, change)
+        self.full.revise(kind, change)
 
     def findings(self) -> list[AggregatedFinding]:
-        problems = differences(self, self.filtered)
+        problems = differences(self.full, self)
         assert not problems, "the filtered path found otherwise:\n" + "\n".join(problems)
         return super().findings()
 
@@ -151,19 +167,4 @@ def twins() -> Iterator[list[TwinCollector]]:
     made: list[TwinCollector] = []
     TwinCollector.made = made
     with mock.patch("pcapdns.analysis.FindingCollector", TwinCollector):
-        yield made
-
-
-@contextmanager
-def filtered() -> Iterator[list[FilteredCollector]]:
-    """Within the block, every ``analyze`` runs the filtered path only; yields the
-    collectors made."""
-    made: list[FilteredCollector] = []
-
-    def make(config: AnalysisConfig) -> FilteredCollector:
-        c = FilteredCollector(config)
-        made.append(c)
-        return c
-
-    with mock.patch("pcapdns.analysis.FindingCollector", make):
         yield made

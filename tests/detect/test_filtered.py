@@ -18,13 +18,10 @@ from pcapdns.detect import DETECTORS, FindingCollector, stale_port
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Transaction
-from pcapdns.output.document import build
 from tests.conftest import SAMPLES
 from tests.detect.filtered import (
     FilteredCollector,
     differences,
-    filtered,
-    subject_ids,
     twins,
 )
 
@@ -33,17 +30,14 @@ CAPTURES = sorted(p for p in SAMPLES.glob("*.pcap*") if not p.name.endswith(".js
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
 def test_every_sample_gives_the_same_document_when_filtered(capture: Path) -> None:
-    whole = analyze([str(capture)], keep_lookups=True)
-    with filtered() as made:
+    # The core hands the detectors only some lookups; the twin is told every lookup too
+    # and checks, when the findings are asked for, that both found the same (the
+    # findings, their order, the examples with their subjects, the counters).
+    with twins() as made:
         part = analyze([str(capture)], keep_lookups=True)
-    (c,) = made
-    assert build(part) == build(whole)
-    assert list(part.examples) == list(whole.examples)
-    for kind, found in whole.examples.items():
-        assert part.examples[kind] == found, kind
-        assert [subject_ids(f.subjects) for f in part.examples[kind]] == [
-            subject_ids(f.subjects) for f in found], kind
-    assert c.handover.lookups == whole.match.lookups
+    (t,) = made
+    t.findings()
+    assert t.handover.lookups == part.match.lookups
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
@@ -60,7 +54,7 @@ def test_a_clean_capture_hands_over_no_lookup() -> None:
     with twins() as made:
         analyze([str(SAMPLES / "clean-glibc-getent.pcap")])
     (t,) = made
-    h = t.filtered.handover
+    h = t.handover
     assert h.lookups > 0 and h.handed == 0 and h.ticks == 0, h
 
 

@@ -10,6 +10,8 @@ use crate::matcher::Event;
 use crate::read::{InputError, InputErrorKind};
 
 use super::convert::Classes;
+use super::facts::{decide, Facts};
+use crate::facts::{TICK, WATCHED};
 
 /// Put `obj.field` into `dict` under the field's name, for each field named.
 macro_rules! fields {
@@ -24,6 +26,21 @@ pub struct Engine {
     inner: engine::Engine,
     classes: Classes,
     events: Vec<Event>,
+    /// The window detectors' facts, shared with the Python detectors.
+    facts: Py<Facts>,
+    /// The collector's `detect`, `tick` and `orphan`.
+    detect: Py<PyAny>,
+    tick: Py<PyAny>,
+    orphan: Py<PyAny>,
+    /// Every lookup as a Python record, when the caller keeps them all.
+    kept: Option<Py<PyList>>,
+    /// The collector's `every_lookup`, when it has one: called with every lookup before
+    /// the facts decide on it (the tests' check that the hand-over finds what the whole
+    /// path finds).
+    every: Option<Py<PyAny>>,
+    /// Lookups closed, and those handed to the detectors.
+    lookups: u64,
+    handed: u64,
 }
 
 pub(crate) fn config_from(cfg: &Bound<'_, PyAny>) -> PyResult<Config> {
@@ -77,47 +94,119 @@ pub(crate) fn input_error(py: Python<'_>, e: InputError) -> PyErr {
 }
 
 impl Engine {
-    fn convert(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let out = PyList::empty(py);
-        for ev in self.events.drain(..) {
+    /// Hand what the last step closed to Python, in order: every orphan to the collector;
+    /// a lookup to the detectors when a stateless detector may flag it or the window
+    /// detectors watch it (the facts decide, one lookup at a time, since what the
+    /// detectors do with one lookup decides what they watch next), and a tick when the
+    /// facts' clock reached a time they asked to be woken at. A healthy lookup is only
+    /// tallied, never made a Python record, unless every lookup is kept.
+    fn deliver(&mut self, py: Python<'_>) -> PyResult<()> {
+        let mut events = std::mem::take(&mut self.events);
+        let result = self.deliver_events(py, &mut events);
+        events.clear();
+        self.events = events;
+        result
+    }
+
+    fn deliver_events(&mut self, py: Python<'_>, events: &mut Vec<Event>) -> PyResult<()> {
+        for ev in events.drain(..) {
             match ev {
-                Event::Lookup(l) => out.append(self.classes.lookup(py, &l)?)?,
-                Event::Orphan(o) => out.append(self.classes.orphan(py, &o)?)?,
+                Event::Lookup(l) => {
+                    self.lookups += 1;
+                    let mut every_obj = None;
+                    if let Some(every) = &self.every {
+                        let obj = self.classes.lookup(py, &l)?;
+                        every.call1(py, (obj.clone_ref(py),))?;
+                        every_obj = Some(obj);
+                    }
+                    let code = decide(&self.facts, py, &l, &self.inner.cfg)?;
+                    let handed = code >= WATCHED;
+                    if !handed && self.kept.is_none() && self.every.is_none() {
+                        if code == TICK {
+                            self.tick.call0(py)?;
+                        }
+                        continue;
+                    }
+                    let obj = match every_obj {
+                        Some(obj) => obj,
+                        None => self.classes.lookup(py, &l)?,
+                    };
+                    if let Some(kept) = &self.kept {
+                        kept.bind(py).append(obj.clone_ref(py))?;
+                    }
+                    if handed {
+                        self.handed += 1;
+                        self.detect.call1(py, (obj,))?;
+                    } else if code == TICK {
+                        self.tick.call0(py)?;
+                    }
+                }
+                Event::Orphan(o) => {
+                    let obj = self.classes.orphan(py, &o)?;
+                    self.orphan.call1(py, (obj,))?;
+                }
             }
         }
-        Ok(out.unbind())
+        Ok(())
     }
 }
 
 #[pymethods]
 impl Engine {
-    /// Open the capture made of `paths` (files and directories) for `config`
-    /// (an AnalysisConfig). Raises the pcapdns.errors InputError family.
+    /// Open the capture made of `paths` (files and directories) for `config` (an
+    /// AnalysisConfig), handing what it finds to `collector` (a FindingCollector: its
+    /// `facts`, `detect`, `tick` and `orphan`); every lookup is appended to `kept` when
+    /// given. Raises the pcapdns.errors InputError family.
     #[new]
+    #[pyo3(signature = (paths, config, collector, kept=None))]
     fn new(
         py: Python<'_>,
         paths: Vec<String>,
         config: &Bound<'_, PyAny>,
-        keep_lookups: bool,
+        collector: &Bound<'_, PyAny>,
+        kept: Option<Py<PyList>>,
     ) -> PyResult<Engine> {
         let cfg = config_from(config)?;
-        let inner = engine::Engine::open(&paths, cfg, keep_lookups)
+        let facts: Py<Facts> = collector.getattr("facts")?.extract()?;
+        let inner = engine::Engine::open(&paths, cfg, kept.is_some())
             .map_err(|e| input_error(py, e))?;
-        Ok(Engine { inner, classes: Classes::new(py)?, events: Vec::new() })
+        Ok(Engine {
+            inner,
+            classes: Classes::new(py)?,
+            events: Vec::new(),
+            facts,
+            detect: collector.getattr("detect")?.unbind(),
+            tick: collector.getattr("tick")?.unbind(),
+            orphan: collector.getattr("orphan")?.unbind(),
+            kept,
+            every: match collector.getattr("every_lookup") {
+                Ok(f) => Some(f.unbind()),
+                Err(_) => None,
+            },
+            lookups: 0,
+            handed: 0,
+        })
     }
 
-    /// Read and process up to `max_records` records: (closed lookups and orphans as
-    /// Python records, whether records are left).
-    fn step(&mut self, py: Python<'_>, max_records: usize) -> PyResult<(Py<PyList>, bool)> {
+    /// Read and process up to `max_records` records, handing what they close to the
+    /// collector; whether records are left.
+    fn step(&mut self, py: Python<'_>, max_records: usize) -> PyResult<bool> {
         py.check_signals()?;
         let more = self.inner.step(max_records, &mut self.events).map_err(|e| input_error(py, e))?;
-        Ok((self.convert(py)?, more))
+        self.deliver(py)?;
+        Ok(more)
     }
 
-    /// The capture ended at `end`: everything still in flight, closed.
-    fn finish(&mut self, py: Python<'_>, end: Option<f64>) -> PyResult<Py<PyList>> {
+    /// The capture ended at `end`: everything still in flight, closed and handed over.
+    fn finish(&mut self, py: Python<'_>, end: Option<f64>) -> PyResult<()> {
         self.inner.finish(end, &mut self.events).map_err(|e| input_error(py, e))?;
-        self.convert(py)
+        self.deliver(py)
+    }
+
+    /// (lookups closed, lookups handed to the detectors) so far.
+    #[getter]
+    fn handed_over(&self) -> (u64, u64) {
+        (self.lookups, self.handed)
     }
 
     #[getter]
