@@ -3,9 +3,12 @@
 
 The script writes a reproducible classic pcap of Kubernetes DNS traffic (see
 ``CaptureGenerator``), runs each tool on it sequentially, measures wall-clock time and the
-peak RSS of every child process, and prints the figures side by side together with the
-targets (pcapdns reaches at least 4x tshark's packets/s and stays under a quarter of
-tshark's peak RSS).
+peak RSS of every child process, and prints the figures side by side together with each
+row's target (``TARGETS``): ``analyze --format json`` at least 10x tshark's packets/s with
+at most 0.1x its peak RSS, ``report`` at most 1.5x the time of that, the compiled core alone
+(``bench/core.py``) at least 3M packets/s; with ``--flat``, the same peak RSS on a capture
+5x as long; with ``--ring``, the same summary and findings from the capture cut into 10
+files.
 
 Standard library only.  Run ``python3 bench/bench.py --help`` for the options.
 """
@@ -35,8 +38,13 @@ DEFAULT_PACKETS = 1_000_000
 DEFAULT_SEED = 20240529
 DEFAULT_TIMEOUT = 900.0
 
-PPS_TARGET = 4.0  # pcapdns packets/s must be at least this multiple of tshark's
-RSS_TARGET = 0.25  # pcapdns peak RSS must be under this fraction of tshark's
+JSON_PPS_TARGET = 10.0  # analyze --format json: at least this multiple of tshark's packets/s
+JSON_RSS_TARGET = 0.1  # ... with a peak RSS at most this fraction of tshark's
+REPORT_TIME_TARGET = 1.5  # report: at most this multiple of the json row's seconds
+CORE_PPS_TARGET = 3_000_000  # bench/core.py: packets/s of the engine's step loop and finish
+FLAT_FACTOR = 5  # --flat: the long capture is this many times --packets
+FLAT_TOLERANCE = 0.20  # ... and its json run peaks within this fraction of the json row's
+RING_FILES = 10  # --ring: files the capture is cut into
 
 # ---------------------------------------------------------------------------------------------
 # pcap writing helpers
@@ -876,6 +884,8 @@ class RunResult:
     seconds: float | None = None
     max_rss_kib: int | None = None
     status: str = "ok"
+    #: The seconds a self-timed child printed on the last line of its stdout.
+    own_seconds: float | None = None
 
 
 @dataclass
@@ -887,6 +897,10 @@ class Tool:
     env: dict[str, str] | None = None
     results: list[RunResult] = field(default_factory=list)
     missing: str | None = None
+    #: The child times its own work and prints the seconds last (bench/core.py).
+    self_timed: bool = False
+    #: Packets in the input, when not the main capture's (the --flat capture).
+    packets: int | None = None
 
 
 def run_child(
@@ -965,8 +979,46 @@ def run_child(
         return RunResult(True, elapsed, rss)
 
 
+def read_own_seconds(res: RunResult, stdout_path: str) -> RunResult:
+    """Take the seconds a self-timed child printed on its last stdout line."""
+    if not res.ok:
+        return res
+    try:
+        with open(stdout_path, encoding="utf-8", errors="replace") as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+        res.own_seconds = float(lines[-1])
+    except (OSError, IndexError, ValueError):
+        res.ok = False
+        res.status = "no seconds on the last line of its stdout"
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# The targets
+# ---------------------------------------------------------------------------------------------
+
+#: What each row is held to; the rows not named here have no target.
+TARGETS: dict[str, list[str]] = {
+    "pcapdns-json": [
+        f"packets/s >= {JSON_PPS_TARGET:g}x tshark's",
+        f"peak RSS <= {JSON_RSS_TARGET:g}x tshark's",
+    ],
+    "pcapdns-report": [f"seconds <= {REPORT_TIME_TARGET:g}x pcapdns-json's"],
+    "pcapdns-core": [
+        f"packets/s >= {CORE_PPS_TARGET:,} (engine.step loop and engine.finish, "
+        "detectors included, timed by the child)"
+    ],
+    "pcapdns-flat": [
+        f"peak RSS within {FLAT_TOLERANCE:.0%} of pcapdns-json's on a capture "
+        f"{FLAT_FACTOR}x as long"
+    ],
+    "pcapdns-ring": [f"summary and findings identical to pcapdns-json's ({RING_FILES} files)"],
+}
+
+
 def summarize(tool: Tool, packets: int) -> dict:
-    row: dict = {"key": tool.key, "tool": tool.tool, "command": tool.argv}
+    packets = tool.packets or packets
+    row: dict = {"key": tool.key, "tool": tool.tool, "command": tool.argv, "packets": packets}
     if tool.missing:
         row.update(
             ok=False, status=tool.missing, seconds=None, packets_per_second=None, peak_rss_mib=None
@@ -977,42 +1029,125 @@ def summarize(tool: Tool, packets: int) -> dict:
     rss_values = [r.max_rss_kib for r in tool.results if r.max_rss_kib is not None]
     row["runs"] = len(tool.results)
     row["peak_rss_mib"] = max(rss_values) / 1024 if rss_values else None
-    if bad:
-        row.update(ok=False, status=bad[0].status, seconds=None, packets_per_second=None)
+    if bad or not good:
+        status = bad[0].status if bad else "not run"
+        row.update(ok=False, status=status, seconds=None, packets_per_second=None)
         row["peak_rss_mib"] = None
         return row
-    best = min(r.seconds for r in good if r.seconds is not None)
+    if tool.self_timed:
+        times = [r.own_seconds for r in good if r.own_seconds is not None]
+        row["timed"] = "by the child: engine.step loop and engine.finish"
+        row["wall_seconds"] = min(r.seconds for r in good if r.seconds is not None)
+    else:
+        times = [r.seconds for r in good if r.seconds is not None]
+        row["timed"] = "wall clock of the child"
+    best = min(times)
     row.update(
         ok=True,
         status="ok",
         seconds=best,
-        packets_per_second=packets / best,
-        all_seconds=[r.seconds for r in good],
+        packets_per_second=packets / best if best > 0 else None,
+        all_seconds=times,
     )
     return row
 
 
+def _target(text: str, value: float | str | None, shown: str, met: bool | None) -> dict:
+    return {"target": text, "value": value, "shown": shown, "pass": met}
+
+
 def evaluate(rows: list[dict]) -> None:
-    ref = next((r for r in rows if r["tool"] == "tshark"), None)
+    """Give each row its ratios to tshark and the verdict of each of its targets."""
+    by_key = {r["key"]: r for r in rows}
+    ref = by_key.get("tshark")
+    ref_ok = bool(ref and ref["ok"] and ref["packets_per_second"])
+    json_row = by_key.get("pcapdns-json")
+    json_ok = bool(json_row and json_row["ok"])
     for row in rows:
         if row["tool"] != "pcapdns":
             continue
         pps_ratio = rss_ratio = None
-        if ref and ref["ok"] and row["ok"]:
+        if ref_ok and row["ok"] and row["packets_per_second"]:
+            assert ref is not None
             pps_ratio = row["packets_per_second"] / ref["packets_per_second"]
-            if ref["peak_rss_mib"]:
+            if ref["peak_rss_mib"] and row["peak_rss_mib"] is not None:
                 rss_ratio = row["peak_rss_mib"] / ref["peak_rss_mib"]
         row["pps_ratio_vs_tshark"] = pps_ratio
         row["rss_ratio_vs_tshark"] = rss_ratio
-        row["target_pps"] = None if pps_ratio is None else pps_ratio >= PPS_TARGET
-        row["target_rss"] = None if rss_ratio is None else rss_ratio < RSS_TARGET
+        texts = TARGETS.get(row["key"], [])
+        targets: list[dict] = []
+        key = row["key"]
+        if key == "pcapdns-json":
+            targets.append(
+                _target(
+                    f"pps >= {JSON_PPS_TARGET:g}x tshark",
+                    pps_ratio,
+                    _fmt(pps_ratio, ".2f", "x"),
+                    None if pps_ratio is None else pps_ratio >= JSON_PPS_TARGET,
+                )
+            )
+            targets.append(
+                _target(
+                    f"RSS <= {JSON_RSS_TARGET:g}x tshark",
+                    rss_ratio,
+                    _fmt(rss_ratio, ".3f", "x"),
+                    None if rss_ratio is None else rss_ratio <= JSON_RSS_TARGET,
+                )
+            )
+        elif key == "pcapdns-report":
+            ratio = None
+            if row["ok"] and json_ok and json_row and json_row["seconds"]:
+                ratio = row["seconds"] / json_row["seconds"]
+            row["seconds_ratio_vs_json"] = ratio
+            targets.append(
+                _target(
+                    f"time <= {REPORT_TIME_TARGET:g}x json",
+                    ratio,
+                    _fmt(ratio, ".2f", "x"),
+                    None if ratio is None else ratio <= REPORT_TIME_TARGET,
+                )
+            )
+        elif key == "pcapdns-core":
+            pps = row["packets_per_second"] if row["ok"] else None
+            targets.append(
+                _target(
+                    f"pps >= {CORE_PPS_TARGET / 1e6:g}M",
+                    pps,
+                    "-" if pps is None else f"{pps / 1e6:.2f}M",
+                    None if pps is None else pps >= CORE_PPS_TARGET,
+                )
+            )
+        elif key == "pcapdns-flat":
+            ratio = None
+            if row["ok"] and json_ok and json_row and json_row["peak_rss_mib"]:
+                ratio = row["peak_rss_mib"] / json_row["peak_rss_mib"]
+            row["peak_rss_ratio_vs_json"] = ratio
+            targets.append(
+                _target(
+                    f"peak within {FLAT_TOLERANCE:.0%} of json",
+                    ratio,
+                    _fmt(ratio, ".3f", "x"),
+                    None if ratio is None else abs(ratio - 1) <= FLAT_TOLERANCE,
+                )
+            )
+        elif key == "pcapdns-ring":
+            same = row.get("identical")
+            shown = {True: "identical", False: "differs", None: "-"}[same]
+            targets.append(_target("summary+findings = json", shown, shown, same))
+        for t, text in zip(targets, texts, strict=True):
+            t["description"] = text
+        row["targets"] = targets
 
 
-def display_command(argv: list[str], pcap: str) -> str:
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else format(value, spec) + suffix
+
+
+def display_command(argv: list[str], labels: dict[str, str]) -> str:
     parts = []
     for arg in argv:
-        if arg == pcap:
-            parts.append("PCAP")
+        if arg in labels:
+            parts.append(labels[arg])
         elif arg == sys.executable:
             parts.append("python3")
         else:
@@ -1020,43 +1155,42 @@ def display_command(argv: list[str], pcap: str) -> str:
     return " ".join(parts)
 
 
-def render_table(rows: list[dict], pcap: str) -> str:
-    def fmt(value: float | None, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
+def verdict(value: bool | None) -> str:
+    return "n/a" if value is None else ("PASS" if value else "FAIL")
 
-    def verdict(value: bool | None) -> str:
-        return "n/a" if value is None else ("PASS" if value else "FAIL")
 
+def render_table(rows: list[dict], labels: dict[str, str]) -> str:
     header = [
-        "tool",
+        "row",
         "command",
         "seconds",
         "packets/s",
         "peak RSS MiB",
         "pps ratio",
         "RSS ratio",
-        f">={PPS_TARGET:g}x pps",
-        f"<{RSS_TARGET:g} RSS",
+        "targets",
         "status",
     ]
     table = [header]
     for row in rows:
-        cmd = display_command(row["command"], pcap)
+        cmd = display_command(row["command"], labels)
         is_pcapdns = row["tool"] == "pcapdns"
         status = row["status"]
         if len(status) > 70:
             status = status[:67] + "..."
+        targets = "; ".join(
+            f"{t['target']}: {t['shown']} {verdict(t['pass'])}" for t in row.get("targets", [])
+        )
         table.append(
             [
-                row["tool"],
+                row["key"],
                 cmd,
-                fmt(row.get("seconds"), ".2f"),
-                fmt(row.get("packets_per_second"), ",.0f"),
-                fmt(row.get("peak_rss_mib"), ".1f"),
-                fmt(row.get("pps_ratio_vs_tshark"), ".2f") if is_pcapdns else "",
-                fmt(row.get("rss_ratio_vs_tshark"), ".3f") if is_pcapdns else "",
-                verdict(row.get("target_pps")) if is_pcapdns else "",
-                verdict(row.get("target_rss")) if is_pcapdns else "",
+                _fmt(row.get("seconds"), ".2f") + ("*" if row.get("wall_seconds") else ""),
+                _fmt(row.get("packets_per_second"), ",.0f"),
+                _fmt(row.get("peak_rss_mib"), ".1f"),
+                _fmt(row.get("pps_ratio_vs_tshark"), ".2f") if is_pcapdns else "",
+                _fmt(row.get("rss_ratio_vs_tshark"), ".3f") if is_pcapdns else "",
+                targets or ("-" if is_pcapdns else "(reference)"),
                 status,
             ]
         )
@@ -1072,6 +1206,70 @@ def render_table(rows: list[dict], pcap: str) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ring: the capture cut into files, analyzed as one
+# ---------------------------------------------------------------------------------------------
+
+
+def split_ring(pcap: str, directory: str, files: int, packets: int) -> list[str]:
+    """Cut the classic pcap ``pcap`` into ``files`` pcaps of consecutive records in
+    ``directory``, named as ``tcpdump -C ... -W files`` names them (``dns.pcap0`` ...).
+
+    The records keep their order: the generator's capture is in time order, so each file
+    starts where the one before ended. Returns the paths.
+    """
+    with open(pcap, "rb", buffering=1 << 20) as f:
+        head = f.read(24)
+        magic = struct.unpack("<I", head[:4])[0] if len(head) == 24 else None
+        if magic in (0xA1B2C3D4, 0xA1B23C4D):
+            rec = struct.Struct("<IIII")
+        elif magic in (0xD4C3B2A1, 0x4D3CB2A1):
+            rec = struct.Struct(">IIII")
+        else:
+            raise SystemExit(f"{pcap}: --ring needs a classic pcap file")
+        per = -(-packets // files)
+        width = len(str(files - 1))
+        paths = []
+        for i in range(files):
+            path = os.path.join(directory, f"dns.pcap{i:0{width}d}")
+            with open(path, "wb", buffering=1 << 20) as out:
+                out.write(head)
+                for _ in range(per):
+                    raw = f.read(16)
+                    if len(raw) < 16:
+                        break
+                    out.write(raw)
+                    out.write(f.read(rec.unpack(raw)[2]))
+            paths.append(path)
+    return paths
+
+
+def compare_documents(single: str, ring: str) -> tuple[bool | None, list[str]]:
+    """Whether the JSON documents at ``single`` and ``ring`` have the same ``summary`` and
+    ``findings``, and what differs (None when one of them cannot be read)."""
+    docs = []
+    for path in (single, ring):
+        try:
+            with open(path, encoding="utf-8") as f:
+                docs.append(json.load(f))
+        except (OSError, ValueError) as exc:
+            return None, [f"cannot read {path}: {exc}"]
+    a, b = docs
+    diffs: list[str] = []
+    sa, sb = a.get("summary") or {}, b.get("summary") or {}
+    keys = sorted(k for k in sa.keys() | sb.keys() if sa.get(k) != sb.get(k))
+    if keys:
+        diffs.append(f"summary differs in {len(keys)} fields: {', '.join(keys[:8])}")
+    fa, fb = a.get("findings") or [], b.get("findings") or []
+    if fa != fb:
+        unequal = sum(x != y for x, y in zip(fa, fb, strict=False))
+        diffs.append(
+            f"findings differ: {len(fa)} in the single file, {len(fb)} in the ring, "
+            f"{unequal} of the first {min(len(fa), len(fb))} unequal"
+        )
+    return not diffs, diffs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1097,7 +1295,14 @@ def positive_float(text: str) -> float:
     return value
 
 
-TOOL_KEYS = ("pcapdns-json", "pcapdns-summary", "pcapdns-report", "tshark")
+TOOL_KEYS = (
+    "pcapdns-json",
+    "pcapdns-summary",
+    "pcapdns-report",
+    "pcapdns-core",
+    "pcapdns-core-no-detectors",
+    "tshark",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1121,7 +1326,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep",
         action="store_true",
         help="keep the capture afterwards and reuse it if it already holds exactly "
-        "--packets packets",
+        "--packets packets (the --flat capture too)",
     )
     p.add_argument(
         "--seed",
@@ -1149,6 +1354,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only this tool row (repeatable; default: all)",
     )
     p.add_argument(
+        "--flat",
+        action="store_true",
+        help=f"also generate a capture {FLAT_FACTOR}x as long (5,000,000 packets by default) "
+        "and run the pcapdns-json command on it: its peak RSS must be within "
+        f"{FLAT_TOLERANCE:.0%} of the pcapdns-json row's",
+    )
+    p.add_argument(
+        "--flat-packets",
+        type=positive_int,
+        metavar="N",
+        help=f"packets in the --flat capture (default {FLAT_FACTOR}x --packets)",
+    )
+    p.add_argument(
+        "--flat-pcap",
+        metavar="PATH",
+        help="--flat capture file to write, or to reuse with --keep; never deleted "
+        "(default: pcapdns-bench-N-SEED.pcap in the temp directory)",
+    )
+    p.add_argument(
+        "--ring",
+        action="store_true",
+        help=f"also cut the capture into a ring of {RING_FILES} pcap files and analyze the "
+        "directory: its JSON summary and findings must equal the pcapdns-json row's",
+    )
+    p.add_argument(
         "--generate-only", action="store_true", help="write the capture and exit (implies --keep)"
     )
     p.add_argument(
@@ -1157,33 +1387,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 unless every target is met (a target that cannot be "
+        help="exit 1 unless every target of every row run is met (a target that cannot be "
         "evaluated counts as not met)",
     )
     return p.parse_args(argv)
 
 
-def prepare_capture(args: argparse.Namespace) -> tuple[str, dict, bool]:
+def prepare_capture(
+    pcap: str | None, packets: int, seed: int, keep: bool
+) -> tuple[str, dict, bool]:
     """Returns (path, info, remove_afterwards)."""
-    keep = args.keep or args.generate_only
-    if args.pcap:
-        path = os.path.abspath(args.pcap)
+    if pcap:
+        path = os.path.abspath(pcap)
         remove = False
     else:
-        path = os.path.join(tempfile.gettempdir(), f"pcapdns-bench-{args.packets}-{args.seed}.pcap")
+        path = os.path.join(tempfile.gettempdir(), f"pcapdns-bench-{packets}-{seed}.pcap")
         remove = not keep
-    info: dict = {"path": path, "packets": args.packets, "seed": args.seed}
+    info: dict = {"path": path, "packets": packets, "seed": seed}
     if keep and os.path.exists(path):
         log(f"checking existing capture {path} ...")
         count = count_pcap_packets(path)
-        if count == args.packets:
+        if count == packets:
             info.update(reused=True, generate_seconds=None, bytes=os.path.getsize(path))
             log(f"reusing {path} ({count} packets)")
             return path, info, remove
-        log(f"existing capture holds {count} packets, not {args.packets}: regenerating")
-    log(f"generating {args.packets:,} packets into {path} ...")
+        log(f"existing capture holds {count} packets, not {packets}: regenerating")
+    log(f"generating {packets:,} packets into {path} ...")
     start = time.perf_counter()
-    stats = CaptureGenerator(args.seed).write(path, args.packets)
+    stats = CaptureGenerator(seed).write(path, packets)
     elapsed = time.perf_counter() - start
     info.update(
         reused=False,
@@ -1200,25 +1431,28 @@ def prepare_capture(args: argparse.Namespace) -> tuple[str, dict, bool]:
     return path, info, remove
 
 
-def build_tools(pcap: str, selected: list[str] | None, report: str) -> list[Tool]:
+def _analyze_json(pcap: str, output: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pcapdns",
+        "analyze",
+        pcap,
+        "--format",
+        "json",
+        "--output",
+        output,
+    ]
+
+
+def build_tools(pcap: str, selected: list[str] | None, work: str) -> list[Tool]:
+    """The rows of the main capture; their outputs go to files in ``work``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
+    core = os.path.join(REPO_ROOT, "bench", "core.py")
     tools = [
         Tool(
-            "pcapdns-json",
-            "pcapdns",
-            [
-                sys.executable,
-                "-m",
-                "pcapdns",
-                "analyze",
-                pcap,
-                "--format",
-                "json",
-                "--output",
-                os.devnull,
-            ],
-            env=env,
+            "pcapdns-json", "pcapdns", _analyze_json(pcap, os.path.join(work, JSON_NAME)), env=env
         ),
         Tool(
             "pcapdns-summary",
@@ -1229,8 +1463,32 @@ def build_tools(pcap: str, selected: list[str] | None, report: str) -> list[Tool
         Tool(
             "pcapdns-report",
             "pcapdns",
-            [sys.executable, "-m", "pcapdns", "report", pcap, "-o", report],
+            [
+                sys.executable,
+                "-m",
+                "pcapdns",
+                "report",
+                pcap,
+                "-o",
+                os.path.join(work, REPORT_NAME),
+            ],
             env=env,
+        ),
+        Tool(
+            "pcapdns-core",
+            "pcapdns",
+            [sys.executable, core, pcap],
+            stdout=os.path.join(work, "core.out"),
+            env=env,
+            self_timed=True,
+        ),
+        Tool(
+            "pcapdns-core-no-detectors",
+            "pcapdns",
+            [sys.executable, core, "--no-detectors", pcap],
+            stdout=os.path.join(work, "core-no-detectors.out"),
+            env=env,
+            self_timed=True,
         ),
     ]
     tshark = shutil.which("tshark")
@@ -1243,62 +1501,136 @@ def build_tools(pcap: str, selected: list[str] | None, report: str) -> list[Tool
     return tools
 
 
+JSON_NAME = "analysis.json"
+REPORT_NAME = "report.html"
+RING_JSON_NAME = "ring.json"
+RING_NOTE = (
+    "the engine reads the ring's files one after another on one core: using a second core "
+    "is not implemented"
+)
+
+
+def run_tool(tool: Tool, args: argparse.Namespace, labels: dict[str, str]) -> None:
+    if tool.missing:
+        log(f"{tool.key}: {tool.missing}")
+        return
+    for i in range(args.repeat):
+        log(f"running {tool.key} ({i + 1}/{args.repeat}): {display_command(tool.argv, labels)}")
+        res = run_child(tool.argv, tool.stdout, args.timeout, tool.env)
+        if tool.self_timed:
+            res = read_own_seconds(res, tool.stdout)
+        tool.results.append(res)
+        secs = "-" if res.seconds is None else f"{res.seconds:.2f} s"
+        if res.own_seconds is not None:
+            secs += f" ({res.own_seconds:.2f} s timed by the child)"
+        rss = "-" if res.max_rss_kib is None else f"{res.max_rss_kib / 1024:.1f} MiB"
+        log(f"  {secs}, peak RSS {rss}, {res.status}")
+        if not res.ok:
+            break  # a failing tool is not retried
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pcap, info, remove = prepare_capture(args)
+    keep = args.keep or args.generate_only
+    pcap, info, remove = prepare_capture(args.pcap, args.packets, args.seed, keep)
     if args.generate_only:
         print(pcap)
         return 0
-    report_dir = tempfile.mkdtemp(prefix="pcapdns-bench-report-")
-    report = os.path.join(report_dir, "report.html")
-    report_bytes: int | None = None
-    try:
-        tools = build_tools(pcap, args.tools, report)
-        for tool in tools:
-            if tool.missing:
-                log(f"{tool.key}: {tool.missing}")
-                continue
-            for i in range(args.repeat):
-                log(
-                    f"running {tool.key} ({i + 1}/{args.repeat}): "
-                    f"{display_command(tool.argv, pcap)}"
-                )
-                res = run_child(tool.argv, tool.stdout, args.timeout, tool.env)
-                tool.results.append(res)
-                secs = "-" if res.seconds is None else f"{res.seconds:.2f} s"
-                rss = "-" if res.max_rss_kib is None else f"{res.max_rss_kib / 1024:.1f} MiB"
-                log(f"  {secs}, peak RSS {rss}, {res.status}")
-                if not res.ok:
-                    break  # a failing tool is not retried
-        rows = [summarize(t, args.packets) for t in tools]
-        evaluate(rows)
-        if os.path.exists(report):
-            report_bytes = os.path.getsize(report)
-    finally:
-        shutil.rmtree(report_dir, ignore_errors=True)
-        if remove:
-            try:
-                os.unlink(pcap)
-            except OSError:
-                pass
-
-    pcapdns_rows = [r for r in rows if r["tool"] == "pcapdns"]
-    checks = [r.get(k) for r in pcapdns_rows for k in ("target_pps", "target_rss")]
-    all_pass = bool(checks) and all(c is True for c in checks)
-    targets = {
-        "packets_per_second": f"pcapdns >= {PPS_TARGET:g}x tshark packets/s",
-        "peak_rss": f"pcapdns peak RSS < {RSS_TARGET:g}x tshark peak RSS",
-        "all_pass": all_pass,
+    work = tempfile.mkdtemp(prefix="pcapdns-bench-")
+    labels = {
+        pcap: "PCAP",
+        os.path.join(work, JSON_NAME): "ANALYSIS.json",
+        os.path.join(work, REPORT_NAME): "REPORT.html",
+        os.path.join(REPO_ROOT, "bench", "core.py"): "bench/core.py",
     }
+    selected = list(args.tools) if args.tools else None
+    if selected and (args.flat or args.ring) and "pcapdns-json" not in selected:
+        selected.insert(0, "pcapdns-json")  # the reference of both
+    flat_info: dict | None = None
+    ring_info: dict | None = None
+    remove_flat = False
+    flat_pcap = ""
+    try:
+        tools = build_tools(pcap, selected, work)
+        if args.flat:
+            flat_packets = args.flat_packets or FLAT_FACTOR * args.packets
+            flat_pcap, flat_info, remove_flat = prepare_capture(
+                args.flat_pcap, flat_packets, args.seed, args.keep
+            )
+            labels[flat_pcap] = "PCAP_LONG"
+            labels[os.path.join(work, "flat.json")] = "LONG.json"
+            tools.append(
+                Tool(
+                    "pcapdns-flat",
+                    "pcapdns",
+                    _analyze_json(flat_pcap, os.path.join(work, "flat.json")),
+                    env=tools[0].env,
+                    packets=flat_packets,
+                )
+            )
+        if args.ring:
+            ring_dir = os.path.join(work, "ring")
+            os.mkdir(ring_dir)
+            log(f"cutting {pcap} into {RING_FILES} files in {ring_dir} ...")
+            files = split_ring(pcap, ring_dir, RING_FILES, args.packets)
+            ring_info = {"files": len(files), "note": RING_NOTE}
+            labels[ring_dir] = "RING_DIR"
+            labels[os.path.join(work, RING_JSON_NAME)] = "RING.json"
+            tools.append(
+                Tool(
+                    "pcapdns-ring",
+                    "pcapdns",
+                    _analyze_json(ring_dir, os.path.join(work, RING_JSON_NAME)),
+                    env=tools[0].env,
+                )
+            )
+        for tool in tools:
+            run_tool(tool, args, labels)
+        rows = [summarize(t, args.packets) for t in tools]
+        ring_row = next((r for r in rows if r["key"] == "pcapdns-ring"), None)
+        json_row = next((r for r in rows if r["key"] == "pcapdns-json"), None)
+        if ring_row is not None and ring_info is not None:
+            same: bool | None = None
+            diffs = ["not compared: a run failed"]
+            if ring_row["ok"] and json_row and json_row["ok"]:
+                same, diffs = compare_documents(
+                    os.path.join(work, JSON_NAME), os.path.join(work, RING_JSON_NAME)
+                )
+            ring_row["identical"] = same
+            ring_row["differences"] = diffs
+            ring_info.update(identical=same, differences=diffs)
+        evaluate(rows)
+        sizes = {}
+        for name in (JSON_NAME, REPORT_NAME):
+            path = os.path.join(work, name)
+            sizes[name] = os.path.getsize(path) if os.path.exists(path) else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        for path, gone in ((pcap, remove), (flat_pcap, remove_flat)):
+            if gone:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    checks = [t["pass"] for r in rows for t in r.get("targets", [])]
+    all_pass = bool(checks) and all(c is True for c in checks)
+    targets = {key: TARGETS[key] for key in TARGETS if any(r["key"] == key for r in rows)}
     if args.json:
         doc = {
             "capture": info,
+            "flat_capture": flat_info,
+            "ring": ring_info,
             "repeat": args.repeat,
             "timeout": args.timeout,
             "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
             "rows": rows,
             "targets": targets,
-            "report_bytes": report_bytes,
+            "all_pass": all_pass,
+            "json_bytes": sizes[JSON_NAME],
+            "report_bytes": sizes[REPORT_NAME],
         }
         if remove:
             doc["capture"]["removed"] = True
@@ -1310,19 +1642,59 @@ def main(argv: list[str] | None = None) -> int:
             + (", removed after the run" if remove else "")
             + ")"
         )
-        gen = info.get("generate_seconds")
-        if gen is not None:
-            print(f"generated in {gen:.1f} s")
+        if flat_info is not None:
+            fsize = flat_info.get("bytes") or 0
+            print(
+                f"long capture (PCAP_LONG): {flat_info['path']} ({flat_info['packets']:,} "
+                f"packets, {fsize / 2**20:.1f} MiB"
+                + (", removed after the run" if remove_flat else "")
+                + ")"
+            )
+        gens = [i.get("generate_seconds") for i in (info, flat_info or {})]
+        for gen in gens:
+            if gen is not None:
+                print(f"generated in {gen:.1f} s")
         print(f"runs per tool: {args.repeat} (best time, highest peak RSS)")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"cpus: {os.cpu_count()}, load average now: {load}")
         print()
-        print(render_table(rows, pcap))
+        print(render_table(rows, labels))
         print()
-        if report_bytes is not None:
-            print(f"HTML report: {report_bytes:,} bytes")
-        print(
-            f"targets: {targets['packets_per_second']}; {targets['peak_rss']} -> "
-            + ("all PASS" if all_pass else "not all met")
-        )
+        if any(r.get("wall_seconds") for r in rows):
+            print(
+                "* timed by the child (bench/core.py): engine.step loop and engine.finish, "
+                "without interpreter start-up, imports and output; pcapdns-core runs the "
+                "detectors (a real FindingCollector), pcapdns-core-no-detectors hands over "
+                "to a collector that drops what it gets"
+            )
+        if sizes[JSON_NAME] is not None:
+            print(f"JSON document: {sizes[JSON_NAME]:,} bytes")
+        if sizes[REPORT_NAME] is not None:
+            print(f"HTML report: {sizes[REPORT_NAME]:,} bytes")
+        flat_row = next((r for r in rows if r["key"] == "pcapdns-flat"), None)
+        if flat_row is not None and json_row is not None:
+            ratio = flat_row.get("peak_rss_ratio_vs_json")
+            print(
+                f"flat memory: peak RSS {_fmt(json_row.get('peak_rss_mib'), '.1f')} MiB on "
+                f"{args.packets:,} packets, {_fmt(flat_row.get('peak_rss_mib'), '.1f')} MiB "
+                f"on {flat_row['packets']:,}: ratio {_fmt(ratio, '.3f')} -> "
+                + verdict(flat_row["targets"][0]["pass"])
+            )
+        if ring_row is not None and ring_info is not None:
+            same = ring_info.get("identical")
+            print(
+                f"ring of {RING_FILES} files: "
+                + {
+                    True: "summary and findings identical to the single file",
+                    False: "DIFFERENT from the single file",
+                    None: "not compared",
+                }[same]
+                + f" -> {verdict(same)}; {RING_NOTE}"
+            )
+            for d in ring_info.get("differences") or []:
+                print(f"  {d}")
+        print("targets: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in targets.items()))
+        print("all PASS" if all_pass else "not all met")
     if args.check and not all_pass:
         return 1
     return 0
