@@ -3,8 +3,8 @@
 //! Only the header and the first question are decoded on the hot path (RFC 1035 section
 //! 4.1). Names come out in presentation form with RFC 4343 escapes (`\.` inside a label,
 //! `\DDD` for bytes outside printable ASCII), because captured names are attacker-controlled
-//! and must survive JSON, terminals and HTML unchanged. Answer records are decoded
-//! elsewhere, only when the user asks for them.
+//! and must survive JSON, terminals and HTML unchanged. Answer records are decoded by
+//! `records::answer_section`, only when the user asks for them.
 //!
 //! Parsing a message allocates the question name and nothing else: the usual name is one
 //! copy of its wire bytes, any other is built in a stack buffer and copied once into its
@@ -12,6 +12,10 @@
 
 mod name;
 pub mod names;
+pub mod rdata;
+pub mod records;
+pub mod svcb;
+mod text;
 pub mod wire;
 
 use std::borrow::Cow;
