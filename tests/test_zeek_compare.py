@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 
+from pcapdns import _core
 from pcapdns.analysis import analyze
 from pcapdns.config import AnalysisConfig
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
-from pcapdns.dns.records import answer_section
 from pcapdns.output.document import build
 from tests.conftest import CORPUS
 from tests.zeek import UNSEEN, ZeekLine, capture_of, messages, read_log, zeek_answer
@@ -257,7 +257,7 @@ def _compare_reply_only(tally: Tally, line: ZeekLine, capture: Path, doc: dict[s
         rcode = names.rcode_name(m.rcode)
         tally.check(tally.rcode, line.fields["rcode_name"] == rcode, line,
                     f"rcode {line.fields['rcode_name']}, ours {rcode}")
-    _compare_answers(tally, line, capture.name, list(answer_section(m.data).records))
+    _compare_answers(tally, line, capture.name, list(_core.answer_section(m.data).records))
     return frame
 
 

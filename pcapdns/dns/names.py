@@ -41,9 +41,6 @@ AAAA = 28
 AXFR = 252
 IXFR = 251
 IN = 1
-#: Classes of RFC 2136 UPDATE prerequisites and deletions, whose records carry no rdata.
-CLASS_NONE = 254
-CLASS_ANY = 255
 
 
 def rcode_name(rcode: int) -> str:

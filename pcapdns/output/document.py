@@ -11,7 +11,6 @@ from pcapdns import __version__, _core
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
-from pcapdns.dns.records import answer_section
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
@@ -163,7 +162,8 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
     q, r = t.query, t.response
     latency = t.latency
     lookup_latency = lk.latency
-    answers = answer_section(r.data) if r else None
+    # The answer records are decoded only here, when the user asked for transactions.
+    answers = _core.answer_section(r.data) if r else None
     return {
         "lookup": lk.id,
         "attempt": t.attempt,
@@ -186,8 +186,8 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "rcode": names.rcode_name(r.flags & 0xF) if r else None,
         "tc": bool(r.flags & 0x0200) if r else None,
         "answers": r.ancount if r else None,
-        "answer_records": list(answers.records) if answers else None,
-        "answer_records_error": answers.error if answers else None,
+        "answer_records": list(answers.records) if answers is not None else None,
+        "answer_records_error": answers.error if answers is not None else None,
         "latency_ms": round(latency * 1000, 3) if latency is not None else None,
         "lookup_latency_ms": (
             round(lookup_latency * 1000, 3) if lookup_latency is not None else None

@@ -2,7 +2,8 @@
 RFC 4343 escapes, and hostile bytes that must become counted decode problems.
 
 The header and question are parsed by the core (core/src/dns); ``_core.parse`` runs it on
-one message. ``read_name`` is the Python reader of the answer records' names."""
+one message. The answer records' names are read by the same name reader, seen here through
+``_core.answer_section``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from pcapdns import _core
 from pcapdns.analysis import analyze
 from pcapdns.cli import main
-from pcapdns.dns.message import DnsMalformed, DnsTruncated, Message, read_name
+from pcapdns.dns.message import DnsMalformed, DnsTruncated, Message
 from pcapdns.errors import DecodeError
 from tests.craft import (
     CLIENT,
@@ -83,10 +84,10 @@ def test_root_name_and_no_question() -> None:
 def test_compressed_answer_name_points_back_to_the_question() -> None:
     question = name(b"example", b"com") + QTAIL
     answer = b"\xc0\x0c" + struct.pack("!HHIH4s", 1, 1, 30, 4, bytes([192, 0, 2, 1]))
-    data = header(flags=0x8180, ancount=1) + question + answer
-    at = 12 + len(question)
+    # A second record right after the first: the name ends after its two pointer bytes.
+    data = header(flags=0x8180, ancount=2) + question + answer + answer
 
-    assert read_name(data, at) == ("example.com", at + 2)
+    assert _core.answer_section(data).records == ("example.com 30 A 192.0.2.1",) * 2
 
 
 def test_forward_pointer_is_followed() -> None:
@@ -236,7 +237,10 @@ def test_hostile_message_over_tcp_is_counted_too(tmp_path: Path) -> None:
     assert result.malformed_examples == [(2, "compression pointer loop")]
 
 
-def test_read_name_returns_the_offset_after_the_name() -> None:
-    data = bytes(DNS(id=1, qd=DNSQR(qname="svc.example.com")))
+def test_the_answers_start_after_the_question_name() -> None:
+    # An uncompressed owner right after the question: the question's name, type and class
+    # must be skipped exactly.
+    answer = name(b"svc", b"example", b"com") + struct.pack("!HHIH4s", 1, 1, 30, 4, bytes(4))
+    data = bytes(DNS(id=1, qr=1, ancount=1, qd=DNSQR(qname="svc.example.com"))) + answer
 
-    assert read_name(data, 12) == ("svc.example.com", 12 + len(name(b"svc", b"example", b"com")))
+    assert _core.answer_section(data).records == ("svc.example.com 30 A 0.0.0.0",)

@@ -1,6 +1,7 @@
 """A response's answer section, record by record: types nobody decodes are kept in RFC 3597
 form, a record whose data is damaged spoils only its own line, and hostile bytes end the
-list with a reason instead of an exception."""
+list with a reason instead of an exception (core/src/dns/records.rs, through
+``pcapdns._core.answer_section``)."""
 
 from __future__ import annotations
 
@@ -12,28 +13,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pcapdns import _core
 from pcapdns.cli import main
 from pcapdns.dns import names
-from pcapdns.dns.records import MAX_RECORDS, AnswerSection, answer_section
 from tests.craft import CLIENT, IP, SERVER, UDP, Raw, write_eth
+from tests.dns.answers import OWNER, QUESTION, header, response, rr
 
 T0 = 1_700_000_000.0
-QUESTION = b"\x07example\x03com\x00" + struct.pack("!HH", 1, 1)  # example.com A IN
-OWNER = b"\xc0\x0c"  # a pointer to the question's name
 NSEC_RDATA = b"\x04next\xc0\x0c" + b"\x00\x06\x40\x01\x00\x00\x00\x03"  # next, A NS SOA...
-
-
-def header(qdcount: int = 1, ancount: int = 0, nscount: int = 0, flags: int = 0x8180) -> bytes:
-    return struct.pack("!HHHHHH", 0x1234, flags, qdcount, ancount, nscount, 0)
-
-
-def rr(rtype: int, rdata: bytes, owner: bytes = OWNER, rclass: int = 1, ttl: int = 300) -> bytes:
-    return owner + struct.pack("!HHIH", rtype, rclass, ttl, len(rdata)) + rdata
-
-
-def response(*answers: bytes, authority: tuple[bytes, ...] = ()) -> bytes:
-    return (header(ancount=len(answers), nscount=len(authority)) + QUESTION
-            + b"".join(answers) + b"".join(authority))
+AnswerSection = _core.AnswerSection
+answer_section = _core.answer_section
+MAX_RECORDS = _core.MAX_ANSWER_RECORDS
 
 
 def test_known_records_decode() -> None:

@@ -14,6 +14,7 @@ mod dns;
 mod engine;
 mod facts;
 mod matcher;
+mod rdata;
 mod read;
 
 /// (buckets as (bucket, count, sum), count, max) of a latency histogram of `seconds`.
@@ -66,5 +67,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(timeline_series, m)?)?;
     read::register(m)?;
     decode::register(m)?;
+    rdata::register(m)?;
     Ok(())
 }
