@@ -28,6 +28,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use crate::hash::Seeded;
 use crate::types::{addr_text, Message, Time, Transport, QR};
 
 /// Server addresses remembered as DNAT'd: a cluster has a few DNS addresses, a hostile
@@ -94,12 +95,12 @@ impl Slot {
 
 // -- keys hashed once ----------------------------------------------------------------------
 //
-// A message's key is hashed once, with the standard library's randomly keyed SipHash (the
-// payload is the capture's, so the hash must not be predictable), and the tables below
-// reuse that hash for every lookup, insertion and removal.
+// A message's key is hashed once, with the core's randomly keyed hasher (the payload is
+// the capture's, so the hash must not be predictable), and the tables below reuse that
+// hash for every lookup, insertion and removal.
 
-/// What a message's copies share: transport and client port (`tag`), and the payload,
-/// held once for the table and the time order.
+/// What a message's copies share: transport and client port (`tag`), and the payload (the
+/// kept message's bytes, shared with it), held once for the table and the time order.
 #[derive(Clone, Debug)]
 struct Key {
     hash: u64,
@@ -277,7 +278,7 @@ pub struct Deduplicator {
     /// whose server address differs from the first copy's (a Service address and the pod
     /// behind it). At most `MAX_DNAT_SERVERS`.
     pub dnat_servers: Vec<IpAddr>,
-    hasher: RandomState,
+    hasher: Seeded,
     seen: PrehashedMap<Key, Slot>,
     /// Each kept message's time and key, in the order kept.
     order: VecDeque<(Time, Key)>,
@@ -289,8 +290,8 @@ pub struct Deduplicator {
 
 impl Deduplicator {
     pub fn new(window: Time, record_copies: bool, max_entries: usize) -> Self {
-        let hasher = RandomState::new();
-        let seed = hasher.hash_one(0x5eed_u64);
+        let hasher = Seeded::new();
+        let seed = RandomState::new().hash_one(0x5eed_u64);
         Deduplicator {
             window,
             copies: if record_copies {
@@ -334,11 +335,8 @@ impl Deduplicator {
         let is_response = m.flags & QR != 0;
         let client_port = if is_response { m.dport } else { m.sport };
         let tag = (u32::from(matches!(m.transport, Transport::Tcp)) << 16) | u32::from(client_port);
-        let mut h = self.hasher.build_hasher();
-        h.write_u32(tag);
-        h.write(&m.data);
         let probe = Probe {
-            hash: h.finish(),
+            hash: self.hasher.hash_bytes(u64::from(tag), &m.data),
             tag,
             data: &m.data,
         };
@@ -389,15 +387,16 @@ impl Deduplicator {
                     None => Key {
                         hash,
                         tag,
-                        data: Rc::from(&m.data[..]),
+                        data: m.data.clone(),
                     },
                 }
             }
             None => {
+                // The message's own bytes, shared.
                 let key = Key {
                     hash: probe.hash,
                     tag,
-                    data: Rc::from(&m.data[..]),
+                    data: m.data.clone(),
                 };
                 self.seen.insert(
                     key.clone(),

@@ -98,8 +98,8 @@ pub struct Message {
     pub qname: Option<Box<str>>,
     pub qtype: u16,
     pub qclass: u16,
-    /// The whole DNS message.
-    pub data: Box<[u8]>,
+    /// The whole DNS message (shared with the duplicate filter's memory of it).
+    pub data: Rc<[u8]>,
 }
 
 pub const QR: u16 = 0x8000;

@@ -6,9 +6,9 @@
 //! and must survive JSON, terminals and HTML unchanged. Answer records are decoded
 //! elsewhere, only when the user asks for them.
 //!
-//! Parsing a message allocates the question name and nothing else: the usual name is one
-//! copy of its wire bytes, any other is built in a stack buffer and copied once into its
-//! `Box<str>`; the payload's bytes move into the message.
+//! Parsing a message allocates the question name and the message's copy of its bytes: the
+//! usual name is one copy of its wire bytes, any other is built in a stack buffer and
+//! copied once into its `Box<str>`.
 
 mod name;
 pub mod names;
@@ -16,7 +16,9 @@ pub mod wire;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::rc::Rc;
 
+use crate::decode::PayloadRef;
 use crate::types::{Message, Payload};
 
 pub use name::{read_name, MAX_NAME, MAX_POINTERS};
@@ -87,7 +89,12 @@ const HEADER: usize = 12;
 /// - malformed: a reserved label type, a compression loop (more than `MAX_POINTERS`
 ///   jumps, or a pointer to itself), or a name longer than 255 bytes.
 pub fn parse(p: Payload) -> Result<Message, DnsError> {
-    let data = &p.data;
+    parse_ref(&p.as_ref())
+}
+
+/// `parse` of a payload whose bytes are lent: the message gets its own copy of them.
+pub fn parse_ref(p: &PayloadRef<'_>) -> Result<Message, DnsError> {
+    let data = p.data;
     let h: [u8; HEADER] = match data.get(..HEADER).and_then(|s| s.try_into().ok()) {
         Some(h) => h,
         None => {
@@ -135,7 +142,7 @@ pub fn parse(p: Payload) -> Result<Message, DnsError> {
         qname,
         qtype,
         qclass,
-        data: p.data.into_boxed_slice(),
+        data: Rc::from(data),
     })
 }
 

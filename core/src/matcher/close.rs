@@ -9,7 +9,7 @@ use std::mem;
 use std::rc::Rc;
 
 use super::records::{Event, Lookup, Transaction};
-use super::state::{drop_held, waiting_newest, Map, PendingToKey, Query, TcKey, NONE};
+use super::state::{drop_held, waiting_newest, IdKey, Map, PendingToKey, Query, TcKey, NONE};
 use super::{group_key, pending_key, Matcher, QUERY_BYTES, RESPONSE_BYTES};
 use crate::types::{Time, Transport, TC};
 
@@ -157,7 +157,7 @@ impl Matcher {
                 e.remove();
             }
         }
-        if let Entry::Occupied(e) = self.by_id.entry((m.src, m.sport, m.id)) {
+        if let Entry::Occupied(e) = self.by_id.entry(IdKey { client: m.src, port: m.sport, id: m.id }) {
             if Rc::ptr_eq(e.get(), q) {
                 e.remove();
             }

@@ -41,7 +41,6 @@
 //! second close (or dropping the matcher) breaks.
 
 mod close;
-mod hash;
 pub mod records;
 pub mod state;
 
@@ -52,7 +51,7 @@ use std::rc::Rc;
 use crate::config::Config;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
 use close::close_early;
-use hash::Seeded;
+use crate::hash::Seeded;
 pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
@@ -123,22 +122,22 @@ impl Matcher {
             stats: MatchStats::default(),
             now: f64::NEG_INFINITY,
             unanswered_close: cfg.max_wait + 0.5,
-            pending: Map::with_hasher(seed.clone()),
-            pending_to: Map::with_hasher(seed.clone()),
-            groups: Map::with_hasher(seed.clone()),
-            fanout: Map::with_hasher(seed.clone()),
-            a_waiting: Map::with_hasher(seed.clone()),
-            aaaa_recent: Map::with_hasher(seed.clone()),
-            tc_waiting: Map::with_hasher(seed.clone()),
-            tc_seen: Map::with_hasher(seed.clone()),
-            by_id: Map::with_hasher(seed.clone()),
+            pending: Map::with_hasher(seed),
+            pending_to: Map::with_hasher(seed),
+            groups: Map::with_hasher(seed),
+            fanout: Map::with_hasher(seed),
+            a_waiting: Map::with_hasher(seed),
+            aaaa_recent: Map::with_hasher(seed),
+            tc_waiting: Map::with_hasher(seed),
+            tc_seen: Map::with_hasher(seed),
+            by_id: Map::with_hasher(seed),
             unanswered: VecDeque::new(),
             unanswered_base: 0,
             answered: VecDeque::new(),
             answered_tc: VecDeque::new(),
             open: 0,
             bytes: 0,
-            xfr: Map::with_hasher(seed.clone()),
+            xfr: Map::with_hasher(seed),
             seed,
             next_lookup: 1,
             last_close: f64::NEG_INFINITY,
@@ -191,9 +190,9 @@ impl Matcher {
         // A server -> client datagram bounced by the client, or a client -> server query
         // bounced by the server's host.
         let key = if is_response {
-            (e.dst, e.dport, ident)
+            IdKey { client: e.dst, port: e.dport, id: ident }
         } else {
-            (e.src, e.sport, ident)
+            IdKey { client: e.src, port: e.sport, id: ident }
         };
         let q = match self.by_id.get(&key) {
             Some(q) if !q.is_closed() => q.clone(),
@@ -253,7 +252,7 @@ impl Matcher {
             &q,
             1,
         );
-        self.by_id.insert((m.src, m.sport, m.id), q.clone());
+        self.by_id.insert(IdKey { client: m.src, port: m.sport, id: m.id }, q.clone());
 
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
@@ -586,7 +585,7 @@ impl Matcher {
     /// RFC 1035 4.1.2 and RFC 6891 7) matches the newest unanswered query from the same
     /// client port with the same ID.
     fn questionless_match(&mut self, m: &Msg) -> Option<Rc<Query>> {
-        let q = self.by_id.get(&(m.dst, m.dport, m.id))?.clone();
+        let q = self.by_id.get(&IdKey { client: m.dst, port: m.dport, id: m.id })?.clone();
         if q.answered()
             || q.is_closed()
             || q.msg.transport != m.transport

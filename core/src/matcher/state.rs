@@ -3,11 +3,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use super::hash::Seeded;
+use crate::hash::Seeded;
 use super::records::{RetransmissionKind, Transaction};
 use crate::types::{Msg, Time, Transport};
 
@@ -29,19 +29,9 @@ pub(crate) struct Name {
 
 impl Name {
     pub(crate) fn new(msg: &Msg, seed: &Seeded) -> Name {
-        let b = name_bytes(msg);
-        let mut h = seed.build_hasher();
-        h.write_usize(b.len());
-        for chunk in b.chunks(8) {
-            let mut w = [0u8; 8];
-            for (d, s) in w.iter_mut().zip(chunk) {
-                *d = s.to_ascii_lowercase();
-            }
-            h.write_u64(u64::from_le_bytes(w));
-        }
         Name {
             msg: msg.clone(),
-            hash: h.finish(),
+            hash: seed.hash_lower(name_bytes(msg)),
         }
     }
 
@@ -71,8 +61,31 @@ impl Hash for Name {
     }
 }
 
+/// An address as one 128-bit word for the hasher (one folded multiply): IPv4 and IPv6
+/// addresses may share a word (`::a.b.c.d`), which only costs a comparison.
+#[inline]
+fn addr_word(a: &IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(v.to_bits()),
+        IpAddr::V6(v) => v.to_bits(),
+    }
+}
+
+/// The small fields of a key and its name's hash as one 128-bit word.
+#[inline]
+fn with_name(small: u64, name: &Name) -> u128 {
+    u128::from(small) | (u128::from(name.hash) << 64)
+}
+
+fn transport_bit(t: Transport) -> u64 {
+    matches!(t, Transport::Tcp) as u64
+}
+
+// The keys below are hashed by hand: their small fields packed into few words, so that a
+// key costs one folded multiply per address and one for the rest.
+
 /// (transport, client IP, client port, ID, question): the queries a response may answer.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PendingKey {
     pub transport: Transport,
     pub client: IpAddr,
@@ -83,16 +96,47 @@ pub(crate) struct PendingKey {
     pub name: Name,
 }
 
+impl PendingKey {
+    #[inline]
+    fn words(&self) -> (u128, u128) {
+        let small = u64::from(self.port)
+            | u64::from(self.id) << 16
+            | u64::from(self.qtype) << 32
+            | u64::from(self.qclass) << 48;
+        let name = with_name(small, &self.name) ^ (u128::from(transport_bit(self.transport)) << 64);
+        (addr_word(&self.client), name)
+    }
+}
+
+impl Hash for PendingKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (a, b) = self.words();
+        state.write_u128(a);
+        state.write_u128(b);
+    }
+}
+
 /// The same, with the server address: the preferred match.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PendingToKey {
     pub key: PendingKey,
     pub server: IpAddr,
 }
 
+impl Hash for PendingToKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (a, b) = self.key.words();
+        state.write_u128(a);
+        state.write_u128(b);
+        state.write_u128(addr_word(&self.server));
+    }
+}
+
 /// (transport, client IP, server IP, question): the queries of one lookup and its
 /// retransmissions.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct GroupKey {
     pub transport: Transport,
     pub client: IpAddr,
@@ -102,9 +146,21 @@ pub(crate) struct GroupKey {
     pub name: Name,
 }
 
+impl Hash for GroupKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u128(addr_word(&self.server));
+        let small = u64::from(self.qtype)
+            | u64::from(self.qclass) << 16
+            | transport_bit(self.transport) << 32;
+        state.write_u128(with_name(small, &self.name));
+    }
+}
+
 /// (client IP, client port, server IP, name): one socket's queries for a name, to pair A
 /// with AAAA.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SocketKey {
     pub client: IpAddr,
     pub port: u16,
@@ -112,24 +168,62 @@ pub(crate) struct SocketKey {
     pub name: Name,
 }
 
+impl Hash for SocketKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u128(addr_word(&self.server));
+        state.write_u128(with_name(u64::from(self.port), &self.name));
+    }
+}
+
 /// (client IP, name, type): TC=1 answers waiting for the client's next query.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct TcKey {
     pub client: IpAddr,
     pub qtype: u16,
     pub name: Name,
 }
 
+impl Hash for TcKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u128(with_name(u64::from(self.qtype), &self.name));
+    }
+}
+
 /// (client IP, name): when the client last got a TC=1 answer for the name.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SeenKey {
     pub client: IpAddr,
     pub name: Name,
 }
 
+impl Hash for SeenKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u64(self.name.hash);
+    }
+}
+
 /// (client IP, client port, ID): the newest query, for ICMP errors and questionless
 /// answers.
-pub(crate) type IdKey = (IpAddr, u16, u16);
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdKey {
+    pub client: IpAddr,
+    pub port: u16,
+    pub id: u16,
+}
+
+impl Hash for IdKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u64(u64::from(self.port) | u64::from(self.id) << 16);
+    }
+}
 
 /// One DNS ID on one TCP connection: client IP and port, server IP and port, ID.
 pub(crate) type XfrKey = (IpAddr, u16, IpAddr, u16, u16);
@@ -420,7 +514,7 @@ impl FanOut {
     pub(crate) fn new(seed: &Seeded) -> FanOut {
         FanOut {
             queries: VecDeque::new(),
-            per_server: HashMap::with_hasher(seed.clone()),
+            per_server: HashMap::with_hasher(*seed),
             newest: f64::NEG_INFINITY,
         }
     }

@@ -4,11 +4,11 @@
 //! Memory is bounded: at most `max_servers` servers and `max_clients` clients are tallied
 //! one by one; lookups of any further ones are added to a single "other" row.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::latency::LatencyHistogram;
 use super::LookupFacts;
+use crate::hash::FastMap;
 use crate::types::addr_text;
 
 pub const MAX_SERVERS: usize = 1000;
@@ -73,8 +73,8 @@ impl RowKey {
 pub struct Table<T> {
     rows: Vec<(RowKey, T)>,
     /// Row of each address; by family, as plain integers, which hash in one step.
-    index4: HashMap<u32, usize>,
-    index6: HashMap<u128, usize>,
+    index4: FastMap<u32, usize>,
+    index6: FastMap<u128, usize>,
     other: Option<usize>,
     cap: usize,
 }
@@ -83,8 +83,8 @@ impl<T: Default> Table<T> {
     fn new(cap: usize) -> Self {
         Table {
             rows: Vec::new(),
-            index4: HashMap::new(),
-            index6: HashMap::new(),
+            index4: FastMap::default(),
+            index6: FastMap::default(),
             other: None,
             cap,
         }
