@@ -40,10 +40,13 @@ pub struct Engine {
     exhausted: bool,
     finished: bool,
     record: Record,
+    /// The question names of the messages in memory, one copy each.
+    names: dns::Names,
 }
 
 /// What the decoder finds, parsed where it lies, rid of duplicates and matched.
 struct Parse<'a> {
+    names: &'a mut dns::Names,
     dedupe: &'a mut Deduplicator,
     matcher: &'a mut Matcher,
     malformed: &'a mut u64,
@@ -52,7 +55,7 @@ struct Parse<'a> {
 
 impl Sink for Parse<'_> {
     fn payload(&mut self, p: &PayloadRef<'_>) {
-        match dns::parse_ref(p) {
+        match dns::parse_with(p, self.names) {
             Ok(m) => {
                 if !self.dedupe.is_duplicate(&m) {
                     self.matcher.message(Rc::new(m));
@@ -93,6 +96,7 @@ impl Engine {
             exhausted: false,
             finished: false,
             record: Record { frame: 0, time: 0.0, link_type: 0, iface: 0, data: Vec::new() },
+            names: dns::Names::new(),
         })
     }
 
@@ -118,6 +122,7 @@ impl Engine {
                     self.started = true;
                 }
                 let mut sink = Parse {
+                    names: &mut self.names,
                     dedupe: &mut self.dedupe,
                     matcher: &mut self.matcher,
                     malformed: &mut self.malformed,
@@ -129,6 +134,7 @@ impl Engine {
                     return Err(e.clone());
                 }
                 let mut sink = Parse {
+                    names: &mut self.names,
                     dedupe: &mut self.dedupe,
                     matcher: &mut self.matcher,
                     malformed: &mut self.malformed,

@@ -83,7 +83,7 @@ impl Seeded {
 
 /// `to_ascii_lowercase` of the eight bytes of a word at once.
 #[inline(always)]
-fn lower8(x: u64) -> u64 {
+pub(crate) fn lower8(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Per byte, with the top bit cleared so that the additions do not carry across bytes:

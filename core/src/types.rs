@@ -94,8 +94,9 @@ pub struct Message {
     pub qdcount: u16,
     pub ancount: u16,
     /// Question name in presentation form without the final dot ("." for the root), with
-    /// RFC 4343 escapes; None when the message has no question.
-    pub qname: Option<Box<str>>,
+    /// RFC 4343 escapes; None when the message has no question. Shared by the messages in
+    /// memory with the same name (`dns::Names`).
+    pub qname: Option<Rc<str>>,
     pub qtype: u16,
     pub qclass: u16,
     /// The whole DNS message (shared with the duplicate filter's memory of it).

@@ -6,10 +6,11 @@
 //! and must survive JSON, terminals and HTML unchanged. Answer records are decoded
 //! elsewhere, only when the user asks for them.
 //!
-//! Parsing a message allocates the question name and the message's copy of its bytes: the
-//! usual name is one copy of its wire bytes, any other is built in a stack buffer and
-//! copied once into its `Box<str>`.
+//! Parsing a message allocates the message's copy of its bytes, and its question name
+//! unless a message in memory has the same one (`Names`): the usual name is one copy of
+//! its wire bytes, any other is built in place.
 
+mod intern;
 mod name;
 pub mod names;
 pub mod wire;
@@ -21,6 +22,7 @@ use std::rc::Rc;
 use crate::decode::PayloadRef;
 use crate::types::{Message, Payload};
 
+pub use intern::Names;
 pub use name::{read_name, MAX_NAME, MAX_POINTERS};
 
 /// The response code, in the low four bits of the flags word.
@@ -94,6 +96,23 @@ pub fn parse(p: Payload) -> Result<Message, DnsError> {
 
 /// `parse` of a payload whose bytes are lent: the message gets its own copy of them.
 pub fn parse_ref(p: &PayloadRef<'_>) -> Result<Message, DnsError> {
+    parse_into(p, &mut name::NameBuf::new(), |name| name.to_rc_str())
+}
+
+/// `parse_ref`, the question name shared through `names` with the other messages in
+/// memory that ask or answer it.
+pub fn parse_with(p: &PayloadRef<'_>, names: &mut Names) -> Result<Message, DnsError> {
+    let (buf, share) = names.parts();
+    parse_into(p, buf, share)
+}
+
+/// Parse `p`, reading its question name into `buf` and making it the message's with
+/// `share`.
+fn parse_into(
+    p: &PayloadRef<'_>,
+    buf: &mut name::NameBuf,
+    share: impl FnOnce(&name::NameBuf) -> Rc<str>,
+) -> Result<Message, DnsError> {
     let data = p.data;
     let h: [u8; HEADER] = match data.get(..HEADER).and_then(|s| s.try_into().ok()) {
         Some(h) => h,
@@ -109,7 +128,7 @@ pub fn parse_ref(p: &PayloadRef<'_>) -> Result<Message, DnsError> {
     let qdcount = u16::from_be_bytes([h[4], h[5]]);
     let ancount = u16::from_be_bytes([h[6], h[7]]);
     let (qname, qtype, qclass) = if qdcount != 0 {
-        let (qname, pos) = name::read_qname(data, HEADER)?;
+        let pos = name::read_qname_into(data, HEADER, buf)?;
         let tail = match data.get(pos..pos.saturating_add(4)) {
             Some(&[a, b, c, d]) => [a, b, c, d],
             _ => {
@@ -119,7 +138,7 @@ pub fn parse_ref(p: &PayloadRef<'_>) -> Result<Message, DnsError> {
             }
         };
         (
-            Some(qname),
+            Some(share(buf)),
             u16::from_be_bytes([tail[0], tail[1]]),
             u16::from_be_bytes([tail[2], tail[3]]),
         )
