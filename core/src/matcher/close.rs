@@ -120,13 +120,17 @@ impl Matcher {
         }
         let m = &q.msg;
         let key = pending_key(m, m.src, m.sport, &q.name);
-        drop_held(&mut self.pending, key.clone(), q, 0);
-        drop_held(
-            &mut self.pending_to,
-            PendingToKey { key, server: m.dst },
-            q,
-            1,
-        );
+        if q.pended_to.replace(false) {
+            drop_held(&mut self.pending, key.clone(), q, 0);
+            drop_held(
+                &mut self.pending_to,
+                PendingToKey { key, server: m.dst },
+                q,
+                1,
+            );
+        } else {
+            drop_held(&mut self.pending, key, q, 0);
+        }
     }
 
     /// Forget fan-out and pairing windows that went quiet (once a second: each key was

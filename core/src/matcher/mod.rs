@@ -4,7 +4,8 @@
 //!
 //! * `pending`: unmatched queries by (transport, client IP, client port, ID, question), in
 //!   the order sent (an ordered set per key: O(1) removal);
-//! * `pending_to`: the same, by server address too, for the preferred match;
+//! * `pending_to`: the same, by server address too, for the preferred match (only the
+//!   queries of keys that hold several: a key's only query is its own preferred match);
 //! * `groups`: the newest query of each (transport, client, server, question), to chain
 //!   retransmissions into lookups;
 //! * `fanout`: recent queries by (transport, client, port, ID, question), to see one query
@@ -55,8 +56,9 @@ use crate::hash::Seeded;
 pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
-    drop_held, enqueue, put, take, take_newest, Fan, FanOut, Group, GroupKey, Held, IdKey, Map,
-    Name, PendingKey, PendingToKey, Query, SeenKey, SocketKey, TcKey, Waiting, Xfr, XfrKey, NONE,
+    answer_only, drop_held, enqueue, put, take, take_newest, Answered, Fan, FanOut, Group,
+    GroupKey, Held, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, SocketKey,
+    TcKey, Waiting, Xfr, XfrKey, NONE,
 };
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
@@ -242,16 +244,14 @@ impl Matcher {
         let q = Rc::new(Query::new(m.clone(), name.clone()));
         let t = m.time;
         let pkey = pending_key(&m, m.src, m.sport, &name);
-        put(&mut self.pending, pkey.clone(), &q, 0);
-        put(
-            &mut self.pending_to,
-            PendingToKey {
-                key: pkey.clone(),
-                server: m.dst,
-            },
-            &q,
-            1,
-        );
+        match put(&mut self.pending, pkey.clone(), &q, 0) {
+            Put::First => {}
+            Put::Second(first) => {
+                self.pend_to(&pkey, &first);
+                self.pend_to(&pkey, &q);
+            }
+            Put::More => self.pend_to(&pkey, &q),
+        }
         self.by_id.insert(IdKey { client: m.src, port: m.sport, id: m.id }, q.clone());
 
         // Retransmission: same transport, client, server and question as the previous
@@ -347,6 +347,17 @@ impl Matcher {
         }
     }
 
+    /// `q` waits under `key` with other queries: index it by server too, for the preferred
+    /// match (a key with one query needs no second index to prefer its server).
+    fn pend_to(&mut self, key: &PendingKey, q: &Rc<Query>) {
+        q.pended_to.set(true);
+        let tkey = PendingToKey {
+            key: key.clone(),
+            server: q.msg.dst,
+        };
+        put(&mut self.pending_to, tkey, q, 1);
+    }
+
     fn over_cap(&self) -> bool {
         self.open > self.cfg.max_in_flight || self.bytes > self.cfg.max_in_flight_bytes as i64
     }
@@ -432,12 +443,12 @@ impl Matcher {
         };
         if m.qtype == A {
             q.is_a.set(true);
-            match take(&mut self.aaaa_recent, &skey, m.time - self.cfg.pair_before) {
+            match take(&mut self.aaaa_recent, skey.clone(), m.time - self.cfg.pair_before) {
                 Some(partner) => self.link(q, &partner),
                 None => enqueue(&mut self.a_waiting, skey, q),
             }
         } else {
-            match take(&mut self.a_waiting, &skey, m.time - self.cfg.pair_after) {
+            match take(&mut self.a_waiting, skey.clone(), m.time - self.cfg.pair_after) {
                 Some(partner) => self.link(&partner, q),
                 None => enqueue(&mut self.aaaa_recent, skey, q),
             }
@@ -458,30 +469,16 @@ impl Matcher {
         let pkey = pending_key(&m, m.dst, m.dport, &name);
         let oldest = m.time - self.cfg.max_wait;
         // The newest query sent to the response's source, else the newest to any server
-        // (kube-proxy DNAT rewrote the address).
-        let tkey = PendingToKey {
-            key: pkey.clone(),
-            server: m.src,
+        // (kube-proxy DNAT rewrote the address). A key with one query is its own answer
+        // either way.
+        let mut q = match answer_only(&mut self.pending, pkey.clone(), m.time, oldest) {
+            Answered::Only(q) => Some(q),
+            Answered::Nothing => None,
+            Answered::Several => self.answer_several(pkey, m.src, m.time, oldest),
         };
-        let mut q = take_newest(&mut self.pending_to, tkey, m.time, oldest, 1);
-        if let Some(q) = &q {
-            drop_held(&mut self.pending, pkey, q, 0);
-        } else {
-            q = take_newest(&mut self.pending, pkey.clone(), m.time, oldest, 0);
-            if let Some(q) = &q {
-                drop_held(
-                    &mut self.pending_to,
-                    PendingToKey {
-                        key: pkey,
-                        server: q.msg.dst,
-                    },
-                    q,
-                    1,
-                );
-            }
-        }
         if let Some(q) = &q {
             q.pended.set(false);
+            q.pended_to.set(false);
         }
         if q.is_none() && m.qname.is_none() {
             q = self.questionless_match(&m);
@@ -559,6 +556,32 @@ impl Matcher {
                 m.time,
             );
         }
+    }
+
+    /// The query a response from `server` answers among several under `pkey` (every one
+    /// is in `pending_to` too): the newest sent to `server`, else the newest to any.
+    fn answer_several(
+        &mut self,
+        pkey: PendingKey,
+        server: std::net::IpAddr,
+        t: Time,
+        oldest: Time,
+    ) -> Option<Rc<Query>> {
+        let tkey = PendingToKey {
+            key: pkey.clone(),
+            server,
+        };
+        if let Some(q) = take_newest(&mut self.pending_to, tkey, t, oldest, 1) {
+            drop_held(&mut self.pending, pkey, &q, 0);
+            return Some(q);
+        }
+        let q = take_newest(&mut self.pending, pkey.clone(), t, oldest, 0)?;
+        let tkey = PendingToKey {
+            key: pkey,
+            server: q.msg.dst,
+        };
+        drop_held(&mut self.pending_to, tkey, &q, 1);
+        Some(q)
     }
 
     /// Whether `m` is a further message of a zone transfer on its connection.

@@ -281,8 +281,11 @@ pub(crate) struct Query {
     /// Position in the ordered sets of `pending` and `pending_to` holding it, when the key
     /// holds several queries (`Held::Many`); NONE otherwise.
     pub slot: [Cell<u32>; 2],
-    /// True while it waits in `pending` and `pending_to` (not yet answered or closed).
+    /// True while it waits in `pending` (not yet answered or closed).
     pub pended: Cell<bool>,
+    /// True while it waits in `pending_to` too: its key in `pending` held several queries
+    /// when it was put there or since.
+    pub pended_to: Cell<bool>,
     /// True once a retransmission of this query was sent.
     pub retried: Cell<bool>,
     /// True for a TCP query that re-asks the question of an open UDP lookup after a TC=1
@@ -310,6 +313,7 @@ impl Query {
             cell: Cell::new(0),
             slot: [Cell::new(NONE), Cell::new(NONE)],
             pended: Cell::new(true),
+            pended_to: Cell::new(false),
             retried: Cell::new(false),
             tcp_fallback: Cell::new(false),
         }
@@ -342,25 +346,44 @@ pub(crate) struct Many {
     live: usize,
 }
 
+/// What `put` found under the key.
+pub(crate) enum Put {
+    /// Nothing: `q` is the key's only query.
+    First,
+    /// One query, now joined by `q` (the key holds an ordered set from now on).
+    Second(Rc<Query>),
+    /// An ordered set, which `q` joins.
+    More,
+}
+
 /// Add `q` under `key` (`which` names the table: the query keeps its position per table).
-pub(crate) fn put<K: Hash + Eq>(table: &mut Map<K, Held>, key: K, q: &Rc<Query>, which: usize) {
+pub(crate) fn put<K: Hash + Eq>(
+    table: &mut Map<K, Held>,
+    key: K,
+    q: &Rc<Query>,
+    which: usize,
+) -> Put {
     match table.entry(key) {
         Entry::Vacant(e) => {
             e.insert(Held::One(q.clone()));
+            Put::First
         }
         Entry::Occupied(mut e) => {
             let held = e.get_mut();
             match held {
                 Held::One(one) => {
+                    let first = one.clone();
                     one.slot[which].set(0);
                     q.slot[which].set(1);
-                    let v = vec![Some(one.clone()), Some(q.clone())];
+                    let v = vec![Some(first.clone()), Some(q.clone())];
                     *held = Held::Many(Box::new(Many { v, live: 2 }));
+                    Put::Second(first)
                 }
                 Held::Many(set) => {
                     q.slot[which].set(set.v.len() as u32);
                     set.v.push(Some(q.clone()));
                     set.live += 1;
+                    Put::More
                 }
             }
         }
@@ -397,6 +420,44 @@ pub(crate) fn take_newest<K: Hash + Eq>(
         e.remove();
     }
     Some(q)
+}
+
+/// What the answer to a question found under its key in `pending`.
+pub(crate) enum Answered {
+    /// The key's only query (it is no longer under the key): it was sent at or before the
+    /// answer and not before `oldest`.
+    Only(Rc<Query>),
+    /// Nothing that the answer can match.
+    Nothing,
+    /// Several queries: `pending_to` chooses.
+    Several,
+}
+
+/// The answer to the queries under `key` (in `pending`, position `which`): take the only
+/// query there if it can be answered, else say whether `pending_to` must choose.
+pub(crate) fn answer_only<K: Hash + Eq>(
+    table: &mut Map<K, Held>,
+    key: K,
+    t: Time,
+    oldest: Time,
+) -> Answered {
+    let Entry::Occupied(e) = table.entry(key) else {
+        return Answered::Nothing;
+    };
+    match e.get() {
+        Held::One(q) => {
+            let qt = q.msg.time;
+            if oldest <= qt && qt <= t {
+                let Held::One(q) = e.remove() else {
+                    unreachable!()
+                };
+                Answered::Only(q)
+            } else {
+                Answered::Nothing
+            }
+        }
+        Held::Many(_) => Answered::Several,
+    }
 }
 
 /// Remove `q` from `held` if it is there; whether `held` is empty now.
@@ -481,13 +542,15 @@ pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &R
 /// `since`; forget entries that are too old to pair (amortized O(1)).
 pub(crate) fn take(
     table: &mut Map<SocketKey, Waiting>,
-    key: &SocketKey,
+    key: SocketKey,
     since: Time,
 ) -> Option<Rc<Query>> {
-    let held = table.get_mut(key)?;
-    match held {
+    let Entry::Occupied(mut e) = table.entry(key) else {
+        return None;
+    };
+    match e.get_mut() {
         Waiting::One(..) => {
-            let Some(Waiting::One(h, _)) = table.remove(key) else {
+            let Waiting::One(h, _) = e.remove() else {
                 unreachable!()
             };
             let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
@@ -503,7 +566,7 @@ pub(crate) fn take(
             }
             let q = lst.pop_front();
             if lst.is_empty() {
-                table.remove(key);
+                e.remove();
             }
             q
         }
