@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::latency::LatencyHistogram;
+use super::latency::{bucket_of, LatencyHistogram};
 use super::LookupFacts;
 use crate::hash::FastMap;
 use crate::types::addr_text;
@@ -185,6 +185,11 @@ impl Breakdown {
     }
 
     pub fn lookup(&mut self, f: &LookupFacts) {
+        self.lookup_in(f, f.latency.map(bucket_of));
+    }
+
+    /// `lookup`, the latency's histogram bucket known (`bucket_of(f.latency)`).
+    pub fn lookup_in(&mut self, f: &LookupFacts, bucket: Option<i64>) {
         let server = self.servers.row(f.server);
         let client = self.clients.row(f.client);
         let retries = u64::from(f.retransmissions);
@@ -202,7 +207,10 @@ impl Breakdown {
         let Some(latency) = f.latency else { return };
         server.answered += 1;
         client.answered += 1;
-        server.latency.add(latency);
+        match bucket {
+            Some(b) => server.latency.add_in(b, latency),
+            None => server.latency.add(latency),
+        }
         if latency > client.max_latency {
             client.max_latency = latency;
         }
