@@ -15,6 +15,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 
 /// Digits of pi: the fixed part of the operands, so that a seed of 0 still mixes.
 const PI: [u64; 4] = [
@@ -26,6 +27,14 @@ const PI: [u64; 4] = [
 
 /// A table keyed by capture bytes.
 pub type FastMap<K, V> = HashMap<K, V, Seeded>;
+
+/// The hash of a question name ignoring ASCII case, with a secret seed drawn once per
+/// process: every name carries it (`types::QName`), so that the tables of the matcher
+/// need not hash the name's text again, and names made anywhere agree.
+pub fn name_hash(text: &[u8]) -> u64 {
+    static SEED: OnceLock<Seeded> = OnceLock::new();
+    SEED.get_or_init(Seeded::new).hash_lower(text)
+}
 
 #[inline(always)]
 fn folded_multiply(a: u64, b: u64) -> u64 {

@@ -20,7 +20,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::decode::PayloadRef;
-use crate::types::{Message, Payload};
+use crate::types::{Message, Payload, QName};
 
 pub use intern::Names;
 pub use name::{read_name, MAX_NAME, MAX_POINTERS};
@@ -96,22 +96,23 @@ pub fn parse(p: Payload) -> Result<Message, DnsError> {
 
 /// `parse` of a payload whose bytes are lent: the message gets its own copy of them.
 pub fn parse_ref(p: &PayloadRef<'_>) -> Result<Message, DnsError> {
-    parse_into(p, &mut name::NameBuf::new(), |name| name.to_rc_str())
+    parse_into(p, |data, pos| {
+        let mut buf = name::NameBuf::new();
+        let after = name::read_qname_into(data, pos, &mut buf)?;
+        Ok((QName::from(buf.to_boxed_str()), after))
+    })
 }
 
 /// `parse_ref`, the question name shared through `names` with the other messages in
 /// memory that ask or answer it.
 pub fn parse_with(p: &PayloadRef<'_>, names: &mut Names) -> Result<Message, DnsError> {
-    let (buf, share) = names.parts();
-    parse_into(p, buf, share)
+    parse_into(p, |data, pos| names.question(data, pos))
 }
 
-/// Parse `p`, reading its question name into `buf` and making it the message's with
-/// `share`.
+/// Parse `p`, reading its question name with `question`.
 fn parse_into(
     p: &PayloadRef<'_>,
-    buf: &mut name::NameBuf,
-    share: impl FnOnce(&name::NameBuf) -> Rc<str>,
+    question: impl FnOnce(&[u8], usize) -> Result<(QName, usize), DnsError>,
 ) -> Result<Message, DnsError> {
     let data = p.data;
     let h: [u8; HEADER] = match data.get(..HEADER).and_then(|s| s.try_into().ok()) {
@@ -128,7 +129,7 @@ fn parse_into(
     let qdcount = u16::from_be_bytes([h[4], h[5]]);
     let ancount = u16::from_be_bytes([h[6], h[7]]);
     let (qname, qtype, qclass) = if qdcount != 0 {
-        let pos = name::read_qname_into(data, HEADER, buf)?;
+        let (qname, pos) = question(data, HEADER)?;
         let tail = match data.get(pos..pos.saturating_add(4)) {
             Some(&[a, b, c, d]) => [a, b, c, d],
             _ => {
@@ -138,7 +139,7 @@ fn parse_into(
             }
         };
         (
-            Some(share(buf)),
+            Some(qname),
             u16::from_be_bytes([tail[0], tail[1]]),
             u16::from_be_bytes([tail[2], tail[3]]),
         )

@@ -1,7 +1,5 @@
 //! Domain names on the wire (RFC 1035 3.1, 4.1.4) -> presentation form (RFC 4343 2.1).
 
-use std::rc::Rc;
-
 use super::DnsError;
 
 /// Longest name, counted in wire form with the final zero byte (RFC 1035 2.3.4).
@@ -88,15 +86,6 @@ impl NameBuf {
     pub(crate) fn clear(&mut self) {
         self.len = 0;
         self.labels = 0;
-    }
-
-    /// The name in one shared allocation of its exact length.
-    pub(crate) fn to_rc_str(&self) -> Rc<str> {
-        match std::str::from_utf8(self.as_bytes()) {
-            Ok(text) => Rc::from(text),
-            // Not reached: every byte written is printable ASCII.
-            Err(_) => Rc::from(&*String::from_utf8_lossy(self.as_bytes())),
-        }
     }
 
     /// The name in one allocation of its exact length.

@@ -240,7 +240,7 @@ impl Matcher {
             Transport::Udp => st.queries_udp += 1,
             Transport::Tcp => st.queries_tcp += 1,
         }
-        let name = Name::new(&m, &self.seed);
+        let name = Name::new(&m);
         let q = Rc::new(Query::new(m.clone(), name.clone()));
         let t = m.time;
         let pkey = pending_key(&m, m.src, m.sport, &name);
@@ -465,7 +465,7 @@ impl Matcher {
 
     fn response(&mut self, m: Msg) {
         self.stats.responses += 1;
-        let name = Name::new(&m, &self.seed);
+        let name = Name::new(&m);
         let pkey = pending_key(&m, m.dst, m.dport, &name);
         let oldest = m.time - self.cfg.max_wait;
         // The newest query sent to the response's source, else the newest to any server

@@ -7,9 +7,9 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use crate::hash::{lower8, Seeded};
+use crate::hash::{lower8, name_hash, Seeded};
 use super::records::{RetransmissionKind, Transaction};
-use crate::types::{Msg, Time, Transport};
+use crate::types::{Msg, QName, Time, Transport};
 
 /// Every index of the matcher is a hash map with this (seeded) hasher.
 pub(crate) type Map<K, V> = HashMap<K, V, Seeded>;
@@ -19,19 +19,22 @@ pub(crate) const NONE: u32 = u32::MAX;
 
 /// A message's question name as a key: compared and hashed ignoring ASCII case (DNS 0x20;
 /// names are in presentation form, escapes included, so they are ASCII). A message
-/// without a question has the empty name. The hash of the lower-cased name is computed
-/// once per message, with the matcher's seed.
+/// without a question has the empty name. The hash of the lower-cased name comes with the
+/// name (`QName::lower_hash`).
 #[derive(Clone)]
 pub(crate) struct Name {
-    text: Option<Rc<str>>,
+    text: Option<QName>,
     hash: u64,
 }
 
 impl Name {
-    pub(crate) fn new(msg: &Msg, seed: &Seeded) -> Name {
+    pub(crate) fn new(msg: &Msg) -> Name {
         Name {
             text: msg.qname.clone(),
-            hash: seed.hash_lower(msg.qname.as_deref().map_or(&[][..], str::as_bytes)),
+            hash: match &msg.qname {
+                Some(q) => q.lower_hash(),
+                None => name_hash(&[]),
+            },
         }
     }
 
@@ -45,7 +48,7 @@ impl PartialEq for Name {
         // Messages in memory share one copy of each name (dns::Names): a query and its
         // answer, and a query removing its own index entries, need not read the bytes.
         let same = match (&self.text, &other.text) {
-            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            (Some(a), Some(b)) => QName::same(a, b),
             (None, None) => true,
             _ => false,
         };
