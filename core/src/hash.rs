@@ -139,26 +139,47 @@ impl Fold {
 
 impl Fold {
     /// Mix in `bytes`, 16 at a time, each 8-byte word through `map`, and their length.
+    /// A part of a block at the end is read as the last 16 bytes (or, for a short input,
+    /// as overlapping smaller words): with the length mixed in, the words still say what
+    /// the bytes are, and no copy is needed.
     #[inline(always)]
     fn write_blocks(&mut self, bytes: &[u8], map: impl Fn(u64) -> u64) {
-        let len = bytes.len() as u64;
-        let mut acc = self.acc ^ len.wrapping_mul(PI[3]);
-        let word = |b: &[u8]| map(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-        let mut blocks = bytes.chunks_exact(16);
-        for b in &mut blocks {
-            let (lo, hi) = b.split_at(8);
-            acc = folded_multiply(word(lo) ^ acc ^ self.k1, word(hi) ^ self.k2);
-        }
-        let rest = blocks.remainder();
-        if !rest.is_empty() {
-            // The last 1..15 bytes as two words, zero-padded; the length above tells
-            // "ab" from "ab\0".
-            let mut w = [0u8; 16];
-            w[..rest.len()].copy_from_slice(rest);
-            let (lo, hi) = w.split_at(8);
-            acc = folded_multiply(word(lo) ^ acc ^ self.k1, word(hi) ^ self.k2);
+        let len = bytes.len();
+        let mut acc = self.acc ^ (len as u64).wrapping_mul(PI[3]);
+        let word = |at: usize| map(u64::from_le_bytes(read::<8>(bytes, at)));
+        if len <= 16 {
+            let (lo, hi) = if len >= 8 {
+                (word(0), word(len - 8))
+            } else if len >= 4 {
+                let half = |at: usize| u64::from(u32::from_le_bytes(read::<4>(bytes, at)));
+                (map(half(0) | half(len - 4) << 32), 0)
+            } else if len > 0 {
+                let b = |at: usize| u64::from(bytes.get(at).copied().unwrap_or(0));
+                (map(b(0) | b(len / 2) << 8 | b(len - 1) << 16), 0)
+            } else {
+                (0, 0)
+            };
+            acc = folded_multiply(lo ^ acc ^ self.k1, hi ^ self.k2);
+        } else {
+            let mut at = 0;
+            while at + 16 <= len {
+                acc = folded_multiply(word(at) ^ acc ^ self.k1, word(at + 8) ^ self.k2);
+                at += 16;
+            }
+            if at < len {
+                acc = folded_multiply(word(len - 16) ^ acc ^ self.k1, word(len - 8) ^ self.k2);
+            }
         }
         self.acc = acc;
+    }
+}
+
+/// The `N` bytes at `at` (zeros where `bytes` ends first: never, as called).
+#[inline(always)]
+fn read<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    match bytes.get(at..at + N) {
+        Some(b) => b.try_into().unwrap_or([0; N]),
+        None => [0; N],
     }
 }
 

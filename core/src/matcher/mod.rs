@@ -53,7 +53,7 @@ use crate::config::Config;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
 use close::close_early;
 use crate::hash::Seeded;
-pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
+pub use records::{Attempts, Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
     answer_only, drop_held, enqueue, put, take, take_newest, Answered, Fan, FanOut, Group,

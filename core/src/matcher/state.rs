@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use crate::hash::{lower8, name_hash, Seeded};
-use super::records::{RetransmissionKind, Transaction};
+use super::records::{Attempts, RetransmissionKind, Transaction};
 use crate::types::{Msg, QName, Time, Transport};
 
 /// Every index of the matcher is a hash map with this (seeded) hasher.
@@ -663,7 +663,7 @@ pub(crate) struct Group {
     /// queries name the slot by index and never read it once closed, so the slot needs no
     /// list of them (the Python side keeps one).
     pub members: usize,
-    pub closed: Vec<Rc<Transaction>>,
+    pub closed: Attempts,
     /// The highest attempt number of the members, and whether one is a TCP fallback (the
     /// Python side scans the members for both).
     pub max_attempt: u32,
