@@ -9,7 +9,10 @@ use std::mem;
 use std::rc::Rc;
 
 use super::records::{Event, Lookup, Transaction};
-use super::state::{drop_held, waiting_newest, IdKey, Map, PendingToKey, Query, TcKey, NONE};
+use super::state::{
+    clear_fans, drop_held, expire_fans, waiting_newest, IdKey, Map, PendingToKey, Query, TcKey,
+    NONE,
+};
 use super::{group_key, pending_key, Matcher, QUERY_BYTES, RESPONSE_BYTES};
 use crate::types::{Time, Transport, TC};
 
@@ -144,12 +147,12 @@ impl Matcher {
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn sweep(&mut self, now: Time) {
         let limit = now - self.cfg.fanout_window;
-        self.fanout.retain(|_, v| v.newest() >= limit);
+        expire_fans(&mut self.pending, limit);
         let limit = now - self.cfg.pair_after.max(self.cfg.pair_before);
         for table in [&mut self.a_waiting, &mut self.aaaa_recent] {
             table.retain(|_, v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
         }
-        shrink(&mut self.fanout);
+        shrink(&mut self.pending);
         shrink(&mut self.a_waiting);
         shrink(&mut self.aaaa_recent);
         shrink(&mut self.tc_seen);
@@ -356,7 +359,7 @@ impl Matcher {
         self.answered_tc.clear();
         self.tc_waiting.clear();
         self.xfr.clear();
-        self.fanout.clear();
+        clear_fans(&mut self.pending);
         self.a_waiting.clear();
         self.aaaa_recent.clear();
     }

@@ -8,8 +8,9 @@
 //!   queries of keys that hold several: a key's only query is its own preferred match);
 //! * `groups`: the newest query of each (transport, client, server, question), to chain
 //!   retransmissions into lookups;
-//! * `fanout`: recent queries by (transport, client, port, ID, question), to see one query
-//!   sent to several servers (a window with a count per server: O(1) a query);
+//! * the fan-out windows: recent queries by (transport, client, port, ID, question), to see
+//!   one query sent to several servers (a window with a count per server: O(1) a query),
+//!   kept in `pending` beside the queries of the same key;
 //! * `a_waiting` / `aaaa_recent`: recent A and AAAA queries per socket, to pair them;
 //! * `tc_waiting`: TC=1 responses waiting for the client's next query for that question;
 //! * `tc_seen`: when each (client, name) last got a TC=1 answer over UDP, so that the TCP
@@ -45,7 +46,6 @@ mod close;
 pub mod records;
 pub mod state;
 
-use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -56,9 +56,9 @@ use crate::hash::Seeded;
 pub use records::{Attempts, Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
-    answer_only, drop_held, enqueue, put, take, take_newest, Answered, Fan, FanOut, Group,
-    GroupKey, Held, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, SocketKey,
-    TcKey, Waiting, Xfr, XfrKey, NONE,
+    answer_only, drop_held, enqueue, fan_out, put, slot_counts, take, take_newest, Answered,
+    Group, GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, Slot,
+    SocketKey, TcKey, Waiting, Xfr, XfrKey, NONE,
 };
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
@@ -82,10 +82,10 @@ pub struct Matcher {
     /// A response exactly max_wait late still matches; close a little after that.
     unanswered_close: Time,
     seed: Seeded,
-    pending: Map<PendingKey, Held>,
-    pending_to: Map<PendingToKey, Held>,
+    /// The queries waiting for an answer, and the fan-out window, by key.
+    pending: Map<PendingKey, Slot>,
+    pending_to: Map<PendingToKey, Slot>,
     groups: Map<GroupKey, Rc<Query>>,
-    fanout: Map<PendingKey, Fan>,
     a_waiting: Map<SocketKey, Waiting>,
     aaaa_recent: Map<SocketKey, Waiting>,
     tc_waiting: Map<TcKey, Vec<Rc<Query>>>,
@@ -127,7 +127,6 @@ impl Matcher {
             pending: Map::with_hasher(seed),
             pending_to: Map::with_hasher(seed),
             groups: Map::with_hasher(seed),
-            fanout: Map::with_hasher(seed),
             a_waiting: Map::with_hasher(seed),
             aaaa_recent: Map::with_hasher(seed),
             tc_waiting: Map::with_hasher(seed),
@@ -244,7 +243,15 @@ impl Matcher {
         let q = Rc::new(Query::new(m.clone(), name.clone()));
         let t = m.time;
         let pkey = pending_key(&m, m.src, m.sport, &name);
-        match put(&mut self.pending, pkey.clone(), &q, 0) {
+        let (put, slot) = put(&mut self.pending, pkey.clone(), &q, 0);
+        fan_out(
+            &mut slot.fan,
+            &q,
+            self.cfg.fanout_window,
+            &self.seed,
+            &mut self.stats,
+        );
+        match put {
             Put::First => {}
             Put::Second(first) => {
                 self.pend_to(&pkey, &first);
@@ -306,8 +313,6 @@ impl Matcher {
         g.members += 1;
         g.max_attempt = g.max_attempt.max(q.attempt.get());
         g.has_fallback |= q.tcp_fallback.get();
-
-        self.fan_out(pkey, &q);
 
         // TC fallback: this is the client's next query for a truncated question. Several
         // TC answers can wait for the same retry (musl asks every nameserver).
@@ -378,34 +383,6 @@ impl Matcher {
         g.max_attempt = 0;
         g.has_fallback = false;
         gi
-    }
-
-    /// Fan-out: the same query to another server within the window.
-    fn fan_out(&mut self, pkey: PendingKey, q: &Rc<Query>) {
-        let fan = match self.fanout.entry(pkey) {
-            Entry::Vacant(e) => {
-                e.insert(Fan::One(q.clone(), q.msg.time)); // one query: no window until a second
-                return;
-            }
-            Entry::Occupied(e) => e.into_mut(),
-        };
-        if let Fan::One(one, _) = fan {
-            let mut w = FanOut::new(&self.seed);
-            w.add(one);
-            *fan = Fan::Many(Box::new(w));
-        }
-        let Fan::Many(w) = fan else { unreachable!() };
-        w.expire(q.msg.time - self.cfg.fanout_window);
-        if let Some(first) = w.first() {
-            if w.other_server(&q.msg.dst) {
-                if first.fanout_of.get().is_none() {
-                    first.fanout_of.set(Some(first.msg.frame));
-                    self.stats.fanout_groups += 1;
-                }
-                q.fanout_of.set(first.fanout_of.get());
-            }
-        }
-        w.add(q);
     }
 
     /// The open UDP query whose lookup this TCP query re-asks, if any.
@@ -648,10 +625,10 @@ impl Matcher {
     /// Sizes of the indexes, for tests of bounded memory.
     pub fn table_sizes(&self) -> [(&'static str, usize); 11] {
         [
-            ("pending", self.pending.len()),
-            ("pending_to", self.pending_to.len()),
+            ("pending", slot_counts(&self.pending).0),
+            ("pending_to", slot_counts(&self.pending_to).0),
             ("groups", self.groups.len()),
-            ("fanout", self.fanout.len()),
+            ("fanout", slot_counts(&self.pending).1),
             ("a_waiting", self.a_waiting.len()),
             ("aaaa_recent", self.aaaa_recent.len()),
             ("tc_waiting", self.tc_waiting.len()),

@@ -349,6 +349,22 @@ pub(crate) struct Many {
     live: usize,
 }
 
+/// What a key of `pending` (or `pending_to`) holds: the queries waiting under it, and (in
+/// `pending` only) the fan-out window of the queries sent under it lately. One table for
+/// both, as they share their key: a query costs one probe for the two.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub held: Option<Held>,
+    pub fan: Option<Fan>,
+}
+
+impl Slot {
+    /// Nothing left: the key goes.
+    fn vacant(&self) -> bool {
+        self.held.is_none() && self.fan.is_none()
+    }
+}
+
 /// What `put` found under the key.
 pub(crate) enum Put {
     /// Nothing: `q` is the key's only query.
@@ -359,49 +375,69 @@ pub(crate) enum Put {
     More,
 }
 
-/// Add `q` under `key` (`which` names the table: the query keeps its position per table).
-pub(crate) fn put<K: Hash + Eq>(
-    table: &mut Map<K, Held>,
+/// Add `q` under `key` (`which` names the table: the query keeps its position per table);
+/// the key's slot, for what else it holds.
+pub(crate) fn put<'a, K: Hash + Eq>(
+    table: &'a mut Map<K, Slot>,
     key: K,
     q: &Rc<Query>,
     which: usize,
-) -> Put {
-    match table.entry(key) {
+) -> (Put, &'a mut Slot) {
+    let slot = match table.entry(key) {
         Entry::Vacant(e) => {
-            e.insert(Held::One(q.clone()));
+            return (
+                Put::First,
+                e.insert(Slot {
+                    held: Some(Held::One(q.clone())),
+                    fan: None,
+                }),
+            );
+        }
+        Entry::Occupied(e) => e.into_mut(),
+    };
+    let put = match &mut slot.held {
+        None => {
+            slot.held = Some(Held::One(q.clone()));
             Put::First
         }
-        Entry::Occupied(mut e) => {
-            let held = e.get_mut();
-            match held {
-                Held::One(one) => {
-                    let first = one.clone();
-                    one.slot[which].set(0);
-                    q.slot[which].set(1);
-                    let v = vec![Some(first.clone()), Some(q.clone())];
-                    *held = Held::Many(Box::new(Many { v, live: 2 }));
-                    Put::Second(first)
-                }
-                Held::Many(set) => {
-                    q.slot[which].set(set.v.len() as u32);
-                    set.v.push(Some(q.clone()));
-                    set.live += 1;
-                    Put::More
-                }
-            }
+        Some(held @ Held::One(_)) => {
+            let Held::One(one) = held else { unreachable!() };
+            let first = one.clone();
+            one.slot[which].set(0);
+            q.slot[which].set(1);
+            let v = vec![Some(first.clone()), Some(q.clone())];
+            *held = Held::Many(Box::new(Many { v, live: 2 }));
+            Put::Second(first)
+        }
+        Some(Held::Many(set)) => {
+            q.slot[which].set(set.v.len() as u32);
+            set.v.push(Some(q.clone()));
+            set.live += 1;
+            Put::More
+        }
+    };
+    (put, slot)
+}
+
+/// Remove `q` from the queries of `slot`, if it is there; whether the slot is vacant now.
+fn unhold(slot: &mut Slot, q: &Rc<Query>, which: usize) -> bool {
+    if let Some(held) = &mut slot.held {
+        if remove_held(held, q, which) {
+            slot.held = None;
         }
     }
+    slot.vacant()
 }
 
 /// Remove `q` from under `key`, if it is there (O(1) amortized).
 pub(crate) fn drop_held<K: Hash + Eq>(
-    table: &mut Map<K, Held>,
+    table: &mut Map<K, Slot>,
     key: K,
     q: &Rc<Query>,
     which: usize,
 ) {
     if let Entry::Occupied(mut e) = table.entry(key) {
-        if remove_held(e.get_mut(), q, which) {
+        if unhold(e.get_mut(), q, which) {
             e.remove();
         }
     }
@@ -409,7 +445,7 @@ pub(crate) fn drop_held<K: Hash + Eq>(
 
 /// Remove and return the query `newest` picks under `key` (one hash for both).
 pub(crate) fn take_newest<K: Hash + Eq>(
-    table: &mut Map<K, Held>,
+    table: &mut Map<K, Slot>,
     key: K,
     t: Time,
     oldest: Time,
@@ -418,8 +454,8 @@ pub(crate) fn take_newest<K: Hash + Eq>(
     let Entry::Occupied(mut e) = table.entry(key) else {
         return None;
     };
-    let q = newest(Some(e.get()), t, oldest)?;
-    if remove_held(e.get_mut(), &q, which) {
+    let q = newest(e.get().held.as_ref(), t, oldest)?;
+    if unhold(e.get_mut(), &q, which) {
         e.remove();
     }
     Some(q)
@@ -439,28 +475,59 @@ pub(crate) enum Answered {
 /// The answer to the queries under `key` (in `pending`, position `which`): take the only
 /// query there if it can be answered, else say whether `pending_to` must choose.
 pub(crate) fn answer_only<K: Hash + Eq>(
-    table: &mut Map<K, Held>,
+    table: &mut Map<K, Slot>,
     key: K,
     t: Time,
     oldest: Time,
 ) -> Answered {
-    let Entry::Occupied(e) = table.entry(key) else {
+    let Entry::Occupied(mut e) = table.entry(key) else {
         return Answered::Nothing;
     };
-    match e.get() {
-        Held::One(q) => {
+    let slot = e.get_mut();
+    match &slot.held {
+        None => Answered::Nothing,
+        Some(Held::One(q)) => {
             let qt = q.msg.time;
             if oldest <= qt && qt <= t {
-                let Held::One(q) = e.remove() else {
+                let Some(Held::One(q)) = slot.held.take() else {
                     unreachable!()
                 };
+                if slot.vacant() {
+                    e.remove();
+                }
                 Answered::Only(q)
             } else {
                 Answered::Nothing
             }
         }
-        Held::Many(_) => Answered::Several,
+        Some(Held::Many(_)) => Answered::Several,
     }
+}
+
+/// Forget the fan-out windows that went quiet before `limit` (and the keys left vacant).
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+pub(crate) fn expire_fans<K>(table: &mut Map<K, Slot>, limit: Time) {
+    table.retain(|_, slot| {
+        if slot.fan.as_ref().is_some_and(|f| !(f.newest() >= limit)) {
+            slot.fan = None;
+        }
+        !slot.vacant()
+    });
+}
+
+/// Forget every fan-out window (the end of the capture).
+pub(crate) fn clear_fans<K>(table: &mut Map<K, Slot>) {
+    table.retain(|_, slot| {
+        slot.fan = None;
+        !slot.vacant()
+    });
+}
+
+/// (keys holding queries, keys holding a fan-out window), for tests of bounded memory.
+pub(crate) fn slot_counts<K>(table: &Map<K, Slot>) -> (usize, usize) {
+    let held = table.values().filter(|s| s.held.is_some()).count();
+    let fans = table.values().filter(|s| s.fan.is_some()).count();
+    (held, fans)
 }
 
 /// Remove `q` from `held` if it is there; whether `held` is empty now.
@@ -637,6 +704,41 @@ impl FanOut {
             self.newest = q.msg.time;
         }
     }
+}
+
+/// Fan-out: the same query to another server within the window (`fan` is the window of
+/// the query's key in `pending`).
+pub(crate) fn fan_out(
+    fan: &mut Option<Fan>,
+    q: &Rc<Query>,
+    window: Time,
+    seed: &Seeded,
+    stats: &mut MatchStats,
+) {
+    let fan = match fan {
+        None => {
+            *fan = Some(Fan::One(q.clone(), q.msg.time)); // one query: no window until a second
+            return;
+        }
+        Some(f) => f,
+    };
+    if let Fan::One(one, _) = fan {
+        let mut w = FanOut::new(seed);
+        w.add(one);
+        *fan = Fan::Many(Box::new(w));
+    }
+    let Fan::Many(w) = fan else { unreachable!() };
+    w.expire(q.msg.time - window);
+    if let Some(first) = w.first() {
+        if w.other_server(&q.msg.dst) {
+            if first.fanout_of.get().is_none() {
+                first.fanout_of.set(Some(first.msg.frame));
+                stats.fanout_groups += 1;
+            }
+            q.fanout_of.set(first.fanout_of.get());
+        }
+    }
+    w.add(q);
 }
 
 /// A fan-out entry: one query (no window object until a second one comes), or the window.
