@@ -1,11 +1,12 @@
-//! The core alone on a capture: records/s without the interpreter or any output.
+//! The core alone on a capture: records/s without the interpreter or any output. It steps
+//! the engine as the Python binding does, `CHUNK_RECORDS` at a time.
 //!
 //!     cargo run --release --example engine_bench -- CAPTURE...
 
 use std::time::Instant;
 
 use pcapdns_core::config::Config;
-use pcapdns_core::engine::Engine;
+use pcapdns_core::engine::{Engine, CHUNK_RECORDS};
 
 fn main() {
     let paths: Vec<String> = std::env::args().skip(1).collect();
@@ -20,7 +21,7 @@ fn main() {
     let mut out = Vec::new();
     let mut lookups = 0usize;
     loop {
-        let more = engine.step(1 << 16, &mut out).expect("readable input");
+        let more = engine.step(CHUNK_RECORDS, &mut out).expect("readable input");
         lookups += out.len();
         out.clear();
         if !more {

@@ -116,7 +116,7 @@ impl Stream {
             qname: Some(name.into()),
             qtype,
             qclass: 1,
-            data: wire(id, flags, name, qtype, extra),
+            data: wire(id, flags, name, qtype, extra).into(),
         })
     }
 

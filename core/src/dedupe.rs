@@ -21,13 +21,13 @@
 //! Memory: at most `max_entries` messages are remembered (each holds its payload once);
 //! past that the oldest is forgotten and counted in `evicted`.
 
-use std::borrow::Borrow;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use crate::hash::Seeded;
 use crate::types::{addr_text, Message, Time, Transport, QR};
 
 /// Server addresses remembered as DNAT'd: a cluster has a few DNS addresses, a hostile
@@ -94,61 +94,18 @@ impl Slot {
 
 // -- keys hashed once ----------------------------------------------------------------------
 //
-// A message's key is hashed once, with the standard library's randomly keyed SipHash (the
-// payload is the capture's, so the hash must not be predictable), and the tables below
-// reuse that hash for every lookup, insertion and removal.
+// A message's key is hashed once, with the core's randomly keyed hasher (the payload is
+// the capture's, so the hash must not be predictable), and the tables below reuse that
+// hash for every lookup, insertion and removal.
 
-/// What a message's copies share: transport and client port (`tag`), and the payload,
-/// held once for the table and the time order.
+/// What a message's copies share: transport and client port (`tag`), and the payload (the
+/// kept message's bytes, shared with it), held once for the table and the time order.
 #[derive(Clone, Debug)]
 struct Key {
     hash: u64,
     tag: u32,
     data: Rc<[u8]>,
 }
-
-/// A key looked up without building one (no allocation).
-struct Probe<'a> {
-    hash: u64,
-    tag: u32,
-    data: &'a [u8],
-}
-
-trait KeyView {
-    fn parts(&self) -> (u64, u32, &[u8]);
-}
-
-impl KeyView for Key {
-    fn parts(&self) -> (u64, u32, &[u8]) {
-        (self.hash, self.tag, &self.data)
-    }
-}
-
-impl KeyView for Probe<'_> {
-    fn parts(&self) -> (u64, u32, &[u8]) {
-        (self.hash, self.tag, self.data)
-    }
-}
-
-impl<'a> Borrow<dyn KeyView + 'a> for Key {
-    fn borrow(&self) -> &(dyn KeyView + 'a) {
-        self
-    }
-}
-
-impl Hash for dyn KeyView + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.parts().0);
-    }
-}
-
-impl PartialEq for dyn KeyView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn KeyView + '_ {}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -158,7 +115,10 @@ impl Hash for Key {
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
+        // The time order holds the table's own keys: the same bytes, not compared.
+        self.hash == other.hash
+            && self.tag == other.tag
+            && (Rc::ptr_eq(&self.data, &other.data) || self.data == other.data)
     }
 }
 
@@ -277,7 +237,7 @@ pub struct Deduplicator {
     /// whose server address differs from the first copy's (a Service address and the pod
     /// behind it). At most `MAX_DNAT_SERVERS`.
     pub dnat_servers: Vec<IpAddr>,
-    hasher: RandomState,
+    hasher: Seeded,
     seen: PrehashedMap<Key, Slot>,
     /// Each kept message's time and key, in the order kept.
     order: VecDeque<(Time, Key)>,
@@ -289,8 +249,8 @@ pub struct Deduplicator {
 
 impl Deduplicator {
     pub fn new(window: Time, record_copies: bool, max_entries: usize) -> Self {
-        let hasher = RandomState::new();
-        let seed = hasher.hash_one(0x5eed_u64);
+        let hasher = Seeded::new();
+        let seed = RandomState::new().hash_one(0x5eed_u64);
         Deduplicator {
             window,
             copies: if record_copies {
@@ -334,24 +294,23 @@ impl Deduplicator {
         let is_response = m.flags & QR != 0;
         let client_port = if is_response { m.dport } else { m.sport };
         let tag = (u32::from(matches!(m.transport, Transport::Tcp)) << 16) | u32::from(client_port);
-        let mut h = self.hasher.build_hasher();
-        h.write_u32(tag);
-        h.write(&m.data);
-        let probe = Probe {
-            hash: h.finish(),
+        // The message's own bytes, shared: the key costs no copy, and one probe of the
+        // table finds the kept copies or makes room for this one.
+        let probe = Key {
+            hash: self.hasher.hash_bytes(u64::from(tag), &m.data),
             tag,
-            data: &m.data,
+            data: m.data.clone(),
         };
         // On one TCP connection, reassembly already dropped segments captured twice; two
         // identical messages there are two messages (a client may repeat a query).
         let udp = m.transport == Transport::Udp;
-        let key = match self.seen.get_mut(&probe as &dyn KeyView) {
-            Some(slot) => {
+        let key = match self.seen.entry(probe) {
+            Entry::Occupied(mut e) => {
                 let other_way = self
                     .turns
                     .get(turn_key(m.transport, client_port, m.id, !is_response))
                     .unwrap_or(-1.0);
-                let first = slot.iter().find(|s| {
+                let first = e.get().iter().find(|s| {
                     t - s.time <= self.window
                         && other_way < s.time
                         && (s.iface != m.iface
@@ -381,31 +340,16 @@ impl Deduplicator {
                     }
                     return true;
                 }
-                slot.more.push_back(Seen::of(m));
-                // The same bytes as the key kept: shared, not copied.
-                let (hash, tag) = (probe.hash, probe.tag);
-                match self.seen.get_key_value(&probe as &dyn KeyView) {
-                    Some((key, _)) => key.clone(),
-                    None => Key {
-                        hash,
-                        tag,
-                        data: Rc::from(&m.data[..]),
-                    },
-                }
+                e.get_mut().more.push_back(Seen::of(m));
+                // The bytes of the copy kept first, shared.
+                e.key().clone()
             }
-            None => {
-                let key = Key {
-                    hash: probe.hash,
-                    tag,
-                    data: Rc::from(&m.data[..]),
-                };
-                self.seen.insert(
-                    key.clone(),
-                    Slot {
-                        first: Seen::of(m),
-                        more: VecDeque::new(),
-                    },
-                );
+            Entry::Vacant(e) => {
+                let key = e.key().clone();
+                e.insert(Slot {
+                    first: Seen::of(m),
+                    more: VecDeque::new(),
+                });
                 key
             }
         };
@@ -413,7 +357,7 @@ impl Deduplicator {
         if self.order.len() > self.max_entries {
             // Nothing expires by time in a burst with one time stamp: forget by count too.
             if let Some((_, old)) = self.order.pop_front() {
-                self.forget_oldest(&old);
+                self.forget_oldest(old);
             }
             self.evicted += 1;
         }
@@ -433,26 +377,23 @@ impl Deduplicator {
             let Some((_, old)) = self.order.pop_front() else {
                 break;
             };
-            let mut gone = false;
-            if let Some(slot) = self.seen.get_mut(&old) {
+            if let Entry::Occupied(mut e) = self.seen.entry(old) {
+                let slot = e.get_mut();
                 while slot.front().time < limit {
                     if !slot.pop_front() {
-                        gone = true;
+                        e.remove();
                         break;
                     }
                 }
-            }
-            if gone {
-                self.seen.remove(&old);
             }
         }
     }
 
     /// Forget the oldest copy kept under `key`, if any is left.
-    fn forget_oldest(&mut self, key: &Key) {
-        if let Some(slot) = self.seen.get_mut(key) {
-            if !slot.pop_front() {
-                self.seen.remove(key);
+    fn forget_oldest(&mut self, key: Key) {
+        if let Entry::Occupied(mut e) = self.seen.entry(key) {
+            if !e.get_mut().pop_front() {
+                e.remove();
             }
         }
     }

@@ -46,8 +46,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::config::Config;
+use crate::hash::Seeded;
 use crate::matcher::Lookup;
 use crate::types::{addr_text, Time, Transport, TC};
+
+/// The tables below are keyed by capture addresses and names: the core's keyed hasher.
+type Map<K, V> = HashMap<K, V, Seeded>;
+type Set<K> = HashSet<K, Seeded>;
 
 /// What `lookup_closed` asks of the caller: nothing; ...
 pub const QUIET: u8 = 0;
@@ -326,9 +331,9 @@ pub struct Facts {
     /// Latest first-query time of any answered lookup with a question name.
     latest_answered_query: Time,
     /// (client, port, server) -> time of its last answer over UDP.
-    answered: HashMap<PortKey, Time>,
+    answered: Map<PortKey, Time>,
     sweep_at: usize,
-    clients: HashMap<IpAddr, ClientAnswers>,
+    clients: Map<IpAddr, ClientAnswers>,
     /// Answers up to this time may have been dropped under the cap.
     forgotten: Time,
     /// Answer memory entries dropped under the caps.
@@ -338,9 +343,9 @@ pub struct Facts {
     /// What the detectors asked to see: clients with stale-port runs waiting for another
     /// port's answer, (client, port, server) with a run, (client, qtype, qclass) -> first
     /// labels of search-suffix tries, and the `latest_query` time to wake them at.
-    clients_watched: HashSet<IpAddr>,
-    ports_watched: HashSet<PortKey>,
-    names_watched: HashMap<(IpAddr, u16, u16), HashSet<Box<str>>>,
+    clients_watched: Set<IpAddr>,
+    ports_watched: Set<PortKey>,
+    names_watched: Map<(IpAddr, u16, u16), Set<Box<str>>>,
     wake: Time,
     /// A first label being compared (kept to spare an allocation per lookup).
     label: String,
@@ -371,15 +376,15 @@ impl Facts {
             caps,
             latest_query: Time::NEG_INFINITY,
             latest_answered_query: Time::NEG_INFINITY,
-            answered: HashMap::new(),
+            answered: Map::default(),
             sweep_at: caps.sweep_min,
-            clients: HashMap::new(),
+            clients: Map::default(),
             forgotten: Time::NEG_INFINITY,
             answers_evicted: 0,
             sweeps: 0,
-            clients_watched: HashSet::new(),
-            ports_watched: HashSet::new(),
-            names_watched: HashMap::new(),
+            clients_watched: Set::default(),
+            ports_watched: Set::default(),
+            names_watched: Map::default(),
             wake: Time::INFINITY,
             label: String::new(),
         }
@@ -551,11 +556,11 @@ impl Facts {
         if self.answered.len() >= self.sweep_at {
             self.sweep(); // the last answer's, so that the count is the same
         }
-        self.answered = HashMap::new();
-        self.clients = HashMap::new();
-        self.clients_watched = HashSet::new();
-        self.ports_watched = HashSet::new();
-        self.names_watched = HashMap::new();
+        self.answered = Map::default();
+        self.clients = Map::default();
+        self.clients_watched = Set::default();
+        self.ports_watched = Set::default();
+        self.names_watched = Map::default();
         self.wake = Time::INFINITY;
     }
 

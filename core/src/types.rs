@@ -94,12 +94,92 @@ pub struct Message {
     pub qdcount: u16,
     pub ancount: u16,
     /// Question name in presentation form without the final dot ("." for the root), with
-    /// RFC 4343 escapes; None when the message has no question.
-    pub qname: Option<Box<str>>,
+    /// RFC 4343 escapes; None when the message has no question. Shared by the messages in
+    /// memory with the same name (`dns::Names`).
+    pub qname: Option<QName>,
     pub qtype: u16,
     pub qclass: u16,
-    /// The whole DNS message.
-    pub data: Box<[u8]>,
+    /// The whole DNS message (shared with the duplicate filter's memory of it).
+    pub data: Rc<[u8]>,
+}
+
+/// A question name: its text (read as a `str`), shared by the messages that carry it, with
+/// its hash ignoring ASCII case computed once, when the name is made (the matcher keys
+/// queries by name that way, several times a message).
+#[derive(Clone)]
+pub struct QName(Rc<NameText>);
+
+struct NameText {
+    lower_hash: u64,
+    text: Box<str>,
+}
+
+impl QName {
+    pub fn new(text: &str) -> QName {
+        Self::from(Box::<str>::from(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0.text
+    }
+
+    /// The name's hash ignoring ASCII case, keyed by the process's secret name seed
+    /// (`hash::name_hash`).
+    pub fn lower_hash(&self) -> u64 {
+        self.0.lower_hash
+    }
+
+    /// Whether both are the same shared name (then they are equal).
+    pub fn same(a: &QName, b: &QName) -> bool {
+        Rc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// How many messages (and tables) hold this name.
+    pub fn holders(&self) -> usize {
+        Rc::strong_count(&self.0)
+    }
+}
+
+impl std::ops::Deref for QName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0.text
+    }
+}
+
+impl From<Box<str>> for QName {
+    fn from(text: Box<str>) -> QName {
+        QName(Rc::new(NameText {
+            lower_hash: crate::hash::name_hash(text.as_bytes()),
+            text,
+        }))
+    }
+}
+
+impl From<&str> for QName {
+    fn from(text: &str) -> QName {
+        QName::new(text)
+    }
+}
+
+impl From<String> for QName {
+    fn from(text: String) -> QName {
+        QName::from(text.into_boxed_str())
+    }
+}
+
+impl PartialEq for QName {
+    fn eq(&self, other: &QName) -> bool {
+        QName::same(self, other) || self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for QName {}
+
+impl std::fmt::Debug for QName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 pub const QR: u16 = 0x8000;

@@ -87,6 +87,71 @@ pub struct DecodeStats {
     pub icmp_errors: u64,
 }
 
+/// A DNS payload as the decoder finds it: its bytes are lent (a slice of the frame, or of
+/// a reassembled message) for the time of the call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PayloadRef<'a> {
+    pub frame: u64,
+    pub time: Time,
+    pub iface: u32,
+    pub transport: Transport,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    pub data: &'a [u8],
+}
+
+impl PayloadRef<'_> {
+    /// The payload with its own copy of the bytes.
+    pub fn to_payload(&self) -> Payload {
+        Payload {
+            frame: self.frame,
+            time: self.time,
+            iface: self.iface,
+            transport: self.transport,
+            src: self.src,
+            sport: self.sport,
+            dst: self.dst,
+            dport: self.dport,
+            data: self.data.to_vec(),
+        }
+    }
+}
+
+impl Payload {
+    /// The payload's bytes lent.
+    pub fn as_ref(&self) -> PayloadRef<'_> {
+        PayloadRef {
+            frame: self.frame,
+            time: self.time,
+            iface: self.iface,
+            transport: self.transport,
+            src: self.src,
+            sport: self.sport,
+            dst: self.dst,
+            dport: self.dport,
+            data: &self.data,
+        }
+    }
+}
+
+/// Where the decoder hands what it finds, in the order found. A `Vec<Decoded>` collects
+/// owned copies; the engine parses each payload where it lies, without copying it first.
+pub trait Sink {
+    fn payload(&mut self, p: &PayloadRef<'_>);
+    fn icmp(&mut self, q: IcmpQuote);
+}
+
+impl Sink for Vec<Decoded> {
+    fn payload(&mut self, p: &PayloadRef<'_>) {
+        self.push(Decoded::Payload(p.to_payload()));
+    }
+    fn icmp(&mut self, q: IcmpQuote) {
+        self.push(Decoded::Icmp(q));
+    }
+}
+
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     let s: &[u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
     Some(u16::from_be_bytes(*s))
@@ -153,8 +218,8 @@ impl FrameDecoder {
         self.ports[p as usize >> 6] >> (p & 63) & 1 != 0
     }
 
-    /// Append the DNS payloads and ICMP quotes in one record to `out`.
-    pub fn decode(&mut self, rec: &Record, out: &mut Vec<Decoded>) {
+    /// Hand the DNS payloads and ICMP quotes in one record to `out`, in order.
+    pub fn decode<S: Sink + ?Sized>(&mut self, rec: &Record, out: &mut S) {
         self.decode_frame(
             rec.frame,
             rec.time,
@@ -166,14 +231,14 @@ impl FrameDecoder {
     }
 
     /// `decode` for a record whose fields are held apart (a reader that lends its bytes).
-    pub fn decode_frame(
+    pub fn decode_frame<S: Sink + ?Sized>(
         &mut self,
         frame: u64,
         ts: Time,
         link_type: u32,
         iface: u32,
         data: &[u8],
-        out: &mut Vec<Decoded>,
+        out: &mut S,
     ) {
         if ts - self.last_sweep > SWEEP_SECONDS {
             self.sweep(ts);
@@ -191,14 +256,14 @@ impl FrameDecoder {
 
     // -- IP ----------------------------------------------------------------------------
 
-    fn ipv4(
+    fn ipv4<S: Sink + ?Sized>(
         &mut self,
         frame: u64,
         ts: Time,
         iface: u32,
         data: &[u8],
         off: usize,
-        out: &mut Vec<Decoded>,
+        out: &mut S,
     ) {
         let Some(h) = data
             .get(off..off + 20)
@@ -258,14 +323,14 @@ impl FrameDecoder {
         self.l4(frame, ts, iface, proto, src, dst, data, l4, end, out)
     }
 
-    fn ipv6(
+    fn ipv6<S: Sink + ?Sized>(
         &mut self,
         frame: u64,
         ts: Time,
         iface: u32,
         data: &[u8],
         off: usize,
-        out: &mut Vec<Decoded>,
+        out: &mut S,
     ) {
         let Some(h) = data
             .get(off..off + 40)
@@ -354,7 +419,7 @@ impl FrameDecoder {
     /// The transport header at `pos`, the IP payload ending at `end` (`end <= data.len()`;
     /// `pos` may lie beyond `end` when a header length points past the data).
     #[allow(clippy::too_many_arguments)]
-    fn l4(
+    fn l4<S: Sink + ?Sized>(
         &mut self,
         frame: u64,
         ts: Time,
@@ -365,7 +430,7 @@ impl FrameDecoder {
         data: &[u8],
         pos: usize,
         end: usize,
-        out: &mut Vec<Decoded>,
+        out: &mut S,
     ) {
         let avail = end.saturating_sub(pos);
         match proto {
@@ -387,7 +452,7 @@ impl FrameDecoder {
                     end
                 };
                 let body = data.get(pos + 8..stop).unwrap_or(&[]);
-                out.push(Decoded::Payload(Payload {
+                out.payload(&PayloadRef {
                     frame,
                     time: ts,
                     iface,
@@ -396,8 +461,8 @@ impl FrameDecoder {
                     sport,
                     dst,
                     dport,
-                    data: body.to_vec(),
-                }));
+                    data: body,
+                });
             }
             PROTO_TCP => {
                 let Some(t) = data
@@ -438,7 +503,7 @@ impl FrameDecoder {
                     ts,
                     ack,
                     &mut |msg, mframe, mtime| {
-                        out.push(Decoded::Payload(Payload {
+                        out.payload(&PayloadRef {
                             frame: mframe,
                             time: mtime,
                             iface,
@@ -447,8 +512,8 @@ impl FrameDecoder {
                             sport,
                             dst,
                             dport,
-                            data: msg,
-                        }))
+                            data: &msg,
+                        })
                     },
                 );
             }
@@ -461,7 +526,7 @@ impl FrameDecoder {
 
     /// An ICMP destination-unreachable that quotes a UDP datagram on a DNS port.
     #[allow(clippy::too_many_arguments)]
-    fn icmp(
+    fn icmp<S: Sink + ?Sized>(
         &mut self,
         frame: u64,
         ts: Time,
@@ -471,12 +536,12 @@ impl FrameDecoder {
         data: &[u8],
         pos: usize,
         end: usize,
-        out: &mut Vec<Decoded>,
+        out: &mut S,
     ) {
         match self.icmp_quote(frame, ts, iface, proto, reporter, data, pos, end) {
             Some(q) => {
                 self.stats.icmp_errors += 1;
-                out.push(Decoded::Icmp(q));
+                out.icmp(q);
             }
             None => self.stats.not_dns += 1,
         }
@@ -557,12 +622,12 @@ impl FrameDecoder {
     }
 
     /// End of capture: append the messages still held in TCP reassembly; count the rest.
-    pub fn finish(&mut self, out: &mut Vec<Decoded>) {
+    pub fn finish<S: Sink + ?Sized>(&mut self, out: &mut S) {
         self.fragments.finish();
         // The interface of a message framed at the end is not known any more; 0 is safe
         // because TCP copies are never matched as duplicates by interface alone.
         self.tcp.finish(&mut |k, msg, frame, time| {
-            out.push(Decoded::Payload(Payload {
+            out.payload(&PayloadRef {
                 frame,
                 time,
                 iface: 0,
@@ -571,8 +636,8 @@ impl FrameDecoder {
                 sport: k.sport,
                 dst: k.dst,
                 dport: k.dport,
-                data: msg,
-            }))
+                data: &msg,
+            })
         });
     }
 }

@@ -5,8 +5,9 @@
 //! Entries live in a slab linked in order; a hash map finds a key's slot. Every operation
 //! is O(1) except iteration, which is O(n) in the entries.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use crate::hash::FastMap;
 
 const NIL: usize = usize::MAX;
 
@@ -20,7 +21,8 @@ struct Slot<K, V> {
 
 #[derive(Debug)]
 pub struct OrderedMap<K, V> {
-    index: HashMap<K, usize>,
+    /// Keys come from capture bytes: the core's keyed hasher.
+    index: FastMap<K, usize>,
     slots: Vec<Option<Slot<K, V>>>,
     free: Vec<usize>,
     head: usize,
@@ -36,7 +38,7 @@ impl<K: Hash + Eq + Clone, V> Default for OrderedMap<K, V> {
 impl<K: Hash + Eq + Clone, V> OrderedMap<K, V> {
     pub fn new() -> Self {
         OrderedMap {
-            index: HashMap::new(),
+            index: FastMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,

@@ -6,10 +6,11 @@
 //! and must survive JSON, terminals and HTML unchanged. Answer records are decoded by
 //! `records::answer_section`, only when the user asks for them.
 //!
-//! Parsing a message allocates the question name and nothing else: the usual name is one
-//! copy of its wire bytes, any other is built in a stack buffer and copied once into its
-//! `Box<str>`; the payload's bytes move into the message.
+//! Parsing a message allocates the message's copy of its bytes, and its question name
+//! unless a message in memory has the same one (`Names`): the usual name is one copy of
+//! its wire bytes, any other is built in place.
 
+mod intern;
 mod name;
 pub mod names;
 pub mod rdata;
@@ -20,9 +21,12 @@ pub mod wire;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::rc::Rc;
 
-use crate::types::{Message, Payload};
+use crate::decode::PayloadRef;
+use crate::types::{Message, Payload, QName};
 
+pub use intern::Names;
 pub use name::{read_name, MAX_NAME, MAX_POINTERS};
 
 /// The response code, in the low four bits of the flags word.
@@ -91,7 +95,30 @@ const HEADER: usize = 12;
 /// - malformed: a reserved label type, a compression loop (more than `MAX_POINTERS`
 ///   jumps, or a pointer to itself), or a name longer than 255 bytes.
 pub fn parse(p: Payload) -> Result<Message, DnsError> {
-    let data = &p.data;
+    parse_ref(&p.as_ref())
+}
+
+/// `parse` of a payload whose bytes are lent: the message gets its own copy of them.
+pub fn parse_ref(p: &PayloadRef<'_>) -> Result<Message, DnsError> {
+    parse_into(p, |data, pos| {
+        let mut buf = name::NameBuf::new();
+        let after = name::read_qname_into(data, pos, &mut buf)?;
+        Ok((QName::from(buf.to_boxed_str()), after))
+    })
+}
+
+/// `parse_ref`, the question name shared through `names` with the other messages in
+/// memory that ask or answer it.
+pub fn parse_with(p: &PayloadRef<'_>, names: &mut Names) -> Result<Message, DnsError> {
+    parse_into(p, |data, pos| names.question(data, pos))
+}
+
+/// Parse `p`, reading its question name with `question`.
+fn parse_into(
+    p: &PayloadRef<'_>,
+    question: impl FnOnce(&[u8], usize) -> Result<(QName, usize), DnsError>,
+) -> Result<Message, DnsError> {
+    let data = p.data;
     let h: [u8; HEADER] = match data.get(..HEADER).and_then(|s| s.try_into().ok()) {
         Some(h) => h,
         None => {
@@ -106,7 +133,7 @@ pub fn parse(p: Payload) -> Result<Message, DnsError> {
     let qdcount = u16::from_be_bytes([h[4], h[5]]);
     let ancount = u16::from_be_bytes([h[6], h[7]]);
     let (qname, qtype, qclass) = if qdcount != 0 {
-        let (qname, pos) = name::read_qname(data, HEADER)?;
+        let (qname, pos) = question(data, HEADER)?;
         let tail = match data.get(pos..pos.saturating_add(4)) {
             Some(&[a, b, c, d]) => [a, b, c, d],
             _ => {
@@ -139,7 +166,7 @@ pub fn parse(p: Payload) -> Result<Message, DnsError> {
         qname,
         qtype,
         qclass,
-        data: p.data.into_boxed_slice(),
+        data: Rc::from(data),
     })
 }
 

@@ -29,7 +29,7 @@ fn all_safe(label: &[u8]) -> bool {
 /// dots: 1003 characters.
 const BUF: usize = 1024;
 
-/// A name's presentation form, built on the stack.
+/// A name's presentation form, built in place (on the stack, or in a reused buffer).
 pub(crate) struct NameBuf {
     buf: [u8; BUF],
     len: usize,
@@ -73,12 +73,19 @@ impl NameBuf {
         }
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    /// The presentation form (ASCII: every byte outside printable ASCII is escaped).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         if self.labels == 0 {
             b"."
         } else {
             self.buf.get(..self.len).unwrap_or_default()
         }
+    }
+
+    /// Empty again, for the next name.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+        self.labels = 0;
     }
 
     /// The name in one allocation of its exact length.
@@ -145,11 +152,12 @@ pub(crate) fn walk(data: &[u8], mut pos: usize, out: &mut NameBuf) -> Result<usi
 
 /// The usual question name, fast: uncompressed, printable, nothing to escape, not the
 /// root. Its presentation form is its wire form without the first length byte and with
-/// the other length bytes turned into dots, so it is one copy of the message bytes.
+/// the other length bytes turned into dots, so it is one copy of the message bytes, into
+/// `out`.
 ///
 /// None for anything else (compression, bytes to escape, errors): the caller then walks the
 /// name, which also finds the precise error.
-fn plain(data: &[u8], start: usize) -> Option<(Box<str>, usize)> {
+fn plain(data: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
     let mut pos = start;
     loop {
         let c = usize::from(*data.get(pos)?);
@@ -165,24 +173,29 @@ fn plain(data: &[u8], start: usize) -> Option<(Box<str>, usize)> {
     if pos == start || pos + 1 - start > MAX_NAME {
         return None;
     }
-    let mut text = data.get(start + 1..pos)?.to_vec();
+    let text = out.buf.get_mut(..pos - start - 1)?;
+    text.copy_from_slice(data.get(start + 1..pos)?);
     let mut at = usize::from(*data.get(start)?);
     while let Some(b) = text.get_mut(at) {
         at += 1 + usize::from(*b);
         *b = b'.';
     }
-    Some((String::from_utf8(text).ok()?.into_boxed_str(), pos + 1))
+    out.len = pos - start - 1;
+    out.labels = 1;
+    Some(pos + 1)
 }
 
-/// The question name at `pos` as the message keeps it, and the offset after it; errors as
-/// `read_name`.
-pub(crate) fn read_qname(data: &[u8], pos: usize) -> Result<(Box<str>, usize), DnsError> {
-    if let Some(found) = plain(data, pos) {
-        return Ok(found);
+/// The question name at `pos` in presentation form, into `out` (empty before), and the
+/// offset after it; errors as `read_name`.
+pub(crate) fn read_qname_into(
+    data: &[u8],
+    pos: usize,
+    out: &mut NameBuf,
+) -> Result<usize, DnsError> {
+    if let Some(after) = plain(data, pos, out) {
+        return Ok(after);
     }
-    let mut buf = NameBuf::new();
-    let after = walk(data, pos, &mut buf)?;
-    Ok((buf.to_boxed_str(), after))
+    walk(data, pos, out)
 }
 
 /// Read a possibly compressed name at `pos`: its presentation form without the final dot

@@ -4,11 +4,13 @@
 //!
 //! * `pending`: unmatched queries by (transport, client IP, client port, ID, question), in
 //!   the order sent (an ordered set per key: O(1) removal);
-//! * `pending_to`: the same, by server address too, for the preferred match;
+//! * `pending_to`: the same, by server address too, for the preferred match (only the
+//!   queries of keys that hold several: a key's only query is its own preferred match);
 //! * `groups`: the newest query of each (transport, client, server, question), to chain
 //!   retransmissions into lookups;
-//! * `fanout`: recent queries by (transport, client, port, ID, question), to see one query
-//!   sent to several servers (a window with a count per server: O(1) a query);
+//! * the fan-out windows: recent queries by (transport, client, port, ID, question), to see
+//!   one query sent to several servers (a window with a count per server: O(1) a query),
+//!   kept in `pending` beside the queries of the same key;
 //! * `a_waiting` / `aaaa_recent`: recent A and AAAA queries per socket, to pair them;
 //! * `tc_waiting`: TC=1 responses waiting for the client's next query for that question;
 //! * `tc_seen`: when each (client, name) last got a TC=1 answer over UDP, so that the TCP
@@ -41,23 +43,22 @@
 //! second close (or dropping the matcher) breaks.
 
 mod close;
-mod hash;
 pub mod records;
 pub mod state;
 
-use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::config::Config;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
 use close::close_early;
-use hash::Seeded;
-pub use records::{Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
+use crate::hash::Seeded;
+pub use records::{Attempts, Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
-    drop_held, enqueue, put, take, take_newest, Fan, FanOut, Group, GroupKey, Held, IdKey, Map,
-    Name, PendingKey, PendingToKey, Query, SeenKey, SocketKey, TcKey, Waiting, Xfr, XfrKey, NONE,
+    answer_only, drop_held, enqueue, fan_out, put, slot_counts, take, take_newest, Answered,
+    Group, GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, Slot,
+    SocketKey, TcKey, Waiting, Xfr, XfrKey, NONE,
 };
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
@@ -81,10 +82,10 @@ pub struct Matcher {
     /// A response exactly max_wait late still matches; close a little after that.
     unanswered_close: Time,
     seed: Seeded,
-    pending: Map<PendingKey, Held>,
-    pending_to: Map<PendingToKey, Held>,
+    /// The queries waiting for an answer, and the fan-out window, by key.
+    pending: Map<PendingKey, Slot>,
+    pending_to: Map<PendingToKey, Slot>,
     groups: Map<GroupKey, Rc<Query>>,
-    fanout: Map<PendingKey, Fan>,
     a_waiting: Map<SocketKey, Waiting>,
     aaaa_recent: Map<SocketKey, Waiting>,
     tc_waiting: Map<TcKey, Vec<Rc<Query>>>,
@@ -123,22 +124,21 @@ impl Matcher {
             stats: MatchStats::default(),
             now: f64::NEG_INFINITY,
             unanswered_close: cfg.max_wait + 0.5,
-            pending: Map::with_hasher(seed.clone()),
-            pending_to: Map::with_hasher(seed.clone()),
-            groups: Map::with_hasher(seed.clone()),
-            fanout: Map::with_hasher(seed.clone()),
-            a_waiting: Map::with_hasher(seed.clone()),
-            aaaa_recent: Map::with_hasher(seed.clone()),
-            tc_waiting: Map::with_hasher(seed.clone()),
-            tc_seen: Map::with_hasher(seed.clone()),
-            by_id: Map::with_hasher(seed.clone()),
+            pending: Map::with_hasher(seed),
+            pending_to: Map::with_hasher(seed),
+            groups: Map::with_hasher(seed),
+            a_waiting: Map::with_hasher(seed),
+            aaaa_recent: Map::with_hasher(seed),
+            tc_waiting: Map::with_hasher(seed),
+            tc_seen: Map::with_hasher(seed),
+            by_id: Map::with_hasher(seed),
             unanswered: VecDeque::new(),
             unanswered_base: 0,
             answered: VecDeque::new(),
             answered_tc: VecDeque::new(),
             open: 0,
             bytes: 0,
-            xfr: Map::with_hasher(seed.clone()),
+            xfr: Map::with_hasher(seed),
             seed,
             next_lookup: 1,
             last_close: f64::NEG_INFINITY,
@@ -191,9 +191,9 @@ impl Matcher {
         // A server -> client datagram bounced by the client, or a client -> server query
         // bounced by the server's host.
         let key = if is_response {
-            (e.dst, e.dport, ident)
+            IdKey { client: e.dst, port: e.dport, id: ident }
         } else {
-            (e.src, e.sport, ident)
+            IdKey { client: e.src, port: e.sport, id: ident }
         };
         let q = match self.by_id.get(&key) {
             Some(q) if !q.is_closed() => q.clone(),
@@ -239,21 +239,27 @@ impl Matcher {
             Transport::Udp => st.queries_udp += 1,
             Transport::Tcp => st.queries_tcp += 1,
         }
-        let name = Name::new(&m, &self.seed);
+        let name = Name::new(&m);
         let q = Rc::new(Query::new(m.clone(), name.clone()));
         let t = m.time;
         let pkey = pending_key(&m, m.src, m.sport, &name);
-        put(&mut self.pending, pkey.clone(), &q, 0);
-        put(
-            &mut self.pending_to,
-            PendingToKey {
-                key: pkey.clone(),
-                server: m.dst,
-            },
+        let (put, slot) = put(&mut self.pending, pkey.clone(), &q, 0);
+        fan_out(
+            &mut slot.fan,
             &q,
-            1,
+            self.cfg.fanout_window,
+            &self.seed,
+            &mut self.stats,
         );
-        self.by_id.insert((m.src, m.sport, m.id), q.clone());
+        match put {
+            Put::First => {}
+            Put::Second(first) => {
+                self.pend_to(&pkey, &first);
+                self.pend_to(&pkey, &q);
+            }
+            Put::More => self.pend_to(&pkey, &q),
+        }
+        self.by_id.insert(IdKey { client: m.src, port: m.sport, id: m.id }, q.clone());
 
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
@@ -308,8 +314,6 @@ impl Matcher {
         g.max_attempt = g.max_attempt.max(q.attempt.get());
         g.has_fallback |= q.tcp_fallback.get();
 
-        self.fan_out(pkey, &q);
-
         // TC fallback: this is the client's next query for a truncated question. Several
         // TC answers can wait for the same retry (musl asks every nameserver).
         let tkey = TcKey {
@@ -348,6 +352,17 @@ impl Matcher {
         }
     }
 
+    /// `q` waits under `key` with other queries: index it by server too, for the preferred
+    /// match (a key with one query needs no second index to prefer its server).
+    fn pend_to(&mut self, key: &PendingKey, q: &Rc<Query>) {
+        q.pended_to.set(true);
+        let tkey = PendingToKey {
+            key: key.clone(),
+            server: q.msg.dst,
+        };
+        put(&mut self.pending_to, tkey, q, 1);
+    }
+
     fn over_cap(&self) -> bool {
         self.open > self.cfg.max_in_flight || self.bytes > self.cfg.max_in_flight_bytes as i64
     }
@@ -368,34 +383,6 @@ impl Matcher {
         g.max_attempt = 0;
         g.has_fallback = false;
         gi
-    }
-
-    /// Fan-out: the same query to another server within the window.
-    fn fan_out(&mut self, pkey: PendingKey, q: &Rc<Query>) {
-        let fan = match self.fanout.entry(pkey) {
-            Entry::Vacant(e) => {
-                e.insert(Fan::One(q.clone(), q.msg.time)); // one query: no window until a second
-                return;
-            }
-            Entry::Occupied(e) => e.into_mut(),
-        };
-        if let Fan::One(one, _) = fan {
-            let mut w = FanOut::new(&self.seed);
-            w.add(one);
-            *fan = Fan::Many(Box::new(w));
-        }
-        let Fan::Many(w) = fan else { unreachable!() };
-        w.expire(q.msg.time - self.cfg.fanout_window);
-        if let Some(first) = w.first() {
-            if w.other_server(&q.msg.dst) {
-                if first.fanout_of.get().is_none() {
-                    first.fanout_of.set(Some(first.msg.frame));
-                    self.stats.fanout_groups += 1;
-                }
-                q.fanout_of.set(first.fanout_of.get());
-            }
-        }
-        w.add(q);
     }
 
     /// The open UDP query whose lookup this TCP query re-asks, if any.
@@ -433,12 +420,12 @@ impl Matcher {
         };
         if m.qtype == A {
             q.is_a.set(true);
-            match take(&mut self.aaaa_recent, &skey, m.time - self.cfg.pair_before) {
+            match take(&mut self.aaaa_recent, skey.clone(), m.time - self.cfg.pair_before) {
                 Some(partner) => self.link(q, &partner),
                 None => enqueue(&mut self.a_waiting, skey, q),
             }
         } else {
-            match take(&mut self.a_waiting, &skey, m.time - self.cfg.pair_after) {
+            match take(&mut self.a_waiting, skey.clone(), m.time - self.cfg.pair_after) {
                 Some(partner) => self.link(&partner, q),
                 None => enqueue(&mut self.aaaa_recent, skey, q),
             }
@@ -455,34 +442,20 @@ impl Matcher {
 
     fn response(&mut self, m: Msg) {
         self.stats.responses += 1;
-        let name = Name::new(&m, &self.seed);
+        let name = Name::new(&m);
         let pkey = pending_key(&m, m.dst, m.dport, &name);
         let oldest = m.time - self.cfg.max_wait;
         // The newest query sent to the response's source, else the newest to any server
-        // (kube-proxy DNAT rewrote the address).
-        let tkey = PendingToKey {
-            key: pkey.clone(),
-            server: m.src,
+        // (kube-proxy DNAT rewrote the address). A key with one query is its own answer
+        // either way.
+        let mut q = match answer_only(&mut self.pending, pkey.clone(), m.time, oldest) {
+            Answered::Only(q) => Some(q),
+            Answered::Nothing => None,
+            Answered::Several => self.answer_several(pkey, m.src, m.time, oldest),
         };
-        let mut q = take_newest(&mut self.pending_to, tkey, m.time, oldest, 1);
-        if let Some(q) = &q {
-            drop_held(&mut self.pending, pkey, q, 0);
-        } else {
-            q = take_newest(&mut self.pending, pkey.clone(), m.time, oldest, 0);
-            if let Some(q) = &q {
-                drop_held(
-                    &mut self.pending_to,
-                    PendingToKey {
-                        key: pkey,
-                        server: q.msg.dst,
-                    },
-                    q,
-                    1,
-                );
-            }
-        }
         if let Some(q) = &q {
             q.pended.set(false);
+            q.pended_to.set(false);
         }
         if q.is_none() && m.qname.is_none() {
             q = self.questionless_match(&m);
@@ -562,6 +535,32 @@ impl Matcher {
         }
     }
 
+    /// The query a response from `server` answers among several under `pkey` (every one
+    /// is in `pending_to` too): the newest sent to `server`, else the newest to any.
+    fn answer_several(
+        &mut self,
+        pkey: PendingKey,
+        server: std::net::IpAddr,
+        t: Time,
+        oldest: Time,
+    ) -> Option<Rc<Query>> {
+        let tkey = PendingToKey {
+            key: pkey.clone(),
+            server,
+        };
+        if let Some(q) = take_newest(&mut self.pending_to, tkey, t, oldest, 1) {
+            drop_held(&mut self.pending, pkey, &q, 0);
+            return Some(q);
+        }
+        let q = take_newest(&mut self.pending, pkey.clone(), t, oldest, 0)?;
+        let tkey = PendingToKey {
+            key: pkey,
+            server: q.msg.dst,
+        };
+        drop_held(&mut self.pending_to, tkey, &q, 1);
+        Some(q)
+    }
+
     /// Whether `m` is a further message of a zone transfer on its connection.
     ///
     /// A transfer answers in many messages with the query's ID (RFC 5936 section 2.2) and
@@ -586,7 +585,7 @@ impl Matcher {
     /// RFC 1035 4.1.2 and RFC 6891 7) matches the newest unanswered query from the same
     /// client port with the same ID.
     fn questionless_match(&mut self, m: &Msg) -> Option<Rc<Query>> {
-        let q = self.by_id.get(&(m.dst, m.dport, m.id))?.clone();
+        let q = self.by_id.get(&IdKey { client: m.dst, port: m.dport, id: m.id })?.clone();
         if q.answered()
             || q.is_closed()
             || q.msg.transport != m.transport
@@ -626,10 +625,10 @@ impl Matcher {
     /// Sizes of the indexes, for tests of bounded memory.
     pub fn table_sizes(&self) -> [(&'static str, usize); 11] {
         [
-            ("pending", self.pending.len()),
-            ("pending_to", self.pending_to.len()),
+            ("pending", slot_counts(&self.pending).0),
+            ("pending_to", slot_counts(&self.pending_to).0),
             ("groups", self.groups.len()),
-            ("fanout", self.fanout.len()),
+            ("fanout", slot_counts(&self.pending).1),
             ("a_waiting", self.a_waiting.len()),
             ("aaaa_recent", self.aaaa_recent.len()),
             ("tc_waiting", self.tc_waiting.len()),

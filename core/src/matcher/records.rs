@@ -115,7 +115,7 @@ pub struct Lookup {
     /// Sequential id, in order of first query.
     pub id: u64,
     /// All attempts, in the order they were sent.
-    pub attempts: Vec<Rc<Transaction>>,
+    pub attempts: Attempts,
     /// Index into `attempts` of the attempt whose answer the client could use first: the
     /// earliest response that is neither a truncated UDP answer followed by TCP nor one the
     /// client bounced (ICMP port unreachable); failing those, the earliest response; None
@@ -163,6 +163,64 @@ impl Lookup {
         let a = self.answer_tx()?;
         let r = a.response.as_ref()?;
         Some(r.time - self.attempts[0].query.time)
+    }
+}
+
+/// A lookup's attempts, read as a slice. Most lookups make one, which is kept without a
+/// vector (one allocation less per lookup).
+#[derive(Clone, Debug, Default)]
+pub enum Attempts {
+    #[default]
+    None,
+    One(Rc<Transaction>),
+    Many(Vec<Rc<Transaction>>),
+}
+
+impl Attempts {
+    pub fn push(&mut self, t: Rc<Transaction>) {
+        *self = match std::mem::take(self) {
+            Attempts::None => Attempts::One(t),
+            Attempts::One(first) => Attempts::Many(vec![first, t]),
+            Attempts::Many(mut v) => {
+                v.push(t);
+                Attempts::Many(v)
+            }
+        };
+    }
+}
+
+impl From<Vec<Rc<Transaction>>> for Attempts {
+    fn from(v: Vec<Rc<Transaction>>) -> Attempts {
+        Attempts::Many(v)
+    }
+}
+
+impl std::ops::Deref for Attempts {
+    type Target = [Rc<Transaction>];
+    fn deref(&self) -> &[Rc<Transaction>] {
+        match self {
+            Attempts::None => &[],
+            Attempts::One(t) => std::slice::from_ref(t),
+            Attempts::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Attempts {
+    fn deref_mut(&mut self) -> &mut [Rc<Transaction>] {
+        match self {
+            Attempts::None => &mut [],
+            Attempts::One(t) => std::slice::from_mut(t),
+            Attempts::Many(v) => v,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Attempts {
+    type Item = &'a Rc<Transaction>;
+    type IntoIter = std::slice::Iter<'a, Rc<Transaction>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 

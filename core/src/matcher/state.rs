@@ -3,13 +3,13 @@
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use super::hash::Seeded;
-use super::records::{RetransmissionKind, Transaction};
-use crate::types::{Msg, Time, Transport};
+use crate::hash::{lower8, name_hash, Seeded};
+use super::records::{Attempts, RetransmissionKind, Transaction};
+use crate::types::{Msg, QName, Time, Transport};
 
 /// Every index of the matcher is a hash map with this (seeded) hasher.
 pub(crate) type Map<K, V> = HashMap<K, V, Seeded>;
@@ -19,48 +19,58 @@ pub(crate) const NONE: u32 = u32::MAX;
 
 /// A message's question name as a key: compared and hashed ignoring ASCII case (DNS 0x20;
 /// names are in presentation form, escapes included, so they are ASCII). A message
-/// without a question has the empty name. The hash of the lower-cased name is computed
-/// once per message, with the matcher's seed.
+/// without a question has the empty name. The hash of the lower-cased name comes with the
+/// name (`QName::lower_hash`).
 #[derive(Clone)]
 pub(crate) struct Name {
-    msg: Msg,
+    text: Option<QName>,
     hash: u64,
 }
 
 impl Name {
-    pub(crate) fn new(msg: &Msg, seed: &Seeded) -> Name {
-        let b = name_bytes(msg);
-        let mut h = seed.build_hasher();
-        h.write_usize(b.len());
-        for chunk in b.chunks(8) {
-            let mut w = [0u8; 8];
-            for (d, s) in w.iter_mut().zip(chunk) {
-                *d = s.to_ascii_lowercase();
-            }
-            h.write_u64(u64::from_le_bytes(w));
-        }
+    pub(crate) fn new(msg: &Msg) -> Name {
         Name {
-            msg: msg.clone(),
-            hash: h.finish(),
+            text: msg.qname.clone(),
+            hash: match &msg.qname {
+                Some(q) => q.lower_hash(),
+                None => name_hash(&[]),
+            },
         }
     }
 
     fn bytes(&self) -> &[u8] {
-        name_bytes(&self.msg)
+        self.text.as_deref().map_or(&[][..], str::as_bytes)
     }
-}
-
-fn name_bytes(m: &Msg) -> &[u8] {
-    m.qname.as_deref().map_or(&[][..], str::as_bytes)
 }
 
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
-        // A query removing its own index entries compares its name with itself: no need to
-        // read the bytes.
-        Rc::ptr_eq(&self.msg, &other.msg)
-            || (self.hash == other.hash && self.bytes().eq_ignore_ascii_case(other.bytes()))
+        // Messages in memory share one copy of each name (dns::Names): a query and its
+        // answer, and a query removing its own index entries, need not read the bytes.
+        let same = match (&self.text, &other.text) {
+            (Some(a), Some(b)) => QName::same(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same || (self.hash == other.hash && eq_lower(self.bytes(), other.bytes()))
     }
+}
+
+/// `eq_ignore_ascii_case`, eight bytes at a time.
+fn eq_lower(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut x = a.chunks_exact(8);
+    let mut y = b.chunks_exact(8);
+    for (p, q) in (&mut x).zip(&mut y) {
+        let p = u64::from_le_bytes(p.try_into().unwrap_or([0; 8]));
+        let q = u64::from_le_bytes(q.try_into().unwrap_or([0; 8]));
+        if p != q && lower8(p) != lower8(q) {
+            return false;
+        }
+    }
+    x.remainder().eq_ignore_ascii_case(y.remainder())
 }
 
 impl Eq for Name {}
@@ -71,8 +81,31 @@ impl Hash for Name {
     }
 }
 
+/// An address as one 128-bit word for the hasher (one folded multiply): IPv4 and IPv6
+/// addresses may share a word (`::a.b.c.d`), which only costs a comparison.
+#[inline]
+fn addr_word(a: &IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(v.to_bits()),
+        IpAddr::V6(v) => v.to_bits(),
+    }
+}
+
+/// The small fields of a key and its name's hash as one 128-bit word.
+#[inline]
+fn with_name(small: u64, name: &Name) -> u128 {
+    u128::from(small) | (u128::from(name.hash) << 64)
+}
+
+fn transport_bit(t: Transport) -> u64 {
+    matches!(t, Transport::Tcp) as u64
+}
+
+// The keys below are hashed by hand: their small fields packed into few words, so that a
+// key costs one folded multiply per address and one for the rest.
+
 /// (transport, client IP, client port, ID, question): the queries a response may answer.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PendingKey {
     pub transport: Transport,
     pub client: IpAddr,
@@ -83,16 +116,47 @@ pub(crate) struct PendingKey {
     pub name: Name,
 }
 
+impl PendingKey {
+    #[inline]
+    fn words(&self) -> (u128, u128) {
+        let small = u64::from(self.port)
+            | u64::from(self.id) << 16
+            | u64::from(self.qtype) << 32
+            | u64::from(self.qclass) << 48;
+        let name = with_name(small, &self.name) ^ (u128::from(transport_bit(self.transport)) << 64);
+        (addr_word(&self.client), name)
+    }
+}
+
+impl Hash for PendingKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (a, b) = self.words();
+        state.write_u128(a);
+        state.write_u128(b);
+    }
+}
+
 /// The same, with the server address: the preferred match.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PendingToKey {
     pub key: PendingKey,
     pub server: IpAddr,
 }
 
+impl Hash for PendingToKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (a, b) = self.key.words();
+        state.write_u128(a);
+        state.write_u128(b);
+        state.write_u128(addr_word(&self.server));
+    }
+}
+
 /// (transport, client IP, server IP, question): the queries of one lookup and its
 /// retransmissions.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct GroupKey {
     pub transport: Transport,
     pub client: IpAddr,
@@ -102,9 +166,21 @@ pub(crate) struct GroupKey {
     pub name: Name,
 }
 
+impl Hash for GroupKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u128(addr_word(&self.server));
+        let small = u64::from(self.qtype)
+            | u64::from(self.qclass) << 16
+            | transport_bit(self.transport) << 32;
+        state.write_u128(with_name(small, &self.name));
+    }
+}
+
 /// (client IP, client port, server IP, name): one socket's queries for a name, to pair A
 /// with AAAA.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SocketKey {
     pub client: IpAddr,
     pub port: u16,
@@ -112,24 +188,62 @@ pub(crate) struct SocketKey {
     pub name: Name,
 }
 
+impl Hash for SocketKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u128(addr_word(&self.server));
+        state.write_u128(with_name(u64::from(self.port), &self.name));
+    }
+}
+
 /// (client IP, name, type): TC=1 answers waiting for the client's next query.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct TcKey {
     pub client: IpAddr,
     pub qtype: u16,
     pub name: Name,
 }
 
+impl Hash for TcKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u128(with_name(u64::from(self.qtype), &self.name));
+    }
+}
+
 /// (client IP, name): when the client last got a TC=1 answer for the name.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SeenKey {
     pub client: IpAddr,
     pub name: Name,
 }
 
+impl Hash for SeenKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u64(self.name.hash);
+    }
+}
+
 /// (client IP, client port, ID): the newest query, for ICMP errors and questionless
 /// answers.
-pub(crate) type IdKey = (IpAddr, u16, u16);
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdKey {
+    pub client: IpAddr,
+    pub port: u16,
+    pub id: u16,
+}
+
+impl Hash for IdKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_word(&self.client));
+        state.write_u64(u64::from(self.port) | u64::from(self.id) << 16);
+    }
+}
 
 /// One DNS ID on one TCP connection: client IP and port, server IP and port, ID.
 pub(crate) type XfrKey = (IpAddr, u16, IpAddr, u16, u16);
@@ -170,8 +284,11 @@ pub(crate) struct Query {
     /// Position in the ordered sets of `pending` and `pending_to` holding it, when the key
     /// holds several queries (`Held::Many`); NONE otherwise.
     pub slot: [Cell<u32>; 2],
-    /// True while it waits in `pending` and `pending_to` (not yet answered or closed).
+    /// True while it waits in `pending` (not yet answered or closed).
     pub pended: Cell<bool>,
+    /// True while it waits in `pending_to` too: its key in `pending` held several queries
+    /// when it was put there or since.
+    pub pended_to: Cell<bool>,
     /// True once a retransmission of this query was sent.
     pub retried: Cell<bool>,
     /// True for a TCP query that re-asks the question of an open UDP lookup after a TC=1
@@ -199,6 +316,7 @@ impl Query {
             cell: Cell::new(0),
             slot: [Cell::new(NONE), Cell::new(NONE)],
             pended: Cell::new(true),
+            pended_to: Cell::new(false),
             retried: Cell::new(false),
             tcp_fallback: Cell::new(false),
         }
@@ -231,40 +349,95 @@ pub(crate) struct Many {
     live: usize,
 }
 
-/// Add `q` under `key` (`which` names the table: the query keeps its position per table).
-pub(crate) fn put<K: Hash + Eq>(table: &mut Map<K, Held>, key: K, q: &Rc<Query>, which: usize) {
-    match table.entry(key) {
+/// What a key of `pending` (or `pending_to`) holds: the queries waiting under it, and (in
+/// `pending` only) the fan-out window of the queries sent under it lately. One table for
+/// both, as they share their key: a query costs one probe for the two.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub held: Option<Held>,
+    pub fan: Option<Fan>,
+}
+
+impl Slot {
+    /// Nothing left: the key goes.
+    fn vacant(&self) -> bool {
+        self.held.is_none() && self.fan.is_none()
+    }
+}
+
+/// What `put` found under the key.
+pub(crate) enum Put {
+    /// Nothing: `q` is the key's only query.
+    First,
+    /// One query, now joined by `q` (the key holds an ordered set from now on).
+    Second(Rc<Query>),
+    /// An ordered set, which `q` joins.
+    More,
+}
+
+/// Add `q` under `key` (`which` names the table: the query keeps its position per table);
+/// the key's slot, for what else it holds.
+pub(crate) fn put<'a, K: Hash + Eq>(
+    table: &'a mut Map<K, Slot>,
+    key: K,
+    q: &Rc<Query>,
+    which: usize,
+) -> (Put, &'a mut Slot) {
+    let slot = match table.entry(key) {
         Entry::Vacant(e) => {
-            e.insert(Held::One(q.clone()));
+            return (
+                Put::First,
+                e.insert(Slot {
+                    held: Some(Held::One(q.clone())),
+                    fan: None,
+                }),
+            );
         }
-        Entry::Occupied(mut e) => {
-            let held = e.get_mut();
-            match held {
-                Held::One(one) => {
-                    one.slot[which].set(0);
-                    q.slot[which].set(1);
-                    let v = vec![Some(one.clone()), Some(q.clone())];
-                    *held = Held::Many(Box::new(Many { v, live: 2 }));
-                }
-                Held::Many(set) => {
-                    q.slot[which].set(set.v.len() as u32);
-                    set.v.push(Some(q.clone()));
-                    set.live += 1;
-                }
-            }
+        Entry::Occupied(e) => e.into_mut(),
+    };
+    let put = match &mut slot.held {
+        None => {
+            slot.held = Some(Held::One(q.clone()));
+            Put::First
+        }
+        Some(held @ Held::One(_)) => {
+            let Held::One(one) = held else { unreachable!() };
+            let first = one.clone();
+            one.slot[which].set(0);
+            q.slot[which].set(1);
+            let v = vec![Some(first.clone()), Some(q.clone())];
+            *held = Held::Many(Box::new(Many { v, live: 2 }));
+            Put::Second(first)
+        }
+        Some(Held::Many(set)) => {
+            q.slot[which].set(set.v.len() as u32);
+            set.v.push(Some(q.clone()));
+            set.live += 1;
+            Put::More
+        }
+    };
+    (put, slot)
+}
+
+/// Remove `q` from the queries of `slot`, if it is there; whether the slot is vacant now.
+fn unhold(slot: &mut Slot, q: &Rc<Query>, which: usize) -> bool {
+    if let Some(held) = &mut slot.held {
+        if remove_held(held, q, which) {
+            slot.held = None;
         }
     }
+    slot.vacant()
 }
 
 /// Remove `q` from under `key`, if it is there (O(1) amortized).
 pub(crate) fn drop_held<K: Hash + Eq>(
-    table: &mut Map<K, Held>,
+    table: &mut Map<K, Slot>,
     key: K,
     q: &Rc<Query>,
     which: usize,
 ) {
     if let Entry::Occupied(mut e) = table.entry(key) {
-        if remove_held(e.get_mut(), q, which) {
+        if unhold(e.get_mut(), q, which) {
             e.remove();
         }
     }
@@ -272,7 +445,7 @@ pub(crate) fn drop_held<K: Hash + Eq>(
 
 /// Remove and return the query `newest` picks under `key` (one hash for both).
 pub(crate) fn take_newest<K: Hash + Eq>(
-    table: &mut Map<K, Held>,
+    table: &mut Map<K, Slot>,
     key: K,
     t: Time,
     oldest: Time,
@@ -281,11 +454,80 @@ pub(crate) fn take_newest<K: Hash + Eq>(
     let Entry::Occupied(mut e) = table.entry(key) else {
         return None;
     };
-    let q = newest(Some(e.get()), t, oldest)?;
-    if remove_held(e.get_mut(), &q, which) {
+    let q = newest(e.get().held.as_ref(), t, oldest)?;
+    if unhold(e.get_mut(), &q, which) {
         e.remove();
     }
     Some(q)
+}
+
+/// What the answer to a question found under its key in `pending`.
+pub(crate) enum Answered {
+    /// The key's only query (it is no longer under the key): it was sent at or before the
+    /// answer and not before `oldest`.
+    Only(Rc<Query>),
+    /// Nothing that the answer can match.
+    Nothing,
+    /// Several queries: `pending_to` chooses.
+    Several,
+}
+
+/// The answer to the queries under `key` (in `pending`, position `which`): take the only
+/// query there if it can be answered, else say whether `pending_to` must choose.
+pub(crate) fn answer_only<K: Hash + Eq>(
+    table: &mut Map<K, Slot>,
+    key: K,
+    t: Time,
+    oldest: Time,
+) -> Answered {
+    let Entry::Occupied(mut e) = table.entry(key) else {
+        return Answered::Nothing;
+    };
+    let slot = e.get_mut();
+    match &slot.held {
+        None => Answered::Nothing,
+        Some(Held::One(q)) => {
+            let qt = q.msg.time;
+            if oldest <= qt && qt <= t {
+                let Some(Held::One(q)) = slot.held.take() else {
+                    unreachable!()
+                };
+                if slot.vacant() {
+                    e.remove();
+                }
+                Answered::Only(q)
+            } else {
+                Answered::Nothing
+            }
+        }
+        Some(Held::Many(_)) => Answered::Several,
+    }
+}
+
+/// Forget the fan-out windows that went quiet before `limit` (and the keys left vacant).
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+pub(crate) fn expire_fans<K>(table: &mut Map<K, Slot>, limit: Time) {
+    table.retain(|_, slot| {
+        if slot.fan.as_ref().is_some_and(|f| !(f.newest() >= limit)) {
+            slot.fan = None;
+        }
+        !slot.vacant()
+    });
+}
+
+/// Forget every fan-out window (the end of the capture).
+pub(crate) fn clear_fans<K>(table: &mut Map<K, Slot>) {
+    table.retain(|_, slot| {
+        slot.fan = None;
+        !slot.vacant()
+    });
+}
+
+/// (keys holding queries, keys holding a fan-out window), for tests of bounded memory.
+pub(crate) fn slot_counts<K>(table: &Map<K, Slot>) -> (usize, usize) {
+    let held = table.values().filter(|s| s.held.is_some()).count();
+    let fans = table.values().filter(|s| s.fan.is_some()).count();
+    (held, fans)
 }
 
 /// Remove `q` from `held` if it is there; whether `held` is empty now.
@@ -370,13 +612,15 @@ pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &R
 /// `since`; forget entries that are too old to pair (amortized O(1)).
 pub(crate) fn take(
     table: &mut Map<SocketKey, Waiting>,
-    key: &SocketKey,
+    key: SocketKey,
     since: Time,
 ) -> Option<Rc<Query>> {
-    let held = table.get_mut(key)?;
-    match held {
+    let Entry::Occupied(mut e) = table.entry(key) else {
+        return None;
+    };
+    match e.get_mut() {
         Waiting::One(..) => {
-            let Some(Waiting::One(h, _)) = table.remove(key) else {
+            let Waiting::One(h, _) = e.remove() else {
                 unreachable!()
             };
             let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
@@ -392,7 +636,7 @@ pub(crate) fn take(
             }
             let q = lst.pop_front();
             if lst.is_empty() {
-                table.remove(key);
+                e.remove();
             }
             q
         }
@@ -420,7 +664,7 @@ impl FanOut {
     pub(crate) fn new(seed: &Seeded) -> FanOut {
         FanOut {
             queries: VecDeque::new(),
-            per_server: HashMap::with_hasher(seed.clone()),
+            per_server: HashMap::with_hasher(*seed),
             newest: f64::NEG_INFINITY,
         }
     }
@@ -462,6 +706,41 @@ impl FanOut {
     }
 }
 
+/// Fan-out: the same query to another server within the window (`fan` is the window of
+/// the query's key in `pending`).
+pub(crate) fn fan_out(
+    fan: &mut Option<Fan>,
+    q: &Rc<Query>,
+    window: Time,
+    seed: &Seeded,
+    stats: &mut MatchStats,
+) {
+    let fan = match fan {
+        None => {
+            *fan = Some(Fan::One(q.clone(), q.msg.time)); // one query: no window until a second
+            return;
+        }
+        Some(f) => f,
+    };
+    if let Fan::One(one, _) = fan {
+        let mut w = FanOut::new(seed);
+        w.add(one);
+        *fan = Fan::Many(Box::new(w));
+    }
+    let Fan::Many(w) = fan else { unreachable!() };
+    w.expire(q.msg.time - window);
+    if let Some(first) = w.first() {
+        if w.other_server(&q.msg.dst) {
+            if first.fanout_of.get().is_none() {
+                first.fanout_of.set(Some(first.msg.frame));
+                stats.fanout_groups += 1;
+            }
+            q.fanout_of.set(first.fanout_of.get());
+        }
+    }
+    w.add(q);
+}
+
 /// A fan-out entry: one query (no window object until a second one comes), or the window.
 pub(crate) enum Fan {
     /// The query, and its time (kept here so that the sweep need not read the query).
@@ -486,7 +765,7 @@ pub(crate) struct Group {
     /// queries name the slot by index and never read it once closed, so the slot needs no
     /// list of them (the Python side keeps one).
     pub members: usize,
-    pub closed: Vec<Rc<Transaction>>,
+    pub closed: Attempts,
     /// The highest attempt number of the members, and whether one is a TCP fallback (the
     /// Python side scans the members for both).
     pub max_attempt: u32,

@@ -52,7 +52,7 @@ fn msg(
         qname: Some(name.into()),
         qtype,
         qclass: 1,
-        data: wire(id, flags, name, qtype),
+        data: wire(id, flags, name, qtype).into(),
     })
 }
 

@@ -104,7 +104,7 @@ pub(crate) fn message_from(m: &Bound<'_, PyAny>) -> PyResult<Message> {
         flags: get!("flags"),
         qdcount: get!("qdcount"),
         ancount: get!("ancount"),
-        qname: qname.map(String::into_boxed_str),
+        qname: qname.map(crate::types::QName::from),
         qtype: get!("qtype"),
         qclass: get!("qclass"),
         data: data.as_bytes().into(),

@@ -192,9 +192,18 @@ impl Engine {
     /// collector; whether records are left.
     fn step(&mut self, py: Python<'_>, max_records: usize) -> PyResult<bool> {
         py.check_signals()?;
-        let more = self.inner.step(max_records, &mut self.events).map_err(|e| input_error(py, e))?;
-        self.deliver(py)?;
-        Ok(more)
+        // A chunk at a time, each chunk's events handed over at once (engine::CHUNK_RECORDS
+        // says why); the order of what the collector gets is the same.
+        let mut left = max_records;
+        loop {
+            let n = left.min(engine::CHUNK_RECORDS);
+            let more = self.inner.step(n, &mut self.events).map_err(|e| input_error(py, e))?;
+            self.deliver(py)?;
+            left -= n;
+            if !more || left == 0 {
+                return Ok(more);
+            }
+        }
     }
 
     /// The capture ended at `end`: everything still in flight, closed and handed over.

@@ -4,11 +4,11 @@
 //! Memory is bounded: at most `max_servers` servers and `max_clients` clients are tallied
 //! one by one; lookups of any further ones are added to a single "other" row.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::latency::LatencyHistogram;
+use super::latency::{bucket_of, LatencyHistogram};
 use super::LookupFacts;
+use crate::hash::FastMap;
 use crate::types::addr_text;
 
 pub const MAX_SERVERS: usize = 1000;
@@ -73,8 +73,8 @@ impl RowKey {
 pub struct Table<T> {
     rows: Vec<(RowKey, T)>,
     /// Row of each address; by family, as plain integers, which hash in one step.
-    index4: HashMap<u32, usize>,
-    index6: HashMap<u128, usize>,
+    index4: FastMap<u32, usize>,
+    index6: FastMap<u128, usize>,
     other: Option<usize>,
     cap: usize,
 }
@@ -83,8 +83,8 @@ impl<T: Default> Table<T> {
     fn new(cap: usize) -> Self {
         Table {
             rows: Vec::new(),
-            index4: HashMap::new(),
-            index6: HashMap::new(),
+            index4: FastMap::default(),
+            index6: FastMap::default(),
             other: None,
             cap,
         }
@@ -185,6 +185,11 @@ impl Breakdown {
     }
 
     pub fn lookup(&mut self, f: &LookupFacts) {
+        self.lookup_in(f, f.latency.map(bucket_of));
+    }
+
+    /// `lookup`, the latency's histogram bucket known (`bucket_of(f.latency)`).
+    pub fn lookup_in(&mut self, f: &LookupFacts, bucket: Option<i64>) {
         let server = self.servers.row(f.server);
         let client = self.clients.row(f.client);
         let retries = u64::from(f.retransmissions);
@@ -202,7 +207,10 @@ impl Breakdown {
         let Some(latency) = f.latency else { return };
         server.answered += 1;
         client.answered += 1;
-        server.latency.add(latency);
+        match bucket {
+            Some(b) => server.latency.add_in(b, latency),
+            None => server.latency.add(latency),
+        }
         if latency > client.max_latency {
             client.max_latency = latency;
         }

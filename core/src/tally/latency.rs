@@ -6,9 +6,8 @@
 //! rank (nearest rank method), which is exact when the bucket holds one distinct value and
 //! within 0.1% otherwise. The maximum is exact.
 
-use std::collections::HashMap;
-
 use super::round3;
+use crate::hash::FastMap;
 
 /// Seconds: the bottom of the first bucket.
 pub const BASE: f64 = 1e-6;
@@ -27,7 +26,7 @@ struct Bucket {
 pub struct LatencyHistogram {
     /// By bucket index. Only non-empty buckets are held, so a hostile latency costs one
     /// entry, not a run of them; the readers, rare, sort them.
-    buckets: HashMap<i64, Bucket>,
+    buckets: FastMap<i64, Bucket>,
     /// Latencies added.
     pub n: u64,
     /// The largest latency added; 0.0 while empty.
@@ -70,7 +69,13 @@ impl LatencyHistogram {
     }
 
     pub fn add(&mut self, seconds: f64) {
-        let b = self.buckets.entry(bucket_of(seconds)).or_default();
+        self.add_in(bucket_of(seconds), seconds);
+    }
+
+    /// `add`, the bucket of `seconds` known (`bucket_of(seconds)`): a lookup's latency goes
+    /// into two histograms for one logarithm.
+    pub fn add_in(&mut self, bucket: i64, seconds: f64) {
+        let b = self.buckets.entry(bucket).or_default();
         b.count += 1;
         b.sum += seconds;
         self.n += 1;

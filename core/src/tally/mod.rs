@@ -71,12 +71,13 @@ impl Tallies {
 
     /// One closed lookup, as analysis.py's `on_lookup` fed the three tallies.
     pub fn lookup(&mut self, f: &LookupFacts) {
-        self.breakdown.lookup(f);
+        let bucket = f.latency.map(latency::bucket_of);
+        self.breakdown.lookup_in(f, bucket);
         self.timeline.lookup(f);
         // Unlike a server's histogram, this one also takes the latency of a lookup that
         // failed because its answer bounced off the client's closed port.
-        if let Some(latency) = f.latency {
-            self.latency.add(latency);
+        if let (Some(latency), Some(b)) = (f.latency, bucket) {
+            self.latency.add_in(b, latency);
         }
     }
 }

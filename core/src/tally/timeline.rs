@@ -81,6 +81,8 @@ pub struct Timeline {
     /// Earliest and latest query time seen, for the capture's span.
     pub first: Option<Time>,
     pub last: Option<Time>,
+    /// The bucket last computed: (number, first millisecond, width it was computed for).
+    hint: (i128, i64, i128),
 }
 
 impl Default for Timeline {
@@ -111,6 +113,7 @@ impl Timeline {
             failed: Vec::new(),
             first: None,
             last: None,
+            hint: (0, 0, 0),
         }
     }
 
@@ -136,7 +139,7 @@ impl Timeline {
 
     pub fn lookup(&mut self, f: &LookupFacts) {
         for &qt in f.attempt_times {
-            let b = bucket_number(qt, self.step);
+            let b = self.bucket_number(qt);
             match self.span {
                 Some((lo, hi)) if lo <= b && b <= hi => {
                     // Inside the buckets: only a time in the first or last one can be new.
@@ -158,6 +161,30 @@ impl Timeline {
                 self.add_failure(t);
             }
         }
+    }
+
+    /// `bucket_number(t, step)`, without a division when `t` falls in the bucket of the
+    /// time asked before (consecutive lookups are milliseconds apart).
+    fn bucket_number(&mut self, t: Time) -> i128 {
+        const FITS: f64 = 9.0e18; // below i64::MAX, as in bucket_number
+        let ms = t * 1000.0;
+        if ms.abs() < FITS {
+            let ms = ms as i64;
+            let (b, lo, step) = self.hint;
+            // lo <= ms, both i64: the difference fits a u64.
+            if step == self.step && lo <= ms && (ms.wrapping_sub(lo) as u64) < step as u64 {
+                return b;
+            }
+            let b = bucket_number(t, self.step);
+            // The bucket's first millisecond, when it is an i64 (step can be huge).
+            if let Ok(lo) = i64::try_from(b.saturating_mul(self.step)) {
+                if self.step <= i64::MAX as i128 {
+                    self.hint = (b, lo, self.step);
+                }
+            }
+            return b;
+        }
+        bucket_number(t, self.step)
     }
 
     pub fn add_query(&mut self, t: Time) {
@@ -387,6 +414,28 @@ mod tests {
             assert!(!q.is_empty() && q.len() <= 600, "{times:?}: {}", q.len());
             assert_eq!(q.iter().sum::<u64>(), times.len() as u64);
             assert_eq!(f.iter().sum::<u64>(), times.len() as u64);
+        }
+    }
+
+    #[test]
+    fn the_remembered_bucket_is_the_computed_one() {
+        let mut tl = Timeline::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let times = [
+            0.0, -0.0, 0.0999, 0.1, -0.1, -0.05, 1.7e9, 1.7e9 + 0.05, 1.7e9 + 0.1, -9.2e15,
+            9.2e15, 8.9e15, -8.9e15, 4.5e15,
+        ];
+        for level in [0, 3, 13, 20] {
+            tl.level = level;
+            tl.step = step_ms(level);
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let base = times[(x % times.len() as u64) as usize];
+                let t = base + (x >> 40) as f64 * 1e-4 - 800.0;
+                assert_eq!(tl.bucket_number(t), bucket_number(t, tl.step), "{t} {level}");
+            }
         }
     }
 
