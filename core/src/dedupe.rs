@@ -37,48 +37,35 @@ pub const MAX_DNAT_SERVERS: usize = 64;
 /// Size of the direction table below which it is never swept.
 const TURN_SWEEP_MIN: usize = 4096;
 
-/// One kept copy of a message.
-#[derive(Clone, Debug)]
-struct Seen {
-    time: Time,
-    iface: u32,
-    src: IpAddr,
-    sport: u16,
-    dst: IpAddr,
-    dport: u16,
-    frame: u64,
-}
-
-impl Seen {
-    fn of(m: &Message) -> Self {
-        Seen {
-            time: m.time,
-            iface: m.iface,
-            src: m.src,
-            sport: m.sport,
-            dst: m.dst,
-            dport: m.dport,
-            frame: m.frame,
-        }
-    }
-}
-
 /// The copies kept of one (transport, client port, payload): never empty, oldest first.
-/// The first lives inline: almost every message has one copy kept.
+/// A copy is the message itself (shared with the matcher: its time, interface, addresses
+/// and frame are read there). The first lives inline: almost every message has one copy
+/// kept.
 #[derive(Debug)]
 struct Slot {
-    first: Seen,
-    more: VecDeque<Seen>,
+    first: Msg,
+    more: Option<Box<VecDeque<Msg>>>,
 }
 
 impl Slot {
-    fn front(&self) -> &Seen {
+    fn new(m: &Msg) -> Slot {
+        Slot {
+            first: m.clone(),
+            more: None,
+        }
+    }
+
+    fn front(&self) -> &Msg {
         &self.first
+    }
+
+    fn push_back(&mut self, m: &Msg) {
+        self.more.get_or_insert_with(Box::default).push_back(m.clone());
     }
 
     /// Drop the oldest copy; false when none is left (the slot must then go).
     fn pop_front(&mut self) -> bool {
-        match self.more.pop_front() {
+        match self.more.as_mut().and_then(|more| more.pop_front()) {
             Some(next) => {
                 self.first = next;
                 true
@@ -87,8 +74,8 @@ impl Slot {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Seen> {
-        std::iter::once(&self.first).chain(self.more.iter())
+    fn iter(&self) -> impl Iterator<Item = &Msg> {
+        std::iter::once(&self.first).chain(self.more.iter().flat_map(|more| more.iter()))
     }
 }
 
@@ -347,16 +334,13 @@ impl Deduplicator {
                     }
                     return true;
                 }
-                e.get_mut().more.push_back(Seen::of(m));
+                e.get_mut().push_back(m);
                 // The bytes of the copy kept first, shared.
                 e.key().clone()
             }
             Entry::Vacant(e) => {
                 let key = e.key().clone();
-                e.insert(Slot {
-                    first: Seen::of(m),
-                    more: VecDeque::new(),
-                });
+                e.insert(Slot::new(m));
                 key
             }
         };
