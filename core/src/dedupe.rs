@@ -18,8 +18,8 @@
 //! byte). So a message is a copy only while nothing went the other way between the client
 //! port and the server under that ID since the first copy.
 //!
-//! Memory: at most `max_entries` messages are remembered (each holds its payload once);
-//! past that the oldest is forgotten and counted in `evicted`.
+//! Memory: at most `max_entries` messages are remembered (each kept once, shared with the
+//! matcher); past that the oldest is forgotten and counted in `evicted`.
 
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use crate::hash::Seeded;
-use crate::types::{addr_text, Message, Time, Transport, QR};
+use crate::types::{addr_text, Message, Msg, Time, Transport, QR};
 
 /// Server addresses remembered as DNAT'd: a cluster has a few DNS addresses, a hostile
 /// capture could show any number.
@@ -37,48 +37,35 @@ pub const MAX_DNAT_SERVERS: usize = 64;
 /// Size of the direction table below which it is never swept.
 const TURN_SWEEP_MIN: usize = 4096;
 
-/// One kept copy of a message.
-#[derive(Clone, Debug)]
-struct Seen {
-    time: Time,
-    iface: u32,
-    src: IpAddr,
-    sport: u16,
-    dst: IpAddr,
-    dport: u16,
-    frame: u64,
-}
-
-impl Seen {
-    fn of(m: &Message) -> Self {
-        Seen {
-            time: m.time,
-            iface: m.iface,
-            src: m.src,
-            sport: m.sport,
-            dst: m.dst,
-            dport: m.dport,
-            frame: m.frame,
-        }
-    }
-}
-
 /// The copies kept of one (transport, client port, payload): never empty, oldest first.
-/// The first lives inline: almost every message has one copy kept.
+/// A copy is the message itself (shared with the matcher: its time, interface, addresses
+/// and frame are read there). The first lives inline: almost every message has one copy
+/// kept.
 #[derive(Debug)]
 struct Slot {
-    first: Seen,
-    more: VecDeque<Seen>,
+    first: Msg,
+    more: Option<Box<VecDeque<Msg>>>,
 }
 
 impl Slot {
-    fn front(&self) -> &Seen {
+    fn new(m: &Msg) -> Slot {
+        Slot {
+            first: m.clone(),
+            more: None,
+        }
+    }
+
+    fn front(&self) -> &Msg {
         &self.first
+    }
+
+    fn push_back(&mut self, m: &Msg) {
+        self.more.get_or_insert_with(Box::default).push_back(m.clone());
     }
 
     /// Drop the oldest copy; false when none is left (the slot must then go).
     fn pop_front(&mut self) -> bool {
-        match self.more.pop_front() {
+        match self.more.as_mut().and_then(|more| more.pop_front()) {
             Some(next) => {
                 self.first = next;
                 true
@@ -87,8 +74,8 @@ impl Slot {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Seen> {
-        std::iter::once(&self.first).chain(self.more.iter())
+    fn iter(&self) -> impl Iterator<Item = &Msg> {
+        std::iter::once(&self.first).chain(self.more.iter().flat_map(|more| more.iter()))
     }
 }
 
@@ -98,13 +85,14 @@ impl Slot {
 // the capture's, so the hash must not be predictable), and the tables below reuse that
 // hash for every lookup, insertion and removal.
 
-/// What a message's copies share: transport and client port (`tag`), and the payload (the
-/// kept message's bytes, shared with it), held once for the table and the time order.
+/// What a message's copies share: transport and client port (`tag`), and the payload: the
+/// kept message's bytes, read in the message itself (held for the table and the time
+/// order, never copied).
 #[derive(Clone, Debug)]
 struct Key {
     hash: u64,
     tag: u32,
-    data: Rc<[u8]>,
+    msg: Msg,
 }
 
 impl Hash for Key {
@@ -118,7 +106,7 @@ impl PartialEq for Key {
         // The time order holds the table's own keys: the same bytes, not compared.
         self.hash == other.hash
             && self.tag == other.tag
-            && (Rc::ptr_eq(&self.data, &other.data) || self.data == other.data)
+            && (Rc::ptr_eq(&self.msg, &other.msg) || *self.msg.data == *other.msg.data)
     }
 }
 
@@ -287,19 +275,25 @@ impl Deduplicator {
         self.turns.len()
     }
 
-    /// True when `m` is a copy of a message kept earlier; else remember `m`.
+    /// True when `m` is a copy of a message kept earlier; else remember `m` (a copy of it:
+    /// `is_duplicate_msg` keeps the message itself).
     pub fn is_duplicate(&mut self, m: &Message) -> bool {
+        self.is_duplicate_msg(&Rc::new(m.clone()))
+    }
+
+    /// `is_duplicate` of a shared message, which is kept (not copied) while remembered.
+    pub fn is_duplicate_msg(&mut self, m: &Msg) -> bool {
         let t = m.time;
         self.expire(t);
         let is_response = m.flags & QR != 0;
         let client_port = if is_response { m.dport } else { m.sport };
         let tag = (u32::from(matches!(m.transport, Transport::Tcp)) << 16) | u32::from(client_port);
-        // The message's own bytes, shared: the key costs no copy, and one probe of the
+        // The message itself, shared: the key costs no copy, and one probe of the
         // table finds the kept copies or makes room for this one.
         let probe = Key {
             hash: self.hasher.hash_bytes(u64::from(tag), &m.data),
             tag,
-            data: m.data.clone(),
+            msg: m.clone(),
         };
         // On one TCP connection, reassembly already dropped segments captured twice; two
         // identical messages there are two messages (a client may repeat a query).
@@ -340,16 +334,13 @@ impl Deduplicator {
                     }
                     return true;
                 }
-                e.get_mut().more.push_back(Seen::of(m));
+                e.get_mut().push_back(m);
                 // The bytes of the copy kept first, shared.
                 e.key().clone()
             }
             Entry::Vacant(e) => {
                 let key = e.key().clone();
-                e.insert(Slot {
-                    first: Seen::of(m),
-                    more: VecDeque::new(),
-                });
+                e.insert(Slot::new(m));
                 key
             }
         };

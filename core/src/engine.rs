@@ -57,8 +57,9 @@ impl Sink for Parse<'_> {
     fn payload(&mut self, p: &PayloadRef<'_>) {
         match dns::parse_with(p, self.names) {
             Ok(m) => {
-                if !self.dedupe.is_duplicate(&m) {
-                    self.matcher.message(Rc::new(m));
+                let m = Rc::new(m);
+                if !self.dedupe.is_duplicate_msg(&m) {
+                    self.matcher.message(m);
                 }
             }
             Err(e) => {

@@ -99,8 +99,82 @@ pub struct Message {
     pub qname: Option<QName>,
     pub qtype: u16,
     pub qclass: u16,
-    /// The whole DNS message (shared with the duplicate filter's memory of it).
-    pub data: Rc<[u8]>,
+    /// The whole DNS message.
+    pub data: Bytes,
+}
+
+/// Bytes of a DNS message kept in the message itself up to this many (every query of a
+/// busy cluster, and most answers; the message then fits 192 bytes with its reference
+/// counts).
+pub const INLINE: usize = 94;
+
+/// A DNS message's bytes, read as a slice: in the message when they fit (`INLINE`), so
+/// that a message costs one allocation, else shared on the heap.
+#[derive(Clone)]
+pub struct Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Rc<[u8]>),
+}
+
+impl Bytes {
+    pub fn new(data: &[u8]) -> Bytes {
+        let mut buf = [0u8; INLINE];
+        match buf.get_mut(..data.len()) {
+            Some(head) => {
+                head.copy_from_slice(data);
+                Bytes(Repr::Inline {
+                    len: data.len() as u8,
+                    buf,
+                })
+            }
+            None => Bytes(Repr::Heap(Rc::from(data))),
+        }
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            Repr::Heap(b) => b,
+        }
+    }
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(data: &[u8]) -> Bytes {
+        Bytes::new(data)
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(data: Vec<u8>) -> Bytes {
+        Bytes::new(&data)
+    }
+}
+
+impl From<Box<[u8]>> for Bytes {
+    fn from(data: Box<[u8]>) -> Bytes {
+        Bytes::new(&data)
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Bytes {}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 /// A question name: its text (read as a `str`), shared by the messages that carry it, with
@@ -272,6 +346,17 @@ mod tests {
 
     fn t(s: &str) -> String {
         addr_text(&IpAddr::V6(s.parse::<Ipv6Addr>().unwrap()))
+    }
+
+    #[test]
+    fn bytes_read_the_same_inline_or_not() {
+        for n in [0, 1, INLINE - 1, INLINE, INLINE + 1, 4096] {
+            let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let b = Bytes::new(&data);
+            assert_eq!(&*b, &data[..], "{n}");
+            assert_eq!(matches!(b.0, Repr::Inline { .. }), n <= INLINE, "{n}");
+            assert_eq!(b.clone(), Bytes::from(data.clone()));
+        }
     }
 
     #[test]

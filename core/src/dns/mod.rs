@@ -21,10 +21,9 @@ pub mod wire;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::rc::Rc;
 
 use crate::decode::PayloadRef;
-use crate::types::{Message, Payload, QName};
+use crate::types::{Bytes, Message, Payload, QName};
 
 pub use intern::Names;
 pub use name::{read_name, MAX_NAME, MAX_POINTERS};
@@ -166,7 +165,7 @@ fn parse_into(
         qname,
         qtype,
         qclass,
-        data: Rc::from(data),
+        data: Bytes::new(data),
     })
 }
 

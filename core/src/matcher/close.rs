@@ -175,11 +175,7 @@ impl Matcher {
                 e.remove();
             }
         }
-        let tc = q
-            .response
-            .borrow()
-            .as_ref()
-            .is_some_and(|r| r.flags & TC != 0);
+        let tc = q.response().is_some_and(|r| r.flags & TC != 0);
         if tc && m.transport == Transport::Udp {
             let tkey = TcKey {
                 client: m.src,
@@ -202,7 +198,7 @@ impl Matcher {
         let m = &q.msg;
         self.open -= 1;
         self.bytes -= QUERY_BYTES + m.data.len() as i64;
-        let response = q.response.borrow().clone();
+        let response = q.response().cloned();
         if let Some(r) = &response {
             self.bytes -= RESPONSE_BYTES + r.data.len() as i64;
         }
@@ -218,12 +214,12 @@ impl Matcher {
         let mut pair_transaction = None;
         let other = q.pair.borrow().clone();
         if let Some(other) = &other {
-            let other_tx = other.closed.borrow().clone();
+            let other_tx = other.transaction().cloned();
             if let Some(other_tx) = other_tx {
                 // Both members are final now: decide the pair here, on the one closing last.
                 let other_resp = other.response_time();
                 pair_answered = Some(other_resp.is_some());
-                pair_response_frame = other.response.borrow().as_ref().map(|r| r.frame);
+                pair_response_frame = other.response().map(|r| r.frame);
                 let (a, aaaa) = if q.is_a.get() { (q, other) } else { (other, q) };
                 let a_resp = a.response_time();
                 concurrent = a_resp.is_none_or(|rt| aaaa.msg.time < rt);
@@ -251,6 +247,7 @@ impl Matcher {
             }
         }
         let gi = q.group.get();
+        let (icmp_frames, late_icmp_frames) = q.take_icmp();
         let tx = Rc::new(Transaction {
             query: m.clone(),
             response,
@@ -261,20 +258,20 @@ impl Matcher {
             },
             attempt: q.attempt.get(),
             retransmission: q.retransmission.get(),
-            fanout_of: q.fanout_of.get(),
+            fanout_of: q.fanout_of(),
             tc_followed_by_tcp: q.tc_followed.get(),
-            tc_next_query_frame: q.tc_next.borrow().as_ref().map(|n| n.frame),
+            tc_next_query_frame: q.tc_next_frame(),
             pair_frame: other.as_ref().map(|o| o.msg.frame),
             pair_concurrent: concurrent,
             pair_race_lost: race,
             pair_answered,
-            icmp_frames: mem::take(&mut *q.icmp_frames.borrow_mut()),
-            late_icmp_frames: mem::take(&mut *q.late_icmp_frames.borrow_mut()),
+            icmp_frames,
+            late_icmp_frames,
             pair_response_frame,
             pair_transaction,
             tcp_fallback: q.tcp_fallback.get(),
         });
-        *q.closed.borrow_mut() = Some(tx.clone());
+        q.set_closed(tx.clone());
         if gi == NONE {
             return;
         }
@@ -373,7 +370,7 @@ const WARM: usize = 16;
 /// that they wait for memory together instead of one after the other.
 fn warm<'a>(queries: impl Iterator<Item = &'a Rc<Query>>) {
     for q in queries {
-        let response = q.response.borrow().as_ref().map(|r| r.time);
+        let response = q.response().map(|r| r.time);
         std::hint::black_box((q.msg.time, q.msg.data.len(), response));
     }
 }

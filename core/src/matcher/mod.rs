@@ -202,12 +202,9 @@ impl Matcher {
                 return;
             }
         };
-        q.icmp_frames.borrow_mut().push(e.frame);
-        if is_response && q.answered() {
-            // The client bounced an answer it was sent: its port was closed, the answer
-            // late. An error quoting the query instead says the server's port was closed.
-            q.late_icmp_frames.borrow_mut().push(e.frame);
-        }
+        // An error quoting an answer the client was sent says its port was closed, the
+        // answer late; an error quoting the query, that the server's port was closed.
+        q.add_icmp(e.frame, is_response && q.answered());
     }
 
     fn icmp_orphan(&mut self, e: &IcmpQuote, reason: &str) {
@@ -333,7 +330,7 @@ impl Matcher {
                     .response_time()
                     .is_some_and(|rt| t - rt <= self.cfg.tc_fallback_window)
                 {
-                    *tq.tc_next.borrow_mut() = Some(m.clone());
+                    tq.set_tc_next(m.clone());
                 }
                 self.resolve_tc(&tq);
             }
@@ -488,7 +485,7 @@ impl Matcher {
             }));
             return;
         };
-        *q.response.borrow_mut() = Some(m.clone());
+        q.set_response(m.clone());
         self.clear_cell(&q);
         self.bytes += RESPONSE_BYTES + m.data.len() as i64;
         let tc_udp = m.flags & TC != 0 && m.transport == Transport::Udp;
@@ -604,16 +601,15 @@ impl Matcher {
         if q.tc_followed.get().is_some() {
             return;
         }
-        let nxt = q.tc_next.borrow();
+        let nxt = q.tc_next();
         let window = self.cfg.tc_fallback_window;
         if nxt.is_none() && self.at_end.is_some_and(|end| end - rt < window) {
             // The capture stopped before the client's time to retry was up: undecided.
             self.stats.tc_open_at_end += 1;
             return;
         }
-        let followed = nxt
-            .as_ref()
-            .is_some_and(|n| n.transport == Transport::Tcp && n.time - rt <= window);
+        let followed =
+            nxt.is_some_and(|(transport, time)| transport == Transport::Tcp && time - rt <= window);
         q.tc_followed.set(Some(followed));
         if followed {
             self.stats.tc_followed_by_tcp += 1;

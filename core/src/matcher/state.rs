@@ -1,6 +1,6 @@
 //! The matcher's in-flight state, its index keys and its counters (see `super`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell, RefMut};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -258,27 +258,28 @@ pub(crate) struct Xfr {
 /// Mutable state of one query while it is in flight (frozen into a `Transaction`).
 ///
 /// Shared (`Rc`) by the indexes that point at it; fields change through cells, as the
-/// Python object's attributes do.
+/// Python object's attributes do. Kept to two cache lines with its reference counts: a
+/// query is written when it is made and read again a second or more later, when it closes,
+/// long out of the cache; what few queries need (TC fallback, ICMP errors, fan-out) lives
+/// apart (`Rare`).
 pub(crate) struct Query {
     pub msg: Msg,
     /// The question name as a key (the lower-cased name of the Python side).
     pub name: Name,
-    pub response: RefCell<Option<Msg>>,
+    /// The matched response: set once.
+    response: OnceCell<Msg>,
     /// Index of its lookup in the matcher's group slab (read only while the query is open:
     /// the slot is reused once the lookup is emitted).
     pub group: Cell<u32>,
     pub attempt: Cell<u32>,
     pub retransmission: Cell<Option<RetransmissionKind>>,
-    pub fanout_of: Cell<Option<u64>>,
-    pub tc_next: RefCell<Option<Msg>>,
     /// Decided once, for a TC=1 UDP response.
     pub tc_followed: Cell<Option<bool>>,
     pub pair: RefCell<Option<Rc<Query>>>,
     pub is_a: Cell<bool>,
-    pub icmp_frames: RefCell<Vec<u64>>,
-    /// The subset of `icmp_frames` quoting the matched response.
-    pub late_icmp_frames: RefCell<Vec<u64>>,
-    pub closed: RefCell<Option<Rc<Transaction>>>,
+    rare: RefCell<Option<Box<Rare>>>,
+    /// Its transaction, once closed.
+    closed: OnceCell<Rc<Transaction>>,
     /// Absolute position in the unanswered queue (emptied when answered or closed).
     pub cell: Cell<u64>,
     /// Position in the ordered sets of `pending` and `pending_to` holding it, when the key
@@ -296,23 +297,32 @@ pub(crate) struct Query {
     pub tcp_fallback: Cell<bool>,
 }
 
+/// What only a few queries have.
+#[derive(Default)]
+struct Rare {
+    /// Frame of the first query of the fan-out it belongs to.
+    fanout_of: Option<u64>,
+    /// The client's next query for the name and type after a TC=1 answer.
+    tc_next: Option<Msg>,
+    icmp_frames: Vec<u64>,
+    /// The subset of `icmp_frames` quoting the matched response.
+    late_icmp_frames: Vec<u64>,
+}
+
 impl Query {
     pub(crate) fn new(msg: Msg, name: Name) -> Query {
         Query {
             msg,
             name,
-            response: RefCell::new(None),
+            response: OnceCell::new(),
             group: Cell::new(NONE),
             attempt: Cell::new(1),
             retransmission: Cell::new(None),
-            fanout_of: Cell::new(None),
-            tc_next: RefCell::new(None),
             tc_followed: Cell::new(None),
             pair: RefCell::new(None),
             is_a: Cell::new(false),
-            icmp_frames: RefCell::new(Vec::new()),
-            late_icmp_frames: RefCell::new(Vec::new()),
-            closed: RefCell::new(None),
+            rare: RefCell::new(None),
+            closed: OnceCell::new(),
             cell: Cell::new(0),
             slot: [Cell::new(NONE), Cell::new(NONE)],
             pended: Cell::new(true),
@@ -323,15 +333,86 @@ impl Query {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.borrow().is_some()
+        self.closed.get().is_some()
+    }
+
+    /// Its transaction, once closed.
+    pub(crate) fn transaction(&self) -> Option<&Rc<Transaction>> {
+        self.closed.get()
+    }
+
+    /// Closed, as `tx`. A query closes once (every close checks `is_closed` first).
+    pub(crate) fn set_closed(&self, tx: Rc<Transaction>) {
+        let _ = self.closed.set(tx);
     }
 
     pub(crate) fn answered(&self) -> bool {
-        self.response.borrow().is_some()
+        self.response.get().is_some()
+    }
+
+    pub(crate) fn response(&self) -> Option<&Msg> {
+        self.response.get()
+    }
+
+    /// Answered by `m`. A query is answered once: an answered query is in no table a
+    /// response looks in (`pending`, and `by_id` only while unanswered).
+    pub(crate) fn set_response(&self, m: Msg) {
+        let _ = self.response.set(m);
     }
 
     pub(crate) fn response_time(&self) -> Option<Time> {
-        self.response.borrow().as_ref().map(|r| r.time)
+        self.response.get().map(|r| r.time)
+    }
+
+    fn rare_mut(&self) -> RefMut<'_, Rare> {
+        RefMut::map(self.rare.borrow_mut(), |r| &mut **r.get_or_insert_with(Box::default))
+    }
+
+    fn rare<T>(&self, f: impl FnOnce(&Rare) -> T) -> Option<T> {
+        self.rare.borrow().as_deref().map(f)
+    }
+
+    pub(crate) fn fanout_of(&self) -> Option<u64> {
+        self.rare(|r| r.fanout_of).flatten()
+    }
+
+    pub(crate) fn set_fanout_of(&self, first: Option<u64>) {
+        if first.is_some() || self.rare.borrow().is_some() {
+            self.rare_mut().fanout_of = first;
+        }
+    }
+
+    pub(crate) fn tc_next_frame(&self) -> Option<u64> {
+        self.rare(|r| r.tc_next.as_ref().map(|n| n.frame)).flatten()
+    }
+
+    /// (transport, time) of the client's next query after a TC=1 answer, if one came.
+    pub(crate) fn tc_next(&self) -> Option<(Transport, Time)> {
+        self.rare(|r| r.tc_next.as_ref().map(|n| (n.transport, n.time)))
+            .flatten()
+    }
+
+    pub(crate) fn set_tc_next(&self, m: Msg) {
+        self.rare_mut().tc_next = Some(m);
+    }
+
+    pub(crate) fn add_icmp(&self, frame: u64, late: bool) {
+        let mut r = self.rare_mut();
+        r.icmp_frames.push(frame);
+        if late {
+            r.late_icmp_frames.push(frame);
+        }
+    }
+
+    /// The ICMP frames and the late ones, taken (for the transaction).
+    pub(crate) fn take_icmp(&self) -> (Vec<u64>, Vec<u64>) {
+        match self.rare.borrow_mut().as_deref_mut() {
+            Some(r) => (
+                std::mem::take(&mut r.icmp_frames),
+                std::mem::take(&mut r.late_icmp_frames),
+            ),
+            None => (Vec::new(), Vec::new()),
+        }
     }
 }
 
@@ -731,11 +812,11 @@ pub(crate) fn fan_out(
     w.expire(q.msg.time - window);
     if let Some(first) = w.first() {
         if w.other_server(&q.msg.dst) {
-            if first.fanout_of.get().is_none() {
-                first.fanout_of.set(Some(first.msg.frame));
+            if first.fanout_of().is_none() {
+                first.set_fanout_of(Some(first.msg.frame));
                 stats.fanout_groups += 1;
             }
-            q.fanout_of.set(first.fanout_of.get());
+            q.set_fanout_of(first.fanout_of());
         }
     }
     w.add(q);
