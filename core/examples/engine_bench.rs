@@ -21,7 +21,9 @@ fn main() {
     let mut out = Vec::new();
     let mut lookups = 0usize;
     loop {
-        let more = engine.step(CHUNK_RECORDS, &mut out).expect("readable input");
+        let more = engine
+            .step(CHUNK_RECORDS, &mut out)
+            .expect("readable input");
         lookups += out.len();
         out.clear();
         if !more {

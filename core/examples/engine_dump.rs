@@ -165,14 +165,13 @@ fn main() {
     let _ = writeln!(
         w,
         "dedupe={} {} {:?} copies={:?}",
-        d.duplicates,
-        d.evicted,
-        d.dnat_servers,
-        copies
+        d.duplicates, d.evicted, d.dnat_servers, copies
     );
     let t = &e.tallies;
     let bits = |raw: Vec<(i64, u64, f64)>| -> Vec<(i64, u64, u64)> {
-        raw.into_iter().map(|(b, n, s)| (b, n, s.to_bits())).collect()
+        raw.into_iter()
+            .map(|(b, n, s)| (b, n, s.to_bits()))
+            .collect()
     };
     let _ = writeln!(
         w,

@@ -81,8 +81,7 @@ impl Engine {
     pub fn open(paths: &[String], cfg: Config, keep_copies: bool) -> Result<Engine, InputError> {
         let reader = open_inputs(paths, cfg.reorder_window)?;
         let decoder = FrameDecoder::new(&cfg);
-        let dedupe =
-            Deduplicator::new(cfg.duplicate_window, keep_copies, cfg.max_dedupe_entries);
+        let dedupe = Deduplicator::new(cfg.duplicate_window, keep_copies, cfg.max_dedupe_entries);
         let matcher = Matcher::new(&cfg);
         Ok(Engine {
             cfg,
@@ -96,7 +95,13 @@ impl Engine {
             started: false,
             exhausted: false,
             finished: false,
-            record: Record { frame: 0, time: 0.0, link_type: 0, iface: 0, data: Vec::new() },
+            record: Record {
+                frame: 0,
+                time: 0.0,
+                link_type: 0,
+                iface: 0,
+                data: Vec::new(),
+            },
             names: dns::Names::new(),
         })
     }

@@ -206,7 +206,10 @@ impl Hasher for Fold {
     }
     #[inline]
     fn write_u128(&mut self, i: u128) {
-        self.acc = folded_multiply(self.acc ^ (i as u64) ^ self.k1, ((i >> 64) as u64) ^ self.k2);
+        self.acc = folded_multiply(
+            self.acc ^ (i as u64) ^ self.k1,
+            ((i >> 64) as u64) ^ self.k2,
+        );
     }
     #[inline]
     fn write_usize(&mut self, i: usize) {

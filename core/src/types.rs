@@ -323,10 +323,7 @@ fn ipv6_text(b: &[u8; 16]) -> String {
             continue;
         }
         // glibc: "::ffff:a.b.c.d" and "::a.b.c.d" (the compressed run starts at 0).
-        if i == 6
-            && best == 0
-            && (best_len == 6 || (best_len == 5 && g[5] == 0xffff))
-        {
+        if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && g[5] == 0xffff)) {
             out.push_str(&format!("{}.{}.{}.{}", b[12], b[13], b[14], b[15]));
             return out;
         }

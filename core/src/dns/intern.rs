@@ -117,11 +117,7 @@ impl Names {
 
     /// The question name at `pos` in `data`, shared, and the offset after it; errors as
     /// `read_name`.
-    pub(crate) fn question(
-        &mut self,
-        data: &[u8],
-        pos: usize,
-    ) -> Result<(QName, usize), DnsError> {
+    pub(crate) fn question(&mut self, data: &[u8], pos: usize) -> Result<(QName, usize), DnsError> {
         if let Some(end) = uncompressed(data, pos) {
             let wire = data.get(pos..end).unwrap_or_default();
             if let Some(name) = self.wire.get(wire) {

@@ -170,7 +170,11 @@ impl Matcher {
                 e.remove();
             }
         }
-        if let Entry::Occupied(e) = self.by_id.entry(IdKey { client: m.src, port: m.sport, id: m.id }) {
+        if let Entry::Occupied(e) = self.by_id.entry(IdKey {
+            client: m.src,
+            port: m.sport,
+            id: m.id,
+        }) {
             if Rc::ptr_eq(e.get(), q) {
                 e.remove();
             }

@@ -50,15 +50,15 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::config::Config;
+use crate::hash::Seeded;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
 use close::close_early;
-use crate::hash::Seeded;
 pub use records::{Attempts, Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{
-    answer_only, drop_held, enqueue, fan_out, put, slot_counts, take, take_newest, Answered,
-    Group, GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, Slot,
-    SocketKey, TcKey, Waiting, Xfr, XfrKey, NONE,
+    answer_only, drop_held, enqueue, fan_out, put, slot_counts, take, take_newest, Answered, Group,
+    GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, Slot, SocketKey,
+    TcKey, Waiting, Xfr, XfrKey, NONE,
 };
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
@@ -191,9 +191,17 @@ impl Matcher {
         // A server -> client datagram bounced by the client, or a client -> server query
         // bounced by the server's host.
         let key = if is_response {
-            IdKey { client: e.dst, port: e.dport, id: ident }
+            IdKey {
+                client: e.dst,
+                port: e.dport,
+                id: ident,
+            }
         } else {
-            IdKey { client: e.src, port: e.sport, id: ident }
+            IdKey {
+                client: e.src,
+                port: e.sport,
+                id: ident,
+            }
         };
         let q = match self.by_id.get(&key) {
             Some(q) if !q.is_closed() => q.clone(),
@@ -256,7 +264,14 @@ impl Matcher {
             }
             Put::More => self.pend_to(&pkey, &q),
         }
-        self.by_id.insert(IdKey { client: m.src, port: m.sport, id: m.id }, q.clone());
+        self.by_id.insert(
+            IdKey {
+                client: m.src,
+                port: m.sport,
+                id: m.id,
+            },
+            q.clone(),
+        );
 
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
@@ -417,12 +432,20 @@ impl Matcher {
         };
         if m.qtype == A {
             q.is_a.set(true);
-            match take(&mut self.aaaa_recent, skey.clone(), m.time - self.cfg.pair_before) {
+            match take(
+                &mut self.aaaa_recent,
+                skey.clone(),
+                m.time - self.cfg.pair_before,
+            ) {
                 Some(partner) => self.link(q, &partner),
                 None => enqueue(&mut self.a_waiting, skey, q),
             }
         } else {
-            match take(&mut self.a_waiting, skey.clone(), m.time - self.cfg.pair_after) {
+            match take(
+                &mut self.a_waiting,
+                skey.clone(),
+                m.time - self.cfg.pair_after,
+            ) {
                 Some(partner) => self.link(&partner, q),
                 None => enqueue(&mut self.aaaa_recent, skey, q),
             }
@@ -582,7 +605,14 @@ impl Matcher {
     /// RFC 1035 4.1.2 and RFC 6891 7) matches the newest unanswered query from the same
     /// client port with the same ID.
     fn questionless_match(&mut self, m: &Msg) -> Option<Rc<Query>> {
-        let q = self.by_id.get(&IdKey { client: m.dst, port: m.dport, id: m.id })?.clone();
+        let q = self
+            .by_id
+            .get(&IdKey {
+                client: m.dst,
+                port: m.dport,
+                id: m.id,
+            })?
+            .clone();
         if q.answered()
             || q.is_closed()
             || q.msg.transport != m.transport

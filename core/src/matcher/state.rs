@@ -7,8 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use crate::hash::{lower8, name_hash, Seeded};
 use super::records::{Attempts, RetransmissionKind, Transaction};
+use crate::hash::{lower8, name_hash, Seeded};
 use crate::types::{Msg, QName, Time, Transport};
 
 /// Every index of the matcher is a hash map with this (seeded) hasher.
@@ -365,7 +365,9 @@ impl Query {
     }
 
     fn rare_mut(&self) -> RefMut<'_, Rare> {
-        RefMut::map(self.rare.borrow_mut(), |r| &mut **r.get_or_insert_with(Box::default))
+        RefMut::map(self.rare.borrow_mut(), |r| {
+            &mut **r.get_or_insert_with(Box::default)
+        })
     }
 
     fn rare<T>(&self, f: impl FnOnce(&Rare) -> T) -> Option<T> {

@@ -29,7 +29,10 @@ pub struct Classes {
 
 impl Classes {
     pub fn new(py: Python<'_>) -> PyResult<Classes> {
-        let message = py.import("pcapdns.dns.message")?.getattr("Message")?.unbind();
+        let message = py
+            .import("pcapdns.dns.message")?
+            .getattr("Message")?
+            .unbind();
         let records = py.import("pcapdns.match.records")?;
         Ok(Classes {
             message,
@@ -83,7 +86,11 @@ impl Classes {
             m.qclass.into_pyobject(py)?.into_any().unbind(),
             PyBytes::new(py, &m.data).into_any().unbind(),
         ];
-        Ok(self.message.bind(py).call1(PyTuple::new(py, args)?)?.unbind())
+        Ok(self
+            .message
+            .bind(py)
+            .call1(PyTuple::new(py, args)?)?
+            .unbind())
     }
 
     pub fn transaction(&mut self, py: Python<'_>, t: &Transaction) -> PyResult<Py<PyAny>> {
@@ -101,7 +108,10 @@ impl Classes {
             response.into_pyobject(py)?.unbind(),
             t.lookup_id.into_pyobject(py)?.into_any().unbind(),
             t.attempt.into_pyobject(py)?.into_any().unbind(),
-            t.retransmission.map(|k| k.as_str()).into_pyobject(py)?.unbind(),
+            t.retransmission
+                .map(|k| k.as_str())
+                .into_pyobject(py)?
+                .unbind(),
             t.fanout_of.into_pyobject(py)?.unbind(),
             t.tc_followed_by_tcp.into_pyobject(py)?.unbind(),
             t.tc_next_query_frame.into_pyobject(py)?.unbind(),
@@ -115,7 +125,11 @@ impl Classes {
             pair.into_pyobject(py)?.unbind(),
             pybool(py, t.tcp_fallback),
         ];
-        Ok(self.transaction.bind(py).call1(PyTuple::new(py, args)?)?.unbind())
+        Ok(self
+            .transaction
+            .bind(py)
+            .call1(PyTuple::new(py, args)?)?
+            .unbind())
     }
 
     pub fn lookup(&mut self, py: Python<'_>, l: &Lookup) -> PyResult<Py<PyAny>> {
@@ -153,5 +167,8 @@ impl Classes {
 }
 
 fn pybool(py: Python<'_>, b: bool) -> Py<PyAny> {
-    pyo3::types::PyBool::new(py, b).to_owned().into_any().unbind()
+    pyo3::types::PyBool::new(py, b)
+        .to_owned()
+        .into_any()
+        .unbind()
 }

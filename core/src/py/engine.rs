@@ -168,8 +168,8 @@ impl Engine {
     ) -> PyResult<Engine> {
         let cfg = config_from(config)?;
         let facts: Py<Facts> = collector.getattr("facts")?.extract()?;
-        let inner = engine::Engine::open(&paths, cfg, kept.is_some())
-            .map_err(|e| input_error(py, e))?;
+        let inner =
+            engine::Engine::open(&paths, cfg, kept.is_some()).map_err(|e| input_error(py, e))?;
         Ok(Engine {
             inner,
             classes: Classes::new(py)?,
@@ -197,7 +197,10 @@ impl Engine {
         let mut left = max_records;
         loop {
             let n = left.min(engine::CHUNK_RECORDS);
-            let more = self.inner.step(n, &mut self.events).map_err(|e| input_error(py, e))?;
+            let more = self
+                .inner
+                .step(n, &mut self.events)
+                .map_err(|e| input_error(py, e))?;
             self.deliver(py)?;
             left -= n;
             if !more || left == 0 {
@@ -208,7 +211,9 @@ impl Engine {
 
     /// The capture ended at `end`: everything still in flight, closed and handed over.
     fn finish(&mut self, py: Python<'_>, end: Option<f64>) -> PyResult<()> {
-        self.inner.finish(end, &mut self.events).map_err(|e| input_error(py, e))?;
+        self.inner
+            .finish(end, &mut self.events)
+            .map_err(|e| input_error(py, e))?;
         self.deliver(py)
     }
 
@@ -239,8 +244,25 @@ impl Engine {
         let out = PyList::empty(py);
         for f in self.inner.reader.files() {
             let d = PyDict::new(py);
-            fields!(py, d, f, [path, size, format, gzip, link_types, packets, first_time,
-                               last_time, truncated, warnings, bytes_read, bad_timestamps]);
+            fields!(
+                py,
+                d,
+                f,
+                [
+                    path,
+                    size,
+                    format,
+                    gzip,
+                    link_types,
+                    packets,
+                    first_time,
+                    last_time,
+                    truncated,
+                    warnings,
+                    bytes_read,
+                    bad_timestamps
+                ]
+            );
             let names = PyDict::new(py);
             for (k, v) in &f.interface_names {
                 names.set_item(k, v)?;
@@ -267,12 +289,28 @@ impl Engine {
 
         let s = &e.decoder.stats;
         let dec = PyDict::new(py);
-        fields!(py, dec, s, [non_ip, not_dns, bad_ip, fragments, icmp_errors]);
+        fields!(
+            py,
+            dec,
+            s,
+            [non_ip, not_dns, bad_ip, fragments, icmp_errors]
+        );
         d.set_item("decode", dec)?;
         let t = &e.decoder.tcp.stats;
         let tcp = PyDict::new(py);
-        fields!(py, tcp, t, [gaps, unframed_bytes, incomplete_messages, empty_messages,
-                             evicted_flows, evicted_bytes]);
+        fields!(
+            py,
+            tcp,
+            t,
+            [
+                gaps,
+                unframed_bytes,
+                incomplete_messages,
+                empty_messages,
+                evicted_flows,
+                evicted_bytes
+            ]
+        );
         d.set_item("tcp", tcp)?;
         let f = &e.decoder.fragments;
         let frag = PyDict::new(py);
@@ -281,15 +319,41 @@ impl Engine {
 
         let m = &e.matcher.stats;
         let ms = PyDict::new(py);
-        fields!(py, ms, m, [
-            queries, queries_udp, queries_tcp, responses, answered_queries,
-            unanswered_queries, unsolicited_responses, responses_before_capture,
-            continuation_responses, retransmissions, tcp_fallback_queries, parallel_lookups,
-            lookups, failed_lookups, lookups_open_at_end, lookups_failed, lookups_failed_late,
-            tc_responses, tc_followed_by_tcp, tc_without_tcp_retry, tc_open_at_end,
-            a_aaaa_pairs, a_aaaa_same_port_concurrent, a_aaaa_race_lost, fanout_groups,
-            icmp_errors, evicted, closed_early,
-        ]);
+        fields!(
+            py,
+            ms,
+            m,
+            [
+                queries,
+                queries_udp,
+                queries_tcp,
+                responses,
+                answered_queries,
+                unanswered_queries,
+                unsolicited_responses,
+                responses_before_capture,
+                continuation_responses,
+                retransmissions,
+                tcp_fallback_queries,
+                parallel_lookups,
+                lookups,
+                failed_lookups,
+                lookups_open_at_end,
+                lookups_failed,
+                lookups_failed_late,
+                tc_responses,
+                tc_followed_by_tcp,
+                tc_without_tcp_retry,
+                tc_open_at_end,
+                a_aaaa_pairs,
+                a_aaaa_same_port_concurrent,
+                a_aaaa_race_lost,
+                fanout_groups,
+                icmp_errors,
+                evicted,
+                closed_early,
+            ]
+        );
         let rcodes = PyDict::new(py);
         for (name, n) in &m.rcodes {
             rcodes.set_item(name, n)?;
@@ -321,8 +385,20 @@ impl Engine {
         let servers = PyList::empty(py);
         for (key, row) in tl.breakdown.servers.items() {
             let r = PyDict::new(py);
-            fields!(py, r, row, [lookups, answered, failed, retransmissions, servfail,
-                                 nxdomain, refused]);
+            fields!(
+                py,
+                r,
+                row,
+                [
+                    lookups,
+                    answered,
+                    failed,
+                    retransmissions,
+                    servfail,
+                    nxdomain,
+                    refused
+                ]
+            );
             let lh = &row.latency;
             r.set_item("latency", (lh.raw(), lh.n, lh.max))?;
             servers.append((key, r))?;
@@ -330,15 +406,36 @@ impl Engine {
         let clients = PyList::empty(py);
         for (key, row) in tl.breakdown.clients.items() {
             let r = PyDict::new(py);
-            fields!(py, r, row, [lookups, answered, failed, retransmissions, race_lost,
-                                 servfail, nxdomain, refused, max_latency]);
+            fields!(
+                py,
+                r,
+                row,
+                [
+                    lookups,
+                    answered,
+                    failed,
+                    retransmissions,
+                    race_lost,
+                    servfail,
+                    nxdomain,
+                    refused,
+                    max_latency
+                ]
+            );
             clients.append((key, r))?;
         }
         d.set_item("breakdown", (servers, clients))?;
         let (start, step, queries, failed) = tl.timeline.series();
         d.set_item(
             "timeline",
-            (start, step, queries, failed, tl.timeline.first, tl.timeline.last),
+            (
+                start,
+                step,
+                queries,
+                failed,
+                tl.timeline.first,
+                tl.timeline.last,
+            ),
         )?;
         Ok(d.unbind())
     }

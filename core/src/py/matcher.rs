@@ -139,12 +139,33 @@ fn stats_object(py: Python<'_>, m: &MatchStats) -> PyResult<Py<PyAny>> {
         }};
     }
     put!(
-        queries, queries_udp, queries_tcp, responses, answered_queries, unanswered_queries,
-        unsolicited_responses, responses_before_capture, continuation_responses,
-        retransmissions, tcp_fallback_queries, parallel_lookups, lookups, failed_lookups,
-        lookups_open_at_end, lookups_failed, lookups_failed_late, tc_responses,
-        tc_followed_by_tcp, tc_without_tcp_retry, tc_open_at_end, a_aaaa_pairs,
-        a_aaaa_same_port_concurrent, a_aaaa_race_lost, fanout_groups, icmp_errors, evicted,
+        queries,
+        queries_udp,
+        queries_tcp,
+        responses,
+        answered_queries,
+        unanswered_queries,
+        unsolicited_responses,
+        responses_before_capture,
+        continuation_responses,
+        retransmissions,
+        tcp_fallback_queries,
+        parallel_lookups,
+        lookups,
+        failed_lookups,
+        lookups_open_at_end,
+        lookups_failed,
+        lookups_failed_late,
+        tc_responses,
+        tc_followed_by_tcp,
+        tc_without_tcp_retry,
+        tc_open_at_end,
+        a_aaaa_pairs,
+        a_aaaa_same_port_concurrent,
+        a_aaaa_race_lost,
+        fanout_groups,
+        icmp_errors,
+        evicted,
         closed_early,
     );
     let rcodes = PyDict::new(py);
@@ -196,7 +217,10 @@ impl Matcher {
         let reporter: String = get!("reporter");
         let src: String = get!("src");
         let dst: String = get!("dst");
-        let data: Vec<u8> = e.getattr("data")?.extract::<std::borrow::Cow<[u8]>>()?.into_owned();
+        let data: Vec<u8> = e
+            .getattr("data")?
+            .extract::<std::borrow::Cow<[u8]>>()?
+            .into_owned();
         let quote = IcmpQuote {
             frame: get!("frame"),
             time: get!("time"),

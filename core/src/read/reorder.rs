@@ -242,7 +242,10 @@ impl TimeOrder {
             return;
         }
         self.until_warm = WARM;
-        for h in self.run.range(WARM.min(self.run.len())..(2 * WARM).min(self.run.len())) {
+        for h in self
+            .run
+            .range(WARM.min(self.run.len())..(2 * WARM).min(self.run.len()))
+        {
             std::hint::black_box((h.data.first().copied(), h.data.get(64).copied()));
         }
     }

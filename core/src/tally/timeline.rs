@@ -422,8 +422,20 @@ mod tests {
         let mut tl = Timeline::default();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let times = [
-            0.0, -0.0, 0.0999, 0.1, -0.1, -0.05, 1.7e9, 1.7e9 + 0.05, 1.7e9 + 0.1, -9.2e15,
-            9.2e15, 8.9e15, -8.9e15, 4.5e15,
+            0.0,
+            -0.0,
+            0.0999,
+            0.1,
+            -0.1,
+            -0.05,
+            1.7e9,
+            1.7e9 + 0.05,
+            1.7e9 + 0.1,
+            -9.2e15,
+            9.2e15,
+            8.9e15,
+            -8.9e15,
+            4.5e15,
         ];
         for level in [0, 3, 13, 20] {
             tl.level = level;
@@ -434,7 +446,11 @@ mod tests {
                 x ^= x << 17;
                 let base = times[(x % times.len() as u64) as usize];
                 let t = base + (x >> 40) as f64 * 1e-4 - 800.0;
-                assert_eq!(tl.bucket_number(t), bucket_number(t, tl.step), "{t} {level}");
+                assert_eq!(
+                    tl.bucket_number(t),
+                    bucket_number(t, tl.step),
+                    "{t} {level}"
+                );
             }
         }
     }
