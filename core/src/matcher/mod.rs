@@ -216,7 +216,7 @@ impl Matcher {
     }
 
     fn icmp_orphan(&mut self, e: &IcmpQuote, reason: &str) {
-        self.out.push(Event::Orphan(Orphan {
+        self.out.push(Event::Orphan(Box::new(Orphan {
             kind: OrphanKind::IcmpUnmatched,
             message: None,
             frame: e.frame,
@@ -232,7 +232,7 @@ impl Matcher {
                 addr_text(&e.reporter),
                 reason
             ),
-        }));
+        })));
     }
 
     // -- queries -------------------------------------------------------------------------
@@ -495,7 +495,7 @@ impl Matcher {
                 return;
             }
             self.stats.unsolicited_responses += 1;
-            self.out.push(Event::Orphan(Orphan {
+            self.out.push(Event::Orphan(Box::new(Orphan {
                 kind: OrphanKind::UnsolicitedResponse,
                 message: Some(m.clone()),
                 frame: m.frame,
@@ -505,7 +505,7 @@ impl Matcher {
                 qname: m.qname.as_deref().unwrap_or("").to_string(),
                 qtype: m.qtype,
                 reason: "no query in flight with this client port, ID and question".to_string(),
-            }));
+            })));
             return;
         };
         q.set_response(m.clone());

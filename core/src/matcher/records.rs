@@ -262,5 +262,6 @@ pub struct Orphan {
 #[derive(Clone, Debug)]
 pub enum Event {
     Lookup(Lookup),
-    Orphan(Orphan),
+    /// Boxed: orphans are few and larger than a lookup, which every event would pay for.
+    Orphan(Box<Orphan>),
 }
