@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use pcapdns_core::config::Config;
 use pcapdns_core::engine::{Engine, CHUNK_RECORDS};
+use pcapdns_core::matcher::Settlement;
 
 fn main() {
     let paths: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +32,7 @@ fn main() {
         }
     }
     engine.finish(None, &mut out).expect("readable input");
+    engine.settle_all(&mut out, |_| Settlement::default());
     lookups += out.len();
     let secs = started.elapsed().as_secs_f64();
     let records = engine.reader.records();

@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 
 use pcapdns_core::config::Config;
 use pcapdns_core::engine::Engine;
-use pcapdns_core::matcher::{Event, Transaction};
+use pcapdns_core::matcher::{Event, Settlement, Transaction};
 use pcapdns_core::types::Message;
 
 fn msg(out: &mut String, m: &Message) {
@@ -132,6 +132,7 @@ fn main() {
         }
     }
     engine.finish(None, &mut events).expect("readable input");
+    engine.settle_all(&mut events, |_| Settlement::default());
     flush(&mut events, &mut w);
 
     let e = &engine;

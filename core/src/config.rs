@@ -7,7 +7,6 @@ use crate::types::Time;
 pub struct Config {
     /// UDP/TCP ports that carry DNS.
     pub ports: Vec<u16>,
-    pub timeout: Time,
     pub slow: Time,
     pub reorder_window: Time,
     pub duplicate_window: Time,
@@ -32,7 +31,6 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             ports: vec![53],
-            timeout: 5.0,
             slow: 1.0,
             reorder_window: 0.5,
             duplicate_window: 0.050,

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::decode::{FrameDecoder, PayloadRef, Sink};
 use crate::dedupe::Deduplicator;
 use crate::dns;
-use crate::matcher::{Event, Lookup, Matcher};
+use crate::matcher::{Event, Lookup, Matcher, Settlement};
 use crate::read::{open_inputs, InputError, Reader};
 use crate::tally::{LookupFacts, Tallies};
 use crate::types::{IcmpQuote, Record};
@@ -112,7 +112,8 @@ impl Engine {
     }
 
     /// Read and process up to `max_records` records; closed lookups and orphans are
-    /// appended to `out` (each lookup already tallied). Returns false once the input is
+    /// appended to `out` (each lookup already tallied; only `finish` emits lookups that
+    /// need the policy's decisions, see `settle`). Returns false once the input is
     /// exhausted (the decoder's buffers are flushed then), and the error that stopped
     /// reading, if one did (a file that became unreadable, an unsupported link type met
     /// after a file's first packet).
@@ -178,9 +179,37 @@ impl Engine {
         let mut times: Vec<f64> = Vec::new();
         for ev in &out[start..] {
             if let Event::Lookup(lookup) = ev {
+                if lookup.needs_policy() {
+                    continue; // tallied by `settle`
+                }
                 times.clear();
                 times.extend(lookup.attempts.iter().map(|t| t.query.time));
                 self.tallies.lookup(&facts(lookup, &times));
+            }
+        }
+    }
+
+    /// Record the policy's decisions about `lookup`, one the end of the capture left open
+    /// (`Lookup::needs_policy`; `finish` emits them untallied), then count and tally it.
+    /// The core decides nothing that `--timeout` governs: pcapdns/policy.py does, from
+    /// the lookup's facts.
+    pub fn settle(&mut self, lookup: &mut Lookup, s: &Settlement) {
+        self.matcher.settle(lookup, s);
+        let times: Vec<f64> = lookup.attempts.iter().map(|t| t.query.time).collect();
+        self.tallies.lookup(&facts(lookup, &times));
+    }
+
+    /// `settle` every lookup of `events` that needs it, with the decisions `policy` makes
+    /// (for callers without the Python policy: tools, benchmarks, the fuzz target and tests;
+    /// `Settlement::default()` takes the facts as stated: nothing still open, every race
+    /// lost).
+    pub fn settle_all(&mut self, events: &mut [Event], policy: impl Fn(&Lookup) -> Settlement) {
+        for ev in events {
+            if let Event::Lookup(lookup) = ev {
+                if lookup.needs_policy() {
+                    let s = policy(lookup);
+                    self.settle(lookup, &s);
+                }
             }
         }
     }

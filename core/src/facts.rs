@@ -316,9 +316,10 @@ enum Place {
 
 fn place(client: IpAddr, port: u16, server: IpAddr) -> Place {
     match (client, server) {
-        (IpAddr::V4(c), IpAddr::V4(s)) => {
-            Place::V4(((u64::from(c.to_bits()) << 32) | u64::from(s.to_bits()), port))
-        }
+        (IpAddr::V4(c), IpAddr::V4(s)) => Place::V4((
+            (u64::from(c.to_bits()) << 32) | u64::from(s.to_bits()),
+            port,
+        )),
         _ => Place::Other((client, port, server)),
     }
 }

@@ -72,6 +72,9 @@ class Transaction(NamedTuple):
     #: a TC=1 answer over UDP (for this question or for its A/AAAA partner: glibc re-asks
     #: both). It is an attempt of the same lookup, not a retransmission.
     tcp_fallback: bool = False
+    #: With ``pair_race_lost``: whether the client sent the lost query again (it had given
+    #: up on it, so the race stands however soon the capture ended).
+    pair_lost_retried: bool = False
 
     @property
     def answered(self) -> bool:
@@ -101,7 +104,11 @@ class Lookup(NamedTuple):
     #: True when the lookup failed but the capture ended before the client's wait after its
     #: last attempt was over (less than ``timeout``, and less than the gap the client left
     #: between its own attempts): it may still have been answered after the capture stopped.
+    #: Decided by pcapdns.policy from ``end`` and the attempts.
     open_at_end: bool
+    #: The capture's end, when the lookup was still in flight then; None when it was closed
+    #: while the capture went on.
+    end: float | None = None
 
     @property
     def first(self) -> Message:

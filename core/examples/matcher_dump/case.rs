@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use pcapdns_core::config::Config;
-use pcapdns_core::matcher::{Event, Lookup, MatchStats, Matcher, Orphan, Transaction};
+use pcapdns_core::matcher::{Event, Lookup, MatchStats, Matcher, Orphan, Settlement, Transaction};
 use pcapdns_core::types::{IcmpQuote, Message, Msg, Transport};
 use serde_json::{json, Value};
 
@@ -25,6 +25,8 @@ pub enum Input {
 pub struct Case {
     pub name: String,
     pub configs: Vec<Config>,
+    /// Per run, the `timeout` the policy decided with (the core does not read it).
+    pub timeouts: Vec<f64>,
     pub inputs: Vec<Input>,
     /// Per run, the output lines the Python matcher wrote, in order.
     pub expected: Vec<Vec<Value>>,
@@ -112,12 +114,12 @@ fn icmp(v: &Value) -> Result<IcmpQuote, String> {
     })
 }
 
-fn config(v: &Value) -> Result<Config, String> {
+fn config(v: &Value) -> Result<(Config, f64), String> {
     let mut c = Config::default();
     let get = |k: &str| v.get(k).ok_or_else(|| format!("config has no {k}"));
     let fl =
         |k: &str| -> Result<f64, String> { float(get(k)?)?.ok_or_else(|| format!("{k} null")) };
-    c.timeout = fl("timeout")?;
+    let timeout = fl("timeout")?;
     c.retransmission_window = fl("retransmission_window")?;
     c.retransmission_min_gap = fl("retransmission_min_gap")?;
     c.tc_fallback_window = fl("tc_fallback_window")?;
@@ -129,13 +131,72 @@ fn config(v: &Value) -> Result<Config, String> {
     c.max_in_flight = int(get("max_in_flight")?)? as usize;
     c.max_in_flight_bytes = int(get("max_in_flight_bytes")?)? as usize;
     c.max_lingering = int(get("max_lingering")?)? as usize;
-    Ok(c)
+    Ok((c, timeout))
+}
+
+/// The decisions the former matcher made about lookups the capture's end left open, which
+/// the fixtures hold: the rules of pcapdns/policy.py (`settle`), restated to check that the
+/// facts the core states are the ones they need.
+pub fn fixture_policy(lk: &Lookup, timeout: f64) -> Settlement {
+    let Some(end) = lk.end else {
+        return Settlement::default();
+    };
+    let races_undone = lk
+        .attempts
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.pair_race_lost && !t.pair_lost_retried)
+        .filter(|(_, t)| {
+            let lost = match (&t.response, &t.pair_transaction) {
+                (None, _) => &t.query,
+                (Some(_), Some(p)) => &p.query,
+                (Some(_), None) => return false,
+            };
+            end - lost.time < timeout
+        })
+        .map(|(i, _)| i)
+        .collect();
+    Settlement {
+        open_at_end: lk.answer.is_none() && may_still_wait(end, timeout, lk),
+        races_undone,
+    }
+}
+
+/// pcapdns/policy.py `may_still_wait`.
+fn may_still_wait(end: f64, timeout: f64, lk: &Lookup) -> bool {
+    let Some(last) = lk.attempts.last() else {
+        return false;
+    };
+    let since = end - last.query.time;
+    if since >= timeout {
+        return false;
+    }
+    if let Some(r) = lk
+        .attempts
+        .iter()
+        .rev()
+        .find(|t| t.retransmission.is_some())
+    {
+        let lt = r.query.time;
+        let before = lk
+            .attempts
+            .iter()
+            .rev()
+            .find(|t| t.query.time <= lt && !Rc::ptr_eq(t, r));
+        if let Some(b) = before {
+            if since >= lt - b.query.time {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 pub fn parse_case(text: &str) -> Result<Case, String> {
     let mut case = Case {
         name: String::new(),
         configs: vec![],
+        timeouts: vec![],
         inputs: vec![],
         expected: vec![],
     };
@@ -149,7 +210,9 @@ pub fn parse_case(text: &str) -> Result<Case, String> {
         match tag {
             "case" => case.name = at(1)?.as_str().unwrap_or("").to_string(),
             "config" => {
-                case.configs.push(config(at(2)?)?);
+                let (c, timeout) = config(at(2)?)?;
+                case.configs.push(c);
+                case.timeouts.push(timeout);
                 case.expected.push(vec![]);
             }
             "s" => case.inputs.push(Input::Start(float(at(1)?)?)),
@@ -325,7 +388,16 @@ pub fn run(case: &Case, k: usize) -> Vec<Value> {
             Input::Icmp(e) => m.icmp(e),
             Input::Finish(end) => m.finish(*end),
         }
+        let start = events.len();
         m.drain(&mut events);
+        for e in &mut events[start..] {
+            if let Event::Lookup(lk) = e {
+                if lk.needs_policy() {
+                    let s = fixture_policy(lk, case.timeouts[k]);
+                    m.settle(lk, &s);
+                }
+            }
+        }
     }
     let mut out: Vec<Value> = events
         .iter()

@@ -7,6 +7,7 @@ use std::io::Write;
 use libfuzzer_sys::fuzz_target;
 use pcapdns_core::config::Config;
 use pcapdns_core::engine::Engine;
+use pcapdns_core::matcher::Settlement;
 
 fuzz_target!(|data: &[u8]| {
     // The reader takes paths (it streams files of any size); each input becomes a file in
@@ -31,9 +32,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(steps < 1_000_000, "the input ends");
         }
         if engine.finish(None, &mut out).is_ok() {
+            // Both ends of what the policy may decide.
+            let open = |l: &pcapdns_core::matcher::Lookup| Settlement {
+                open_at_end: true,
+                races_undone: (0..l.attempts.len()).collect(),
+            };
+            engine.settle_all(&mut out, open);
             // The counters agree with each other whatever the input.
             let m = &engine.matcher.stats;
             assert!(m.lookups_failed <= m.lookups && m.failed_lookups <= m.lookups);
+            assert!(m.lookups_open_at_end <= m.failed_lookups);
+            assert!(m.a_aaaa_race_lost <= m.a_aaaa_same_port_concurrent);
             assert!(engine.tallies.latency.n <= m.lookups);
         }
     }

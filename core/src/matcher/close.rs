@@ -10,8 +10,8 @@ use std::rc::Rc;
 
 use super::records::{Event, Lookup, Transaction};
 use super::state::{
-    clear_fans, drop_held, expire_fans, waiting_newest, IdKey, Map, PendingToKey, Query, TcKey,
-    NONE,
+    clear_fans, drop_held, expire_fans, waiting_newest, IdKey, Map, MatchStats, PendingToKey,
+    Query, TcKey, NONE,
 };
 use super::{group_key, pending_key, Matcher, QUERY_BYTES, RESPONSE_BYTES};
 use crate::types::{Time, Transport, TC};
@@ -213,6 +213,7 @@ impl Matcher {
         }
         let mut concurrent = false;
         let mut race = false;
+        let mut lost_retried = false;
         let mut pair_answered = None;
         let mut pair_response_frame = None;
         let mut pair_transaction = None;
@@ -230,20 +231,14 @@ impl Matcher {
                 if concurrent {
                     self.stats.a_aaaa_same_port_concurrent += 1;
                     race = a_resp.is_none() == aaaa.answered();
-                    let lost = if a_resp.is_none() { a } else { aaaa };
-                    if race
-                        && !lost.retried.get()
-                        && self
-                            .at_end
-                            .is_some_and(|end| end - lost.msg.time < self.cfg.timeout)
-                    {
-                        // Its answer may have come after the capture stopped. A retry of
-                        // the lost query shows the client gave up on it: that race is
-                        // decided.
-                        race = false;
-                    }
                     if race {
-                        self.stats.a_aaaa_race_lost += 1;
+                        let lost = if a_resp.is_none() { a } else { aaaa };
+                        lost_retried = lost.retried.get();
+                        // A race cut by the end of the capture, its lost query not retried,
+                        // is counted once the policy has decided it (`settle`).
+                        if lost_retried || self.at_end.is_none() {
+                            self.stats.a_aaaa_race_lost += 1;
+                        }
                     }
                 }
                 *other.pair.borrow_mut() = None; // break the cycle; both are closed
@@ -268,6 +263,7 @@ impl Matcher {
             pair_frame: other.as_ref().map(|o| o.msg.frame),
             pair_concurrent: concurrent,
             pair_race_lost: race,
+            pair_lost_retried: lost_retried,
             pair_answered,
             icmp_frames,
             late_icmp_frames,
@@ -303,27 +299,18 @@ impl Matcher {
         self.free.push(gi);
         let st = &mut self.stats;
         st.lookups += 1;
-        let mut open_at_end = false;
         if answer.is_none() {
             st.failed_lookups += 1;
-            if let Some(end) = self.at_end {
-                if may_still_wait(end, self.cfg.timeout, &attempts) {
-                    open_at_end = true;
-                    st.lookups_open_at_end += 1;
-                }
-            }
         }
         let lookup = Lookup {
             id,
             attempts,
             answer,
-            open_at_end,
+            end: self.at_end,
+            open_at_end: false,
         };
-        if lookup.failed() {
-            st.lookups_failed += 1;
-            if answer.is_some() {
-                st.lookups_failed_late += 1;
-            }
+        if !lookup.needs_policy() {
+            count_failed(st, &lookup);
         }
         self.out.push(Event::Lookup(lookup));
     }
@@ -439,29 +426,48 @@ fn usable_answer(attempts: &[Rc<Transaction>]) -> Option<usize> {
     earliest(true).or_else(|| earliest(false))
 }
 
-/// Whether the client may still have been waiting for an answer when the capture ended:
-/// less than `timeout` had passed since its last attempt, and less than the wait it showed
-/// itself between its last two attempts. SREs stop a capture right after the failure they
-/// reproduced, and a client with `options timeout:1` gives up long before the default 5 s.
-fn may_still_wait(at_end: Time, timeout: Time, attempts: &[Rc<Transaction>]) -> bool {
-    let Some(last_attempt) = attempts.last() else {
-        return false;
-    };
-    let since = at_end - last_attempt.query.time;
-    if since >= timeout {
-        return false;
-    }
-    if let Some(last) = attempts.iter().rev().find(|t| t.retransmission.is_some()) {
-        let lt = last.query.time;
-        let before = attempts
-            .iter()
-            .rev()
-            .find(|t| t.query.time <= lt && !Rc::ptr_eq(t, last));
-        if let Some(b) = before {
-            if since >= lt - b.query.time {
-                return false;
-            }
+/// Count `lookup` among the failed ones if it failed (its policy decisions made).
+fn count_failed(st: &mut MatchStats, lookup: &Lookup) {
+    if lookup.failed() {
+        st.lookups_failed += 1;
+        if lookup.answered() {
+            st.lookups_failed_late += 1;
         }
     }
-    true
+}
+
+/// The policy's decisions about a lookup the end of the capture left open
+/// (`Lookup::needs_policy`), made by pcapdns/policy.py from the lookup's facts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settlement {
+    /// The lookup failed, but the client may still have been waiting when the capture
+    /// ended.
+    pub open_at_end: bool,
+    /// Attempts (indexes) holding a race the policy found undecided too: the lost query's
+    /// answer may have come after the capture stopped, so it is no race lost.
+    pub races_undone: Vec<usize>,
+}
+
+impl Matcher {
+    /// Record the policy's decisions about `lookup` (one that `needs_policy`) and count it:
+    /// still open or failed, and its races lost.
+    pub fn settle(&mut self, lookup: &mut Lookup, s: &Settlement) {
+        lookup.open_at_end = s.open_at_end && lookup.answer.is_none();
+        let mut undecided = lookup.undecided_races();
+        for &i in &s.races_undone {
+            if let Some(t) = lookup.attempts.get_mut(i) {
+                if t.pair_race_lost && !t.pair_lost_retried && lookup.end.is_some() {
+                    // Copied if shared: the record goes on as the policy decided it.
+                    Rc::make_mut(t).pair_race_lost = false;
+                    undecided -= 1;
+                }
+            }
+        }
+        let st = &mut self.stats;
+        if lookup.open_at_end {
+            st.lookups_open_at_end += 1;
+        }
+        st.a_aaaa_race_lost += u64::from(undecided);
+        count_failed(st, lookup);
+    }
 }

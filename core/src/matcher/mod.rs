@@ -53,6 +53,7 @@ use crate::config::Config;
 use crate::hash::Seeded;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
 use close::close_early;
+pub use close::Settlement;
 pub use records::{Attempts, Event, Lookup, Orphan, OrphanKind, RetransmissionKind, Transaction};
 pub use state::MatchStats;
 use state::{

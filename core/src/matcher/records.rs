@@ -72,8 +72,13 @@ pub struct Transaction {
     /// then are both outcomes known; false on the other member.
     pub pair_concurrent: bool,
     /// On the member closed last of a concurrent pair: true when exactly one of the two was
-    /// unanswered (the conntrack race).
+    /// unanswered (the conntrack race). When the capture ended before the client could
+    /// have given up on the lost query, whether it stands is the policy's to decide
+    /// (`Lookup::needs_policy`).
     pub pair_race_lost: bool,
+    /// With `pair_race_lost`: whether the client sent the lost query again (then it had
+    /// given up on it: the race stands whenever the capture ended).
+    pub pair_lost_retried: bool,
     /// On the member closed last: whether the other query of the pair was answered.
     pub pair_answered: Option<bool>,
     /// Frames of ICMP destination-unreachable errors quoting this query or its response.
@@ -121,8 +126,13 @@ pub struct Lookup {
     /// client bounced (ICMP port unreachable); failing those, the earliest response; None
     /// when no attempt was answered.
     pub answer: Option<usize>,
-    /// True when the lookup failed but the capture ended before the client's wait after
-    /// its last attempt was over: it may still have been answered after the capture stopped.
+    /// The capture's end, when the lookup was still in flight then (closed by the
+    /// matcher's `finish`); None for a lookup closed while the capture went on.
+    pub end: Option<Time>,
+    /// What the policy (pcapdns/policy.py) decided: the lookup failed, but the capture
+    /// ended before the client's wait after its last attempt was over, so it may still
+    /// have been answered. The matcher states only the facts (`end`, the attempts); false
+    /// until `Matcher::settle` records the decision.
     pub open_at_end: bool,
 }
 
@@ -138,6 +148,27 @@ impl Lookup {
 
     pub fn answered(&self) -> bool {
         self.answer.is_some()
+    }
+
+    /// Whether what the lookup means depends on the policy: the capture ended while it
+    /// was in flight, and no attempt was answered (a timeout, or still open) or it holds
+    /// an A/AAAA race whose lost query the client had not given up on yet. Such a lookup
+    /// is neither counted nor tallied until `Engine::settle` (or `Matcher::settle`) is
+    /// given the policy's decision.
+    pub fn needs_policy(&self) -> bool {
+        self.end.is_some() && (self.answer.is_none() || self.undecided_races() > 0)
+    }
+
+    /// Attempts holding a lost A/AAAA race that the end of the capture leaves open to the
+    /// policy (see `Transaction::pair_lost_retried`).
+    pub fn undecided_races(&self) -> u32 {
+        if self.end.is_none() {
+            return 0;
+        }
+        self.attempts
+            .iter()
+            .filter(|t| t.pair_race_lost && !t.pair_lost_retried)
+            .count() as u32
     }
 
     /// The capture saw this lookup fail: no attempt was answered and the client's wait

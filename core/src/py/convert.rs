@@ -103,7 +103,7 @@ impl Classes {
             Some(p) => Some(self.transaction(py, p)?),
             None => None,
         };
-        let args: [Py<PyAny>; 17] = [
+        let args: [Py<PyAny>; 18] = [
             query,
             response.into_pyobject(py)?.unbind(),
             t.lookup_id.into_pyobject(py)?.into_any().unbind(),
@@ -124,6 +124,7 @@ impl Classes {
             t.pair_response_frame.into_pyobject(py)?.unbind(),
             pair.into_pyobject(py)?.unbind(),
             pybool(py, t.tcp_fallback),
+            pybool(py, t.pair_lost_retried),
         ];
         Ok(self
             .transaction
@@ -142,7 +143,13 @@ impl Classes {
             Some(i) if i < attempts.len() => attempts[i].clone_ref(py),
             _ => py.None(),
         };
-        let args = (l.id, PyTuple::new(py, attempts)?, answer, l.open_at_end);
+        let args = (
+            l.id,
+            PyTuple::new(py, attempts)?,
+            answer,
+            l.open_at_end,
+            l.end,
+        );
         Ok(self.lookup.bind(py).call1(args)?.unbind())
     }
 

@@ -11,6 +11,7 @@ use crate::read::{InputError, InputErrorKind};
 
 use super::convert::Classes;
 use super::facts::{decide, Facts};
+use super::policy::Policy;
 use crate::facts::{TICK, WATCHED};
 
 /// Put `obj.field` into `dict` under the field's name, for each field named.
@@ -41,6 +42,8 @@ pub struct Engine {
     /// Lookups closed, and those handed to the detectors.
     lookups: u64,
     handed: u64,
+    /// What the end of the capture leaves open, decided in Python.
+    policy: Policy,
 }
 
 pub(crate) fn config_from(cfg: &Bound<'_, PyAny>) -> PyResult<Config> {
@@ -54,7 +57,6 @@ pub(crate) fn config_from(cfg: &Bound<'_, PyAny>) -> PyResult<Config> {
     ports.sort_unstable();
     Ok(Config {
         ports,
-        timeout: get!(timeout),
         slow: get!(slow),
         reorder_window: get!(reorder_window),
         duplicate_window: get!(duplicate_window),
@@ -111,11 +113,19 @@ impl Engine {
     fn deliver_events(&mut self, py: Python<'_>, events: &mut Vec<Event>) -> PyResult<()> {
         for ev in events.drain(..) {
             match ev {
-                Event::Lookup(l) => {
+                Event::Lookup(mut l) => {
                     self.lookups += 1;
                     let mut every_obj = None;
+                    if l.needs_policy() {
+                        let (obj, s) = self.policy.apply(py, &mut self.classes, &l)?;
+                        self.inner.settle(&mut l, &s);
+                        every_obj = Some(obj);
+                    }
                     if let Some(every) = &self.every {
-                        let obj = self.classes.lookup(py, &l)?;
+                        let obj = match every_obj {
+                            Some(obj) => obj,
+                            None => self.classes.lookup(py, &l)?,
+                        };
                         every.call1(py, (obj.clone_ref(py),))?;
                         every_obj = Some(obj);
                     }
@@ -185,6 +195,7 @@ impl Engine {
             },
             lookups: 0,
             handed: 0,
+            policy: Policy::new(py, config)?,
         })
     }
 

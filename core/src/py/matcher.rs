@@ -14,6 +14,7 @@ use crate::types::IcmpQuote;
 use super::convert::Classes;
 use super::dns::{address, message_from};
 use super::engine::config_from;
+use super::policy::Policy;
 
 /// Drops the copies of a DNS message captured more than once (core/src/dedupe.rs).
 #[pyclass(unsendable, module = "pcapdns._core")]
@@ -106,6 +107,8 @@ pub struct Matcher {
     classes: Classes,
     on_lookup: Py<PyAny>,
     on_orphan: Py<PyAny>,
+    /// What the end of the capture leaves open, decided in Python.
+    policy: Policy,
 }
 
 impl Matcher {
@@ -116,8 +119,14 @@ impl Matcher {
         self.inner.drain(&mut events);
         for ev in events {
             match ev {
-                Event::Lookup(l) => {
-                    let obj = self.classes.lookup(py, &l)?;
+                Event::Lookup(mut l) => {
+                    let obj = if l.needs_policy() {
+                        let (obj, s) = self.policy.apply(py, &mut self.classes, &l)?;
+                        self.inner.settle(&mut l, &s);
+                        obj
+                    } else {
+                        self.classes.lookup(py, &l)?
+                    };
                     self.on_lookup.call1(py, (obj,))?;
                 }
                 Event::Orphan(o) => {
@@ -197,6 +206,7 @@ impl Matcher {
             classes: Classes::new(py)?,
             on_lookup,
             on_orphan,
+            policy: Policy::new(py, config)?,
         })
     }
 

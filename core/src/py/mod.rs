@@ -14,6 +14,7 @@ mod dns;
 mod engine;
 mod facts;
 mod matcher;
+mod policy;
 mod rdata;
 mod read;
 
