@@ -6,6 +6,18 @@ use std::path::Path;
 use pcapdns_core::config::Config;
 use pcapdns_core::engine::Engine;
 use pcapdns_core::matcher::{Event, Lookup, Settlement};
+use pcapdns_core::tally::breakdown::ServerTally;
+
+/// A column of the per-server table, summed.
+fn server_sum(e: &Engine, column: impl Fn(&ServerTally) -> u64) -> u64 {
+    e.tallies
+        .breakdown
+        .servers
+        .rows()
+        .iter()
+        .map(|(_, s)| column(s))
+        .sum()
+}
 
 /// The sample whose musl lookup fails two seconds before the capture stopped.
 fn run(policy: impl Fn(&Lookup) -> Settlement) -> (Engine, usize) {
@@ -26,16 +38,8 @@ fn run(policy: impl Fn(&Lookup) -> Settlement) -> (Engine, usize) {
         .iter()
         .filter(|e| matches!(e, Event::Lookup(l) if l.needs_policy()))
         .count();
-    let before = engine
-        .tallies
-        .breakdown
-        .servers
-        .rows()
-        .iter()
-        .map(|(_, s)| s.lookups)
-        .sum::<u64>();
     assert_eq!(
-        before,
+        server_sum(&engine, |s| s.lookups),
         engine.matcher.stats.lookups - undecided as u64,
         "undecided lookups wait untallied"
     );
@@ -57,27 +61,12 @@ fn the_policy_decides_what_the_end_of_the_capture_leaves_open() {
         (0, n as u64)
     );
     assert_eq!(f.lookups_failed, o.lookups_failed + n as u64);
-    let failed_rows = |e: &Engine| {
-        e.tallies
-            .breakdown
-            .servers
-            .rows()
-            .iter()
-            .map(|(_, s)| s.failed)
-            .sum::<u64>()
-    };
-    assert_eq!(failed_rows(&failed), failed_rows(&open) + n as u64);
-    let lookups = |e: &Engine| {
-        e.tallies
-            .breakdown
-            .servers
-            .rows()
-            .iter()
-            .map(|(_, s)| s.lookups)
-            .sum::<u64>()
-    };
     assert_eq!(
-        lookups(&failed),
+        server_sum(&failed, |s| s.failed),
+        server_sum(&open, |s| s.failed) + n as u64
+    );
+    assert_eq!(
+        server_sum(&failed, |s| s.lookups),
         f.lookups,
         "every lookup tallied once settled"
     );
