@@ -13,11 +13,23 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 use crate::matcher::{Lookup, Orphan, Transaction};
 use crate::types::{addr_text, Message};
 
+/// The fields of pcapdns.dns.message.Message, pcapdns.match.records.Transaction and
+/// Lookup, in order.
+const MESSAGE_FIELDS: usize = 16;
+const TRANSACTION_FIELDS: usize = 18;
+const LOOKUP_FIELDS: usize = 5;
+
 /// Addresses kept as Python strings at most; past it the cache starts again.
 const MAX_ADDRS: usize = 1 << 16;
 
 /// The Python classes, looked up once.
+///
+/// Message, Transaction and Lookup are NamedTuples; an instance is made by `tuple.__new__`
+/// on the class with every field given, which skips the class's own `__new__` (Python code
+/// that takes keywords and defaults) and halves the cost of each record. `new` checks the
+/// field counts, so that a field added in Python and not here fails at once.
 pub struct Classes {
+    tuple_new: Py<PyAny>,
     message: Py<PyAny>,
     transaction: Py<PyAny>,
     lookup: Py<PyAny>,
@@ -34,15 +46,49 @@ impl Classes {
             .getattr("Message")?
             .unbind();
         let records = py.import("pcapdns.match.records")?;
+        let transaction = records.getattr("Transaction")?;
+        let lookup = records.getattr("Lookup")?;
+        for (class, fields) in [
+            (message.bind(py), MESSAGE_FIELDS),
+            (&transaction, TRANSACTION_FIELDS),
+            (&lookup, LOOKUP_FIELDS),
+        ] {
+            let n = class.getattr("_fields")?.len()?;
+            if n != fields {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "{} has {n} fields; the core fills in {fields}",
+                    class.getattr("__name__")?
+                )));
+            }
+        }
         Ok(Classes {
+            tuple_new: py
+                .import("builtins")?
+                .getattr("tuple")?
+                .getattr("__new__")?
+                .unbind(),
             message,
-            transaction: records.getattr("Transaction")?.unbind(),
-            lookup: records.getattr("Lookup")?.unbind(),
+            transaction: transaction.unbind(),
+            lookup: lookup.unbind(),
             orphan: records.getattr("Orphan")?.unbind(),
             udp: PyString::intern(py, "udp").unbind(),
             tcp: PyString::intern(py, "tcp").unbind(),
             addrs: HashMap::new(),
         })
+    }
+
+    /// An instance of the NamedTuple `class` holding `fields` (all of them, in order).
+    fn make(
+        &self,
+        py: Python<'_>,
+        class: &Py<PyAny>,
+        fields: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        Ok(self
+            .tuple_new
+            .bind(py)
+            .call1((class.bind(py), fields))?
+            .unbind())
     }
 
     fn addr(&mut self, py: Python<'_>, a: &IpAddr) -> Py<PyString> {
@@ -68,7 +114,7 @@ impl Classes {
             Some(q) => PyString::new(py, q).into_any().unbind(),
             None => py.None(),
         };
-        let args: [Py<PyAny>; 16] = [
+        let args: [Py<PyAny>; MESSAGE_FIELDS] = [
             m.frame.into_pyobject(py)?.into_any().unbind(),
             m.time.into_pyobject(py)?.into_any().unbind(),
             m.iface.into_pyobject(py)?.into_any().unbind(),
@@ -86,11 +132,7 @@ impl Classes {
             m.qclass.into_pyobject(py)?.into_any().unbind(),
             PyBytes::new(py, &m.data).into_any().unbind(),
         ];
-        Ok(self
-            .message
-            .bind(py)
-            .call1(PyTuple::new(py, args)?)?
-            .unbind())
+        self.make(py, &self.message, PyTuple::new(py, args)?)
     }
 
     pub fn transaction(&mut self, py: Python<'_>, t: &Transaction) -> PyResult<Py<PyAny>> {
@@ -103,7 +145,7 @@ impl Classes {
             Some(p) => Some(self.transaction(py, p)?),
             None => None,
         };
-        let args: [Py<PyAny>; 18] = [
+        let args: [Py<PyAny>; TRANSACTION_FIELDS] = [
             query,
             response.into_pyobject(py)?.unbind(),
             t.lookup_id.into_pyobject(py)?.into_any().unbind(),
@@ -126,11 +168,7 @@ impl Classes {
             pybool(py, t.tcp_fallback),
             pybool(py, t.pair_lost_retried),
         ];
-        Ok(self
-            .transaction
-            .bind(py)
-            .call1(PyTuple::new(py, args)?)?
-            .unbind())
+        self.make(py, &self.transaction, PyTuple::new(py, args)?)
     }
 
     pub fn lookup(&mut self, py: Python<'_>, l: &Lookup) -> PyResult<Py<PyAny>> {
