@@ -12,6 +12,7 @@ from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
 from pcapdns.match.records import Lookup, Transaction
+from pcapdns.output import jsontext
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.read.capture_meta import CaptureMeta
@@ -39,7 +40,7 @@ def build(a: Analysis) -> dict[str, Any]:
 
 
 def dumps(a: Analysis) -> str:
-    return json.dumps(build(a), indent=2, ensure_ascii=False) + "\n"
+    return jsontext.dumps(build(a)) + "\n"
 
 
 def write(a: Analysis, out: TextIO) -> None:
@@ -73,7 +74,7 @@ def write(a: Analysis, out: TextIO) -> None:
 
 def _indent(value: Any) -> str:
     """JSON for a value nested one level deep in the document, indented as ``dumps`` does."""
-    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+    return jsontext.dumps(value, "\n  ")
 
 
 def _write_list(out: TextIO, key: str, items: Iterator[dict[str, Any]]) -> None:
@@ -81,7 +82,7 @@ def _write_list(out: TextIO, key: str, items: Iterator[dict[str, Any]]) -> None:
     first = True
     for item in items:
         out.write("\n    " if first else ",\n    ")
-        out.write(json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    "))
+        out.write(jsontext.dumps(item, "\n    "))
         first = False
     out.write("]" if first else "\n  ]")
 
