@@ -1,10 +1,10 @@
-//! The lookup facts reproduce the Python ones (fixtures/facts/, written by make_facts.py):
+//! The lookup facts reproduce the Python ones (fixtures/facts/, see its README):
 //! every call the per-lookup path made on them, replayed in order, returns the same, and
 //! over the sample captures the engine's own lookups give the same `lookup_closed`
 //! arguments and the same `may_be_flagged`, lookup by lookup.
 //!
 //! `PCAPDNS_FACTS_EXTRA=a.jsonl.gz:b.jsonl cargo test --test facts` also checks capture
-//! lines written by `make_facts.py --inputs ... --out a.jsonl.gz` (the public corpus, say).
+//! lines in the fixtures' format from elsewhere (the public corpus, say).
 
 use std::fs;
 use std::io::Read;
