@@ -48,14 +48,28 @@ def dumps(value: Any, newline: str = "\n") -> str:
         for k, v in value.items():
             if type(k) is not str:
                 return _standard(value, newline)
-            parts.append(f"{encode_basestring(k)}: {dumps(v, inner)}")
+            parts.append(f"{encode_basestring(k)}: {_leaf(v) or dumps(v, inner)}")
         return "{" + inner + ("," + inner).join(parts) + newline + "}"
     if t is list or t is tuple:
         if not value:
             return "[]"
         inner = newline + "  "
-        return "[" + inner + ("," + inner).join([dumps(v, inner) for v in value]) + newline + "]"
+        items = [_leaf(v) or dumps(v, inner) for v in value]
+        return "[" + inner + ("," + inner).join(items) + newline + "]"
     return _standard(value, newline)
+
+
+def _leaf(v: Any) -> str:
+    """The text of a string, a plain int or None, inline (most of a document's values,
+    its frame lists above all); "" for anything else."""
+    t = type(v)
+    if t is str:
+        return encode_basestring(v)
+    if t is int:
+        return int.__repr__(v)
+    if v is None:
+        return "null"
+    return ""
 
 
 def _standard(value: Any, newline: str) -> str:
