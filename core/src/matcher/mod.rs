@@ -289,12 +289,12 @@ impl Matcher {
 
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
-        let gkey = group_key(&m, m.transport, &name);
+        let gkey = group_key(m, m.transport, &name);
         // The new query is the group's newest from now on (the TCP fallback below looks at
         // the UDP group of the question, never at this key).
         let prev = self.groups.insert(gkey, q.clone());
         let fallback = if m.transport == Transport::Tcp {
-            self.tcp_fallback_of(&m, &name)
+            self.tcp_fallback_of(m, &name)
         } else {
             None
         };
