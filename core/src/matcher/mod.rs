@@ -153,7 +153,13 @@ impl Matcher {
 
     /// Move the lookups and orphans decided so far to `out`, in the order decided.
     pub fn drain(&mut self, out: &mut Vec<Event>) {
-        out.append(&mut self.out);
+        if out.is_empty() {
+            // The usual case (the caller empties `out` between steps): hand the events
+            // over without copying them, and keep the caller's vector for the next ones.
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.append(&mut self.out);
+        }
     }
 
     // -- input ---------------------------------------------------------------------------
@@ -246,10 +252,16 @@ impl Matcher {
             Transport::Tcp => st.queries_tcp += 1,
         }
         let name = Name::new(&m);
-        let q = Rc::new(Query::new(m.clone(), name.clone()));
+        let q = Rc::new(Query::new(m, name.clone()));
+        // The query holds the message from here on.
+        let m = &q.msg;
         let t = m.time;
-        let pkey = pending_key(&m, m.src, m.sport, &name);
-        let (put, slot) = put(&mut self.pending, pkey.clone(), &q, 0);
+        let (put, slot) = put(
+            &mut self.pending,
+            pending_key(m, m.src, m.sport, &name),
+            &q,
+            0,
+        );
         fan_out(
             &mut slot.fan,
             &q,
@@ -257,13 +269,15 @@ impl Matcher {
             &self.seed,
             &mut self.stats,
         );
+        // The key again only for the few keys that hold several queries.
         match put {
             Put::First => {}
             Put::Second(first) => {
+                let pkey = pending_key(m, m.src, m.sport, &name);
                 self.pend_to(&pkey, &first);
                 self.pend_to(&pkey, &q);
             }
-            Put::More => self.pend_to(&pkey, &q),
+            Put::More => self.pend_to(&pending_key(m, m.src, m.sport, &name), &q),
         }
         self.by_id.insert(
             IdKey {
@@ -276,12 +290,12 @@ impl Matcher {
 
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
-        let gkey = group_key(&m, m.transport, &name);
+        let gkey = group_key(m, m.transport, &name);
         // The new query is the group's newest from now on (the TCP fallback below looks at
         // the UDP group of the question, never at this key).
         let prev = self.groups.insert(gkey, q.clone());
         let fallback = if m.transport == Transport::Tcp {
-            self.tcp_fallback_of(&m, &name)
+            self.tcp_fallback_of(m, &name)
         } else {
             None
         };
@@ -329,15 +343,14 @@ impl Matcher {
 
         // TC fallback: this is the client's next query for a truncated question. Several
         // TC answers can wait for the same retry (musl asks every nameserver).
-        let tkey = TcKey {
-            client: m.src,
-            qtype: m.qtype,
-            name: name.clone(),
-        };
         let waiting = if self.tc_waiting.is_empty() {
             None
         } else {
-            self.tc_waiting.remove(&tkey)
+            self.tc_waiting.remove(&TcKey {
+                client: m.src,
+                qtype: m.qtype,
+                name: name.clone(),
+            })
         };
         if let Some(waiting) = waiting {
             for tq in waiting {
@@ -355,11 +368,11 @@ impl Matcher {
         if m.transport == Transport::Udp && (m.qtype == A || m.qtype == AAAA) {
             self.pair(&q);
         }
+        self.open += 1;
+        self.bytes += QUERY_BYTES + m.data.len() as i64;
         q.cell
             .set(self.unanswered_base + self.unanswered.len() as u64);
         self.unanswered.push_back(Some(q));
-        self.open += 1;
-        self.bytes += QUERY_BYTES + m.data.len() as i64;
         if self.over_cap() {
             self.make_room();
         }
@@ -464,15 +477,15 @@ impl Matcher {
     fn response(&mut self, m: Msg) {
         self.stats.responses += 1;
         let name = Name::new(&m);
-        let pkey = pending_key(&m, m.dst, m.dport, &name);
+        let pkey = || pending_key(&m, m.dst, m.dport, &name);
         let oldest = m.time - self.cfg.max_wait;
         // The newest query sent to the response's source, else the newest to any server
         // (kube-proxy DNAT rewrote the address). A key with one query is its own answer
         // either way.
-        let mut q = match answer_only(&mut self.pending, pkey.clone(), m.time, oldest) {
+        let mut q = match answer_only(&mut self.pending, pkey(), m.time, oldest) {
             Answered::Only(q) => Some(q),
             Answered::Nothing => None,
-            Answered::Several => self.answer_several(pkey, m.src, m.time, oldest),
+            Answered::Several => self.answer_several(pkey(), m.src, m.time, oldest),
         };
         if let Some(q) = &q {
             q.pended.set(false);
@@ -509,7 +522,7 @@ impl Matcher {
             })));
             return;
         };
-        q.set_response(m.clone());
+        let m = q.set_response(m);
         self.clear_cell(&q);
         self.bytes += RESPONSE_BYTES + m.data.len() as i64;
         let tc_udp = m.flags & TC != 0 && m.transport == Transport::Udp;

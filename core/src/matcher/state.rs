@@ -356,8 +356,9 @@ impl Query {
 
     /// Answered by `m`. A query is answered once: an answered query is in no table a
     /// response looks in (`pending`, and `by_id` only while unanswered).
-    pub(crate) fn set_response(&self, m: Msg) {
-        let _ = self.response.set(m);
+    /// The response it holds is returned, to be read on without a copy of the handle.
+    pub(crate) fn set_response(&self, m: Msg) -> &Msg {
+        self.response.get_or_init(|| m)
     }
 
     pub(crate) fn response_time(&self) -> Option<Time> {
