@@ -234,15 +234,19 @@ class FindingCollector:
                 examples.append(f)
         key = (kind, f.client, f.server, f.qname.lower(), f.qtype)
         agg = self._by_key.get(key)
+        explains = f.explains
         if agg is None and self._per_kind.get(kind, 0) >= config.max_findings_per_kind:
             # Random names (tunnels, scans) would make the list grow with the capture:
-            # past the cap, further problems of this kind are counted in one entry.
+            # past the cap, further problems of this kind are counted in one entry, which
+            # takes their severity, time and frames but not what they explain.
             key = (kind, "", "", "*", "")
-            f = Finding(kind, f.severity, f.time, "", "", "*", "", f.frames,
-                        f"more {kind} findings for other clients, servers and names "
-                        f"than the {config.max_findings_per_kind} listed; they are "
-                        "counted here")
             agg = self._by_key.get(key)
+            explains = ()
+            if agg is None:
+                f = Finding(kind, f.severity, f.time, "", "", "*", "", f.frames,
+                            f"more {kind} findings for other clients, servers and names "
+                            f"than the {config.max_findings_per_kind} listed; they are "
+                            "counted here")
         if agg is None:
             self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
             # The aggregate outlives the lookup; keeping its subjects would hold every
@@ -257,9 +261,9 @@ class FindingCollector:
             if f.time > agg.last_time:
                 agg.last_time = f.time
             first = agg.first
-            if f.explains and not set(f.explains) <= set(first.explains):
+            if explains and not set(explains) <= set(first.explains):
                 first = agg.first = replace(
-                    first, explains=tuple(dict.fromkeys((*first.explains, *f.explains))))
+                    first, explains=tuple(dict.fromkeys((*first.explains, *explains))))
             if f.severity != first.severity and (
                 SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]
             ):
