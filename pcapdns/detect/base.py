@@ -69,6 +69,8 @@ class Finding:
     cluster_dns: bool = False
 
 
+_QTYPES = names.QTYPES
+
 #: A detector: a pure function from one lookup to the findings it proves.
 Detector = Callable[[Lookup, AnalysisConfig], Sequence[Finding]]
 
@@ -81,22 +83,22 @@ def finding(
     detail: str,
     at: Transaction | None = None,
     subjects: tuple[Lookup, ...] | None = None,
+    qtype: str | None = None,
 ) -> Finding:
     """Build a finding about ``lookup`` (or one of its attempts ``at``); ``subjects`` are
-    the lookups its evidence shows, ``(lookup,)`` unless given."""
-    q = (at or lookup.attempts[0]).query
-    return Finding(
-        kind=kind,
-        severity=severity,
-        time=q.time,
-        client=q.src,
-        server=q.dst,
-        qname=q.qname or "",
-        qtype=names.qtype_name(q.qtype),
-        frames=tuple(sorted(set(frames))),
-        detail=detail,
-        subjects=(lookup,) if subjects is None else subjects,
-    )
+    the lookups its evidence shows, ``(lookup,)`` unless given; ``qtype`` is the type's
+    name when it is not that of the query."""
+    q = (lookup.attempts[0] if at is None else at).query
+    if qtype is None:
+        qtype = _QTYPES.get(q.qtype) or names.qtype_name(q.qtype)
+    if len(frames) == 2:  # most findings: a query and its response
+        a, b = frames
+        evidence = (a, b) if a < b else (b, a) if b < a else (a,)
+    else:
+        evidence = tuple(sorted(set(frames)))
+    # By position: one is built for every finding of every lookup.
+    return Finding(kind, severity, q.time, q.src, q.dst, q.qname or "", qtype, evidence, detail,
+                   (lookup,) if subjects is None else subjects)
 
 
 def attempt_frames(lookup: Lookup) -> list[int]:

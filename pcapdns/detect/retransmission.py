@@ -15,7 +15,10 @@ _KIND_WORDS = {
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
-    if not any(t.retransmission for t in lookup.attempts):
+    for t in lookup.attempts:
+        if t.retransmission:
+            break
+    else:
         return []
     # A TCP query after a truncated answer is an attempt of the lookup, not a resend.
     sent = [t for t in lookup.attempts if not t.tcp_fallback]
