@@ -31,9 +31,10 @@ since a try expires by the clock alone and none of those lookups could match one
 The index rests on what a try is: the final name with labels inserted after its first
 ``k`` labels (``api.example.com`` + ``default.svc.cluster.local``; ``kube-dns.kube-system``
 + ``default`` + ``svc.cluster.local``). A try is filed under each of its first
-``1 .. MAX_NDOTS`` labels; under one such prefix, the tries are kept sorted by their labels
-read from the end, so the tries that end with the final name's remaining labels are one
-contiguous run, found by bisection. ``k`` is at most ``MAX_NDOTS``: glibc and musl cap
+``1 .. MAX_NDOTS`` labels (a trie of labels, so that the prefixes are walked, not built and
+hashed); under one such prefix, the tries are kept sorted by their labels read from the
+end, so the tries that end with the final name's remaining labels are one contiguous run,
+found by bisection. ``k`` is at most ``MAX_NDOTS``: glibc and musl cap
 ``ndots`` at 15, so a name with more labels than that is never tried with a suffix.
 """
 
@@ -61,6 +62,10 @@ _NXDOMAIN = 3
 Labels = tuple[str, ...]
 #: A name's labels, last label first: the key tries are sorted by.
 Reversed = tuple[str, ...]
+#: A prefix of k labels in the trie: [the prefixes of k + 1 labels by their last label, the
+#: names that start with the k labels, sorted]. A list, not a record: it is walked for
+#: every try filed, matched or removed.
+_Prefix = list  # [dict[str, _Prefix], list[Reversed]]
 
 
 class _Try:
@@ -90,8 +95,8 @@ class _Space:
     key: tuple[str, int, int]
     #: Tries by name (labels last first), each list sorted by (time, arrival).
     names: dict[Reversed, list[tuple[float, int, _Try]]] = field(default_factory=dict)
-    #: Names by their first k labels (k = 1 .. MAX_NDOTS), each list sorted.
-    by_prefix: dict[tuple[str, ...], list[Reversed]] = field(default_factory=dict)
+    #: Names by their first k labels (k = 1 .. MAX_NDOTS): the prefixes of one label.
+    prefixes: dict[str, _Prefix] = field(default_factory=dict)
 
 
 class SearchExpansion:
@@ -178,16 +183,16 @@ class SearchExpansion:
         if tries is None:
             space.names[rev] = [(t.time, t.seq, t)]
             # Filed under each prefix that leaves at least one label to insert.
-            by_prefix = space.by_prefix
-            for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
-                prefix = labels[:k]
-                names = by_prefix.get(prefix)
-                if names is None:
-                    by_prefix[prefix] = [rev]
-                    if k == 1:  # a final name starting with this label may end a chain
+            level = space.prefixes
+            for k in range(min(len(labels) - 1, MAX_NDOTS)):
+                prefix = level.get(labels[k])
+                if prefix is None:
+                    prefix = level[labels[k]] = [{}, [rev]]
+                    if k == 0:  # a final name starting with this label may end a chain
                         self.facts.watch_name(*key, labels[0])
                 else:
-                    insort(names, rev)
+                    insort(prefix[1], rev)
+                level = prefix[0]
         else:
             insort(tries, (t.time, t.seq, t))
         self._queue.append(t)
@@ -204,12 +209,13 @@ class SearchExpansion:
         n = len(labels)
         rev_f = labels[::-1]
         lo, hi = time - WINDOW, time
-        by_prefix, by_name = space.by_prefix, space.names
+        level, by_name = space.prefixes, space.names
         found: dict[int, _Try] = {}
         for k in range(1, min(n, MAX_NDOTS) + 1):
-            names = by_prefix.get(labels[:k])
-            if names is None:
+            prefix = level.get(labels[k - 1])
+            if prefix is None:
                 break  # nothing starts with these k labels, so nothing with more either
+            level, names = prefix
             tail = rev_f[: n - k]  # the final name's labels after the first k, last first
             m = n - k
             i = bisect_left(names, tail)
@@ -244,15 +250,18 @@ class SearchExpansion:
         if len(tries) == 1:
             del space.names[t.rev]
             labels = t.labels
-            for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
-                prefix = labels[:k]
-                names = space.by_prefix[prefix]
+            level = space.prefixes
+            for k in range(min(len(labels) - 1, MAX_NDOTS)):
+                prefix = level[labels[k]]
+                names = prefix[1]
                 if len(names) == 1:
-                    del space.by_prefix[prefix]
-                    if k == 1:
+                    # The longer prefixes under this one hold this name alone too.
+                    del level[labels[k]]
+                    if k == 0:
                         self.facts.unwatch_name(*space.key, labels[0])
-                else:
-                    del names[bisect_left(names, t.rev)]
+                    break
+                del names[bisect_left(names, t.rev)]
+                level = prefix[0]
             if not space.names:
                 del self._spaces[space.key]
         else:
