@@ -31,7 +31,7 @@ from pcapdns.detect import (
     timeout,
     truncation,
 )
-from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind
+from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind, new_finding
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
@@ -80,7 +80,9 @@ def explain(found: list[Finding]) -> list[Finding]:
         worst = min((f.severity for f in (*causes, *absorbed)), key=SEVERITY_RANK.__getitem__)
         gone = tuple(dict.fromkeys(f.kind for f in absorbed))
         out = [
-            replace(f, severity=worst, explains=tuple(dict.fromkeys((*f.explains, *gone))))
+            new_finding(f.kind, worst, f.time, f.client, f.server, f.qname, f.qtype, f.frames,
+                        f.detail, f.subjects, tuple(dict.fromkeys((*f.explains, *gone))),
+                        f.cluster_dns)
             if f.kind == cause and f.severity != "info"
             else f
             for f in out
@@ -250,9 +252,9 @@ class FindingCollector:
         if agg is None:
             self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
             # The aggregate outlives the lookup; keeping its subjects would hold every
-            # distinct problem's messages until the end (built by position: a third of
+            # distinct problem's messages until the end (built by position: a fifth of
             # the time of dataclasses.replace).
-            first = f if not f.subjects else Finding(
+            first = f if not f.subjects else new_finding(
                 kind, f.severity, f.time, f.client, f.server, f.qname, f.qtype, f.frames,
                 f.detail, (), f.explains, f.cluster_dns)
             agg = self._by_key[key] = AggregatedFinding(first, 1, f.time)
