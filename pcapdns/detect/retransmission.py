@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect.base import Finding, attempt_frames, finding, ms
+from pcapdns.detect.base import Finding, finding, ms
 from pcapdns.match.records import Lookup
 
 _KIND_WORDS = {
@@ -33,5 +33,9 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
         f"sent {len(sent)} times ({'; '.join(kinds)}), "
         f"{', '.join(gaps)} apart; {outcome}."
     )
-    return [finding("retransmission", "warning", lookup,
-                    attempt_frames(lookup._replace(attempts=tuple(sent))), detail)]
+    frames = []
+    for t in sent:
+        frames.append(t.query.frame)
+        if t.response is not None:
+            frames.append(t.response.frame)
+    return [finding("retransmission", "warning", lookup, frames, detail)]
