@@ -123,6 +123,7 @@ def finding(
     q = (lookup.attempts[0] if at is None else at).query
     if qtype is None:
         qtype = _QTYPES.get(q.qtype) or names.qtype_name(q.qtype)
+    evidence: tuple[int, ...]
     if len(frames) == 2:  # most findings: a query and its response
         a, b = frames
         evidence = (a, b) if a < b else (b, a) if b < a else (a,)

@@ -305,12 +305,11 @@ def _inserted(lx: Labels, lf: Labels) -> bool:
 def _finding(final: Lookup, labels: Labels, chain: list[_Try]) -> Finding:
     """The finding for ``final`` (its name's ``labels``) and the live tries of its chain."""
     chain.sort(key=lambda t: t.time)
-    lookups = [t.lookup for t in chain]
-    assert None not in lookups
+    lookups = [t.lookup for t in chain if t.lookup is not None]  # all: the chain is live
     fq = final.attempts[0].query
     tried = list(dict.fromkeys(".".join(t.labels[_common(t.labels, labels):]) for t in chain))
-    queries = sum(len(lk.attempts) for lk in lookups)  # type: ignore[union-attr]
-    frames = [lk.attempts[0].query.frame for lk in lookups]  # type: ignore[union-attr]
+    queries = sum(len(lk.attempts) for lk in lookups)
+    frames = [lk.attempts[0].query.frame for lk in lookups]
     answer = final.answer
     assert answer is not None and answer.response is not None
     frames += [fq.frame, answer.response.frame]
@@ -321,7 +320,7 @@ def _finding(final: Lookup, labels: Labels, chain: list[_Try]) -> Finding:
         f"the whole lookup took {ms(spent)}"
     )
     return finding("search_expansion", "info", final, frames, detail + ".",
-                   subjects=(*lookups, final))  # type: ignore[arg-type]
+                   subjects=(*lookups, final))
 
 
 def _common(a: Labels, b: Labels) -> int:
