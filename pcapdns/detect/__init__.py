@@ -252,7 +252,7 @@ class FindingCollector:
         if agg is None:
             self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
             # The aggregate outlives the lookup; keeping its subjects would hold every
-            # distinct problem's messages until the end (built by position: a fifth of
+            # distinct problem's messages until the end (built by position: less than half
             # the time of dataclasses.replace).
             first = f if not f.subjects else new_finding(
                 kind, f.severity, f.time, f.client, f.server, f.qname, f.qtype, f.frames,

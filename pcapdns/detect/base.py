@@ -103,6 +103,7 @@ def new_finding(
     _cluster_dns(f, cluster_dns)
     return f
 
+
 #: A detector: a pure function from one lookup to the findings it proves.
 Detector = Callable[[Lookup, AnalysisConfig], Sequence[Finding]]
 
