@@ -31,7 +31,7 @@ from pcapdns.detect import (
     timeout,
     truncation,
 )
-from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind
+from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind, new_finding
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
@@ -80,7 +80,9 @@ def explain(found: list[Finding]) -> list[Finding]:
         worst = min((f.severity for f in (*causes, *absorbed)), key=SEVERITY_RANK.__getitem__)
         gone = tuple(dict.fromkeys(f.kind for f in absorbed))
         out = [
-            replace(f, severity=worst, explains=tuple(dict.fromkeys((*f.explains, *gone))))
+            new_finding(f.kind, worst, f.time, f.client, f.server, f.qname, f.qtype, f.frames,
+                        f.detail, f.subjects, tuple(dict.fromkeys((*f.explains, *gone))),
+                        f.cluster_dns)
             if f.kind == cause and f.severity != "info"
             else f
             for f in out
@@ -222,41 +224,61 @@ class FindingCollector:
         )
 
     def add(self, f: Finding) -> None:
+        # Runs once per finding (tens of thousands on a busy node): one dict look-up per
+        # question, and a new record only when the merged one changes.
+        config = self.config
+        kind = f.kind
         if f.subjects:
-            examples = self._examples.setdefault(f.kind, [])
-            if len(examples) < self.config.max_examples_per_kind:
+            examples = self._examples.get(kind)
+            if examples is None:
+                examples = self._examples[kind] = []
+            if len(examples) < config.max_examples_per_kind:
                 examples.append(f)
-        key = (f.kind, f.client, f.server, f.qname.lower(), f.qtype)
-        if key not in self._by_key and (
-            self._per_kind.get(f.kind, 0) >= self.config.max_findings_per_kind
-        ):
-            # Random names (tunnels, scans) would make the list grow with the capture:
-            # past the cap, further problems of this kind are counted in one entry.
-            key = (f.kind, "", "", "*", "")
-            f = Finding(f.kind, f.severity, f.time, "", "", "*", "", f.frames,
-                        f"more {f.kind} findings for other clients, servers and names "
-                        f"than the {self.config.max_findings_per_kind} listed; they are "
-                        "counted here")
+        key = (kind, f.client, f.server, f.qname.lower(), f.qtype)
         agg = self._by_key.get(key)
+        explains = f.explains
+        if agg is None and self._per_kind.get(kind, 0) >= config.max_findings_per_kind:
+            # Random names (tunnels, scans) would make the list grow with the capture:
+            # past the cap, further problems of this kind are counted in one entry, which
+            # takes their severity, time and frames but not what they explain.
+            key = (kind, "", "", "*", "")
+            agg = self._by_key.get(key)
+            explains = ()
+            if agg is None:
+                f = Finding(kind, f.severity, f.time, "", "", "*", "", f.frames,
+                            f"more {kind} findings for other clients, servers and names "
+                            f"than the {config.max_findings_per_kind} listed; they are "
+                            "counted here")
         if agg is None:
-            self._per_kind[f.kind] = self._per_kind.get(f.kind, 0) + 1
+            self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
             # The aggregate outlives the lookup; keeping its subjects would hold every
-            # distinct problem's messages until the end.
-            first = replace(f, subjects=()) if f.subjects else f
-            agg = self._by_key[key] = AggregatedFinding(first=first, last_time=f.time)
+            # distinct problem's messages until the end (built by position: less than half
+            # the time of dataclasses.replace).
+            first = f if not f.subjects else new_finding(
+                kind, f.severity, f.time, f.client, f.server, f.qname, f.qtype, f.frames,
+                f.detail, (), f.explains, f.cluster_dns)
+            agg = self._by_key[key] = AggregatedFinding(first, 1, f.time)
         else:
             agg.count += 1
-            agg.last_time = max(agg.last_time, f.time)
+            if f.time > agg.last_time:
+                agg.last_time = f.time
             first = agg.first
-            if f.explains and not set(f.explains) <= set(first.explains):
-                first = replace(first, explains=tuple(dict.fromkeys((*first.explains,
-                                                                     *f.explains))))
-            if SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]:
-                first = replace(first, severity=f.severity)
-            agg.first = first
-        room = max(self.config.max_evidence_frames - len(agg.frames), 0)
-        agg.frames.extend(f.frames[:room])
-        agg.frames_omitted += max(len(f.frames) - room, 0)
+            if explains and not set(explains) <= set(first.explains):
+                first = agg.first = replace(
+                    first, explains=tuple(dict.fromkeys((*first.explains, *explains))))
+            if f.severity != first.severity and (
+                SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]
+            ):
+                agg.first = replace(first, severity=f.severity)
+        frames = f.frames
+        kept = agg.frames
+        room = config.max_evidence_frames - len(kept)
+        if len(frames) <= room:
+            kept.extend(frames)
+        else:
+            room = max(room, 0)
+            kept.extend(frames[:room])
+            agg.frames_omitted += len(frames) - room
 
     def tick(self) -> None:
         """The facts' clock reached the time the window detectors asked to be woken at, on

@@ -9,8 +9,6 @@ that transaction whichever side was lost.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding
 from pcapdns.dns import names
@@ -47,10 +45,10 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
                 )
             elif later:
                 detail += f"; {len(later)} retries were not answered either"
-        f = finding("aaaa_race_lost", "error", lookup, frames, detail + ".", at=t)
         # Name the lost query's type, whichever member carries the decision, so that one
         # race pattern always merges into the same finding.
-        out.append(replace(f, qtype=lost))
+        out.append(finding("aaaa_race_lost", "error", lookup, frames, detail + ".", at=t,
+                           qtype=lost))
     return out
 
 

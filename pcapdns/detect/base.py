@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from pcapdns.config import AnalysisConfig
@@ -69,6 +69,41 @@ class Finding:
     cluster_dns: bool = False
 
 
+_QTYPES = names.QTYPES
+
+# The generated __init__ of a frozen dataclass sets each field through
+# object.__setattr__; the slots' own setters do the same in half the time, and a finding
+# is built for every flagged lookup. The record stays frozen: only new_finding writes.
+(_kind, _severity, _time, _client, _server, _qname, _qtype, _frames, _detail, _subjects,
+ _explains, _cluster_dns) = (getattr(Finding, f.name).__set__ for f in fields(Finding))
+assert tuple(f.name for f in fields(Finding)) == Finding.__slots__ == (
+    "kind", "severity", "time", "client", "server", "qname", "qtype", "frames", "detail",
+    "subjects", "explains", "cluster_dns"), "new_finding must set every field of Finding"
+_new = object.__new__
+
+
+def new_finding(
+    kind: FindingKind, severity: Severity, time: float, client: str, server: str, qname: str,
+    qtype: str, frames: tuple[int, ...], detail: str, subjects: tuple[Lookup | Orphan, ...],
+    explains: tuple[FindingKind, ...] = (), cluster_dns: bool = False,
+) -> Finding:
+    """``Finding(...)`` by position, built the faster way."""
+    f = _new(Finding)
+    _kind(f, kind)
+    _severity(f, severity)
+    _time(f, time)
+    _client(f, client)
+    _server(f, server)
+    _qname(f, qname)
+    _qtype(f, qtype)
+    _frames(f, frames)
+    _detail(f, detail)
+    _subjects(f, subjects)
+    _explains(f, explains)
+    _cluster_dns(f, cluster_dns)
+    return f
+
+
 #: A detector: a pure function from one lookup to the findings it proves.
 Detector = Callable[[Lookup, AnalysisConfig], Sequence[Finding]]
 
@@ -81,22 +116,22 @@ def finding(
     detail: str,
     at: Transaction | None = None,
     subjects: tuple[Lookup, ...] | None = None,
+    qtype: str | None = None,
 ) -> Finding:
     """Build a finding about ``lookup`` (or one of its attempts ``at``); ``subjects`` are
-    the lookups its evidence shows, ``(lookup,)`` unless given."""
-    q = (at or lookup.attempts[0]).query
-    return Finding(
-        kind=kind,
-        severity=severity,
-        time=q.time,
-        client=q.src,
-        server=q.dst,
-        qname=q.qname or "",
-        qtype=names.qtype_name(q.qtype),
-        frames=tuple(sorted(set(frames))),
-        detail=detail,
-        subjects=(lookup,) if subjects is None else subjects,
-    )
+    the lookups its evidence shows, ``(lookup,)`` unless given; ``qtype`` is the type's
+    name when it is not that of the query."""
+    q = (lookup.attempts[0] if at is None else at).query
+    if qtype is None:
+        qtype = _QTYPES.get(q.qtype) or names.qtype_name(q.qtype)
+    evidence: tuple[int, ...]
+    if len(frames) == 2:  # most findings: a query and its response
+        a, b = frames
+        evidence = (a, b) if a < b else (b, a) if b < a else (a,)
+    else:
+        evidence = tuple(sorted(set(frames)))
+    return new_finding(kind, severity, q.time, q.src, q.dst, q.qname or "", qtype, evidence,
+                       detail, (lookup,) if subjects is None else subjects)
 
 
 def attempt_frames(lookup: Lookup) -> list[int]:

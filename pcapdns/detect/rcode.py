@@ -15,12 +15,16 @@ _KINDS: dict[int, tuple[FindingKind, Severity, str]] = {
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     t = lookup.answer
-    if t is None or t.response is None:
+    if t is None:
         return []
-    entry = _KINDS.get(t.response.flags & 0xF)
+    r = t.response
+    if r is None:
+        return []
+    entry = _KINDS.get(r.flags & 0xF)
     if entry is None:
         return []
     kind, severity, words = entry
-    aa = " (authoritative)" if t.response.flags & 0x0400 else ""
-    detail = f"{words}{aa}; answered by {t.response.src} in {ms(lookup.latency or 0.0)}."
-    return [finding(kind, severity, lookup, [t.query.frame, t.response.frame], detail, at=t)]
+    aa = " (authoritative)" if r.flags & 0x0400 else ""
+    latency = r.time - lookup.attempts[0].query.time  # lookup.latency, with t its answer
+    detail = f"{words}{aa}; answered by {r.src} in {ms(latency or 0.0)}."
+    return [finding(kind, severity, lookup, [t.query.frame, r.frame], detail, at=t)]

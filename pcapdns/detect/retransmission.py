@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect.base import Finding, attempt_frames, finding, ms
+from pcapdns.detect.base import Finding, finding, ms
 from pcapdns.match.records import Lookup
 
 _KIND_WORDS = {
@@ -15,7 +15,10 @@ _KIND_WORDS = {
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
-    if not any(t.retransmission for t in lookup.attempts):
+    for t in lookup.attempts:
+        if t.retransmission:
+            break
+    else:
         return []
     # A TCP query after a truncated answer is an attempt of the lookup, not a resend.
     sent = [t for t in lookup.attempts if not t.tcp_fallback]
@@ -30,5 +33,9 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
         f"sent {len(sent)} times ({'; '.join(kinds)}), "
         f"{', '.join(gaps)} apart; {outcome}."
     )
-    return [finding("retransmission", "warning", lookup,
-                    attempt_frames(lookup._replace(attempts=tuple(sent))), detail)]
+    frames = []
+    for t in sent:
+        frames.append(t.query.frame)
+        if t.response is not None:
+            frames.append(t.response.frame)
+    return [finding("retransmission", "warning", lookup, frames, detail)]

@@ -31,9 +31,10 @@ since a try expires by the clock alone and none of those lookups could match one
 The index rests on what a try is: the final name with labels inserted after its first
 ``k`` labels (``api.example.com`` + ``default.svc.cluster.local``; ``kube-dns.kube-system``
 + ``default`` + ``svc.cluster.local``). A try is filed under each of its first
-``1 .. MAX_NDOTS`` labels; under one such prefix, the tries are kept sorted by their labels
-read from the end, so the tries that end with the final name's remaining labels are one
-contiguous run, found by bisection. ``k`` is at most ``MAX_NDOTS``: glibc and musl cap
+``1 .. MAX_NDOTS`` labels (a trie of labels, so that the prefixes are walked, not built and
+hashed); under one such prefix, the tries are kept sorted by their labels read from the
+end, so the tries that end with the final name's remaining labels are one contiguous run,
+found by bisection. ``k`` is at most ``MAX_NDOTS``: glibc and musl cap
 ``ndots`` at 15, so a name with more labels than that is never tried with a suffix.
 """
 
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from pcapdns import _core
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
+from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup
 
 #: A suffix attempt belongs to a chain when sent at most this long before the final name.
@@ -56,22 +58,31 @@ WINDOW = 10.0
 MAX_NDOTS = 15
 _NXDOMAIN = 3
 
+#: A name's labels (lower case, without the root's empty label).
+Labels = tuple[str, ...]
 #: A name's labels, last label first: the key tries are sorted by.
 Reversed = tuple[str, ...]
+#: A prefix of k labels in the trie: [the prefixes of k + 1 labels by their last label, the
+#: names that start with the k labels, sorted]. A list, not a record: it is walked for
+#: every try filed, matched or removed.
+_Prefix = list  # [dict[str, _Prefix], list[Reversed]]
 
 
 class _Try:
     """One NXDOMAIN lookup kept as a possible search-suffix try."""
 
-    __slots__ = ("lookup", "seq", "time", "space", "rev", "alive")
+    __slots__ = ("lookup", "seq", "time", "space", "labels", "rev", "alive")
 
-    def __init__(self, lookup: Lookup, seq: int, space: _Space, rev: Reversed) -> None:
+    def __init__(self, lookup: Lookup, seq: int, time: float, space: _Space,
+                 labels: Labels) -> None:
         self.lookup: Lookup | None = lookup
         #: Order of arrival, which is the order chains list their tries in.
         self.seq = seq
-        self.time = lookup.first.time
+        self.time = time
         self.space = space
-        self.rev = rev
+        #: The name's labels (lower case), kept so that they are split once per try.
+        self.labels = labels
+        self.rev: Reversed = labels[::-1]
         #: False once matched, expired or evicted (it may still sit in the arrival queue).
         self.alive = True
 
@@ -84,8 +95,8 @@ class _Space:
     key: tuple[str, int, int]
     #: Tries by name (labels last first), each list sorted by (time, arrival).
     names: dict[Reversed, list[tuple[float, int, _Try]]] = field(default_factory=dict)
-    #: Names by their first k labels (k = 1 .. MAX_NDOTS), each list sorted.
-    by_prefix: dict[tuple[str, ...], list[Reversed]] = field(default_factory=dict)
+    #: Names by their first k labels (k = 1 .. MAX_NDOTS): the prefixes of one label.
+    prefixes: dict[str, _Prefix] = field(default_factory=dict)
 
 
 class SearchExpansion:
@@ -111,24 +122,39 @@ class SearchExpansion:
     def feed(self, lookup: Lookup) -> list[Finding]:
         if self._own_facts:
             self.facts.closed(lookup)
-        q = lookup.first
-        if lookup.answer is None or lookup.answer.response is None or q.qname is None:
+        answer = lookup.answer
+        if answer is None:
             return []
-        self._expire()
-        if lookup.answer.response.flags & 0xF == _NXDOMAIN:
+        response = answer.response
+        q = lookup.attempts[0].query
+        if response is None or q.qname is None:
+            return []
+        # Expiring, inline: this runs for every lookup fed, and mostly finds nothing to do.
+        queue = self._queue
+        if queue:
+            head = queue[0]
+            limit = self.facts.latest_answered_query - 2 * WINDOW
+            if not head.alive or head.time < limit:
+                self._expire(limit)
+            # Matched tries wait in the queue behind a live head; drop them now and then so
+            # that the queue stays within twice the live tries.
+            if len(self._queue) > 2 * self._live + 1024:
+                self._queue = deque(t for t in self._queue if t.alive)
+        if response.flags & 0xF == _NXDOMAIN:
             # Not the end of a chain: it may be one of the tries of a later name.
-            self._file(lookup)
+            self._file(lookup, q)
             return []
         space = self._spaces.get((q.src, q.qtype, q.qclass))
         if space is None:
             return []
-        chain = self._match(space, lookup)
+        labels = _labels(q.qname)
+        chain = self._match(space, q.time, labels)
         if not chain:
             return []
-        tries = [t.lookup for t in chain if t.lookup is not None]
+        found = _finding(lookup, labels, chain)
         for t in chain:
             self._remove(t)
-        return [_finding(lookup, tries)]
+        return [found]
 
     def tick(self) -> list[Finding]:
         """Time passed: nothing to do until a lookup comes (tries expire then)."""
@@ -144,29 +170,31 @@ class SearchExpansion:
 
     # -- the index -------------------------------------------------------------------------
 
-    def _file(self, lookup: Lookup) -> None:
-        q = lookup.first
+    def _file(self, lookup: Lookup, q: Message) -> None:
         key = (q.src, q.qtype, q.qclass)
         space = self._spaces.get(key)
         if space is None:
             space = self._spaces[key] = _Space(key)
         labels = _labels(q.qname or "")
-        rev = tuple(reversed(labels))
         self._seq += 1
-        t = _Try(lookup, self._seq, space, rev)
+        t = _Try(lookup, self._seq, q.time, space, labels)
+        rev = t.rev
         tries = space.names.get(rev)
         if tries is None:
-            tries = space.names[rev] = []
+            space.names[rev] = [(t.time, t.seq, t)]
             # Filed under each prefix that leaves at least one label to insert.
-            for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
-                prefix = tuple(labels[:k])
-                names = space.by_prefix.get(prefix)
-                if names is None:
-                    names = space.by_prefix[prefix] = []
-                    if k == 1:  # a final name starting with this label may end a chain
+            level = space.prefixes
+            for k in range(min(len(labels) - 1, MAX_NDOTS)):
+                prefix = level.get(labels[k])
+                if prefix is None:
+                    prefix = level[labels[k]] = [{}, [rev]]
+                    if k == 0:  # a final name starting with this label may end a chain
                         self.facts.watch_name(*key, labels[0])
-                insort(names, rev)
-        insort(tries, (t.time, t.seq, t))
+                else:
+                    insort(prefix[1], rev)
+                level = prefix[0]
+        else:
+            insort(tries, (t.time, t.seq, t))
         self._queue.append(t)
         self._live += 1
         while self._live > self.config.max_search_tries:
@@ -175,32 +203,40 @@ class SearchExpansion:
                 self.evicted += 1
                 self._remove(head)
 
-    def _match(self, space: _Space, final: Lookup) -> list[_Try]:
-        """The live tries that are search-suffix tries of ``final``, in arrival order."""
-        fq = final.first
-        labels = _labels(fq.qname or "")
+    def _match(self, space: _Space, time: float, labels: Labels) -> list[_Try]:
+        """The live tries that are search-suffix tries of the final name ``labels`` asked
+        at ``time``, in arrival order."""
         n = len(labels)
-        lo, hi = fq.time - WINDOW, fq.time
+        rev_f = labels[::-1]
+        lo, hi = time - WINDOW, time
+        level, by_name = space.prefixes, space.names
         found: dict[int, _Try] = {}
         for k in range(1, min(n, MAX_NDOTS) + 1):
-            names = space.by_prefix.get(tuple(labels[:k]))
-            if names is None:
+            prefix = level.get(labels[k - 1])
+            if prefix is None:
                 break  # nothing starts with these k labels, so nothing with more either
-            tail = tuple(reversed(labels[k:]))
+            level, names = prefix
+            tail = rev_f[: n - k]  # the final name's labels after the first k, last first
+            m = n - k
             i = bisect_left(names, tail)
-            while i < len(names) and names[i][: len(tail)] == tail:
+            while i < len(names) and names[i][:m] == tail:
                 rev = names[i]
                 i += 1
                 if len(rev) <= n:
                     continue  # no label inserted: the prefix and the tail overlap
-                tries = space.names[rev]
+                tries = by_name[rev]
                 j = bisect_left(tries, (lo,))
                 while j < len(tries) and tries[j][0] <= hi:
                     t = tries[j][2]
                     found[t.seq] = t
                     j += 1
+        if not found:
+            return []
         chain = [found[s] for s in sorted(found)]
-        return [t for t in chain if t.lookup is not None and _is_suffix_attempt(t.lookup, final)]
+        # The index's candidates share a prefix and a tail with the final name, in its
+        # space and window; whether labels were inserted right after the longest shared
+        # prefix is ``_is_suffix_attempt``'s test.
+        return [t for t in chain if t.lookup is not None and _inserted(t.labels, labels)]
 
     def _remove(self, t: _Try) -> None:
         """Take a try out of the index (it stays in the queue until it reaches the head)."""
@@ -211,36 +247,37 @@ class SearchExpansion:
         self._live -= 1
         space = t.space
         tries = space.names[t.rev]
-        del tries[bisect_left(tries, (t.time, t.seq))]
-        if not tries:
+        if len(tries) == 1:
             del space.names[t.rev]
-            labels = list(reversed(t.rev))
-            for k in range(1, min(len(labels) - 1, MAX_NDOTS) + 1):
-                prefix = tuple(labels[:k])
-                names = space.by_prefix[prefix]
-                del names[bisect_left(names, t.rev)]
-                if not names:
-                    del space.by_prefix[prefix]
-                    if k == 1:
+            labels = t.labels
+            level = space.prefixes
+            for k in range(min(len(labels) - 1, MAX_NDOTS)):
+                prefix = level[labels[k]]
+                names = prefix[1]
+                if len(names) == 1:
+                    # The longer prefixes under this one hold this name alone too.
+                    del level[labels[k]]
+                    if k == 0:
                         self.facts.unwatch_name(*space.key, labels[0])
+                    break
+                del names[bisect_left(names, t.rev)]
+                level = prefix[0]
             if not space.names:
                 del self._spaces[space.key]
+        else:
+            del tries[bisect_left(tries, (t.time, t.seq))]
 
-    def _expire(self) -> None:
-        """Forget tries too old to start a chain: sent ``2 * WINDOW`` before the latest
-        lookup (twice the window, as lookups close out of order by a few seconds)."""
+    def _expire(self, limit: float) -> None:
+        """Forget tries too old to start a chain: sent before ``limit``, ``2 * WINDOW``
+        before the latest lookup (twice the window, as lookups close out of order by a few
+        seconds)."""
         queue = self._queue
-        limit = self.facts.latest_answered_query - 2 * WINDOW
         while queue and (not queue[0].alive or queue[0].time < limit):
             self._remove(queue.popleft())
-        # Matched tries wait in the queue behind a live head; drop them now and then so
-        # that the queue stays within twice the live tries.
-        if len(queue) > 2 * self._live + 1024:
-            self._queue = deque(t for t in queue if t.alive)
 
 
-def _labels(name: str) -> list[str]:
-    return name.lower().rstrip(".").split(".")
+def _labels(name: str) -> Labels:
+    return tuple(name.lower().rstrip(".").split("."))
 
 
 def _is_suffix_attempt(x: Lookup, final: Lookup) -> bool:
@@ -250,7 +287,12 @@ def _is_suffix_attempt(x: Lookup, final: Lookup) -> bool:
         return False
     if not (fq.time - WINDOW <= xq.time <= fq.time):
         return False
-    lx, lf = _labels(xq.qname), _labels(fq.qname or "")
+    return _inserted(_labels(xq.qname), _labels(fq.qname or ""))
+
+
+def _inserted(lx: Labels, lf: Labels) -> bool:
+    """Whether name ``lx`` is name ``lf`` with labels inserted right after the leading
+    labels the two share (at least one), or appended when ``lf`` is that shared part."""
     k = _common(lx, lf)
     if k == 0:
         return False
@@ -260,31 +302,28 @@ def _is_suffix_attempt(x: Lookup, final: Lookup) -> bool:
     return not rest_f or rest_x[-len(rest_f):] == rest_f
 
 
-def _finding(final: Lookup, chain: list[Lookup]) -> Finding:
-    chain.sort(key=lambda lk: lk.first.time)
-    fq = final.first
-    base = len(_labels(fq.qname or ""))
-    tried = list(dict.fromkeys(
-        ".".join(_labels(lk.first.qname or "")[_common(_labels(lk.first.qname or ""),
-                                                        _labels(fq.qname or "")):])
-        for lk in chain
-    ))
-    queries = sum(len(lk.attempts) for lk in chain)
-    frames = [lk.first.frame for lk in chain]
+def _finding(final: Lookup, labels: Labels, chain: list[_Try]) -> Finding:
+    """The finding for ``final`` (its name's ``labels``) and the live tries of its chain."""
+    chain.sort(key=lambda t: t.time)
+    lookups = [t.lookup for t in chain if t.lookup is not None]  # all: the chain is live
+    fq = final.attempts[0].query
+    tried = list(dict.fromkeys(".".join(t.labels[_common(t.labels, labels):]) for t in chain))
+    queries = sum(len(lk.attempts) for lk in lookups)
+    frames = [lk.attempts[0].query.frame for lk in lookups]
     answer = final.answer
     assert answer is not None and answer.response is not None
     frames += [fq.frame, answer.response.frame]
-    spent = answer.response.time - chain[0].first.time
+    spent = answer.response.time - chain[0].time
     detail = (
         f"{queries} NXDOMAIN {'query' if queries == 1 else 'queries'} for search suffixes "
-        f"({', '.join(tried)}) came before {fq.qname} ({base - 1} dots) was answered; "
+        f"({', '.join(tried)}) came before {fq.qname} ({len(labels) - 1} dots) was answered; "
         f"the whole lookup took {ms(spent)}"
     )
     return finding("search_expansion", "info", final, frames, detail + ".",
-                   subjects=(*chain, final))
+                   subjects=(*lookups, final))
 
 
-def _common(a: list[str], b: list[str]) -> int:
+def _common(a: Labels, b: Labels) -> int:
     """How many leading labels two names share."""
     k = 0
     while k < len(a) and k < len(b) and a[k] == b[k]:

@@ -8,11 +8,12 @@ from pcapdns.match.records import Lookup
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
-    latency = lookup.latency
-    if latency is None or latency <= config.slow or lookup.answer is None:
-        return []
     t = lookup.answer
-    assert t.response is not None
+    if t is None or t.response is None:
+        return []
+    latency = t.response.time - lookup.attempts[0].query.time  # lookup.latency
+    if latency <= config.slow:
+        return []
     detail = f"answered {ms(latency)} after the first query (threshold {ms(config.slow)})"
     if len(lookup.attempts) > 1:
         detail += f", after {len(lookup.attempts)} attempts"

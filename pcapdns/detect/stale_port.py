@@ -102,6 +102,9 @@ class StalePort:
         self._due: deque[tuple[float, _Key]] = deque()
         #: Failed lookups not judged: fed too late, or when the state was full.
         self.skipped = 0
+        #: The wake time last asked of the facts, which keep it until asked again (no other
+        #: detector asks): asked again only when it changes, not at every lookup.
+        self._wake: float | None = None
 
     @property
     def evicted(self) -> int:
@@ -125,7 +128,10 @@ class StalePort:
         that are due, and ask to be woken at the next due time."""
         due = self._due
         out = self._judge_due() if due and due[0][0] <= self.facts.latest_query else []
-        self.facts.wake_at(due[0][0] if due else _INF)
+        wake = due[0][0] if due else _INF
+        if wake != self._wake:
+            self._wake = wake
+            self.facts.wake_at(wake)
         return out
 
     # -- answers ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pcapdns.match.records import Lookup
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
-    if lookup.answered or lookup.open_at_end:
+    if lookup.answer is not None or lookup.open_at_end:
         return []
     n = len(lookup.attempts)
     first, last = lookup.attempts[0].query, lookup.attempts[-1].query
