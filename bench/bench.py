@@ -1358,7 +1358,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help=f"also generate a capture {FLAT_FACTOR}x as long (5,000,000 packets by default) "
         "and run the pcapdns-json command on it: its peak RSS must be within "
-        f"{FLAT_TOLERANCE:.0%} of the pcapdns-json row's",
+        f"{FLAT_TOLERANCE * 100:.0f}%% of the pcapdns-json row's",
     )
     p.add_argument(
         "--flat-packets",
