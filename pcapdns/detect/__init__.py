@@ -14,6 +14,7 @@ and ``tick`` instead, and gives the same findings.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -116,7 +117,9 @@ WINDOW_DETECTORS: tuple[
 class AggregatedFinding:
     """Findings of one kind about the same client, server, name and type, merged.
 
-    Keeps memory bounded by the number of distinct problems, not their repetitions.
+    Keeps memory bounded by the number of distinct problems, not their repetitions; the
+    evidence is stored compactly, as most problems are seen once and their frames are
+    those of ``first``.
     """
 
     first: Finding
@@ -124,10 +127,20 @@ class AggregatedFinding:
     count: int = 1
     #: Time of the last occurrence.
     last_time: float = 0.0
-    #: Evidence frames, capped at ``max_evidence_frames``.
-    frames: list[int] = field(default_factory=list)
     #: Evidence frames left out because of the cap.
     frames_omitted: int = 0
+    #: The first occurrence's evidence frames (its ``Finding.frames``, the same tuple),
+    #: cut at ``max_evidence_frames``.
+    head: tuple[int, ...] = field(default=(), repr=False)
+    #: The later occurrences' evidence frames within the cap, 8 bytes each instead of an
+    #: int object and a pointer; None until there are any.
+    more: array[int] | None = field(default=None, repr=False)
+
+    @property
+    def frames(self) -> list[int]:
+        """Evidence frames, capped at ``max_evidence_frames``, in the order found."""
+        more = self.more
+        return list(self.head) if more is None else [*self.head, *more]
 
 
 class FindingCollector:
@@ -151,6 +164,8 @@ class FindingCollector:
         self.on_failed: dict[str, int] = {}
         #: The first findings of each kind as found, with their subjects (evidence tables).
         self._examples: dict[str, list[Finding]] = {}
+        #: Names and sentences of the aggregates, each kept once (see ``add``).
+        self._strings: dict[str, str] = {}
 
     def evicted(self) -> dict[str, int]:
         """What each window detector forgot at its cap (its ``evicted`` count), by name."""
@@ -234,7 +249,8 @@ class FindingCollector:
                 examples = self._examples[kind] = []
             if len(examples) < config.max_examples_per_kind:
                 examples.append(f)
-        key = (kind, f.client, f.server, f.qname.lower(), f.qtype)
+        low = f.qname.lower()
+        key = (kind, f.client, f.server, low, f.qtype)
         agg = self._by_key.get(key)
         explains = f.explains
         if agg is None and self._per_kind.get(kind, 0) >= config.max_findings_per_kind:
@@ -245,39 +261,60 @@ class FindingCollector:
             agg = self._by_key.get(key)
             explains = ()
             if agg is None:
+                low = "*"
                 f = Finding(kind, f.severity, f.time, "", "", "*", "", f.frames,
                             f"more {kind} findings for other clients, servers and names "
                             f"than the {config.max_findings_per_kind} listed; they are "
                             "counted here")
+        frames = f.frames
+        cap = config.max_evidence_frames
         if agg is None:
             self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
             # The aggregate outlives the lookup; keeping its subjects would hold every
             # distinct problem's messages until the end (built by position: less than half
-            # the time of dataclasses.replace).
-            first = f if not f.subjects else new_finding(
-                kind, f.severity, f.time, f.client, f.server, f.qname, f.qtype, f.frames,
-                f.detail, (), f.explains, f.cluster_dns)
-            agg = self._by_key[key] = AggregatedFinding(first, 1, f.time)
-        else:
-            agg.count += 1
-            if f.time > agg.last_time:
-                agg.last_time = f.time
-            first = agg.first
-            if explains and not set(explains) <= set(first.explains):
-                first = agg.first = replace(
-                    first, explains=tuple(dict.fromkeys((*first.explains, *explains))))
-            if f.severity != first.severity and (
-                SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]
-            ):
-                agg.first = replace(first, severity=f.severity)
-        frames = f.frames
-        kept = agg.frames
-        room = config.max_evidence_frames - len(kept)
+            # the time of dataclasses.replace). Its name and sentence are kept once for
+            # all the aggregates that share them (a name has findings of several kinds, a
+            # sentence repeats from client to client), and the key shares the name when
+            # it is in lower case already.
+            strings = self._strings
+            qname = strings.setdefault(f.qname, f.qname)
+            detail = strings.setdefault(f.detail, f.detail)
+            low = qname if low == qname else strings.setdefault(low, low)
+            first = f if not f.subjects and qname is f.qname and detail is f.detail else (
+                new_finding(kind, f.severity, f.time, f.client, f.server, qname, f.qtype,
+                            frames, detail, (), f.explains, f.cluster_dns))
+            agg = self._by_key[(kind, f.client, f.server, low, f.qtype)] = (
+                AggregatedFinding(first, 1, f.time))
+            if len(frames) <= cap:
+                agg.head = frames
+            else:
+                agg.head = frames[:cap]
+                agg.frames_omitted = len(frames) - cap
+            return
+        agg.count += 1
+        if f.time > agg.last_time:
+            agg.last_time = f.time
+        first = agg.first
+        if explains and not set(explains) <= set(first.explains):
+            first = agg.first = replace(
+                first, explains=tuple(dict.fromkeys((*first.explains, *explains))))
+        if f.severity != first.severity and (
+            SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]
+        ):
+            agg.first = replace(first, severity=f.severity)
+        more = agg.more
+        room = cap - len(agg.head) - (0 if more is None else len(more))
         if len(frames) <= room:
-            kept.extend(frames)
+            if frames:
+                if more is None:
+                    more = agg.more = array("Q")
+                more.extend(frames)
         else:
             room = max(room, 0)
-            kept.extend(frames[:room])
+            if room:
+                if more is None:
+                    more = agg.more = array("Q")
+                more.extend(frames[:room])
             agg.frames_omitted += len(frames) - room
 
     def tick(self) -> None:
