@@ -14,6 +14,7 @@ and ``tick`` instead, and gives the same findings.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -116,7 +117,9 @@ WINDOW_DETECTORS: tuple[
 class AggregatedFinding:
     """Findings of one kind about the same client, server, name and type, merged.
 
-    Keeps memory bounded by the number of distinct problems, not their repetitions.
+    Keeps memory bounded by the number of distinct problems, not their repetitions; the
+    evidence is stored compactly, as most problems are seen once and their frames are
+    those of ``first``.
     """
 
     first: Finding
@@ -124,10 +127,21 @@ class AggregatedFinding:
     count: int = 1
     #: Time of the last occurrence.
     last_time: float = 0.0
-    #: Evidence frames, capped at ``max_evidence_frames``.
-    frames: list[int] = field(default_factory=list)
     #: Evidence frames left out because of the cap.
     frames_omitted: int = 0
+    #: The first occurrence's evidence frames (its ``Finding.frames``, the same tuple),
+    #: cut at ``max_evidence_frames``.
+    head: tuple[int, ...] = field(default=(), repr=False)
+    #: The later occurrences' evidence frames within the cap, packed as an array('Q')'s
+    #: bytes (8 bytes a frame instead of an int object and a pointer, and no array
+    #: object); None until there are any.
+    more: bytes | None = field(default=None, repr=False)
+
+    @property
+    def frames(self) -> list[int]:
+        """Evidence frames, capped at ``max_evidence_frames``, in the order found."""
+        more = self.more
+        return list(self.head) if more is None else [*self.head, *array("Q", more)]
 
 
 class FindingCollector:
@@ -140,7 +154,8 @@ class FindingCollector:
     def __init__(self, config: AnalysisConfig, facts: _core.Facts | None = None) -> None:
         self.config = config
         self.facts = _core.Facts(config) if facts is None else facts
-        self._by_key: dict[tuple[str, str, str, str, str], AggregatedFinding] = {}
+        #: The aggregates of each kind by (client, server, name in lower case, type).
+        self._by_kind: dict[str, dict[tuple[str, str, str, str], AggregatedFinding]] = {}
         #: Detector failures, by detector name.
         self.errors: dict[str, int] = {}
         self._windows = [(name, make(config, self.facts)) for name, make in WINDOW_DETECTORS]
@@ -151,6 +166,10 @@ class FindingCollector:
         self.on_failed: dict[str, int] = {}
         #: The first findings of each kind as found, with their subjects (evidence tables).
         self._examples: dict[str, list[Finding]] = {}
+        #: Names and sentences of the aggregates, each kept once (see ``add``).
+        self._strings: dict[str, str] = {}
+        #: What the aggregates explain, each kept once.
+        self._tuples: dict[tuple[FindingKind, ...], tuple[FindingKind, ...]] = {}
 
     def evicted(self) -> dict[str, int]:
         """What each window detector forgot at its cap (its ``evicted`` count), by name."""
@@ -225,7 +244,9 @@ class FindingCollector:
 
     def add(self, f: Finding) -> None:
         # Runs once per finding (tens of thousands on a busy node): one dict look-up per
-        # question, and a new record only when the merged one changes.
+        # question, and a new record only when the merged one changes. The aggregates are
+        # kept in a dict per kind: the kind need not be in every key, and the dicts, each
+        # filled up to the cap of its kind, grow less at each resize than one dict of all.
         config = self.config
         kind = f.kind
         if f.subjects:
@@ -234,51 +255,75 @@ class FindingCollector:
                 examples = self._examples[kind] = []
             if len(examples) < config.max_examples_per_kind:
                 examples.append(f)
-        key = (kind, f.client, f.server, f.qname.lower(), f.qtype)
-        agg = self._by_key.get(key)
+        low = f.qname.lower()
+        key = (f.client, f.server, low, f.qtype)
+        by_key = self._by_kind.get(kind)
+        if by_key is None:
+            by_key = self._by_kind[kind] = {}
+        agg = by_key.get(key)
         explains = f.explains
         if agg is None and self._per_kind.get(kind, 0) >= config.max_findings_per_kind:
             # Random names (tunnels, scans) would make the list grow with the capture:
             # past the cap, further problems of this kind are counted in one entry, which
             # takes their severity, time and frames but not what they explain.
-            key = (kind, "", "", "*", "")
-            agg = self._by_key.get(key)
+            key = ("", "", "*", "")
+            agg = by_key.get(key)
             explains = ()
             if agg is None:
+                low = "*"
                 f = Finding(kind, f.severity, f.time, "", "", "*", "", f.frames,
                             f"more {kind} findings for other clients, servers and names "
                             f"than the {config.max_findings_per_kind} listed; they are "
                             "counted here")
+        frames = f.frames
+        cap = config.max_evidence_frames
         if agg is None:
             self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
             # The aggregate outlives the lookup; keeping its subjects would hold every
             # distinct problem's messages until the end (built by position: less than half
-            # the time of dataclasses.replace).
-            first = f if not f.subjects else new_finding(
-                kind, f.severity, f.time, f.client, f.server, f.qname, f.qtype, f.frames,
-                f.detail, (), f.explains, f.cluster_dns)
-            agg = self._by_key[key] = AggregatedFinding(first, 1, f.time)
-        else:
-            agg.count += 1
-            if f.time > agg.last_time:
-                agg.last_time = f.time
-            first = agg.first
-            if explains and not set(explains) <= set(first.explains):
-                first = agg.first = replace(
-                    first, explains=tuple(dict.fromkeys((*first.explains, *explains))))
-            if f.severity != first.severity and (
-                SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]
-            ):
-                agg.first = replace(first, severity=f.severity)
-        frames = f.frames
-        kept = agg.frames
-        room = config.max_evidence_frames - len(kept)
-        if len(frames) <= room:
-            kept.extend(frames)
-        else:
+            # the time of dataclasses.replace). Its name and sentence are kept once for
+            # all the aggregates that share them (a name has findings of several kinds, a
+            # sentence repeats from client to client), and the key shares the name when
+            # it is in lower case already.
+            strings = self._strings
+            qname = strings.setdefault(f.qname, f.qname)
+            detail = strings.setdefault(f.detail, f.detail)
+            low = qname if low == qname else strings.setdefault(low, low)
+            explains = f.explains
+            if explains:
+                explains = self._tuples.setdefault(explains, explains)
+            first = f if (not f.subjects and qname is f.qname and detail is f.detail
+                          and explains is f.explains) else (
+                new_finding(kind, f.severity, f.time, f.client, f.server, qname, f.qtype,
+                            frames, detail, (), explains, f.cluster_dns))
+            agg = by_key[(f.client, f.server, low, f.qtype)] = (
+                AggregatedFinding(first, 1, f.time))
+            if len(frames) <= cap:
+                agg.head = frames
+            else:
+                agg.head = frames[:cap]
+                agg.frames_omitted = len(frames) - cap
+            return
+        agg.count += 1
+        if f.time > agg.last_time:
+            agg.last_time = f.time
+        first = agg.first
+        if explains and not set(explains) <= set(first.explains):
+            union = tuple(dict.fromkeys((*first.explains, *explains)))
+            first = agg.first = replace(first, explains=self._tuples.setdefault(union, union))
+        if f.severity != first.severity and (
+            SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]
+        ):
+            agg.first = replace(first, severity=f.severity)
+        more = agg.more
+        room = cap - len(agg.head) - (0 if more is None else len(more) >> 3)
+        if len(frames) > room:
             room = max(room, 0)
-            kept.extend(frames[:room])
             agg.frames_omitted += len(frames) - room
+            frames = frames[:room]
+        if frames:
+            packed = array("Q", frames).tobytes()
+            agg.more = packed if more is None else more + packed
 
     def tick(self) -> None:
         """The facts' clock reached the time the window detectors asked to be woken at, on
@@ -305,9 +350,8 @@ class FindingCollector:
     def revise(self, kind: FindingKind, change: Callable[[Finding], Finding]) -> None:
         """Let a fact known only once the capture has been read (which servers are the
         cluster's DNS) change what the findings of one kind say; they stay where they are."""
-        for agg in self._by_key.values():
-            if agg.first.kind == kind:
-                agg.first = change(agg.first)
+        for agg in self._by_kind.get(kind, {}).values():
+            agg.first = change(agg.first)
         if kind in self._examples:
             self._examples[kind] = [change(f) for f in self._examples[kind]]
 
@@ -319,7 +363,7 @@ class FindingCollector:
     def findings(self) -> list[AggregatedFinding]:
         """All findings, most severe first, then by time."""
         return sorted(
-            self._by_key.values(),
+            (agg for by_key in self._by_kind.values() for agg in by_key.values()),
             key=lambda a: (SEVERITY_RANK[a.first.severity], a.first.time, a.first.kind,
                            a.first.qname),
         )

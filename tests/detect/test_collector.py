@@ -91,6 +91,45 @@ def test_evidence_frames_are_capped_and_the_rest_counted():
     assert agg.frames_omitted == 2
 
 
+def test_a_first_finding_over_the_frame_cap_is_cut_and_counted():
+    c = FindingCollector(AnalysisConfig(max_evidence_frames=3))
+    c.add(_finding(1.0, (1, 2, 3, 4, 5)))
+    c.add(_finding(2.0, (6,)))
+
+    (agg,) = c.findings()
+    assert agg.frames == [1, 2, 3]
+    assert agg.frames_omitted == 3
+    assert agg.first.frames == (1, 2, 3, 4, 5)
+
+
+def test_frame_numbers_past_32_bits_are_kept_whole():
+    c = FindingCollector(AnalysisConfig())
+    c.add(_finding(1.0, (1,)))
+    c.add(_finding(2.0, (2**40, 2**63 + 1)))
+
+    (agg,) = c.findings()
+    assert agg.frames == [1, 2**40, 2**63 + 1]
+
+
+def test_aggregates_keep_one_copy_of_each_name_and_sentence():
+    # Equal strings built apart, as two lookups' names and two detectors' sentences are.
+    def text(s: str) -> str:
+        return "".join(list(s))
+
+    c = FindingCollector(AnalysisConfig())
+    c.add(Finding("timeout", "error", 1.0, "10.0.3.7", "10.96.0.10", text("example.com"),
+                  "A", (1,), text("lost.")))
+    c.add(Finding("nxdomain", "info", 2.0, "10.0.3.8", "10.96.0.10", text("example.com"),
+                  "A", (2,), text("lost.")))
+
+    a, b = c.findings()
+    assert a.first.qname is b.first.qname
+    assert a.first.detail is b.first.detail
+    # The key holds the name itself when it is lower case already, not a lowered copy.
+    keys = [k for by_key in c._by_kind.values() for k in by_key]
+    assert all(k[2] is a.first.qname for k in keys)
+
+
 def test_findings_are_ordered_most_severe_first_then_by_time():
     c = FindingCollector(AnalysisConfig())
     c.add(_finding(5.0, (9,), kind="nxdomain", severity="info"))
