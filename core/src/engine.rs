@@ -121,32 +121,25 @@ impl Engine {
         if self.exhausted {
             return Ok(false);
         }
+        let mut sink = Parse {
+            names: &mut self.names,
+            dedupe: &mut self.dedupe,
+            matcher: &mut self.matcher,
+            malformed: &mut self.malformed,
+            examples: &mut self.malformed_examples,
+        };
         for _ in 0..max_records {
             if self.reader.next_record_into(&mut self.record) {
                 if !self.started {
                     // The capture's first packet, in time order.
-                    self.matcher.capture_start = Some(self.record.time);
+                    sink.matcher.capture_start = Some(self.record.time);
                     self.started = true;
                 }
-                let mut sink = Parse {
-                    names: &mut self.names,
-                    dedupe: &mut self.dedupe,
-                    matcher: &mut self.matcher,
-                    malformed: &mut self.malformed,
-                    examples: &mut self.malformed_examples,
-                };
                 self.decoder.decode(&self.record, &mut sink);
             } else {
                 if let Some(e) = self.reader.error() {
                     return Err(e.clone());
                 }
-                let mut sink = Parse {
-                    names: &mut self.names,
-                    dedupe: &mut self.dedupe,
-                    matcher: &mut self.matcher,
-                    malformed: &mut self.malformed,
-                    examples: &mut self.malformed_examples,
-                };
                 self.decoder.finish(&mut sink);
                 self.exhausted = true;
                 break;

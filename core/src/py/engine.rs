@@ -328,48 +328,7 @@ impl Engine {
         fields!(py, frag, f, [reassembled, dropped, evicted, evicted_bytes]);
         d.set_item("fragments", frag)?;
 
-        let m = &e.matcher.stats;
-        let ms = PyDict::new(py);
-        fields!(
-            py,
-            ms,
-            m,
-            [
-                queries,
-                queries_udp,
-                queries_tcp,
-                responses,
-                answered_queries,
-                unanswered_queries,
-                unsolicited_responses,
-                responses_before_capture,
-                continuation_responses,
-                retransmissions,
-                tcp_fallback_queries,
-                parallel_lookups,
-                lookups,
-                failed_lookups,
-                lookups_open_at_end,
-                lookups_failed,
-                lookups_failed_late,
-                tc_responses,
-                tc_followed_by_tcp,
-                tc_without_tcp_retry,
-                tc_open_at_end,
-                a_aaaa_pairs,
-                a_aaaa_same_port_concurrent,
-                a_aaaa_race_lost,
-                fanout_groups,
-                icmp_errors,
-                evicted,
-                closed_early,
-            ]
-        );
-        let rcodes = PyDict::new(py);
-        for (name, n) in &m.rcodes {
-            rcodes.set_item(name, n)?;
-        }
-        ms.set_item("rcodes", rcodes)?;
+        let ms = super::matcher::stats_dict(py, &e.matcher.stats)?;
         d.set_item("match", ms)?;
 
         let dd = &e.dedupe;

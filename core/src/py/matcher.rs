@@ -139,8 +139,8 @@ impl Matcher {
     }
 }
 
-/// A pcapdns.stats.MatchStats of the counters.
-fn stats_object(py: Python<'_>, m: &MatchStats) -> PyResult<Py<PyAny>> {
+/// The counters as the keyword arguments of pcapdns.stats.MatchStats.
+pub(crate) fn stats_dict<'py>(py: Python<'py>, m: &MatchStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     macro_rules! put {
         ($($f:ident),* $(,)?) => {{
@@ -182,6 +182,12 @@ fn stats_object(py: Python<'_>, m: &MatchStats) -> PyResult<Py<PyAny>> {
         rcodes.set_item(name, n)?;
     }
     d.set_item("rcodes", rcodes)?;
+    Ok(d)
+}
+
+/// A pcapdns.stats.MatchStats of the counters.
+fn stats_object(py: Python<'_>, m: &MatchStats) -> PyResult<Py<PyAny>> {
+    let d = stats_dict(py, m)?;
     let class = py.import("pcapdns.stats")?.getattr("MatchStats")?;
     Ok(class.call((), Some(&d))?.unbind())
 }
