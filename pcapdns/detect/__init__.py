@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pcapdns import _core
@@ -32,7 +32,14 @@ from pcapdns.detect import (
     timeout,
     truncation,
 )
-from pcapdns.detect.base import SEVERITY_RANK, Detector, Finding, FindingKind, new_finding
+from pcapdns.detect.base import (
+    SEVERITY_RANK,
+    Detector,
+    Finding,
+    FindingKind,
+    Severity,
+    new_finding,
+)
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
@@ -117,31 +124,50 @@ WINDOW_DETECTORS: tuple[
 class AggregatedFinding:
     """Findings of one kind about the same client, server, name and type, merged.
 
-    Keeps memory bounded by the number of distinct problems, not their repetitions; the
-    evidence is stored compactly, as most problems are seen once and their frames are
-    those of ``first``.
+    Keeps memory bounded by the number of distinct problems, not their repetitions, and
+    each distinct problem small (there are up to ``max_findings_per_kind`` of each kind):
+    the fields of its first finding as the document shows them, and its evidence frames
+    packed, in one object; no ``Finding`` is kept (``first`` builds one).
     """
 
-    first: Finding
+    kind: FindingKind
+    #: The most severe severity of the merged findings.
+    severity: Severity
+    #: Time of the first occurrence; its client, server, name, type and sentence.
+    time: float
+    client: str
+    server: str
+    qname: str
+    qtype: str
+    detail: str
+    #: Every kind the merged findings explain, in the order first found.
+    explains: tuple[FindingKind, ...]
+    cluster_dns: bool
+    #: Time of the last occurrence.
+    last_time: float
+    #: The evidence frames within ``max_evidence_frames``, in the order found, packed as an
+    #: array('Q')'s bytes: 8 bytes a frame instead of an int object and a pointer.
+    packed: bytes = field(repr=False)
+    #: How many of them are the first occurrence's.
+    first_frames: int = field(repr=False)
     #: How many times the problem was seen.
     count: int = 1
-    #: Time of the last occurrence.
-    last_time: float = 0.0
     #: Evidence frames left out because of the cap.
     frames_omitted: int = 0
-    #: The first occurrence's evidence frames (its ``Finding.frames``, the same tuple),
-    #: cut at ``max_evidence_frames``.
-    head: tuple[int, ...] = field(default=(), repr=False)
-    #: The later occurrences' evidence frames within the cap, packed as an array('Q')'s
-    #: bytes (8 bytes a frame instead of an int object and a pointer, and no array
-    #: object); None until there are any.
-    more: bytes | None = field(default=None, repr=False)
 
     @property
     def frames(self) -> list[int]:
         """Evidence frames, capped at ``max_evidence_frames``, in the order found."""
-        more = self.more
-        return list(self.head) if more is None else [*self.head, *array("Q", more)]
+        return array("Q", self.packed).tolist()
+
+    @property
+    def first(self) -> Finding:
+        """The merged problem as a ``Finding``: the first occurrence's frames (within the
+        cap), the severity and explains of all; built on each call."""
+        frames = tuple(array("Q", self.packed[:self.first_frames << 3]))
+        return new_finding(self.kind, self.severity, self.time, self.client, self.server,
+                           self.qname, self.qtype, frames, self.detail, (), self.explains,
+                           self.cluster_dns)
 
 
 class FindingCollector:
@@ -279,51 +305,43 @@ class FindingCollector:
         cap = config.max_evidence_frames
         if agg is None:
             self._per_kind[kind] = self._per_kind.get(kind, 0) + 1
-            # The aggregate outlives the lookup; keeping its subjects would hold every
-            # distinct problem's messages until the end (built by position: less than half
-            # the time of dataclasses.replace). Its name and sentence are kept once for
-            # all the aggregates that share them (a name has findings of several kinds, a
-            # sentence repeats from client to client), and the key shares the name when
-            # it is in lower case already.
+            # The aggregate outlives the lookup: it keeps the finding's fields, not the
+            # finding with its subjects. Its name and sentence are kept once for all the
+            # aggregates that share them (a name has findings of several kinds, a sentence
+            # repeats from client to client), and the key shares the name when it is in
+            # lower case already.
             strings = self._strings
             qname = strings.setdefault(f.qname, f.qname)
-            detail = strings.setdefault(f.detail, f.detail)
             low = qname if low == qname else strings.setdefault(low, low)
             explains = f.explains
             if explains:
                 explains = self._tuples.setdefault(explains, explains)
-            first = f if (not f.subjects and qname is f.qname and detail is f.detail
-                          and explains is f.explains) else (
-                new_finding(kind, f.severity, f.time, f.client, f.server, qname, f.qtype,
-                            frames, detail, (), explains, f.cluster_dns))
-            agg = by_key[(f.client, f.server, low, f.qtype)] = (
-                AggregatedFinding(first, 1, f.time))
-            if len(frames) <= cap:
-                agg.head = frames
-            else:
-                agg.head = frames[:cap]
-                agg.frames_omitted = len(frames) - cap
+            omitted = 0
+            if len(frames) > cap:
+                omitted = len(frames) - cap
+                frames = frames[:cap]
+            by_key[(f.client, f.server, low, f.qtype)] = AggregatedFinding(
+                kind, f.severity, f.time, f.client, f.server, qname, f.qtype,
+                strings.setdefault(f.detail, f.detail), explains, f.cluster_dns, f.time,
+                array("Q", frames).tobytes(), len(frames), 1, omitted)
             return
         agg.count += 1
         if f.time > agg.last_time:
             agg.last_time = f.time
-        first = agg.first
-        if explains and not set(explains) <= set(first.explains):
-            union = tuple(dict.fromkeys((*first.explains, *explains)))
-            first = agg.first = replace(first, explains=self._tuples.setdefault(union, union))
-        if f.severity != first.severity and (
-            SEVERITY_RANK[f.severity] < SEVERITY_RANK[first.severity]
+        if explains and not set(explains) <= set(agg.explains):
+            union = tuple(dict.fromkeys((*agg.explains, *explains)))
+            agg.explains = self._tuples.setdefault(union, union)
+        if f.severity != agg.severity and (
+            SEVERITY_RANK[f.severity] < SEVERITY_RANK[agg.severity]
         ):
-            agg.first = replace(first, severity=f.severity)
-        more = agg.more
-        room = cap - len(agg.head) - (0 if more is None else len(more) >> 3)
+            agg.severity = f.severity
+        room = cap - (len(agg.packed) >> 3)
         if len(frames) > room:
             room = max(room, 0)
             agg.frames_omitted += len(frames) - room
             frames = frames[:room]
         if frames:
-            packed = array("Q", frames).tobytes()
-            agg.more = packed if more is None else more + packed
+            agg.packed += array("Q", frames).tobytes()
 
     def tick(self) -> None:
         """The facts' clock reached the time the window detectors asked to be woken at, on
@@ -349,9 +367,14 @@ class FindingCollector:
 
     def revise(self, kind: FindingKind, change: Callable[[Finding], Finding]) -> None:
         """Let a fact known only once the capture has been read (which servers are the
-        cluster's DNS) change what the findings of one kind say; they stay where they are."""
+        cluster's DNS) change what the findings of one kind say; they stay where they are,
+        with their frames."""
         for agg in self._by_kind.get(kind, {}).values():
-            agg.first = change(agg.first)
+            f = change(agg.first)
+            (agg.kind, agg.severity, agg.time, agg.client, agg.server, agg.qname, agg.qtype,
+             agg.detail, agg.explains, agg.cluster_dns) = (
+                f.kind, f.severity, f.time, f.client, f.server, f.qname, f.qtype, f.detail,
+                f.explains, f.cluster_dns)
         if kind in self._examples:
             self._examples[kind] = [change(f) for f in self._examples[kind]]
 
@@ -364,6 +387,5 @@ class FindingCollector:
         """All findings, most severe first, then by time."""
         return sorted(
             (agg for by_key in self._by_kind.values() for agg in by_key.values()),
-            key=lambda a: (SEVERITY_RANK[a.first.severity], a.first.time, a.first.kind,
-                           a.first.qname),
+            key=lambda a: (SEVERITY_RANK[a.severity], a.time, a.kind, a.qname),
         )

@@ -103,24 +103,23 @@ def _input(f: Any) -> dict[str, Any]:
 
 
 def _finding(agg: AggregatedFinding) -> dict[str, Any]:
-    f = agg.first
-    detail = f.detail
+    detail = agg.detail
     if agg.count > 1:
         detail += f" Seen {agg.count} times, last at {iso(agg.last_time)}."
     return {
-        "kind": f.kind,
-        "severity": f.severity,
-        "time": iso(f.time),
-        "client": f.client,
-        "server": f.server,
-        "qname": f.qname,
-        "qtype": f.qtype,
+        "kind": agg.kind,
+        "severity": agg.severity,
+        "time": iso(agg.time),
+        "client": agg.client,
+        "server": agg.server,
+        "qname": agg.qname,
+        "qtype": agg.qtype,
         "frames": sorted(agg.frames),
         "detail": detail,
         "count": agg.count,
         "last_time": iso(agg.last_time),
         "frames_omitted": agg.frames_omitted,
-        "explains": list(f.explains),
+        "explains": list(agg.explains),
     }
 
 

@@ -112,10 +112,10 @@ def _findings(a: Analysis) -> list[str]:
     lines = ["findings by kind (causes first):"]
     for kind in kinds:
         group = by_kind[kind]
-        clients = len({g.first.client for g in group})
-        names = len({g.first.qname.lower() for g in group})
+        clients = len({g.client for g in group})
+        names = len({g.qname.lower() for g in group})
         lines.append(
-            f"  {group[0].first.severity:7} {kind:26} {sum(g.count for g in group):6}  "
+            f"  {group[0].severity:7} {kind:26} {sum(g.count for g in group):6}  "
             f"({clients} client{'s' if clients != 1 else ''}, "
             f"{names} name{'s' if names != 1 else ''})"
         )
@@ -124,17 +124,16 @@ def _findings(a: Analysis) -> list[str]:
     for kind in kinds:
         group = by_kind[kind]
         for agg in group[:EXAMPLES_PER_KIND]:
-            f = agg.first
             times = f" x{agg.count}" if agg.count > 1 else ""
             shown = sorted(agg.frames)[:MAX_FRAMES_SHOWN]
             more = "..." if len(agg.frames) > MAX_FRAMES_SHOWN else ""
             lines.append(
-                f"  {kind}{times}  {f.client} -> {f.server}  {f.qname} {f.qtype}  "
+                f"  {kind}{times}  {agg.client} -> {agg.server}  {agg.qname} {agg.qtype}  "
                 f"frames {','.join(map(str, shown))}{more}"
             )
-            lines.append(f"      {f.detail}")
-            if f.explains:
-                lines.append("      also explains: " + ", ".join(f.explains))
+            lines.append(f"      {agg.detail}")
+            if agg.explains:
+                lines.append("      also explains: " + ", ".join(agg.explains))
         if len(group) > EXAMPLES_PER_KIND:
             lines.append(f"  ... {len(group) - EXAMPLES_PER_KIND} more {kind}")
     return lines

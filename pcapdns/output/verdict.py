@@ -65,11 +65,11 @@ def kind_groups(a: Analysis) -> list[KindGroup]:
     """Findings grouped by kind: most severe first, then causes before symptoms."""
     by_kind: dict[FindingKind, list[AggregatedFinding]] = {}
     for agg in a.findings:
-        by_kind.setdefault(agg.first.kind, []).append(agg)
+        by_kind.setdefault(agg.kind, []).append(agg)
     groups = [
         KindGroup(
             kind=kind,
-            severity=min((x.first.severity for x in aggs), key=SEVERITY_RANK.__getitem__),
+            severity=min((x.severity for x in aggs), key=SEVERITY_RANK.__getitem__),
             findings=tuple(aggs),
             occurrences=sum(x.count for x in aggs),
             on_failed=a.findings_on_failed.get(kind, 0),
@@ -99,7 +99,7 @@ def verdict(a: Analysis) -> Verdict:
             "capture holds only answers.",), 0)
     groups = kind_groups(a)
     errors = [g for g in groups if SEVERITY_RANK[g.severity] <= SEVERITY_RANK["error"]]
-    problems = sum(len([x for x in g.findings if x.first.severity in ("critical", "error")])
+    problems = sum(len([x for x in g.findings if x.severity in ("critical", "error")])
                    for g in errors)
     failed = m.lookups_failed
     still = m.lookups_open_at_end
@@ -178,7 +178,7 @@ def _group_sentence(g: KindGroup, a: Analysis) -> str:
                 f"{first.server}.")
     if g.kind in ("servfail", "refused") and first is not None:
         code = g.kind.upper()
-        servers = distinct(x.first.server for x in g.findings)
+        servers = distinct(x.server for x in g.findings)
         return (f"{count_noun(n, 'answer')} {'was' if n == 1 else 'were'} {code} from "
                 f"{listing(servers, len(servers))}{scope}, e.g. {first.qname} {first.qtype}.")
     if g.kind == "slow_response" and first is not None and lookup is not None:

@@ -302,7 +302,7 @@ def _figures(s: Summary) -> tuple[tuple[str, str, str], ...]:
 def _groups(a: Analysis, ifnames: dict[int, str]) -> list[FindingGroup]:
     by_kind: dict[str, list[AggregatedFinding]] = {}
     for agg in a.findings:
-        by_kind.setdefault(agg.first.kind, []).append(agg)
+        by_kind.setdefault(agg.kind, []).append(agg)
     groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames)
               for kind, aggs in by_kind.items()]
     groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], kind_rank(g.kind), -g.occurrences))
@@ -311,10 +311,10 @@ def _groups(a: Analysis, ifnames: dict[int, str]) -> list[FindingGroup]:
 
 def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
            ifnames: dict[int, str]) -> FindingGroup:
-    real = [x for x in aggs if x.first.qname != "*" or x.first.client]
-    clients = _distinct(x.first.client for x in real)
-    servers = _distinct(x.first.server for x in real)
-    qnames = _distinct(x.first.qname for x in real)
+    real = [x for x in aggs if x.qname != "*" or x.client]
+    clients = _distinct(x.client for x in real)
+    servers = _distinct(x.server for x in real)
+    qnames = _distinct(x.qname for x in real)
     occurrences = sum(x.count for x in aggs)
     rows: list[EvidenceRow] = []
     shown = 0
@@ -326,11 +326,11 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
         shown += 1
     # One table in frame order: the order things happened on the wire.
     rows = sorted(dict.fromkeys(rows), key=lambda r: r.frame)
-    first = aggs[0].first
+    first = aggs[0]
     return FindingGroup(
         kind=first.kind,
-        severity=min((x.first.severity for x in aggs), key=SEVERITY_RANK.__getitem__),
-        advice=advice_for(first.kind, all(x.first.cluster_dns for x in aggs)),
+        severity=min((x.severity for x in aggs), key=SEVERITY_RANK.__getitem__),
+        advice=advice_for(first.kind, all(x.cluster_dns for x in aggs)),
         occurrences=occurrences,
         distinct=len(aggs),
         clients=tuple(clients[:5]),
@@ -339,14 +339,14 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
         servers_total=len(servers),
         names=tuple(qnames[:5]),
         names_total=len(qnames),
-        first_time=_utc(min(x.first.time for x in aggs)),
+        first_time=_utc(min(x.time for x in aggs)),
         last_time=_utc(max(x.last_time for x in aggs)),
-        details=tuple(dict.fromkeys(x.first.detail for x in aggs[:3])),
+        details=tuple(dict.fromkeys(x.detail for x in aggs[:3])),
         rows=tuple(rows),
         dates=" .. ".join(dict.fromkeys(sorted({r.date for r in rows if r.date}))),
         occurrences_not_shown=max(occurrences - shown, 0),
         explains=tuple(lower_title(ADVICE[k].title) for k in dict.fromkeys(
-            k for x in aggs for k in x.first.explains)),
+            k for x in aggs for k in x.explains)),
     )
 
 
@@ -463,12 +463,11 @@ def _ticket(a: Analysis, ctx: CaptureContext) -> tuple[str, int]:
     cluster = tuple(s.lower().strip(".") for s in ctx.search) + CLUSTER_SUFFIXES
     rows = []
     for agg in a.findings:
-        f = agg.first
-        result = _TICKET_KINDS.get(f.kind)
-        if result is None or not f.qname or f.qname == "*" or _internal(f.qname, cluster):
+        result = _TICKET_KINDS.get(agg.kind)
+        if result is None or not agg.qname or agg.qname == "*" or _internal(agg.qname, cluster):
             continue
-        rows.append((f.qname, f.qtype, result, (iso(f.time) or "")[:19] + "Z", agg.count,
-                     f.server))
+        rows.append((agg.qname, agg.qtype, result, (iso(agg.time) or "")[:19] + "Z", agg.count,
+                     agg.server))
     rows.sort(key=lambda r: (r[3], r[0]))
     node = ctx.node or "not recorded"
     head = [
@@ -585,9 +584,8 @@ def _clients(a: Analysis) -> list[TableRow]:
 
 
 def _problem(agg: AggregatedFinding) -> ProblemRow:
-    f = agg.first
-    return ProblemRow(f.severity, f.kind, _utc(f.time), f.client, f.server, f.qname,
-                      f.qtype, agg.count, f.detail)
+    return ProblemRow(agg.severity, agg.kind, _utc(agg.time), agg.client, agg.server,
+                      agg.qname, agg.qtype, agg.count, agg.detail)
 
 
 def _interface_names(a: Analysis, ctx: CaptureContext) -> dict[int, str]:
