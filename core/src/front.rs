@@ -5,8 +5,8 @@
 //! the caller's thread. What crosses to it is what the decoder hands on, owned, in batches:
 //! a mark for each record read, each payload's addresses and ports with its bytes copied
 //! into one buffer per batch, and each ICMP quote. The caller plays the batches into its
-//! sink in the order the decoder found things, up to as many records per `Front::take` call as asked, so
-//! everything after the decoder runs in the same order, between the same steps, as when
+//! sink in the order the decoder found things, as many records per `Front::take` as asked,
+//! so everything after the decoder runs in the same order, between the same steps, as when
 //! the front runs on the caller's thread: the output is the same byte for byte. The reader
 //! and the decoder travel back with the last batch, so their counters, the per-file
 //! descriptions and the error that stopped reading are read where they always were.
@@ -36,9 +36,11 @@ pub trait Feed: Sink {
 /// reassembly, and the end of the input flushes them all). A batch so holds at most
 /// 2 x `items` items of `ITEM_BYTES`, and less than 2 x `bytes` bytes plus one payload or
 /// quote, which is at most one record's bytes (`read::capture::MAX_RECORD`, 256 KiB). At
-/// most `depth` batches wait in the channel, one is being filled and one played, and played
-/// batches go back to be filled again: with `LIMITS`, (4 + 2) x (128 + 128 + 256) KiB =
-/// 3 MiB at most in flight, and about 6 x (64 + 64) KiB = 0.75 MiB for ordinary DNS.
+/// most `depth` batches wait in the channel, one more waits to be sent and one is played;
+/// played batches go back to be filled again, and a new one is made only when none has
+/// come back, so at most `depth` + 3 exist. With `LIMITS` that is 7 x 128 KiB = 0.9 MiB
+/// for ordinary DNS traffic, and at most 7 x (136 KiB of items + 544 KiB of bytes, as
+/// vectors grow by doubling) = 4.7 MiB.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub items: usize,
@@ -46,9 +48,9 @@ pub struct Limits {
     pub depth: usize,
 }
 
-/// About a millisecond of the caller's work per batch: the thread wakes the caller (and is
-/// woken) once a batch, not once a record, and a batch is still in the cache when it is
-/// played.
+/// About half a millisecond of the caller's work per batch (512 DNS records): the thread
+/// wakes the caller (and is woken) once a batch, not once a record, and a batch is still in
+/// the cache when it is played.
 pub const LIMITS: Limits = Limits {
     items: 1024,
     bytes: 64 << 10,
