@@ -136,7 +136,10 @@ fn main() {
     flush(&mut events, &mut w);
 
     let e = &engine;
-    let r = &e.reader;
+    let (r, dec) = (
+        e.reader().expect("the input is read"),
+        e.decoder().expect("the input is read"),
+    );
     let _ = writeln!(
         w,
         "records={} late={} early={} behind={:x} warnings={:?}",
@@ -147,9 +150,9 @@ fn main() {
         r.warnings()
     );
     let _ = writeln!(w, "malformed={} {:?}", e.malformed, e.malformed_examples);
-    let _ = writeln!(w, "decode={:?}", e.decoder.stats);
-    let _ = writeln!(w, "tcp={:?}", e.decoder.tcp.stats);
-    let f = &e.decoder.fragments;
+    let _ = writeln!(w, "decode={:?}", dec.stats);
+    let _ = writeln!(w, "tcp={:?}", dec.tcp.stats);
+    let f = &dec.fragments;
     let _ = writeln!(
         w,
         "fragments={} {} {} {}",

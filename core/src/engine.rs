@@ -4,6 +4,9 @@
 //! The engine runs in steps so that its caller (Python) can show progress, answer Ctrl-C
 //! and hand the lookups that matter to its detectors between steps; nothing holds the
 //! capture in memory, and each step's output is bounded by its record count.
+//!
+//! Reading and decoding run on a thread of their own when the machine has a second core
+//! (`front`); the rest runs on the caller's thread, with the same result.
 
 use std::rc::Rc;
 
@@ -11,10 +14,11 @@ use crate::config::Config;
 use crate::decode::{FrameDecoder, PayloadRef, Sink};
 use crate::dedupe::Deduplicator;
 use crate::dns;
+use crate::front::{self, Feed, Front, Limits};
 use crate::matcher::{Event, Lookup, Matcher, Settlement};
 use crate::read::{open_inputs, InputError, Reader};
 use crate::tally::{LookupFacts, Tallies};
-use crate::types::{IcmpQuote, Record};
+use crate::types::{IcmpQuote, Time};
 
 /// The first this many malformed messages keep their frame and reason.
 pub const MAX_MALFORMED_EXAMPLES: usize = 20;
@@ -28,18 +32,16 @@ pub const CHUNK_RECORDS: usize = 1024;
 
 pub struct Engine {
     pub cfg: Config,
-    pub reader: Reader,
-    pub decoder: FrameDecoder,
+    /// The reader and the decoder (`reader`, `decoder`).
+    front: Front,
     pub dedupe: Deduplicator,
     pub matcher: Matcher,
     pub tallies: Tallies,
     /// Frames on a DNS port whose DNS message did not decode, and the first few reasons.
     pub malformed: u64,
     pub malformed_examples: Vec<(u64, String)>,
-    started: bool,
     exhausted: bool,
     finished: bool,
-    record: Record,
     /// The question names of the messages in memory, one copy each.
     names: dns::Names,
 }
@@ -76,32 +78,42 @@ impl Sink for Parse<'_> {
     }
 }
 
+impl Feed for Parse<'_> {
+    fn first_record(&mut self, time: Time) {
+        self.matcher.capture_start = Some(time);
+    }
+}
+
 impl Engine {
-    /// Open the capture made of `paths` (files and directories).
+    /// Open the capture made of `paths` (files and directories), reading and decoding on
+    /// a thread of their own when there is a second core (`front::second_core`).
     pub fn open(paths: &[String], cfg: Config, keep_copies: bool) -> Result<Engine, InputError> {
+        Self::open_with(paths, cfg, keep_copies, front::second_core())
+    }
+
+    /// `open`, reading and decoding on a thread of their own with batches of `thread`'s
+    /// limits, or on the caller's thread when it is None.
+    pub fn open_with(
+        paths: &[String],
+        cfg: Config,
+        keep_copies: bool,
+        thread: Option<Limits>,
+    ) -> Result<Engine, InputError> {
         let reader = open_inputs(paths, cfg.reorder_window)?;
         let decoder = FrameDecoder::new(&cfg);
+        let front = Front::new(reader, decoder, thread);
         let dedupe = Deduplicator::new(cfg.duplicate_window, keep_copies, cfg.max_dedupe_entries);
         let matcher = Matcher::new(&cfg);
         Ok(Engine {
             cfg,
-            reader,
-            decoder,
+            front,
             dedupe,
             matcher,
             tallies: Tallies::default(),
             malformed: 0,
             malformed_examples: Vec::new(),
-            started: false,
             exhausted: false,
             finished: false,
-            record: Record {
-                frame: 0,
-                time: 0.0,
-                link_type: 0,
-                iface: 0,
-                data: Vec::new(),
-            },
             names: dns::Names::new(),
         })
     }
@@ -128,22 +140,8 @@ impl Engine {
             malformed: &mut self.malformed,
             examples: &mut self.malformed_examples,
         };
-        for _ in 0..max_records {
-            if self.reader.next_record_into(&mut self.record) {
-                if !self.started {
-                    // The capture's first packet, in time order.
-                    sink.matcher.capture_start = Some(self.record.time);
-                    self.started = true;
-                }
-                self.decoder.decode(&self.record, &mut sink);
-            } else {
-                if let Some(e) = self.reader.error() {
-                    return Err(e.clone());
-                }
-                self.decoder.finish(&mut sink);
-                self.exhausted = true;
-                break;
-            }
+        if !self.front.take(max_records, &mut sink)? {
+            self.exhausted = true;
         }
         self.drain(out);
         Ok(!self.exhausted)
@@ -164,6 +162,37 @@ impl Engine {
     /// Whether `finish` has run (the counters are final).
     pub fn finished(&self) -> bool {
         self.finished
+    }
+
+    /// The reader: always when it runs on the caller's thread, else once the input is
+    /// read (`step` returned false) or reading stopped on an error.
+    pub fn reader(&self) -> Option<&Reader> {
+        self.front.stages().map(|s| &s.reader)
+    }
+
+    /// The decoder, when the reader is here (`reader`).
+    pub fn decoder(&self) -> Option<&FrameDecoder> {
+        self.front.stages().map(|s| &s.decoder)
+    }
+
+    /// Bytes of the input files consumed as of the last record taken (for progress).
+    pub fn bytes_read(&self) -> u64 {
+        self.front.bytes_read()
+    }
+
+    /// Size of the input files on disk.
+    pub fn total_bytes(&self) -> u64 {
+        self.front.total_bytes()
+    }
+
+    /// The newest record time read as of the last record taken (-inf before any).
+    pub fn newest(&self) -> f64 {
+        self.front.newest()
+    }
+
+    /// Whether reading and decoding run on a thread of their own (until the input is read).
+    pub fn threaded(&self) -> bool {
+        self.front.away()
     }
 
     fn drain(&mut self, out: &mut Vec<Event>) {

@@ -18,6 +18,7 @@ pub mod dedupe;
 pub mod dns;
 pub mod engine;
 pub mod facts;
+pub mod front;
 pub mod hash;
 pub mod matcher;
 pub mod read;

@@ -234,26 +234,32 @@ impl Engine {
         (self.lookups, self.handed)
     }
 
+    /// Bytes of the input consumed, as of the last record processed (for progress).
     #[getter]
     fn bytes_read(&self) -> u64 {
-        self.inner.reader.bytes_read()
+        self.inner.bytes_read()
     }
 
     #[getter]
     fn total_bytes(&self) -> u64 {
-        self.inner.reader.total_bytes()
+        self.inner.total_bytes()
     }
 
     /// The newest record time read (records can be written out of time order).
     #[getter]
     fn newest(&self) -> f64 {
-        self.inner.reader.newest()
+        self.inner.newest()
     }
 
-    /// Each input file as the keyword arguments of pcapdns.stats.CaptureFile.
+    /// Each input file as the keyword arguments of pcapdns.stats.CaptureFile, once every
+    /// record has been read (`step` returned false).
     fn files(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
         let out = PyList::empty(py);
-        for f in self.inner.reader.files() {
+        let reader = self
+            .inner
+            .reader()
+            .ok_or_else(|| PyValueError::new_err("files() before the input is read"))?;
+        for f in reader.files() {
             let d = PyDict::new(py);
             fields!(
                 py,
@@ -290,15 +296,18 @@ impl Engine {
             return Err(PyValueError::new_err("facts() before finish()"));
         }
         let e = &self.inner;
+        let (Some(reader), Some(decoder)) = (e.reader(), e.decoder()) else {
+            return Err(PyValueError::new_err("facts() before the input is read"));
+        };
         let d = PyDict::new(py);
-        d.set_item("records", e.reader.records())?;
-        d.set_item("late", e.reader.late())?;
-        d.set_item("open_warnings", e.reader.open_warnings())?;
-        d.set_item("late_warning", e.reader.late_warning())?;
+        d.set_item("records", reader.records())?;
+        d.set_item("late", reader.late())?;
+        d.set_item("open_warnings", reader.open_warnings())?;
+        d.set_item("late_warning", reader.late_warning())?;
         d.set_item("malformed", e.malformed)?;
         d.set_item("malformed_examples", &e.malformed_examples)?;
 
-        let s = &e.decoder.stats;
+        let s = &decoder.stats;
         let dec = PyDict::new(py);
         fields!(
             py,
@@ -307,7 +316,7 @@ impl Engine {
             [non_ip, not_dns, bad_ip, fragments, icmp_errors]
         );
         d.set_item("decode", dec)?;
-        let t = &e.decoder.tcp.stats;
+        let t = &decoder.tcp.stats;
         let tcp = PyDict::new(py);
         fields!(
             py,
@@ -323,7 +332,7 @@ impl Engine {
             ]
         );
         d.set_item("tcp", tcp)?;
-        let f = &e.decoder.fragments;
+        let f = &decoder.fragments;
         let frag = PyDict::new(py);
         fields!(py, frag, f, [reassembled, dropped, evicted, evicted_bytes]);
         d.set_item("fragments", frag)?;
