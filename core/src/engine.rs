@@ -5,8 +5,6 @@
 //! and hand the lookups that matter to its detectors between steps; nothing holds the
 //! capture in memory, and each step's output is bounded by its record count.
 
-use std::rc::Rc;
-
 use crate::config::Config;
 use crate::decode::{FrameDecoder, PayloadRef, Sink};
 use crate::dedupe::Deduplicator;
@@ -55,9 +53,8 @@ struct Parse<'a> {
 
 impl Sink for Parse<'_> {
     fn payload(&mut self, p: &PayloadRef<'_>) {
-        match dns::parse_with(p, self.names) {
+        match dns::parse_shared(p, self.names) {
             Ok(m) => {
-                let m = Rc::new(m);
                 if !self.dedupe.is_duplicate_msg(&m) {
                     self.matcher.message(m);
                 }
