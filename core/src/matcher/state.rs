@@ -911,7 +911,12 @@ const RCODE_NAMES: [&str; 16] = [
 impl MatchStats {
     pub(crate) fn count_rcode(&mut self, rcode: u16) {
         let name = RCODE_NAMES[(rcode & 0xF) as usize];
-        match self.rcodes.iter_mut().find(|(n, _)| *n == name) {
+        // The names come from RCODE_NAMES: the same pointer, without comparing the text.
+        match self
+            .rcodes
+            .iter_mut()
+            .find(|(n, _)| std::ptr::eq(*n, name) || *n == name)
+        {
             Some((_, c)) => *c += 1,
             None => self.rcodes.push((name, 1)),
         }
