@@ -66,6 +66,28 @@ impl Kept {
     }
 }
 
+/// Payload bytes hashed whole; of a longer payload, the first `HASHED - 16` and the last
+/// 16 (and its length).
+const HASHED: usize = 64;
+
+/// The hash of a message's key: its transport and client port (`tag`) and its payload, of
+/// which a long one (an answer) is sampled: its header, question and first records and its
+/// last bytes (`HASHED`). The hash only picks the chain: copies are compared whole.
+#[inline]
+fn key_hash(hasher: &Seeded, tag: u32, data: &[u8]) -> u64 {
+    let n = data.len();
+    match (data.get(..HASHED - 16), data.get(n.saturating_sub(16)..)) {
+        (Some(head), Some(tail)) if n > HASHED => {
+            let mut h = hasher.build_hasher();
+            h.write_u64(u64::from(tag) | (n as u64) << 32);
+            h.write(head);
+            h.write(tail);
+            h.finish()
+        }
+        _ => hasher.hash_bytes(u64::from(tag), data),
+    }
+}
+
 /// No entry.
 const NIL: u64 = u64::MAX;
 
@@ -393,7 +415,7 @@ impl Deduplicator {
         let is_response = m.flags & QR != 0;
         let client_port = if is_response { m.dport } else { m.sport };
         let tag = (u32::from(matches!(m.transport, Transport::Tcp)) << 16) | u32::from(client_port);
-        let hash = self.hasher.hash_bytes(u64::from(tag), &m.data);
+        let hash = key_hash(&self.hasher, tag, &m.data);
         // On one TCP connection, reassembly already dropped segments captured twice; two
         // identical messages there are two messages (a client may repeat a query).
         let udp = m.transport == Transport::Udp;
