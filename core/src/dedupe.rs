@@ -21,9 +21,9 @@
 //! Memory: at most `max_entries` messages are remembered (each kept once, shared with the
 //! matcher); past that the oldest is forgotten and counted in `evicted`.
 
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -237,30 +237,6 @@ impl Window {
 }
 
 // -- the direction table ---------------------------------------------------------------------
-//
-// Its keys are small integers scrambled with a secret seed (the capture chooses ports and
-// IDs, so their hash must not be predictable), and the table uses them as their own hash.
-
-/// The hasher of tables whose keys carry their hash already.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by the keys here, which write one u64.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-}
-
-type PrehashedMap<K, V> = HashMap<K, V, BuildHasherDefault<Prehashed>>;
 
 /// (transport, client port, ID, is response) in one integer.
 fn turn_key(transport: Transport, client_port: u16, id: u16, is_response: bool) -> u64 {
@@ -268,18 +244,42 @@ fn turn_key(transport: Transport, client_port: u16, id: u16, is_response: bool) 
     (tcp << 33) | (u64::from(client_port) << 17) | (u64::from(id) << 1) | is_response as u64
 }
 
+/// One direction's entry: its scrambled key, when a message last went that way, and the
+/// rank of its first insertion (`FREE` for an empty slot).
+#[derive(Clone, Copy, Debug)]
+struct Turn {
+    key: u64,
+    time: Time,
+    rank: u64,
+}
+
+/// The rank of an empty slot.
+const FREE: u64 = u64::MAX;
+
+const EMPTY_TURN: Turn = Turn {
+    key: 0,
+    time: 0.0,
+    rank: FREE,
+};
+
+/// Slots of the smallest direction table.
+const MIN_TURN_SLOTS: usize = 64;
+
 /// When a message last went each way, with the order in which each direction was first
 /// seen (an entry updated keeps its place), so that a sweep in a burst keeps the same
 /// entries a Python dict would.
 ///
 /// Keys are scrambled with a secret seed by a bijection (the MurmurHash3 finalizer), so
-/// distinct keys stay distinct and need no second hash, while a capture cannot choose
-/// ports and IDs that crowd one part of the table.
+/// distinct keys stay distinct and are their own hash, while a capture cannot choose
+/// ports and IDs that crowd one part of the table. The table is open addressing with
+/// linear probing, at most half full: a message costs one probe of one or two slots, and
+/// a sweep rebuilds it.
 #[derive(Debug)]
 struct Turns {
     seed: u64,
-    /// Scrambled key -> (time, rank of first insertion).
-    map: PrehashedMap<u64, (Time, u64)>,
+    /// A power of two of slots (or none yet).
+    slots: Vec<Turn>,
+    len: usize,
     next_rank: u64,
 }
 
@@ -287,35 +287,75 @@ impl Turns {
     fn new(seed: u64) -> Self {
         Turns {
             seed,
-            map: PrehashedMap::default(),
+            slots: Vec::new(),
+            len: 0,
             next_rank: 0,
         }
     }
 
     fn scramble(&self, key: u64) -> u64 {
-        let mut h = key ^ self.seed;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
+        crate::hash::fmix64(key ^ self.seed)
     }
 
     fn len(&self) -> usize {
-        self.map.len()
+        self.len
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go (the table has slots).
+    #[inline]
+    fn probe(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = key as usize & mask;
+        while let Some(s) = self.slots.get(i) {
+            if s.rank == FREE || s.key == key {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        i
     }
 
     fn get(&self, key: u64) -> Option<Time> {
-        self.map.get(&self.scramble(key)).map(|e| e.0)
+        if self.slots.is_empty() {
+            return None;
+        }
+        let key = self.scramble(key);
+        self.slots
+            .get(self.probe(key))
+            .filter(|s| s.rank != FREE)
+            .map(|s| s.time)
     }
 
     fn set(&mut self, key: u64, t: Time) {
+        if 2 * (self.len + 1) > self.slots.len() {
+            self.rebuild(MIN_TURN_SLOTS.max(2 * self.slots.len()), |_| true);
+        }
         let key = self.scramble(key);
-        match self.map.entry(key) {
-            Entry::Occupied(mut e) => e.get_mut().0 = t,
-            Entry::Vacant(e) => {
-                e.insert((t, self.next_rank));
+        let i = self.probe(key);
+        if let Some(s) = self.slots.get_mut(i) {
+            if s.rank == FREE {
+                *s = Turn {
+                    key,
+                    time: t,
+                    rank: self.next_rank,
+                };
                 self.next_rank += 1;
+                self.len += 1;
+            } else {
+                s.time = t;
+            }
+        }
+    }
+
+    /// The table again with `slots` slots and the entries `keep` keeps.
+    fn rebuild(&mut self, slots: usize, keep: impl Fn(&Turn) -> bool) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY_TURN; slots]);
+        self.len = 0;
+        for t in old.into_iter().filter(|t| t.rank != FREE && keep(t)) {
+            let i = self.probe(t.key);
+            if let Some(s) = self.slots.get_mut(i) {
+                *s = t;
+                self.len += 1;
             }
         }
     }
@@ -323,17 +363,23 @@ impl Turns {
     /// Keep the entries at or after `limit`, and of those at most the newest half of
     /// `max_entries` (by first insertion); return how many were dropped for that cap.
     fn retain(&mut self, limit: Time, max_entries: usize) -> u64 {
-        self.map.retain(|_, e| e.0 >= limit);
+        let slots = self.slots.len();
+        self.rebuild(slots, |t| t.time >= limit);
         // A burst: keep the newest half of the cap (all of them when that half is 0, as a
         // slice from -0 keeps everything).
         let half = max_entries / 2;
-        if self.map.len() <= max_entries || half == 0 {
+        if self.len <= max_entries || half == 0 {
             return 0;
         }
-        let mut ranks: Vec<u64> = self.map.values().map(|e| e.1).collect();
+        let mut ranks: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|t| t.rank != FREE)
+            .map(|t| t.rank)
+            .collect();
         let cut = ranks.len() - half;
         let (_, &mut first_kept, _) = ranks.select_nth_unstable(cut);
-        self.map.retain(|_, e| e.1 >= first_kept);
+        self.rebuild(slots, |t| t.rank >= first_kept);
         cut as u64
     }
 }
