@@ -446,20 +446,12 @@ impl Matcher {
         };
         if m.qtype == A {
             q.is_a.set(true);
-            match take(
-                &mut self.aaaa_recent,
-                skey.clone(),
-                m.time - self.cfg.pair_before,
-            ) {
+            match take(&mut self.aaaa_recent, &skey, m.time - self.cfg.pair_before) {
                 Some(partner) => self.link(q, &partner),
                 None => enqueue(&mut self.a_waiting, skey, q),
             }
         } else {
-            match take(
-                &mut self.a_waiting,
-                skey.clone(),
-                m.time - self.cfg.pair_after,
-            ) {
+            match take(&mut self.a_waiting, &skey, m.time - self.cfg.pair_after) {
                 Some(partner) => self.link(&partner, q),
                 None => enqueue(&mut self.aaaa_recent, skey, q),
             }

@@ -676,41 +676,36 @@ pub(crate) enum Waiting {
 
 /// Append `q` under `key`.
 pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &Rc<Query>) {
-    match table.entry(key) {
-        Entry::Vacant(e) => {
-            e.insert(Waiting::One(q.clone(), q.msg.time));
+    // Nearly always the socket's only query waiting: one insertion (the entry API costs
+    // twice as much), and the queue put back together otherwise.
+    let one = Waiting::One(q.clone(), q.msg.time);
+    let Some(held) = table.insert(key.clone(), one) else {
+        return;
+    };
+    let queue = match held {
+        Waiting::One(first, _) => VecDeque::from([first, q.clone()]),
+        Waiting::Many(mut lst) => {
+            lst.push_back(q.clone());
+            lst
         }
-        Entry::Occupied(mut e) => {
-            let held = e.get_mut();
-            match held {
-                Waiting::One(one, _) => {
-                    *held = Waiting::Many(VecDeque::from([one.clone(), q.clone()]));
-                }
-                Waiting::Many(lst) => lst.push_back(q.clone()),
-            }
-        }
-    }
+    };
+    table.insert(key, Waiting::Many(queue));
 }
 
 /// Remove and return the earliest unpaired open query under `key` sent at or after
 /// `since`; forget entries that are too old to pair (amortized O(1)).
 pub(crate) fn take(
     table: &mut Map<SocketKey, Waiting>,
-    key: SocketKey,
+    key: &SocketKey,
     since: Time,
 ) -> Option<Rc<Query>> {
-    let Entry::Occupied(mut e) = table.entry(key) else {
-        return None;
-    };
-    match e.get_mut() {
-        Waiting::One(..) => {
-            let Waiting::One(h, _) = e.remove() else {
-                unreachable!()
-            };
+    // Taken out whole (one probe, nearly always a single query), a queue put back.
+    match table.remove(key)? {
+        Waiting::One(h, _) => {
             let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
             ok.then_some(h)
         }
-        Waiting::Many(lst) => {
+        Waiting::Many(mut lst) => {
             while let Some(f) = lst.front() {
                 if f.pair.borrow().is_some() || f.is_closed() || f.msg.time < since {
                     lst.pop_front();
@@ -719,8 +714,8 @@ pub(crate) fn take(
                 }
             }
             let q = lst.pop_front();
-            if lst.is_empty() {
-                e.remove();
+            if !lst.is_empty() {
+                table.insert(key.clone(), Waiting::Many(lst));
             }
             q
         }
