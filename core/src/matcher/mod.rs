@@ -7,7 +7,7 @@
 //! * `pending_to`: the same, by server address too, for the preferred match (only the
 //!   queries of keys that hold several: a key's only query is its own preferred match);
 //! * `groups`: the newest query of each (transport, client, server, question), to chain
-//!   retransmissions into lookups;
+//!   retransmissions into lookups (a closed query there counts as none);
 //! * the fan-out windows: recent queries by (transport, client, port, ID, question), to see
 //!   one query sent to several servers (a window with a count per server: O(1) a query),
 //!   kept in `pending` beside the queries of the same key;
@@ -15,7 +15,8 @@
 //! * `tc_waiting`: TC=1 responses waiting for the client's next query for that question;
 //! * `tc_seen`: when each (client, name) last got a TC=1 answer over UDP, so that the TCP
 //!   queries that follow join the UDP lookups they re-ask;
-//! * `by_id`: the newest query per (client, port, ID), to attach ICMP errors;
+//! * `by_id`: the newest query per (client, port, ID), to attach ICMP errors (a closed
+//!   query there counts as none);
 //! * `unanswered`: queries not yet answered, in time order;
 //! * `answered` / `answered_tc`: answered queries waiting out their last window;
 //! * `xfr`: zone transfers (AXFR/IXFR over TCP) whose answer is still arriving.
@@ -293,7 +294,11 @@ impl Matcher {
         let gkey = group_key(m, m.transport, &name);
         // The new query is the group's newest from now on (the TCP fallback below looks at
         // the UDP group of the question, never at this key).
-        let prev = self.groups.insert(gkey, q.clone());
+        // A closed query left under the key (`forget_closed`) is no longer there.
+        let prev = self
+            .groups
+            .insert(gkey, q.clone())
+            .filter(|p| !p.is_closed());
         let fallback = if m.transport == Transport::Tcp {
             self.tcp_fallback_of(m, &name)
         } else {
