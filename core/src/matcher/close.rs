@@ -160,11 +160,12 @@ impl Matcher {
         expire_fans(&mut self.pending, limit);
         let limit = now - self.cfg.pair_after.max(self.cfg.pair_before);
         for table in [&mut self.a_waiting, &mut self.aaaa_recent] {
-            table.retain(|_, v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
+            table.retain(|v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
+            if table.capacity() > 64 * table.len() + 4096 {
+                table.shrink_to_fit();
+            }
         }
         shrink(&mut self.pending);
-        shrink(&mut self.a_waiting);
-        shrink(&mut self.aaaa_recent);
         shrink(&mut self.tc_seen);
         shrink(&mut self.xfr);
     }

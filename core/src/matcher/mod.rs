@@ -59,8 +59,8 @@ pub use records::{Attempts, Event, Lookup, Orphan, OrphanKind, RetransmissionKin
 pub use state::MatchStats;
 use state::{
     answer_only, drop_held, enqueue, fan_out, put, slot_counts, take, take_newest, Answered, Group,
-    GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, Slot, SocketKey,
-    TcKey, Waiting, Xfr, XfrKey, NONE,
+    GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, QTable, Query, SeenKey, Slot,
+    Socket, TcKey, Waiting, Xfr, XfrKey, NONE,
 };
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
@@ -88,8 +88,8 @@ pub struct Matcher {
     pending: Map<PendingKey, Slot>,
     pending_to: Map<PendingToKey, Slot>,
     groups: Map<GroupKey, Rc<Query>>,
-    a_waiting: Map<SocketKey, Waiting>,
-    aaaa_recent: Map<SocketKey, Waiting>,
+    a_waiting: QTable<Waiting>,
+    aaaa_recent: QTable<Waiting>,
     tc_waiting: Map<TcKey, Vec<Rc<Query>>>,
     tc_seen: Map<SeenKey, Time>,
     by_id: Map<IdKey, Rc<Query>>,
@@ -129,8 +129,8 @@ impl Matcher {
             pending: Map::with_hasher(seed),
             pending_to: Map::with_hasher(seed),
             groups: Map::with_hasher(seed),
-            a_waiting: Map::with_hasher(seed),
-            aaaa_recent: Map::with_hasher(seed),
+            a_waiting: QTable::new(),
+            aaaa_recent: QTable::new(),
             tc_waiting: Map::with_hasher(seed),
             tc_seen: Map::with_hasher(seed),
             by_id: Map::with_hasher(seed),
@@ -443,22 +443,25 @@ impl Matcher {
     /// Pair each A query with the earliest unpaired AAAA from the same socket.
     fn pair(&mut self, q: &Rc<Query>) {
         let m = &q.msg;
-        let skey = SocketKey {
+        let socket = Socket {
             client: m.src,
             port: m.sport,
             server: m.dst,
-            name: q.name.clone(),
+            name: &q.name,
         };
+        let hash = socket.hash(&self.seed);
         if m.qtype == A {
             q.is_a.set(true);
-            match take(&mut self.aaaa_recent, &skey, m.time - self.cfg.pair_before) {
+            let since = m.time - self.cfg.pair_before;
+            match take(&mut self.aaaa_recent, hash, &socket, since) {
                 Some(partner) => self.link(q, &partner),
-                None => enqueue(&mut self.a_waiting, skey, q),
+                None => enqueue(&mut self.a_waiting, hash, &socket, q),
             }
         } else {
-            match take(&mut self.a_waiting, &skey, m.time - self.cfg.pair_after) {
+            let since = m.time - self.cfg.pair_after;
+            match take(&mut self.a_waiting, hash, &socket, since) {
                 Some(partner) => self.link(&partner, q),
-                None => enqueue(&mut self.aaaa_recent, skey, q),
+                None => enqueue(&mut self.aaaa_recent, hash, &socket, q),
             }
         }
     }
