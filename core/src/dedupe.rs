@@ -21,9 +21,9 @@
 //! Memory: at most `max_entries` messages are remembered (each kept once, shared with the
 //! matcher); past that the oldest is forgotten and counted in `evicted`.
 
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -37,106 +37,206 @@ pub const MAX_DNAT_SERVERS: usize = 64;
 /// Size of the direction table below which it is never swept.
 const TURN_SWEEP_MIN: usize = 4096;
 
-/// The copies kept of one (transport, client port, payload): never empty, oldest first.
-/// A copy is the message itself (shared with the matcher: its time, interface, addresses
-/// and frame are read there). The first lives inline: almost every message has one copy
-/// kept.
+/// One message remembered: the message itself (shared with the matcher: its payload,
+/// time, interface, addresses and frame are read there), with its key's hash, in the
+/// window's ring (`Window`).
 #[derive(Debug)]
-struct Slot {
-    first: Msg,
-    // Boxed on purpose: a second copy is rare, and the slot stays 16 bytes (an empty
-    // VecDeque would add 32 to every one).
-    #[allow(clippy::box_collection)]
-    more: Option<Box<VecDeque<Msg>>>,
-}
-
-impl Slot {
-    fn new(m: &Msg) -> Slot {
-        Slot {
-            first: m.clone(),
-            more: None,
-        }
-    }
-
-    fn front(&self) -> &Msg {
-        &self.first
-    }
-
-    fn push_back(&mut self, m: &Msg) {
-        self.more
-            .get_or_insert_with(Box::default)
-            .push_back(m.clone());
-    }
-
-    /// Drop the oldest copy; false when none is left (the slot must then go).
-    fn pop_front(&mut self) -> bool {
-        match self.more.as_mut().and_then(|more| more.pop_front()) {
-            Some(next) => {
-                self.first = next;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Msg> {
-        std::iter::once(&self.first).chain(self.more.iter().flat_map(|more| more.iter()))
-    }
-}
-
-// -- keys hashed once ----------------------------------------------------------------------
-//
-// A message's key is hashed once, with the core's randomly keyed hasher (the payload is
-// the capture's, so the hash must not be predictable), and the tables below reuse that
-// hash for every lookup, insertion and removal.
-
-/// What a message's copies share: transport and client port (`tag`), and the payload: the
-/// kept message's bytes, read in the message itself (held for the table and the time
-/// order, never copied).
-#[derive(Clone, Debug)]
-struct Key {
+struct Kept {
+    time: Time,
+    /// Hash of the key: transport and client port (`tag`) and the payload.
     hash: u64,
+    /// The entry before it (absolute position) whose hash falls in the same bucket, or NIL.
+    prev: u64,
     tag: u32,
+    /// Still one of its key's copies (those a later message may copy). A key's copies are
+    /// its newest entries. Entries leave the ring in the order kept, each forgetting its
+    /// key's oldest copy: itself, unless time went backwards (an expiry forgets every copy
+    /// of the key older than the window at once, so an entry can be forgotten before it
+    /// leaves; it then forgets the oldest copy left, as the window always did).
+    copy: bool,
+    /// Entries of the same key came after it while it was a copy (then expiring it must
+    /// look for them).
+    followed: bool,
     msg: Msg,
 }
 
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+impl Kept {
+    fn same_key(&self, hash: u64, tag: u32, data: &[u8]) -> bool {
+        self.hash == hash && self.tag == tag && *self.msg.data == *data
     }
 }
 
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        // The time order holds the table's own keys: the same bytes, not compared.
-        self.hash == other.hash
-            && self.tag == other.tag
-            && (Rc::ptr_eq(&self.msg, &other.msg) || *self.msg.data == *other.msg.data)
+/// Payload bytes hashed whole; of a longer payload, the first `HASHED - 16` and the last
+/// 16 (and its length).
+const HASHED: usize = 64;
+
+/// The hash of a message's key: its transport and client port (`tag`) and its payload, of
+/// which a long one (an answer) is sampled: its header, question and first records and its
+/// last bytes (`HASHED`). The hash only picks the chain: copies are compared whole.
+#[inline]
+fn key_hash(hasher: &Seeded, tag: u32, data: &[u8]) -> u64 {
+    let n = data.len();
+    match (data.get(..HASHED - 16), data.get(n.saturating_sub(16)..)) {
+        (Some(head), Some(tail)) if n > HASHED => {
+            let mut h = hasher.build_hasher();
+            h.write_u64(u64::from(tag) | (n as u64) << 32);
+            h.write(head);
+            h.write(tail);
+            h.finish()
+        }
+        _ => hasher.hash_bytes(u64::from(tag), data),
     }
 }
 
-impl Eq for Key {}
+/// No entry.
+const NIL: u64 = u64::MAX;
 
-/// The hasher of tables whose keys carry their hash already.
-#[derive(Default)]
-struct Prehashed(u64);
+/// Buckets of the smallest chain table.
+const MIN_BUCKETS: usize = 256;
 
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
+/// The messages remembered, oldest first, with the copies of a key found through hash
+/// chains: each bucket names its newest entry, and each entry the one before it in the
+/// same bucket, so that a chain is walked newest first until it leaves the ring. Nothing
+/// is ever removed from the chains: an entry leaves them when it leaves the ring, and a
+/// key's copies are read from the entries themselves (`Kept::copy`). The buckets are at
+/// least twice the entries (rebuilt when the ring doubles or shrinks to an eighth), so a
+/// chain holds about one other entry; the hash is keyed with a secret seed, so a capture
+/// cannot aim its messages at one bucket.
+#[derive(Debug)]
+struct Window {
+    ring: VecDeque<Kept>,
+    /// Absolute position of the ring's front.
+    base: u64,
+    /// Newest entry of each bucket (absolute position), or NIL or a position that left
+    /// the ring.
+    heads: Vec<u64>,
+    /// Scratch list of positions (no allocation per message).
+    scratch: Vec<u64>,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            ring: VecDeque::new(),
+            base: 0,
+            heads: vec![NIL; MIN_BUCKETS],
+            scratch: Vec::new(),
+        }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+
+    fn len(&self) -> usize {
+        self.ring.len()
     }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by the keys here, which write one u64.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+
+    #[inline]
+    fn bucket(&self, hash: u64) -> usize {
+        (hash as usize) & (self.heads.len() - 1)
+    }
+
+    #[inline]
+    fn at(&self, pos: u64) -> Option<&Kept> {
+        if pos == NIL || pos < self.base {
+            return None;
+        }
+        self.ring.get((pos - self.base) as usize)
+    }
+
+    #[inline]
+    fn at_mut(&mut self, pos: u64) -> Option<&mut Kept> {
+        if pos == NIL || pos < self.base {
+            return None;
+        }
+        self.ring.get_mut((pos - self.base) as usize)
+    }
+
+    /// The positions of the chain of `hash`'s bucket, newest first, into `scratch`, that
+    /// hold a copy of the key (hash, tag, data).
+    fn copies_of(&mut self, hash: u64, tag: u32, data: &[u8]) {
+        let mut found = std::mem::take(&mut self.scratch);
+        found.clear();
+        let mut pos = self.heads[self.bucket(hash)];
+        while let Some(k) = self.at(pos) {
+            if k.copy && k.same_key(hash, tag, data) {
+                found.push(pos);
+            }
+            pos = k.prev;
+        }
+        self.scratch = found;
+    }
+
+    /// Remember `msg` under its key as its newest copy.
+    fn push(&mut self, time: Time, hash: u64, tag: u32, msg: &Msg) {
+        if 2 * (self.ring.len() + 1) > self.heads.len() {
+            self.rebuild(2 * self.heads.len());
+        }
+        let pos = self.base + self.ring.len() as u64;
+        let b = self.bucket(hash);
+        let prev = std::mem::replace(&mut self.heads[b], pos);
+        self.ring.push_back(Kept {
+            time,
+            hash,
+            prev,
+            tag,
+            copy: true,
+            followed: false,
+            msg: msg.clone(),
+        });
+    }
+
+    /// Take the oldest entry out of the ring.
+    fn pop_front(&mut self) -> Option<Kept> {
+        let k = self.ring.pop_front()?;
+        self.base += 1;
+        if self.heads.len() > MIN_BUCKETS && 8 * self.ring.len() < self.heads.len() {
+            self.rebuild(self.heads.len() / 2);
+        }
+        Some(k)
+    }
+
+    /// Forget the oldest copy of `k`'s key, if any is left (`k` has just left the ring:
+    /// when it was a copy, it was that one).
+    fn forget_oldest(&mut self, k: &Kept) {
+        if k.copy {
+            return;
+        }
+        self.copies_of(k.hash, k.tag, &k.msg.data);
+        if let Some(&oldest) = self.scratch.last() {
+            if let Some(c) = self.at_mut(oldest) {
+                c.copy = false;
+            }
+        }
+    }
+
+    /// Forget the copies of `k`'s key older than `limit`, oldest first, up to the first
+    /// that is not (`k`, just out of the ring, is older than `limit`).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn expire_key(&mut self, k: &Kept, limit: Time) {
+        if k.copy && !k.followed {
+            return; // the key's only copy
+        }
+        self.copies_of(k.hash, k.tag, &k.msg.data);
+        for i in (0..self.scratch.len()).rev() {
+            let pos = self.scratch[i];
+            match self.at_mut(pos) {
+                Some(c) if c.time < limit => c.copy = false,
+                _ => break,
+            }
+        }
+    }
+
+    /// Chains again over `buckets` buckets (a power of two).
+    fn rebuild(&mut self, buckets: usize) {
+        self.heads.clear();
+        self.heads.resize(buckets, NIL);
+        let mask = buckets - 1;
+        for (pos, k) in (self.base..).zip(self.ring.iter_mut()) {
+            let b = (k.hash as usize) & mask;
+            k.prev = std::mem::replace(&mut self.heads[b], pos);
         }
     }
 }
 
-type PrehashedMap<K, V> = HashMap<K, V, BuildHasherDefault<Prehashed>>;
+// -- the direction table ---------------------------------------------------------------------
 
 /// (transport, client port, ID, is response) in one integer.
 fn turn_key(transport: Transport, client_port: u16, id: u16, is_response: bool) -> u64 {
@@ -144,18 +244,42 @@ fn turn_key(transport: Transport, client_port: u16, id: u16, is_response: bool) 
     (tcp << 33) | (u64::from(client_port) << 17) | (u64::from(id) << 1) | is_response as u64
 }
 
+/// One direction's entry: its scrambled key, when a message last went that way, and the
+/// rank of its first insertion (`FREE` for an empty slot).
+#[derive(Clone, Copy, Debug)]
+struct Turn {
+    key: u64,
+    time: Time,
+    rank: u64,
+}
+
+/// The rank of an empty slot.
+const FREE: u64 = u64::MAX;
+
+const EMPTY_TURN: Turn = Turn {
+    key: 0,
+    time: 0.0,
+    rank: FREE,
+};
+
+/// Slots of the smallest direction table.
+const MIN_TURN_SLOTS: usize = 64;
+
 /// When a message last went each way, with the order in which each direction was first
 /// seen (an entry updated keeps its place), so that a sweep in a burst keeps the same
 /// entries a Python dict would.
 ///
 /// Keys are scrambled with a secret seed by a bijection (the MurmurHash3 finalizer), so
-/// distinct keys stay distinct and need no second hash, while a capture cannot choose
-/// ports and IDs that crowd one part of the table.
+/// distinct keys stay distinct and are their own hash, while a capture cannot choose
+/// ports and IDs that crowd one part of the table. The table is open addressing with
+/// linear probing, at most half full: a message costs one probe of one or two slots, and
+/// a sweep rebuilds it.
 #[derive(Debug)]
 struct Turns {
     seed: u64,
-    /// Scrambled key -> (time, rank of first insertion).
-    map: PrehashedMap<u64, (Time, u64)>,
+    /// A power of two of slots (or none yet).
+    slots: Vec<Turn>,
+    len: usize,
     next_rank: u64,
 }
 
@@ -163,35 +287,75 @@ impl Turns {
     fn new(seed: u64) -> Self {
         Turns {
             seed,
-            map: PrehashedMap::default(),
+            slots: Vec::new(),
+            len: 0,
             next_rank: 0,
         }
     }
 
     fn scramble(&self, key: u64) -> u64 {
-        let mut h = key ^ self.seed;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
+        crate::hash::fmix64(key ^ self.seed)
     }
 
     fn len(&self) -> usize {
-        self.map.len()
+        self.len
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go (the table has slots).
+    #[inline]
+    fn probe(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = key as usize & mask;
+        while let Some(s) = self.slots.get(i) {
+            if s.rank == FREE || s.key == key {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        i
     }
 
     fn get(&self, key: u64) -> Option<Time> {
-        self.map.get(&self.scramble(key)).map(|e| e.0)
+        if self.slots.is_empty() {
+            return None;
+        }
+        let key = self.scramble(key);
+        self.slots
+            .get(self.probe(key))
+            .filter(|s| s.rank != FREE)
+            .map(|s| s.time)
     }
 
     fn set(&mut self, key: u64, t: Time) {
+        if 2 * (self.len + 1) > self.slots.len() {
+            self.rebuild(MIN_TURN_SLOTS.max(2 * self.slots.len()), |_| true);
+        }
         let key = self.scramble(key);
-        match self.map.entry(key) {
-            Entry::Occupied(mut e) => e.get_mut().0 = t,
-            Entry::Vacant(e) => {
-                e.insert((t, self.next_rank));
+        let i = self.probe(key);
+        if let Some(s) = self.slots.get_mut(i) {
+            if s.rank == FREE {
+                *s = Turn {
+                    key,
+                    time: t,
+                    rank: self.next_rank,
+                };
                 self.next_rank += 1;
+                self.len += 1;
+            } else {
+                s.time = t;
+            }
+        }
+    }
+
+    /// The table again with `slots` slots and the entries `keep` keeps.
+    fn rebuild(&mut self, slots: usize, keep: impl Fn(&Turn) -> bool) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY_TURN; slots]);
+        self.len = 0;
+        for t in old.into_iter().filter(|t| t.rank != FREE && keep(t)) {
+            let i = self.probe(t.key);
+            if let Some(s) = self.slots.get_mut(i) {
+                *s = t;
+                self.len += 1;
             }
         }
     }
@@ -199,17 +363,23 @@ impl Turns {
     /// Keep the entries at or after `limit`, and of those at most the newest half of
     /// `max_entries` (by first insertion); return how many were dropped for that cap.
     fn retain(&mut self, limit: Time, max_entries: usize) -> u64 {
-        self.map.retain(|_, e| e.0 >= limit);
+        let slots = self.slots.len();
+        self.rebuild(slots, |t| t.time >= limit);
         // A burst: keep the newest half of the cap (all of them when that half is 0, as a
         // slice from -0 keeps everything).
         let half = max_entries / 2;
-        if self.map.len() <= max_entries || half == 0 {
+        if self.len <= max_entries || half == 0 {
             return 0;
         }
-        let mut ranks: Vec<u64> = self.map.values().map(|e| e.1).collect();
+        let mut ranks: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|t| t.rank != FREE)
+            .map(|t| t.rank)
+            .collect();
         let cut = ranks.len() - half;
         let (_, &mut first_kept, _) = ranks.select_nth_unstable(cut);
-        self.map.retain(|_, e| e.1 >= first_kept);
+        self.rebuild(slots, |t| t.rank >= first_kept);
         cut as u64
     }
 }
@@ -231,9 +401,8 @@ pub struct Deduplicator {
     /// behind it). At most `MAX_DNAT_SERVERS`.
     pub dnat_servers: Vec<IpAddr>,
     hasher: Seeded,
-    seen: PrehashedMap<Key, Slot>,
-    /// Each kept message's time and key, in the order kept.
-    order: VecDeque<(Time, Key)>,
+    /// Each kept message, in the order kept.
+    kept: Window,
     turns: Turns,
     /// Size of `turns` that triggers the next sweep of entries older than the window
     /// (amortized: the per-message cost stays one table store).
@@ -256,8 +425,7 @@ impl Deduplicator {
             max_entries,
             dnat_servers: Vec::new(),
             hasher,
-            seen: PrehashedMap::default(),
-            order: VecDeque::new(),
+            kept: Window::new(),
             turns: Turns::new(seed),
             turn_sweep_at: TURN_SWEEP_MIN,
         }
@@ -272,7 +440,7 @@ impl Deduplicator {
 
     /// Messages remembered now (for tests of the memory bound).
     pub fn remembered(&self) -> usize {
-        self.order.len()
+        self.kept.len()
     }
 
     /// Entries of the direction table now (for tests of the memory bound).
@@ -293,67 +461,66 @@ impl Deduplicator {
         let is_response = m.flags & QR != 0;
         let client_port = if is_response { m.dport } else { m.sport };
         let tag = (u32::from(matches!(m.transport, Transport::Tcp)) << 16) | u32::from(client_port);
-        // The message itself, shared: the key costs no copy, and one probe of the
-        // table finds the kept copies or makes room for this one.
-        let probe = Key {
-            hash: self.hasher.hash_bytes(u64::from(tag), &m.data),
-            tag,
-            msg: m.clone(),
-        };
+        let hash = key_hash(&self.hasher, tag, &m.data);
         // On one TCP connection, reassembly already dropped segments captured twice; two
         // identical messages there are two messages (a client may repeat a query).
         let udp = m.transport == Transport::Udp;
-        let key = match self.seen.entry(probe) {
-            Entry::Occupied(mut e) => {
-                let other_way = self
-                    .turns
-                    .get(turn_key(m.transport, client_port, m.id, !is_response))
-                    .unwrap_or(-1.0);
-                let first = e.get().iter().find(|s| {
-                    t - s.time <= self.window
-                        && other_way < s.time
-                        && (s.iface != m.iface
-                            || (udp
-                                && s.src == m.src
-                                && s.sport == m.sport
-                                && s.dst == m.dst
-                                && s.dport == m.dport))
+        // The key's copies, newest first: the oldest that `m` copies is the one it copies.
+        let window = self.window;
+        let w = &mut self.kept;
+        let mut other_way = None;
+        let mut first = None;
+        let mut pos = w.heads[w.bucket(hash)];
+        while let Some(s) = w.at_mut(pos) {
+            if s.copy && s.same_key(hash, tag, &m.data) {
+                let other_way = *other_way.get_or_insert_with(|| {
+                    self.turns
+                        .get(turn_key(m.transport, client_port, m.id, !is_response))
+                        .unwrap_or(-1.0)
                 });
-                if let Some(s) = first {
-                    let (server, was) = if is_response {
-                        (m.src, s.src)
-                    } else {
-                        (m.dst, s.dst)
-                    };
-                    let kept_frame = s.frame;
-                    self.duplicates += 1;
-                    if server != was && self.dnat_servers.len() < MAX_DNAT_SERVERS - 1 {
-                        for a in [server, was] {
-                            if !self.dnat_servers.contains(&a) {
-                                self.dnat_servers.push(a);
-                            }
-                        }
-                    }
-                    if let Some(copies) = &mut self.copies {
-                        copies.insert(m.frame, kept_frame);
-                    }
-                    return true;
+                let c = &s.msg;
+                if t - s.time <= window
+                    && other_way < s.time
+                    && (c.iface != m.iface
+                        || (udp
+                            && c.src == m.src
+                            && c.sport == m.sport
+                            && c.dst == m.dst
+                            && c.dport == m.dport))
+                {
+                    first = Some(pos);
                 }
-                e.get_mut().push_back(m);
-                // The bytes of the copy kept first, shared.
-                e.key().clone()
+                // When `m` is kept, this copy must look for it when it expires.
+                s.followed = true;
             }
-            Entry::Vacant(e) => {
-                let key = e.key().clone();
-                e.insert(Slot::new(m));
-                key
+            pos = s.prev;
+        }
+        if let Some(s) = first.and_then(|pos| w.at(pos)) {
+            let s = &s.msg;
+            let (server, was) = if is_response {
+                (m.src, s.src)
+            } else {
+                (m.dst, s.dst)
+            };
+            let kept_frame = s.frame;
+            self.duplicates += 1;
+            if server != was && self.dnat_servers.len() < MAX_DNAT_SERVERS - 1 {
+                for a in [server, was] {
+                    if !self.dnat_servers.contains(&a) {
+                        self.dnat_servers.push(a);
+                    }
+                }
             }
-        };
-        self.order.push_back((t, key));
-        if self.order.len() > self.max_entries {
+            if let Some(copies) = &mut self.copies {
+                copies.insert(m.frame, kept_frame);
+            }
+            return true;
+        }
+        w.push(t, hash, tag, m);
+        if w.len() > self.max_entries {
             // Nothing expires by time in a burst with one time stamp: forget by count too.
-            if let Some((_, old)) = self.order.pop_front() {
-                self.forget_oldest(old);
+            if let Some(old) = w.pop_front() {
+                w.forget_oldest(&old);
             }
             self.evicted += 1;
         }
@@ -369,28 +536,12 @@ impl Deduplicator {
     /// Forget the copies kept longer than the window before `t`.
     fn expire(&mut self, t: Time) {
         let limit = t - self.window;
-        while self.order.front().is_some_and(|&(first, _)| first < limit) {
-            let Some((_, old)) = self.order.pop_front() else {
+        let w = &mut self.kept;
+        while w.ring.front().is_some_and(|k| k.time < limit) {
+            let Some(old) = w.pop_front() else {
                 break;
             };
-            if let Entry::Occupied(mut e) = self.seen.entry(old) {
-                let slot = e.get_mut();
-                while slot.front().time < limit {
-                    if !slot.pop_front() {
-                        e.remove();
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Forget the oldest copy kept under `key`, if any is left.
-    fn forget_oldest(&mut self, key: Key) {
-        if let Entry::Occupied(mut e) = self.seen.entry(key) {
-            if !e.get_mut().pop_front() {
-                e.remove();
-            }
+            w.expire_key(&old, limit);
         }
     }
 }
@@ -457,7 +608,7 @@ mod tests {
             assert!(!d.is_duplicate(&m));
         }
         assert!(d.remembered() <= 6);
-        assert!(d.seen.values().map(|s| s.iter().count()).sum::<usize>() <= 6);
+        assert!(d.kept.ring.iter().filter(|k| k.copy).count() <= 6);
         assert!(d.turns_remembered() <= TURN_SWEEP_MIN);
     }
 }

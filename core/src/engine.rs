@@ -8,8 +8,6 @@
 //! Reading and decoding run on a thread of their own when the machine has a second core
 //! (`front`); the rest runs on the caller's thread, with the same result.
 
-use std::rc::Rc;
-
 use crate::config::Config;
 use crate::decode::{FrameDecoder, PayloadRef, Sink};
 use crate::dedupe::Deduplicator;
@@ -57,9 +55,8 @@ struct Parse<'a> {
 
 impl Sink for Parse<'_> {
     fn payload(&mut self, p: &PayloadRef<'_>) {
-        match dns::parse_with(p, self.names) {
+        match dns::parse_shared(p, self.names) {
             Ok(m) => {
-                let m = Rc::new(m);
                 if !self.dedupe.is_duplicate_msg(&m) {
                     self.matcher.message(m);
                 }

@@ -186,6 +186,8 @@ pub struct QName(Rc<NameText>);
 struct NameText {
     lower_hash: u64,
     text: Box<str>,
+    /// The uncompressed wire form it was read from (`with_wire`), else empty.
+    wire: Box<[u8]>,
 }
 
 impl QName {
@@ -193,8 +195,23 @@ impl QName {
         Self::from(Box::<str>::from(text))
     }
 
+    /// The name `text` read from the uncompressed wire form `wire`, which it keeps (for
+    /// `dns::Names` to recognise the name by its bytes).
+    pub fn with_wire(text: Box<str>, wire: &[u8]) -> QName {
+        QName(Rc::new(NameText {
+            lower_hash: crate::hash::name_hash(text.as_bytes()),
+            text,
+            wire: wire.into(),
+        }))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0.text
+    }
+
+    /// The wire form the name was read from (`with_wire`), else empty.
+    pub fn wire(&self) -> &[u8] {
+        &self.0.wire
     }
 
     /// The name's hash ignoring ASCII case, keyed by the process's secret name seed
@@ -226,6 +243,7 @@ impl From<Box<str>> for QName {
         QName(Rc::new(NameText {
             lower_hash: crate::hash::name_hash(text.as_bytes()),
             text,
+            wire: Box::default(),
         }))
     }
 }

@@ -24,28 +24,36 @@ use crate::types::QName;
 /// Size of the table below which it is never swept.
 const SWEEP_MIN: usize = 4096;
 
+/// Slots of the cache of recent wire names (`Names::recent`): 8 KB.
+const RECENT_BITS: u32 = 10;
+
 /// A shared name under a key of bytes (its wire form, or its text), hashed and compared by
 /// them so that the table can be probed with the bytes of a message.
 struct Shared {
-    key: Box<[u8]>,
     name: QName,
+    /// Keyed by the wire form the name keeps (else by its text).
+    by_wire: bool,
 }
 
 impl Borrow<[u8]> for Shared {
     fn borrow(&self) -> &[u8] {
-        &self.key
+        if self.by_wire {
+            self.name.wire()
+        } else {
+            self.name.as_bytes()
+        }
     }
 }
 
 impl Hash for Shared {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
+        <Shared as Borrow<[u8]>>::borrow(self).hash(state);
     }
 }
 
 impl PartialEq for Shared {
     fn eq(&self, other: &Shared) -> bool {
-        self.key == other.key
+        <Shared as Borrow<[u8]>>::borrow(self) == <Shared as Borrow<[u8]>>::borrow(other)
     }
 }
 
@@ -57,6 +65,12 @@ pub struct Names {
     wire: Table,
     /// The others by text (read out): a name reached through a compression pointer.
     text: Table,
+    /// The wire names found lately, by a cheap unkeyed hash of their bytes: most messages
+    /// ask a name asked just before (a query and its answer, A and AAAA, the pods of one
+    /// Service), found here without hashing the name with the keyed hasher. A miss only
+    /// costs the table's probe, so a capture that makes its names collide here gains
+    /// nothing; the names only the cache and the table hold go at the table's sweep.
+    recent: Box<[Option<QName>]>,
     /// Scratch space for the name being read.
     buf: NameBuf,
 }
@@ -78,15 +92,20 @@ impl Table {
         self.set.get(key).map(|s| s.name.clone())
     }
 
-    fn insert(&mut self, key: &[u8], name: &QName) {
-        if self.set.len() >= self.sweep_at {
+    /// Whether the next insertion sweeps the table.
+    fn sweep_due(&self) -> bool {
+        self.set.len() >= self.sweep_at
+    }
+
+    fn insert(&mut self, name: &QName, by_wire: bool) {
+        if self.sweep_due() {
             // Names no message holds any more (only the table does).
             self.set.retain(|s| s.name.holders() > 1);
             self.sweep_at = SWEEP_MIN.max(2 * self.set.len());
         }
         self.set.insert(Shared {
-            key: key.into(),
             name: name.clone(),
+            by_wire,
         });
     }
 }
@@ -102,6 +121,7 @@ impl Names {
         Names {
             wire: Table::new(),
             text: Table::new(),
+            recent: vec![None; 1 << RECENT_BITS].into_boxed_slice(),
             buf: NameBuf::new(),
         }
     }
@@ -120,14 +140,35 @@ impl Names {
     pub(crate) fn question(&mut self, data: &[u8], pos: usize) -> Result<(QName, usize), DnsError> {
         if let Some(end) = uncompressed(data, pos) {
             let wire = data.get(pos..end).unwrap_or_default();
-            if let Some(name) = self.wire.get(wire) {
-                return Ok((name, end));
+            let slot = recent_slot(wire);
+            if let Some(Some(name)) = self.recent.get(slot) {
+                if name.wire() == wire {
+                    return Ok((name.clone(), end));
+                }
             }
-            self.buf.clear();
-            let after = read_qname_into(data, pos, &mut self.buf)?;
-            let name = QName::from(self.buf.to_boxed_str());
-            self.wire.insert(wire, &name);
-            return Ok((name, after));
+            let name = match self.wire.get(wire) {
+                Some(name) => name,
+                None => {
+                    self.buf.clear();
+                    read_qname_into(data, pos, &mut self.buf)?;
+                    let name = QName::with_wire(self.buf.to_boxed_str(), wire);
+                    if self.wire.sweep_due() {
+                        // The cache lets go of the names only it and the table hold, so
+                        // that the sweep forgets them.
+                        for r in self.recent.iter_mut() {
+                            if r.as_ref().is_some_and(|n| n.holders() <= 2) {
+                                *r = None;
+                            }
+                        }
+                    }
+                    self.wire.insert(&name, true);
+                    name
+                }
+            };
+            if let Some(r) = self.recent.get_mut(slot) {
+                *r = Some(name.clone());
+            }
+            return Ok((name, end));
         }
         self.buf.clear();
         let after = read_qname_into(data, pos, &mut self.buf)?;
@@ -135,9 +176,34 @@ impl Names {
             return Ok((name, after));
         }
         let name = QName::from(self.buf.to_boxed_str());
-        self.text.insert(name.as_bytes(), &name);
+        self.text.insert(&name, false);
         Ok((name, after))
     }
+}
+
+/// The slot of `wire` in `Names::recent`: its length and its first and last eight bytes,
+/// mixed by a multiply (names that share a suffix differ at the front, and the other way).
+#[inline]
+fn recent_slot(wire: &[u8]) -> usize {
+    let n = wire.len();
+    let word = |at: usize| {
+        u64::from_le_bytes(
+            wire.get(at..at + 8)
+                .and_then(|w| w.try_into().ok())
+                .unwrap_or([0; 8]),
+        )
+    };
+    let (a, b) = if n >= 8 {
+        (word(0), word(n - 8))
+    } else {
+        let byte = |at: usize| u64::from(wire.get(at).copied().unwrap_or(0));
+        (
+            byte(0) | byte(n / 2) << 8 | byte(n.saturating_sub(1)) << 16,
+            0,
+        )
+    };
+    let h = (a ^ b.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> (64 - RECENT_BITS)) as usize
 }
 
 /// The end of the name at `pos` when it is whole and uncompressed, and so valid: every
@@ -187,6 +253,31 @@ mod tests {
         let (e, _) = names.question(&msg, 5).unwrap();
         assert_eq!((&*d, after), ("www", 7));
         assert!(QName::same(&d, &e));
+    }
+
+    #[test]
+    fn names_that_share_a_recent_slot_stay_apart() {
+        let wire = |i: u32| {
+            let label = format!("name{i}");
+            let mut w = vec![label.len() as u8];
+            w.extend_from_slice(label.as_bytes());
+            w.push(0);
+            w
+        };
+        let first = wire(0);
+        let other = (1..)
+            .map(wire)
+            .find(|w| recent_slot(w) == recent_slot(&first))
+            .unwrap();
+        let mut names = Names::new();
+        let a = take(&mut names, &first);
+        let b = take(&mut names, &other);
+        for _ in 0..3 {
+            assert!(QName::same(&a, &take(&mut names, &first)));
+            assert!(QName::same(&b, &take(&mut names, &other)));
+        }
+        assert_eq!(&*a, "name0");
+        assert_ne!(&*a, &*b);
     }
 
     #[test]

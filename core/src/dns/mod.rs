@@ -21,9 +21,10 @@ pub mod wire;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::rc::Rc;
 
 use crate::decode::PayloadRef;
-use crate::types::{Bytes, Message, Payload, QName};
+use crate::types::{Bytes, Message, Msg, Payload, QName};
 
 pub use intern::Names;
 pub use name::{read_name, MAX_NAME, MAX_POINTERS};
@@ -112,12 +113,63 @@ pub fn parse_with(p: &PayloadRef<'_>, names: &mut Names) -> Result<Message, DnsE
     parse_into(p, |data, pos| names.question(data, pos))
 }
 
+/// `parse_with`, the message made shared (`Msg`) where it is built: the engine's form,
+/// which spares moving the message into its shared allocation.
+pub fn parse_shared(p: &PayloadRef<'_>, names: &mut Names) -> Result<Msg, DnsError> {
+    let h = parse_head(p.data, |data, pos| names.question(data, pos))?;
+    Ok(Rc::new(h.message(p)))
+}
+
 /// Parse `p`, reading its question name with `question`.
 fn parse_into(
     p: &PayloadRef<'_>,
     question: impl FnOnce(&[u8], usize) -> Result<(QName, usize), DnsError>,
 ) -> Result<Message, DnsError> {
-    let data = p.data;
+    Ok(parse_head(p.data, question)?.message(p))
+}
+
+/// What a message's header and question say.
+struct Head {
+    id: u16,
+    flags: u16,
+    qdcount: u16,
+    ancount: u16,
+    qname: Option<QName>,
+    qtype: u16,
+    qclass: u16,
+}
+
+impl Head {
+    /// The message of `p` that says this.
+    #[inline(always)]
+    fn message(self, p: &PayloadRef<'_>) -> Message {
+        Message {
+            frame: p.frame,
+            time: p.time,
+            iface: p.iface,
+            transport: p.transport,
+            src: p.src,
+            sport: p.sport,
+            dst: p.dst,
+            dport: p.dport,
+            id: self.id,
+            flags: self.flags,
+            qdcount: self.qdcount,
+            ancount: self.ancount,
+            qname: self.qname,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            data: Bytes::new(p.data),
+        }
+    }
+}
+
+/// The header and first question of the DNS message `data`.
+#[inline(always)]
+fn parse_head(
+    data: &[u8],
+    question: impl FnOnce(&[u8], usize) -> Result<(QName, usize), DnsError>,
+) -> Result<Head, DnsError> {
     let h: [u8; HEADER] = match data.get(..HEADER).and_then(|s| s.try_into().ok()) {
         Some(h) => h,
         None => {
@@ -149,15 +201,7 @@ fn parse_into(
     } else {
         (None, 0, 0)
     };
-    Ok(Message {
-        frame: p.frame,
-        time: p.time,
-        iface: p.iface,
-        transport: p.transport,
-        src: p.src,
-        sport: p.sport,
-        dst: p.dst,
-        dport: p.dport,
+    Ok(Head {
         id,
         flags,
         qdcount,
@@ -165,7 +209,6 @@ fn parse_into(
         qname,
         qtype,
         qclass,
-        data: Bytes::new(data),
     })
 }
 

@@ -3,17 +3,16 @@
 //! attempt emits the lookup.
 
 use std::cmp::Ordering;
-use std::collections::hash_map::Entry;
 use std::collections::HashSet;
 use std::mem;
 use std::rc::Rc;
 
 use super::records::{Event, Lookup, Transaction};
 use super::state::{
-    clear_fans, drop_held, expire_fans, waiting_newest, IdKey, Map, MatchStats, PendingToKey,
-    Query, TcKey, NONE,
+    clear_fans, drop_held, expire_fans, waiting_newest, Map, MatchStats, PendingToKey, Query,
+    TcKey, NONE,
 };
-use super::{group_key, pending_key, Matcher, QUERY_BYTES, RESPONSE_BYTES};
+use super::{pending_key, Matcher, QUERY_BYTES, RESPONSE_BYTES};
 use crate::types::{Time, Transport, TC};
 
 impl Matcher {
@@ -70,6 +69,17 @@ impl Matcher {
         // A transfer silent for max_wait is over (its connection is long closed).
         let wait = self.cfg.max_wait;
         self.xfr.retain(|_, x| !(now - x.last > wait));
+        self.forget_closed();
+    }
+
+    /// Let `groups` and `by_id` go of the queries closed since the last time. A closed
+    /// query there counts as none (its readers check), so a close need not find it under
+    /// its keys: one pass a second over both tables, right after the second's closes,
+    /// costs less than two probes a query, and holds no closed query longer than the
+    /// queues that close them did.
+    fn forget_closed(&mut self) {
+        self.groups.retain(|_, q| !q.is_closed());
+        self.by_id.retain(|_, q| !q.is_closed());
     }
 
     fn pop_unanswered(&mut self) -> Option<Option<Rc<Query>>> {
@@ -150,11 +160,12 @@ impl Matcher {
         expire_fans(&mut self.pending, limit);
         let limit = now - self.cfg.pair_after.max(self.cfg.pair_before);
         for table in [&mut self.a_waiting, &mut self.aaaa_recent] {
-            table.retain(|_, v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
+            table.retain(|v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
+            if table.capacity() > 64 * table.len() + 4096 {
+                table.shrink_to_fit();
+            }
         }
         shrink(&mut self.pending);
-        shrink(&mut self.a_waiting);
-        shrink(&mut self.aaaa_recent);
         shrink(&mut self.tc_seen);
         shrink(&mut self.xfr);
     }
@@ -165,20 +176,7 @@ impl Matcher {
         self.unpend(q);
         // The fan-out and pairing windows drop closed queries as they expire (a query
         // closes long after those windows), and sweep forgets keys that went quiet.
-        if let Entry::Occupied(e) = self.groups.entry(group_key(m, m.transport, &q.name)) {
-            if Rc::ptr_eq(e.get(), q) {
-                e.remove();
-            }
-        }
-        if let Entry::Occupied(e) = self.by_id.entry(IdKey {
-            client: m.src,
-            port: m.sport,
-            id: m.id,
-        }) {
-            if Rc::ptr_eq(e.get(), q) {
-                e.remove();
-            }
-        }
+        // `groups` and `by_id` let go of closed queries in bulk (`forget_closed`).
         let tc = q.response().is_some_and(|r| r.flags & TC != 0);
         if tc && m.transport == Transport::Udp {
             let tkey = TcKey {
@@ -342,6 +340,7 @@ impl Matcher {
             }
         }
         self.unanswered_base += self.unanswered.len() as u64;
+        self.forget_closed();
         self.unanswered.clear();
         self.answered.clear();
         self.answered_tc.clear();

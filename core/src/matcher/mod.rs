@@ -7,7 +7,7 @@
 //! * `pending_to`: the same, by server address too, for the preferred match (only the
 //!   queries of keys that hold several: a key's only query is its own preferred match);
 //! * `groups`: the newest query of each (transport, client, server, question), to chain
-//!   retransmissions into lookups;
+//!   retransmissions into lookups (a closed query there counts as none);
 //! * the fan-out windows: recent queries by (transport, client, port, ID, question), to see
 //!   one query sent to several servers (a window with a count per server: O(1) a query),
 //!   kept in `pending` beside the queries of the same key;
@@ -15,7 +15,8 @@
 //! * `tc_waiting`: TC=1 responses waiting for the client's next query for that question;
 //! * `tc_seen`: when each (client, name) last got a TC=1 answer over UDP, so that the TCP
 //!   queries that follow join the UDP lookups they re-ask;
-//! * `by_id`: the newest query per (client, port, ID), to attach ICMP errors;
+//! * `by_id`: the newest query per (client, port, ID), to attach ICMP errors (a closed
+//!   query there counts as none);
 //! * `unanswered`: queries not yet answered, in time order;
 //! * `answered` / `answered_tc`: answered queries waiting out their last window;
 //! * `xfr`: zone transfers (AXFR/IXFR over TCP) whose answer is still arriving.
@@ -58,8 +59,8 @@ pub use records::{Attempts, Event, Lookup, Orphan, OrphanKind, RetransmissionKin
 pub use state::MatchStats;
 use state::{
     answer_only, drop_held, enqueue, fan_out, put, slot_counts, take, take_newest, Answered, Group,
-    GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, Query, SeenKey, Slot, SocketKey,
-    TcKey, Waiting, Xfr, XfrKey, NONE,
+    GroupKey, IdKey, Map, Name, PendingKey, PendingToKey, Put, QTable, Query, SeenKey, Slot,
+    Socket, TcKey, Waiting, Xfr, XfrKey, NONE,
 };
 
 /// Estimated memory of one query in flight beyond its DNS bytes: the message record, its
@@ -87,8 +88,8 @@ pub struct Matcher {
     pending: Map<PendingKey, Slot>,
     pending_to: Map<PendingToKey, Slot>,
     groups: Map<GroupKey, Rc<Query>>,
-    a_waiting: Map<SocketKey, Waiting>,
-    aaaa_recent: Map<SocketKey, Waiting>,
+    a_waiting: QTable<Waiting>,
+    aaaa_recent: QTable<Waiting>,
     tc_waiting: Map<TcKey, Vec<Rc<Query>>>,
     tc_seen: Map<SeenKey, Time>,
     by_id: Map<IdKey, Rc<Query>>,
@@ -128,8 +129,8 @@ impl Matcher {
             pending: Map::with_hasher(seed),
             pending_to: Map::with_hasher(seed),
             groups: Map::with_hasher(seed),
-            a_waiting: Map::with_hasher(seed),
-            aaaa_recent: Map::with_hasher(seed),
+            a_waiting: QTable::new(),
+            aaaa_recent: QTable::new(),
             tc_waiting: Map::with_hasher(seed),
             tc_seen: Map::with_hasher(seed),
             by_id: Map::with_hasher(seed),
@@ -293,7 +294,11 @@ impl Matcher {
         let gkey = group_key(m, m.transport, &name);
         // The new query is the group's newest from now on (the TCP fallback below looks at
         // the UDP group of the question, never at this key).
-        let prev = self.groups.insert(gkey, q.clone());
+        // A closed query left under the key (`forget_closed`) is no longer there.
+        let prev = self
+            .groups
+            .insert(gkey, q.clone())
+            .filter(|p| !p.is_closed());
         let fallback = if m.transport == Transport::Tcp {
             self.tcp_fallback_of(m, &name)
         } else {
@@ -438,30 +443,25 @@ impl Matcher {
     /// Pair each A query with the earliest unpaired AAAA from the same socket.
     fn pair(&mut self, q: &Rc<Query>) {
         let m = &q.msg;
-        let skey = SocketKey {
+        let socket = Socket {
             client: m.src,
             port: m.sport,
             server: m.dst,
-            name: q.name.clone(),
+            name: &q.name,
         };
+        let hash = socket.hash(&self.seed);
         if m.qtype == A {
             q.is_a.set(true);
-            match take(
-                &mut self.aaaa_recent,
-                skey.clone(),
-                m.time - self.cfg.pair_before,
-            ) {
+            let since = m.time - self.cfg.pair_before;
+            match take(&mut self.aaaa_recent, hash, &socket, since) {
                 Some(partner) => self.link(q, &partner),
-                None => enqueue(&mut self.a_waiting, skey, q),
+                None => enqueue(&mut self.a_waiting, hash, &socket, q),
             }
         } else {
-            match take(
-                &mut self.a_waiting,
-                skey.clone(),
-                m.time - self.cfg.pair_after,
-            ) {
+            let since = m.time - self.cfg.pair_after;
+            match take(&mut self.a_waiting, hash, &socket, since) {
                 Some(partner) => self.link(&partner, q),
-                None => enqueue(&mut self.aaaa_recent, skey, q),
+                None => enqueue(&mut self.aaaa_recent, hash, &socket, q),
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::cell::{Cell, OnceCell, RefCell, RefMut};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -179,21 +179,30 @@ impl Hash for GroupKey {
 }
 
 /// (client IP, client port, server IP, name): one socket's queries for a name, to pair A
-/// with AAAA.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct SocketKey {
+/// with AAAA. The pairing tables keep only its hash (`QTable`): it is read from the
+/// queries they hold.
+pub(crate) struct Socket<'a> {
     pub client: IpAddr,
     pub port: u16,
     pub server: IpAddr,
-    pub name: Name,
+    pub name: &'a Name,
 }
 
-impl Hash for SocketKey {
+impl Socket<'_> {
     #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u128(addr_word(&self.client));
-        state.write_u128(addr_word(&self.server));
-        state.write_u128(with_name(u64::from(self.port), &self.name));
+    pub(crate) fn hash(&self, seed: &Seeded) -> u64 {
+        let mut h = seed.build_hasher();
+        h.write_u128(addr_word(&self.client));
+        h.write_u128(addr_word(&self.server));
+        h.write_u128(with_name(u64::from(self.port), self.name));
+        h.finish()
+    }
+
+    /// Whether `q` was sent from this socket for this name.
+    #[inline]
+    fn of(&self, q: &Query) -> bool {
+        let m = &q.msg;
+        m.sport == self.port && m.src == self.client && m.dst == self.server && q.name == *self.name
     }
 }
 
@@ -674,56 +683,61 @@ pub(crate) enum Waiting {
     Many(VecDeque<Rc<Query>>),
 }
 
-/// Append `q` under `key`.
-pub(crate) fn enqueue(table: &mut Map<SocketKey, Waiting>, key: SocketKey, q: &Rc<Query>) {
-    match table.entry(key) {
-        Entry::Vacant(e) => {
-            e.insert(Waiting::One(q.clone(), q.msg.time));
-        }
-        Entry::Occupied(mut e) => {
-            let held = e.get_mut();
-            match held {
-                Waiting::One(one, _) => {
-                    *held = Waiting::Many(VecDeque::from([one.clone(), q.clone()]));
-                }
-                Waiting::Many(lst) => lst.push_back(q.clone()),
-            }
+impl Waiting {
+    /// The query it holds first (a queue in a table is never empty).
+    fn front(&self) -> Option<&Rc<Query>> {
+        match self {
+            Waiting::One(q, _) => Some(q),
+            Waiting::Many(lst) => lst.front(),
         }
     }
 }
 
-/// Remove and return the earliest unpaired open query under `key` sent at or after
-/// `since`; forget entries that are too old to pair (amortized O(1)).
+/// Append `q` under `socket` (of hash `hash`).
+pub(crate) fn enqueue(table: &mut QTable<Waiting>, hash: u64, socket: &Socket, q: &Rc<Query>) {
+    let Some(i) = table.find(hash, |w| w.front().is_some_and(|f| socket.of(f))) else {
+        table.insert(hash, Waiting::One(q.clone(), q.msg.time));
+        return;
+    };
+    if let Some(held) = table.get_mut(i) {
+        match held {
+            Waiting::One(first, _) => {
+                *held = Waiting::Many(VecDeque::from([first.clone(), q.clone()]));
+            }
+            Waiting::Many(lst) => lst.push_back(q.clone()),
+        }
+    }
+}
+
+/// Remove and return the earliest unpaired open query under `socket` (of hash `hash`) sent
+/// at or after `since`; forget entries that are too old to pair (amortized O(1)).
 pub(crate) fn take(
-    table: &mut Map<SocketKey, Waiting>,
-    key: SocketKey,
+    table: &mut QTable<Waiting>,
+    hash: u64,
+    socket: &Socket,
     since: Time,
 ) -> Option<Rc<Query>> {
-    let Entry::Occupied(mut e) = table.entry(key) else {
-        return None;
-    };
-    match e.get_mut() {
-        Waiting::One(..) => {
-            let Waiting::One(h, _) = e.remove() else {
-                unreachable!()
-            };
+    let i = table.find(hash, |w| w.front().is_some_and(|f| socket.of(f)))?;
+    if let Some(Waiting::Many(lst)) = table.get_mut(i) {
+        while let Some(f) = lst.front() {
+            if f.pair.borrow().is_some() || f.is_closed() || f.msg.time < since {
+                lst.pop_front();
+            } else {
+                break;
+            }
+        }
+        let q = lst.pop_front();
+        if lst.is_empty() {
+            table.remove_at(i);
+        }
+        return q;
+    }
+    match table.remove_at(i)? {
+        Waiting::One(h, _) => {
             let ok = h.pair.borrow().is_none() && !h.is_closed() && h.msg.time >= since;
             ok.then_some(h)
         }
-        Waiting::Many(lst) => {
-            while let Some(f) = lst.front() {
-                if f.pair.borrow().is_some() || f.is_closed() || f.msg.time < since {
-                    lst.pop_front();
-                } else {
-                    break;
-                }
-            }
-            let q = lst.pop_front();
-            if lst.is_empty() {
-                e.remove();
-            }
-            q
-        }
+        Waiting::Many(_) => None,
     }
 }
 
@@ -732,6 +746,160 @@ pub(crate) fn waiting_newest(w: &Waiting) -> Option<Time> {
     match w {
         Waiting::One(_, t) => Some(*t),
         Waiting::Many(lst) => lst.back().map(|q| q.msg.time),
+    }
+}
+
+/// A matcher index whose keys are read from what it holds (the fields of a query it
+/// holds): the table keeps only each key's 64-bit hash, and a probe compares the hash and
+/// then asks whether the value holds the key. Open addressing with linear probing over an
+/// array at most half full, each slot the hash and the value (std's HashMap, moving the
+/// compound key in and out and comparing it field by field, cost twice as much here). The
+/// hashes are keyed with the matcher's secret seed, so a capture cannot aim its keys at
+/// one run of slots; equal hashes of different keys are told apart by the value.
+pub(crate) struct QTable<V> {
+    /// A power of two of slots, or none before the first insertion.
+    slots: Vec<Option<(u64, V)>>,
+    len: usize,
+}
+
+/// Slots of the smallest table.
+const MIN_SLOTS: usize = 16;
+
+impl<V> QTable<V> {
+    pub(crate) fn new() -> Self {
+        QTable {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Entries it holds room for.
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len() / 2
+    }
+
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// The slot holding a value of hash `hash` that `is` accepts.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut is: impl FnMut(&V) -> bool) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        loop {
+            match self.slots.get(i)? {
+                None => return None,
+                Some((h, v)) if *h == hash && is(v) => return Some(i),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut V> {
+        self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
+    }
+
+    /// Add `value` (whose key is not in the table) under `hash`; its slot.
+    #[inline]
+    pub(crate) fn insert(&mut self, hash: u64, value: V) -> usize {
+        if 2 * (self.len + 1) > self.slots.len() {
+            self.resize(MIN_SLOTS.max(2 * self.slots.len()));
+        }
+        let i = self.place(hash, value);
+        self.len += 1;
+        i
+    }
+
+    /// Put `value` in the first empty slot from its hash's.
+    #[inline]
+    fn place(&mut self, hash: u64, value: V) -> usize {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        while let Some(s) = self.slots.get_mut(i) {
+            if s.is_none() {
+                *s = Some((hash, value));
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// The table in `slots` slots (a power of two, more than twice the entries).
+    fn resize(&mut self, slots: usize) {
+        let mut new = Vec::with_capacity(slots);
+        new.resize_with(slots, || None);
+        let old = std::mem::replace(&mut self.slots, new);
+        for (hash, value) in old.into_iter().flatten() {
+            self.place(hash, value);
+        }
+    }
+
+    /// Remove the value of slot `i`, moving back the slots after it that may move
+    /// (backward shift deletion: no slot is ever marked deleted).
+    pub(crate) fn remove_at(&mut self, i: usize) -> Option<V> {
+        let (_, value) = self.slots.get_mut(i)?.take()?;
+        self.len -= 1;
+        let mask = self.mask();
+        let (mut hole, mut j) = (i, i);
+        loop {
+            j = (j + 1) & mask;
+            let home = match self.slots.get(j) {
+                Some(Some((h, _))) => *h as usize & mask,
+                _ => break,
+            };
+            // The slot may move back to the hole unless its home lies after the hole.
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                let moved = self.slots.get_mut(j).and_then(Option::take);
+                if let Some(s) = self.slots.get_mut(hole) {
+                    *s = moved;
+                }
+                hole = j;
+            }
+        }
+        Some(value)
+    }
+
+    /// Keep the values `keep` keeps (it may change them).
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        let mut gone = false;
+        for s in self.slots.iter_mut() {
+            if let Some((_, v)) = s {
+                if !keep(v) {
+                    *s = None;
+                    self.len -= 1;
+                    gone = true;
+                }
+            }
+        }
+        if gone {
+            // The holes cut probe runs: place every value again.
+            let slots = self.slots.len();
+            self.resize(slots);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        self.len = 0;
+    }
+
+    /// Give back the memory of a burst.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        let mut slots = MIN_SLOTS;
+        while slots < 2 * (self.len + 1) {
+            slots *= 2;
+        }
+        if slots < self.slots.len() {
+            self.resize(slots);
+        }
     }
 }
 
@@ -911,7 +1079,12 @@ const RCODE_NAMES: [&str; 16] = [
 impl MatchStats {
     pub(crate) fn count_rcode(&mut self, rcode: u16) {
         let name = RCODE_NAMES[(rcode & 0xF) as usize];
-        match self.rcodes.iter_mut().find(|(n, _)| *n == name) {
+        // The names come from RCODE_NAMES: the same pointer, without comparing the text.
+        match self
+            .rcodes
+            .iter_mut()
+            .find(|(n, _)| std::ptr::eq(*n, name) || *n == name)
+        {
             Some((_, c)) => *c += 1,
             None => self.rcodes.push((name, 1)),
         }

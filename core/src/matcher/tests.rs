@@ -449,3 +449,54 @@ fn answers_in_the_order_sent_leave_no_holes_behind() {
     assert_eq!(answered, m.stats.answered_queries);
     assert_eq!(biggest(&m), 0, "{:?}", m.table_sizes());
 }
+
+#[test]
+fn qtable_does_what_a_hash_map_does_with_colliding_hashes() {
+    use super::state::QTable;
+    use std::collections::HashMap;
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // Values are (key, n); a key's hash is key % 7, so different keys share hashes and
+    // only the value tells them apart.
+    let mut table: QTable<(u64, u64)> = QTable::new();
+    let mut map: HashMap<u64, u64> = HashMap::new();
+    for step in 0..200_000u64 {
+        let key = rand() % 500;
+        let hash = key % 7;
+        let found = table.find(hash, |v| v.0 == key);
+        assert_eq!(found.is_some(), map.contains_key(&key), "step {step}");
+        match rand() % 6 {
+            0..=2 => match found {
+                Some(i) => *table.get_mut(i).unwrap() = (key, step),
+                None => {
+                    table.insert(hash, (key, step));
+                }
+            },
+            3 | 4 => {
+                if let Some(i) = found {
+                    assert_eq!(table.remove_at(i), Some((key, map[&key])));
+                }
+                map.remove(&key);
+                continue;
+            }
+            _ if step % 5000 == 0 => {
+                table.retain(|v| v.0 % 3 != 0);
+                map.retain(|k, _| k % 3 != 0);
+                table.shrink_to_fit();
+                continue;
+            }
+            _ => continue,
+        }
+        map.insert(key, step);
+        assert_eq!(table.len(), map.len());
+    }
+    for (k, n) in &map {
+        let i = table.find(k % 7, |v| v.0 == *k).unwrap();
+        assert_eq!(table.get_mut(i).map(|v| v.1), Some(*n));
+    }
+}

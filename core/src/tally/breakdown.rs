@@ -77,6 +77,9 @@ pub struct Table<T> {
     index6: FastMap<u128, usize>,
     other: Option<usize>,
     cap: usize,
+    /// The address asked last and its row: a lookup's client or server is often the
+    /// previous one's (one server; the A and AAAA queries of a client close together).
+    last: Option<(IpAddr, usize)>,
 }
 
 impl<T: Default> Table<T> {
@@ -87,6 +90,7 @@ impl<T: Default> Table<T> {
             index6: FastMap::default(),
             other: None,
             cap,
+            last: None,
         }
     }
 
@@ -100,6 +104,11 @@ impl<T: Default> Table<T> {
     /// The row of `addr`; once the table holds `cap` rows (the "other" row counts), a new
     /// address goes to the "other" row.
     fn row(&mut self, addr: IpAddr) -> &mut T {
+        if let Some((a, i)) = self.last {
+            if a == addr {
+                return &mut self.rows[i].1;
+            }
+        }
         let i = match self.index_of(&addr) {
             Some(i) => i,
             None if self.rows.len() >= self.cap => match self.other {
@@ -120,6 +129,8 @@ impl<T: Default> Table<T> {
                 i
             }
         };
+        // A new address past the cap stays in the "other" row: every row is for good.
+        self.last = Some((addr, i));
         &mut self.rows[i].1
     }
 

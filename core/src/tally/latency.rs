@@ -22,15 +22,87 @@ struct Bucket {
     sum: f64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct LatencyHistogram {
-    /// By bucket index. Only non-empty buckets are held, so a hostile latency costs one
-    /// entry, not a run of them; the readers, rare, sort them.
-    buckets: FastMap<i64, Bucket>,
+    buckets: Store,
     /// Latencies added.
     pub n: u64,
     /// The largest latency added; 0.0 while empty.
     pub max: f64,
+}
+
+/// Buckets of a page of `Store::Paged`: 1 KB.
+const PAGE: usize = 64;
+
+/// Buckets held in pages (`Store::Paged`): every latency up to e^65 seconds.
+const PAGED: usize = 1024 * PAGE;
+
+/// Where a histogram keeps its buckets.
+#[derive(Clone, Debug)]
+enum Store {
+    /// By bucket index, only the non-empty buckets, so that a hostile latency costs one
+    /// entry, not a run of them: the histograms of the servers, one per server.
+    Sparse(FastMap<i64, Bucket>),
+    /// The one histogram of every lookup: its buckets by index, in pages of `PAGE` made
+    /// when first needed (at most 1 MB), without hashing; the buckets beyond `PAGED`
+    /// (never a real latency) as in `Sparse`.
+    Paged {
+        pages: Vec<Option<Box<[Bucket; PAGE]>>>,
+        far: FastMap<i64, Bucket>,
+    },
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Sparse(FastMap::default())
+    }
+}
+
+impl Store {
+    #[inline]
+    fn bucket(&mut self, bucket: i64) -> &mut Bucket {
+        match self {
+            Store::Sparse(map) => map.entry(bucket).or_default(),
+            Store::Paged { pages, far } => match usize::try_from(bucket) {
+                Ok(i) if i < PAGED => {
+                    let p = i / PAGE;
+                    if pages.len() <= p {
+                        pages.resize(p + 1, None);
+                    }
+                    let page = pages[p].get_or_insert_with(|| Box::new([Bucket::default(); PAGE]));
+                    &mut page[i % PAGE]
+                }
+                _ => far.entry(bucket).or_default(),
+            },
+        }
+    }
+
+    /// The non-empty buckets, lowest first.
+    fn sorted(&self) -> Vec<(i64, Bucket)> {
+        let mut v: Vec<(i64, Bucket)> = match self {
+            Store::Sparse(map) => map.iter().map(|(&b, &v)| (b, v)).collect(),
+            Store::Paged { pages, far } => {
+                let paged = pages.iter().enumerate().flat_map(|(p, page)| {
+                    page.iter().flat_map(move |page| {
+                        page.iter()
+                            .enumerate()
+                            .filter(|(_, v)| v.count > 0)
+                            .map(move |(i, &v)| ((p * PAGE + i) as i64, v))
+                    })
+                });
+                paged.chain(far.iter().map(|(&b, &v)| (b, v))).collect()
+            }
+        };
+        v.sort_unstable_by_key(|&(b, _)| b);
+        v
+    }
+}
+
+impl PartialEq for LatencyHistogram {
+    /// The same latencies added in the same order, however the buckets are kept.
+    fn eq(&self, other: &Self) -> bool {
+        self.n == other.n && self.max == other.max && self.sorted() == other.sorted()
+    }
 }
 
 /// `summary_ms()`: p50, p90, p99 and max in milliseconds, rounded to microseconds; None
@@ -68,6 +140,20 @@ impl LatencyHistogram {
         Self::default()
     }
 
+    /// A histogram for many latencies (the one of every lookup): its buckets in pages,
+    /// found without hashing. Only one such: a page costs 1 KB however few of its
+    /// buckets are used.
+    pub fn paged() -> Self {
+        LatencyHistogram {
+            buckets: Store::Paged {
+                pages: Vec::new(),
+                far: FastMap::default(),
+            },
+            n: 0,
+            max: 0.0,
+        }
+    }
+
     pub fn add(&mut self, seconds: f64) {
         self.add_in(bucket_of(seconds), seconds);
     }
@@ -75,7 +161,7 @@ impl LatencyHistogram {
     /// `add`, the bucket of `seconds` known (`bucket_of(seconds)`): a lookup's latency goes
     /// into two histograms for one logarithm.
     pub fn add_in(&mut self, bucket: i64, seconds: f64) {
-        let b = self.buckets.entry(bucket).or_default();
+        let b = self.buckets.bucket(bucket);
         b.count += 1;
         b.sum += seconds;
         self.n += 1;
@@ -130,9 +216,7 @@ impl LatencyHistogram {
 
     /// The non-empty buckets, lowest first.
     fn sorted(&self) -> Vec<(i64, Bucket)> {
-        let mut v: Vec<(i64, Bucket)> = self.buckets.iter().map(|(&b, &v)| (b, v)).collect();
-        v.sort_unstable_by_key(|&(b, _)| b);
-        v
+        self.buckets.sorted()
     }
 
     pub fn summary_ms(&self) -> SummaryMs {
@@ -182,6 +266,35 @@ mod tests {
         assert_eq!(h.percentile(50.0), Some(-0.5));
         assert_eq!(h.n, 3);
         assert_eq!(h.max, 0.0123);
+    }
+
+    #[test]
+    fn paged_and_sparse_hold_the_same() {
+        let mut sparse = LatencyHistogram::new();
+        let mut paged = LatencyHistogram::paged();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut values = vec![0.0, -1.0, 1e-7, 1e-6, 0.5, 1e300, f64::INFINITY, f64::NAN];
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x % 100_000) as f64 * 1e-5 * [1.0, 0.01, 10.0][(x % 3) as usize]);
+        }
+        for v in values {
+            sparse.add(v);
+            paged.add(v);
+        }
+        let bits = |h: &LatencyHistogram| {
+            let raw: Vec<(i64, u64, u64)> = h
+                .raw()
+                .iter()
+                .map(|&(b, n, s)| (b, n, s.to_bits()))
+                .collect();
+            (raw, h.n, h.max.to_bits())
+        };
+        assert_eq!(bits(&sparse), bits(&paged));
+        assert_eq!(sparse.summary_ms(), paged.summary_ms());
+        assert!(paged.raw().iter().any(|&(b, _, _)| b >= PAGED as i64));
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Default for Tallies {
     fn default() -> Self {
         Tallies {
             breakdown: Breakdown::new(),
-            latency: LatencyHistogram::new(),
+            latency: LatencyHistogram::paged(),
             timeline: Timeline::default(),
         }
     }
