@@ -69,17 +69,6 @@ impl Matcher {
         // A transfer silent for max_wait is over (its connection is long closed).
         let wait = self.cfg.max_wait;
         self.xfr.retain(|_, x| !(now - x.last > wait));
-        self.forget_closed();
-    }
-
-    /// Let `groups` and `by_id` go of the queries closed since the last time. A closed
-    /// query there counts as none (its readers check), so a close need not find it under
-    /// its keys: one pass a second over both tables, right after the second's closes,
-    /// costs less than two probes a query, and holds no closed query longer than the
-    /// queues that close them did.
-    fn forget_closed(&mut self) {
-        self.groups.retain(|_, q| !q.is_closed());
-        self.by_id.retain(|_, q| !q.is_closed());
     }
 
     fn pop_unanswered(&mut self) -> Option<Option<Rc<Query>>> {
@@ -162,7 +151,7 @@ impl Matcher {
         for table in [&mut self.a_waiting, &mut self.aaaa_recent] {
             table.retain(|v| !(waiting_newest(v).unwrap_or(limit - 1.0) < limit));
             if table.capacity() > 64 * table.len() + 4096 {
-                table.shrink_to_fit();
+                table.shrink_to_fit(|_, _| {});
             }
         }
         shrink(&mut self.pending);
@@ -176,7 +165,9 @@ impl Matcher {
         self.unpend(q);
         // The fan-out and pairing windows drop closed queries as they expire (a query
         // closes long after those windows), and sweep forgets keys that went quiet.
-        // `groups` and `by_id` let go of closed queries in bulk (`forget_closed`).
+        // It leaves groups and by_id at the slots it kept there: no key is hashed again.
+        self.groups.forget(q, 0);
+        self.by_id.forget(q, 1);
         let tc = q.response().is_some_and(|r| r.flags & TC != 0);
         if tc && m.transport == Transport::Udp {
             let tkey = TcKey {
@@ -340,7 +331,6 @@ impl Matcher {
             }
         }
         self.unanswered_base += self.unanswered.len() as u64;
-        self.forget_closed();
         self.unanswered.clear();
         self.answered.clear();
         self.answered_tc.clear();

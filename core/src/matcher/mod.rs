@@ -7,7 +7,7 @@
 //! * `pending_to`: the same, by server address too, for the preferred match (only the
 //!   queries of keys that hold several: a key's only query is its own preferred match);
 //! * `groups`: the newest query of each (transport, client, server, question), to chain
-//!   retransmissions into lookups (a closed query there counts as none);
+//!   retransmissions into lookups;
 //! * the fan-out windows: recent queries by (transport, client, port, ID, question), to see
 //!   one query sent to several servers (a window with a count per server: O(1) a query),
 //!   kept in `pending` beside the queries of the same key;
@@ -15,8 +15,7 @@
 //! * `tc_waiting`: TC=1 responses waiting for the client's next query for that question;
 //! * `tc_seen`: when each (client, name) last got a TC=1 answer over UDP, so that the TCP
 //!   queries that follow join the UDP lookups they re-ask;
-//! * `by_id`: the newest query per (client, port, ID), to attach ICMP errors (a closed
-//!   query there counts as none);
+//! * `by_id`: the newest query per (client, port, ID), to attach ICMP errors;
 //! * `unanswered`: queries not yet answered, in time order;
 //! * `answered` / `answered_tc`: answered queries waiting out their last window;
 //! * `xfr`: zone transfers (AXFR/IXFR over TCP) whose answer is still arriving.
@@ -87,12 +86,12 @@ pub struct Matcher {
     /// The queries waiting for an answer, and the fan-out window, by key.
     pending: Map<PendingKey, Slot>,
     pending_to: Map<PendingToKey, Slot>,
-    groups: Map<GroupKey, Rc<Query>>,
+    groups: QTable<Rc<Query>>,
     a_waiting: QTable<Waiting>,
     aaaa_recent: QTable<Waiting>,
     tc_waiting: Map<TcKey, Vec<Rc<Query>>>,
     tc_seen: Map<SeenKey, Time>,
-    by_id: Map<IdKey, Rc<Query>>,
+    by_id: QTable<Rc<Query>>,
     /// Unanswered queries in the order sent; a slot is emptied when its query is answered
     /// or closed. `unanswered_base` is the absolute position of the front slot.
     unanswered: VecDeque<Option<Rc<Query>>>,
@@ -128,12 +127,12 @@ impl Matcher {
             unanswered_close: cfg.max_wait + 0.5,
             pending: Map::with_hasher(seed),
             pending_to: Map::with_hasher(seed),
-            groups: Map::with_hasher(seed),
+            groups: QTable::new(),
             a_waiting: QTable::new(),
             aaaa_recent: QTable::new(),
             tc_waiting: Map::with_hasher(seed),
             tc_seen: Map::with_hasher(seed),
-            by_id: Map::with_hasher(seed),
+            by_id: QTable::new(),
             unanswered: VecDeque::new(),
             unanswered_base: 0,
             answered: VecDeque::new(),
@@ -211,7 +210,7 @@ impl Matcher {
                 id: ident,
             }
         };
-        let q = match self.by_id.get(&key) {
+        let q = match self.by_id.query(key.hash(&self.seed), |q| key.of(q)) {
             Some(q) if !q.is_closed() => q.clone(),
             _ => {
                 self.icmp_orphan(e, "matches no query in flight");
@@ -280,25 +279,22 @@ impl Matcher {
             }
             Put::More => self.pend_to(&pending_key(m, m.src, m.sport, &name), &q),
         }
-        self.by_id.insert(
-            IdKey {
-                client: m.src,
-                port: m.sport,
-                id: m.id,
-            },
-            q.clone(),
-        );
+        let ikey = IdKey {
+            client: m.src,
+            port: m.sport,
+            id: m.id,
+        };
+        self.by_id
+            .replace(ikey.hash(&self.seed), |p| ikey.of(p), q.clone(), 1);
 
         // Retransmission: same transport, client, server and question as the previous
         // query of the group, while that one is unanswered, within the window.
         let gkey = group_key(m, m.transport, &name);
         // The new query is the group's newest from now on (the TCP fallback below looks at
         // the UDP group of the question, never at this key).
-        // A closed query left under the key (`forget_closed`) is no longer there.
         let prev = self
             .groups
-            .insert(gkey, q.clone())
-            .filter(|p| !p.is_closed());
+            .replace(gkey.hash(&self.seed), |p| gkey.of(p), q.clone(), 0);
         let fallback = if m.transport == Transport::Tcp {
             self.tcp_fallback_of(m, &name)
         } else {
@@ -429,7 +425,8 @@ impl Matcher {
         if m.time - seen > self.cfg.tc_fallback_window {
             return None;
         }
-        let udp = self.groups.get(&group_key(m, Transport::Udp, name))?;
+        let key = group_key(m, Transport::Udp, name);
+        let udp = self.groups.query(key.hash(&self.seed), |q| key.of(q))?;
         let gi = udp.group.get();
         if gi == NONE || udp.is_closed() {
             return None;
@@ -619,13 +616,14 @@ impl Matcher {
     /// RFC 1035 4.1.2 and RFC 6891 7) matches the newest unanswered query from the same
     /// client port with the same ID.
     fn questionless_match(&mut self, m: &Msg) -> Option<Rc<Query>> {
+        let key = IdKey {
+            client: m.dst,
+            port: m.dport,
+            id: m.id,
+        };
         let q = self
             .by_id
-            .get(&IdKey {
-                client: m.dst,
-                port: m.dport,
-                id: m.id,
-            })?
+            .query(key.hash(&self.seed), |q| key.of(q))?
             .clone();
         if q.answered()
             || q.is_closed()
@@ -708,14 +706,14 @@ fn pending_key(m: &Msg, client: std::net::IpAddr, port: u16, name: &Name) -> Pen
     }
 }
 
-fn group_key(m: &Msg, transport: Transport, name: &Name) -> GroupKey {
+fn group_key<'a>(m: &Msg, transport: Transport, name: &'a Name) -> GroupKey<'a> {
     GroupKey {
         transport,
         client: m.src,
         server: m.dst,
         qtype: m.qtype,
         qclass: m.qclass,
-        name: name.clone(),
+        name,
     }
 }
 

@@ -155,26 +155,39 @@ impl Hash for PendingToKey {
 }
 
 /// (transport, client IP, server IP, question): the queries of one lookup and its
-/// retransmissions.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct GroupKey {
+/// retransmissions. `groups` keeps only its hash: it is read from the query held.
+pub(crate) struct GroupKey<'a> {
     pub transport: Transport,
     pub client: IpAddr,
     pub server: IpAddr,
     pub qtype: u16,
     pub qclass: u16,
-    pub name: Name,
+    pub name: &'a Name,
 }
 
-impl Hash for GroupKey {
+impl GroupKey<'_> {
     #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u128(addr_word(&self.client));
-        state.write_u128(addr_word(&self.server));
+    pub(crate) fn hash(&self, seed: &Seeded) -> u64 {
+        let mut h = seed.build_hasher();
+        h.write_u128(addr_word(&self.client));
+        h.write_u128(addr_word(&self.server));
         let small = u64::from(self.qtype)
             | u64::from(self.qclass) << 16
             | transport_bit(self.transport) << 32;
-        state.write_u128(with_name(small, &self.name));
+        h.write_u128(with_name(small, self.name));
+        h.finish()
+    }
+
+    /// Whether `q` asked this question of this server over this transport.
+    #[inline]
+    pub(crate) fn of(&self, q: &Query) -> bool {
+        let m = &q.msg;
+        m.qtype == self.qtype
+            && m.src == self.client
+            && m.dst == self.server
+            && m.transport == self.transport
+            && m.qclass == self.qclass
+            && q.name == *self.name
     }
 }
 
@@ -238,19 +251,28 @@ impl Hash for SeenKey {
 }
 
 /// (client IP, client port, ID): the newest query, for ICMP errors and questionless
-/// answers.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// answers. `by_id` keeps only its hash: it is read from the query held.
+#[derive(Clone, Copy)]
 pub(crate) struct IdKey {
     pub client: IpAddr,
     pub port: u16,
     pub id: u16,
 }
 
-impl Hash for IdKey {
+impl IdKey {
     #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u128(addr_word(&self.client));
-        state.write_u64(u64::from(self.port) | u64::from(self.id) << 16);
+    pub(crate) fn hash(&self, seed: &Seeded) -> u64 {
+        let mut h = seed.build_hasher();
+        h.write_u128(addr_word(&self.client));
+        h.write_u64(u64::from(self.port) | u64::from(self.id) << 16);
+        h.finish()
+    }
+
+    /// Whether `q` was sent from this client port with this ID.
+    #[inline]
+    pub(crate) fn of(&self, q: &Query) -> bool {
+        let m = &q.msg;
+        m.id == self.id && m.sport == self.port && m.src == self.client
     }
 }
 
@@ -294,6 +316,8 @@ pub(crate) struct Query {
     /// Position in the ordered sets of `pending` and `pending_to` holding it, when the key
     /// holds several queries (`Held::Many`); NONE otherwise.
     pub slot: [Cell<u32>; 2],
+    /// Its slot in `groups` and `by_id` while it is held there (`QTable::forget`).
+    pub index: [Cell<u32>; 2],
     /// True while it waits in `pending` (not yet answered or closed).
     pub pended: Cell<bool>,
     /// True while it waits in `pending_to` too: its key in `pending` held several queries
@@ -334,6 +358,7 @@ impl Query {
             closed: OnceCell::new(),
             cell: Cell::new(0),
             slot: [Cell::new(NONE), Cell::new(NONE)],
+            index: [Cell::new(NONE), Cell::new(NONE)],
             pended: Cell::new(true),
             pended_to: Cell::new(false),
             retried: Cell::new(false),
@@ -752,14 +777,24 @@ pub(crate) fn waiting_newest(w: &Waiting) -> Option<Time> {
 /// A matcher index whose keys are read from what it holds (the fields of a query it
 /// holds): the table keeps only each key's 64-bit hash, and a probe compares the hash and
 /// then asks whether the value holds the key. Open addressing with linear probing over an
-/// array at most half full, each slot the hash and the value (std's HashMap, moving the
-/// compound key in and out and comparing it field by field, cost twice as much here). The
-/// hashes are keyed with the matcher's secret seed, so a capture cannot aim its keys at
-/// one run of slots; equal hashes of different keys are told apart by the value.
+/// array of (hash, value) at most half full (removed slots counted until the next
+/// rehash); std's HashMap, moving the compound key in and out and comparing it field by
+/// field, cost up to twice as much here. The hashes are keyed with the matcher's secret
+/// seed, so a capture cannot aim its keys at one run of slots; equal hashes of different
+/// keys are told apart by the value.
 pub(crate) struct QTable<V> {
     /// A power of two of slots, or none before the first insertion.
-    slots: Vec<Option<(u64, V)>>,
+    slots: Vec<Bucket<V>>,
     len: usize,
+    /// Slots marked removed (`Bucket::Gone`).
+    gone: usize,
+}
+
+enum Bucket<V> {
+    Empty,
+    /// Removed: a probe goes on past it, an insertion may take it.
+    Gone,
+    Full(u64, V),
 }
 
 /// Slots of the smallest table.
@@ -770,6 +805,7 @@ impl<V> QTable<V> {
         QTable {
             slots: Vec::new(),
             len: 0,
+            gone: 0,
         }
     }
 
@@ -794,111 +830,196 @@ impl<V> QTable<V> {
         let mut i = hash as usize & mask;
         loop {
             match self.slots.get(i)? {
-                None => return None,
-                Some((h, v)) if *h == hash && is(v) => return Some(i),
-                Some(_) => i = (i + 1) & mask,
+                Bucket::Empty => return None,
+                Bucket::Full(h, v) if *h == hash && is(v) => return Some(i),
+                _ => i = (i + 1) & mask,
             }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<&V> {
+        match self.slots.get(i)? {
+            Bucket::Full(_, v) => Some(v),
+            _ => None,
         }
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut V> {
-        self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
+        match self.slots.get_mut(i)? {
+            Bucket::Full(_, v) => Some(v),
+            _ => None,
+        }
     }
 
     /// Add `value` (whose key is not in the table) under `hash`; its slot.
     #[inline]
     pub(crate) fn insert(&mut self, hash: u64, value: V) -> usize {
-        if 2 * (self.len + 1) > self.slots.len() {
-            self.resize(MIN_SLOTS.max(2 * self.slots.len()));
-        }
-        let i = self.place(hash, value);
-        self.len += 1;
-        i
+        self.insert_with(hash, value, |_, _| {})
     }
 
-    /// Put `value` in the first empty slot from its hash's.
+    /// `insert`, telling `placed` the slot of every value it puts somewhere (the new one,
+    /// and all of them when the table is rehashed): a value may keep its slot, which stays
+    /// its own until it is removed or placed again.
     #[inline]
-    fn place(&mut self, hash: u64, value: V) -> usize {
+    pub(crate) fn insert_with(
+        &mut self,
+        hash: u64,
+        value: V,
+        mut placed: impl FnMut(&V, usize),
+    ) -> usize {
+        if 2 * (self.len + self.gone + 1) > self.slots.len() {
+            self.grow(&mut placed);
+        }
         let mask = self.mask();
         let mut i = hash as usize & mask;
         while let Some(s) = self.slots.get_mut(i) {
-            if s.is_none() {
-                *s = Some((hash, value));
-                return i;
+            match s {
+                Bucket::Full(..) => i = (i + 1) & mask,
+                _ => {
+                    if matches!(s, Bucket::Gone) {
+                        self.gone -= 1;
+                    }
+                    placed(&value, i);
+                    *s = Bucket::Full(hash, value);
+                    self.len += 1;
+                    return i;
+                }
             }
-            i = (i + 1) & mask;
         }
         i
     }
 
-    /// The table in `slots` slots (a power of two, more than twice the entries).
-    fn resize(&mut self, slots: usize) {
+    /// Room for one more: the removed slots cleared, or twice the slots.
+    #[cold]
+    fn grow(&mut self, placed: impl FnMut(&V, usize)) {
+        let slots = if 4 * (self.len + 1) <= self.slots.len() {
+            self.slots.len()
+        } else {
+            MIN_SLOTS.max(2 * self.slots.len())
+        };
+        self.resize(slots, placed);
+    }
+
+    /// The table in `slots` slots (a power of two, more than twice the entries), without
+    /// removed slots.
+    fn resize(&mut self, slots: usize, mut placed: impl FnMut(&V, usize)) {
         let mut new = Vec::with_capacity(slots);
-        new.resize_with(slots, || None);
+        new.resize_with(slots, || Bucket::Empty);
         let old = std::mem::replace(&mut self.slots, new);
-        for (hash, value) in old.into_iter().flatten() {
-            self.place(hash, value);
+        self.gone = 0;
+        let mask = slots - 1;
+        for b in old {
+            if let Bucket::Full(hash, value) = b {
+                let mut i = hash as usize & mask;
+                while let Some(s) = self.slots.get_mut(i) {
+                    if matches!(s, Bucket::Empty) {
+                        placed(&value, i);
+                        *s = Bucket::Full(hash, value);
+                        break;
+                    }
+                    i = (i + 1) & mask;
+                }
+            }
         }
     }
 
-    /// Remove the value of slot `i`, moving back the slots after it that may move
-    /// (backward shift deletion: no slot is ever marked deleted).
-    pub(crate) fn remove_at(&mut self, i: usize) -> Option<V> {
-        let (_, value) = self.slots.get_mut(i)?.take()?;
-        self.len -= 1;
+    /// Empty slot `i` (marked removed unless the run ends after it).
+    #[inline]
+    fn vacate(&mut self, i: usize) -> Option<V> {
         let mask = self.mask();
-        let (mut hole, mut j) = (i, i);
-        loop {
-            j = (j + 1) & mask;
-            let home = match self.slots.get(j) {
-                Some(Some((h, _))) => *h as usize & mask,
-                _ => break,
-            };
-            // The slot may move back to the hole unless its home lies after the hole.
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
-                let moved = self.slots.get_mut(j).and_then(Option::take);
-                if let Some(s) = self.slots.get_mut(hole) {
-                    *s = moved;
-                }
-                hole = j;
-            }
+        let end = matches!(self.slots.get((i + 1) & mask), Some(Bucket::Empty));
+        let s = self.slots.get_mut(i)?;
+        if !matches!(s, Bucket::Full(..)) {
+            return None;
         }
-        Some(value)
+        let b = std::mem::replace(s, if end { Bucket::Empty } else { Bucket::Gone });
+        if !end {
+            self.gone += 1;
+        }
+        self.len -= 1;
+        match b {
+            Bucket::Full(_, v) => Some(v),
+            _ => None,
+        }
     }
 
-    /// Keep the values `keep` keeps (it may change them).
+    /// Remove the value of slot `i`.
+    #[inline]
+    pub(crate) fn remove_at(&mut self, i: usize) -> Option<V> {
+        self.vacate(i)
+    }
+
+    /// Keep the values `keep` keeps (it may change them), each seen once.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
-        let mut gone = false;
-        for s in self.slots.iter_mut() {
-            if let Some((_, v)) = s {
-                if !keep(v) {
-                    *s = None;
-                    self.len -= 1;
-                    gone = true;
-                }
-            }
+        if self.len == 0 {
+            return;
         }
-        if gone {
-            // The holes cut probe runs: place every value again.
-            let slots = self.slots.len();
-            self.resize(slots);
+        for i in 0..self.slots.len() {
+            let drop = match self.slots.get_mut(i) {
+                Some(Bucket::Full(_, v)) => !keep(v),
+                _ => false,
+            };
+            if drop {
+                self.vacate(i);
+            }
         }
     }
 
     pub(crate) fn clear(&mut self) {
-        self.slots.iter_mut().for_each(|s| *s = None);
+        self.slots.iter_mut().for_each(|s| *s = Bucket::Empty);
         self.len = 0;
+        self.gone = 0;
     }
 
-    /// Give back the memory of a burst.
-    pub(crate) fn shrink_to_fit(&mut self) {
+    /// Give back the memory of a burst (`placed` as in `insert_with`).
+    pub(crate) fn shrink_to_fit(&mut self, placed: impl FnMut(&V, usize)) {
         let mut slots = MIN_SLOTS;
         while slots < 2 * (self.len + 1) {
             slots *= 2;
         }
         if slots < self.slots.len() {
-            self.resize(slots);
+            self.resize(slots, placed);
+        }
+    }
+}
+
+impl QTable<Rc<Query>> {
+    /// The query held under the key of hash `hash` that `of` recognises.
+    #[inline]
+    pub(crate) fn query(&self, hash: u64, of: impl Fn(&Query) -> bool) -> Option<&Rc<Query>> {
+        self.find(hash, |q| of(q)).and_then(|i| self.get(i))
+    }
+
+    /// Hold `q` under its key (of hash `hash`, which `of` recognises); the query held there
+    /// before. Each query held keeps its slot (`Query::index[which]`).
+    #[inline]
+    pub(crate) fn replace(
+        &mut self,
+        hash: u64,
+        of: impl Fn(&Query) -> bool,
+        q: Rc<Query>,
+        which: usize,
+    ) -> Option<Rc<Query>> {
+        match self.find(hash, |p| of(p)) {
+            Some(i) => {
+                q.index[which].set(i as u32);
+                self.get_mut(i).map(|p| std::mem::replace(p, q))
+            }
+            None => {
+                self.insert_with(hash, q, |p, i| p.index[which].set(i as u32));
+                None
+            }
+        }
+    }
+
+    /// Let go of `q` if it is still held (at the slot it keeps): no hashing or probing.
+    #[inline]
+    pub(crate) fn forget(&mut self, q: &Rc<Query>, which: usize) {
+        let i = q.index[which].get() as usize;
+        if self.get(i).is_some_and(|p| Rc::ptr_eq(p, q)) {
+            self.remove_at(i);
         }
     }
 }

@@ -487,7 +487,7 @@ fn qtable_does_what_a_hash_map_does_with_colliding_hashes() {
             _ if step % 5000 == 0 => {
                 table.retain(|v| v.0 % 3 != 0);
                 map.retain(|k, _| k % 3 != 0);
-                table.shrink_to_fit();
+                table.shrink_to_fit(|_, _| {});
                 continue;
             }
             _ => continue,
@@ -499,4 +499,41 @@ fn qtable_does_what_a_hash_map_does_with_colliding_hashes() {
         let i = table.find(k % 7, |v| v.0 == *k).unwrap();
         assert_eq!(table.get_mut(i).map(|v| v.1), Some(*n));
     }
+}
+
+#[test]
+fn qtable_values_keep_their_slots() {
+    use super::state::QTable;
+    use std::cell::Cell;
+    use std::collections::HashMap;
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // Values are (key, slot); the slot each value is told stays its own until removed.
+    let mut table: QTable<(u64, Rc<Cell<usize>>)> = QTable::new();
+    let mut map: HashMap<u64, Rc<Cell<usize>>> = HashMap::new();
+    for step in 0..100_000u64 {
+        let key = rand() % 3000;
+        let hash = key % 11;
+        if let Some(slot) = map.get(&key) {
+            let i = slot.get();
+            assert_eq!(table.get(i).map(|v| v.0), Some(key), "step {step}");
+            if rand() % 2 == 0 {
+                table.remove_at(i);
+                map.remove(&key);
+            }
+        } else {
+            let slot = Rc::new(Cell::new(usize::MAX));
+            table.insert_with(hash, (key, slot.clone()), |v, i| v.1.set(i));
+            map.insert(key, slot);
+        }
+        if step % 7000 == 0 {
+            table.shrink_to_fit(|v, i| v.1.set(i));
+        }
+    }
+    assert_eq!(table.len(), map.len());
 }
