@@ -450,6 +450,16 @@ class Context:
     lab: Lab
     pcap: Path
     musl_tool: Path | None
+    #: Further files the sample writes beside its capture (a second capture point, a
+    #: server's log), by final name; written to the output directory with the capture.
+    extras: dict[str, Path] = field(default_factory=dict)
+
+    def extra(self, name: str) -> Path:
+        """A path in the sample's scratch directory for the further output ``name`` (a
+        file name such as ``forwarder.server.pcap``), written out with the capture."""
+        path = self.pcap.with_name(name)
+        self.extras[name] = path
+        return path
 
 
 @dataclass
@@ -1160,8 +1170,9 @@ def make_one(s: Sample, index: int, attempt: int, out_dir: Path, workdir: Path,
     scratch.mkdir()
     tmp_pcap = scratch / f"{s.name}.pcap"
     lab = Lab(tag=f"{index}-{attempt}", workdir=scratch)
+    ctx = Context(lab, tmp_pcap, musl_tool)
     try:
-        s.make(Context(lab, tmp_pcap, musl_tool))
+        s.make(ctx)
     except BaseException:
         for logf in sorted(scratch.glob("*.log")):
             tail = logf.read_text(errors="replace").strip().splitlines()[-15:]
@@ -1181,9 +1192,15 @@ def make_one(s: Sample, index: int, attempt: int, out_dir: Path, workdir: Path,
         print(f"  --- tcpdump -nn -r {s.name}.pcap ({len(cap.lines)} packets)\n  "
               + "\n  ".join(line[:200] for line in cap.lines[:80]), file=sys.stderr)
         raise
+    for name, path in ctx.extras.items():
+        if not path.exists():
+            raise SampleError(f"{s.name}: {name} was not written")
     final = out_dir / f"{s.name}.pcap"
     shutil.copyfile(tmp_pcap, final)
     os.chmod(final, 0o600)
+    for name, path in ctx.extras.items():
+        shutil.copyfile(path, out_dir / name)
+        os.chmod(out_dir / name, 0o600)
     cap.path = final
     return cap
 
