@@ -38,6 +38,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -350,7 +351,7 @@ def two_namespaces(lab: Lab) -> tuple[str, str]:
 
 
 def dnsmasq(lab: Lab, ns: str, listen: list[str], label: str = "dnsmasq",
-            big: bool = False) -> subprocess.Popen:
+            big: bool = False, hosts: tuple[tuple[str, str], ...] = ()) -> subprocess.Popen:
     argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-",
             "--log-queries", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
             "--pid-file", "--port=53", "--local-ttl=30", "--local=/example.test/"]
@@ -359,6 +360,7 @@ def dnsmasq(lab: Lab, ns: str, listen: list[str], label: str = "dnsmasq",
         argv.append(f"--host-record={name},{v4}" + (f",{v6}" if v6 else ""))
     if big:
         argv += [f"--host-record={BIG_NAME},10.250.200.{i}" for i in range(1, BIG_COUNT + 1)]
+    argv += [f"--host-record={name},{v4}" for name, v4 in hosts]  # a sample's own names
     proc = lab.spawn(ns, argv, label)
     for a in listen:
         lab.wait_dns(ns, a)
@@ -1099,6 +1101,123 @@ def make_musl_gave_up(ctx: Context) -> None:
     # A last lookup marks the end: the SRE stopped the capture 2 s after the failure.
     musl_lookup(lab, client, ctx.musl_tool, "db.example.test")
     cap.stop()
+
+
+# 16 -----------------------------------------------------------------------------------
+
+#: The two-capture-point sample: names answered, and one name per place a packet is lost.
+CORR_ANSWERED = ("web.example.test", "db.example.test")
+#: The query is dropped on the client's node (FORWARD) before it leaves for the server.
+CORR_EGRESS_DROP = "egress-drop.example.test"
+#: The answer is dropped in the server's OUTPUT chain: the query arrived, no answer left.
+CORR_SERVER_DROP = "server-drop.example.test"
+#: The answer left the server and is dropped on the client's node on its way back.
+CORR_RETURN_DROP = "return-drop.example.test"
+CORR_HOSTS = ((CORR_EGRESS_DROP, "10.250.100.30"), (CORR_SERVER_DROP, "10.250.100.31"),
+              (CORR_RETURN_DROP, "10.250.100.32"))
+#: Seconds added to every time stamp of the server-side capture after recording. All
+#: namespaces share one kernel clock; the shift stands in for a CoreDNS node whose clock
+#: is ahead of the client node's, which the correlation must estimate without being told.
+CORR_CLOCK_SHIFT = 12.5
+CORR_SERVER_PCAP = "two-points-lost.server.pcap"
+
+
+def shift_pcap_times(path: Path, seconds: float) -> int:
+    """Add ``seconds`` to the time stamp of every record of the pcap file at ``path`` (in
+    place; microsecond or nanosecond pcap, either byte order). Returns the records shifted.
+    """
+    data = bytearray(path.read_bytes())
+    magic = data[:4]
+    orders = {b"\xd4\xc3\xb2\xa1": ("<", 10**6), b"\xa1\xb2\xc3\xd4": (">", 10**6),
+              b"\x4d\x3c\xb2\xa1": ("<", 10**9), b"\xa1\xb2\x3c\x4d": (">", 10**9)}
+    if bytes(magic) not in orders:
+        raise SampleError(f"{path.name}: not a pcap file (magic {bytes(magic).hex()})")
+    order, scale = orders[bytes(magic)]
+    head = struct.Struct(order + "IIII")
+    delta = round(seconds * scale)
+    pos, records = 24, 0
+    while pos + head.size <= len(data):
+        sec, frac, incl, orig = head.unpack_from(data, pos)
+        total = sec * scale + frac + delta
+        head.pack_into(data, pos, total // scale, total % scale, incl, orig)
+        pos += head.size + incl
+        records += 1
+    path.write_bytes(bytes(data))
+    return records
+
+
+def check_two_points(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    server = Capture.read(c.path.with_name(CORR_SERVER_PCAP))
+    server.expect_linktype("EN10MB")
+    to_service = rf"> {re.escape(CLUSTER_IP)}\.53: "
+    from_service = rf"IP {re.escape(CLUSTER_IP)}\.53 > {re.escape(POD4)}\.\d+: "
+    to_pod = rf"> {re.escape(DNS_POD4)}\.53: "
+    from_pod = rf"IP {re.escape(DNS_POD4)}\.53 > {re.escape(NODE_DNS4)}\.\d+: "
+    for name in CORR_ANSWERED:
+        c.expect(to_service + q("A", name), 1, 1, f"client side: query for {name}")
+        server.expect(to_pod + q("A", name), 1, 1, f"server side: query for {name}")
+    for name in (CORR_EGRESS_DROP, CORR_SERVER_DROP, CORR_RETURN_DROP):
+        c.expect(to_service + q("A", name), 2, 2, f"client side: 2 tries for {name}")
+    server.expect(q("A", CORR_EGRESS_DROP), 0, 0, "server side: the egress-dropped queries")
+    server.expect(to_pod + q("A", CORR_SERVER_DROP), 2, 2, "server side: server-drop queries")
+    server.expect(to_pod + q("A", CORR_RETURN_DROP), 2, 2, "server side: return-drop queries")
+    c.expect(from_service, 2, 2, "client side: only the two answered lookups' answers")
+    server.expect(from_pod + r".* A 10\.250\.100\.1[01] ", 2, 2, "server side: answers")
+    server.expect(from_pod + r".* A 10\.250\.100\.32 ", 2, 2,
+                  "server side: the return-drop answers leave")
+    server.expect(r"A 10\.250\.100\.31 ", 0, 0, "server side: no server-drop answer leaves")
+    # The shift must show: the server's first packet is CORR_CLOCK_SHIFT after the client's.
+    ahead = server.times(".")[0] - c.times(".")[0]
+    if not CORR_CLOCK_SHIFT - 1.0 < ahead < CORR_CLOCK_SHIFT + 1.0:
+        raise SampleError(f"{c.path.name}: the server capture starts {ahead:.3f} s after the "
+                          f"client's, expected about {CORR_CLOCK_SHIFT} s (the clock shift)")
+
+
+@sample("two-points-lost", check_two_points)
+def make_two_points(ctx: Context) -> None:
+    lab = ctx.lab
+    client, node, server = lab.ns("pod"), lab.ns("node"), lab.ns("dns")
+    lab.link(client, "eth0", node, "vethpod0")
+    lab.link(node, "vethdns0", server, "eth0")
+    lab.addr(client, "eth0", f"{POD4}/24")
+    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
+    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
+    lab.addr(server, "eth0", f"{DNS_POD4}/24")
+    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
+    lab.route(server, "10.250.1.0/24", NODE_DNS4)
+    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    # kube-proxy's DNAT of the service IP, then a masquerade with random source ports (as
+    # between nodes in some clusters): the server side sees neither the client's address
+    # nor its port, so only the DNS ID, the question and the time can pair the two sides.
+    lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                 "-p", "udp", "--dport", "53", "-j", "DNAT", "--to-destination",
+                 f"{DNS_POD4}:53")
+    lab.iptables(node, "-t", "nat", "-A", "POSTROUTING", "-o", "vethdns0", "-p", "udp",
+                 "-j", "MASQUERADE", "--random-fully")
+    lab.iptables(node, "-A", "FORWARD", "-i", "vethpod0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex(CORR_EGRESS_DROP)}|", "-j", "DROP")
+    lab.iptables(node, "-A", "FORWARD", "-i", "vethdns0", "-p", "udp", "--sport", "53",
+                 "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex(CORR_RETURN_DROP)}|", "-j", "DROP")
+    lab.iptables(server, "-A", "OUTPUT", "-p", "udp", "--sport", "53",
+                 "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex(CORR_SERVER_DROP)}|", "-j", "DROP")
+    dnsmasq(lab, server, [DNS_POD4], hosts=CORR_HOSTS)
+    # The client's node sees the pod's packets on the pod's veth; the server's node on the
+    # DNS pod's interface. Both record at once.
+    client_cap = lab.tcpdump(node, "vethpod0", ctx.pcap)
+    server_path = ctx.extra(CORR_SERVER_PCAP)
+    server_cap = lab.tcpdump(server, "eth0", server_path)
+    for name in (CORR_ANSWERED[0], CORR_EGRESS_DROP, CORR_SERVER_DROP, CORR_RETURN_DROP,
+                 CORR_ANSWERED[1]):
+        # Two tries of 1 s each: a lost lookup has two attempts (dig exits 9: no reply).
+        dig(lab, client, "+tries=2", "+timeout=1", f"@{CLUSTER_IP}", name, "A", ok=(0, 9))
+        time.sleep(0.2)
+    client_cap.stop()
+    server_cap.stop()
+    shift_pcap_times(server_path, CORR_CLOCK_SHIFT)
 
 
 # --------------------------------------------------------------------------------------

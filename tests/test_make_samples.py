@@ -134,3 +134,15 @@ def test_tcp_fallback_after_tc_is_one_lookup_and_no_failure(fresh: Path) -> None
     kinds, s = _kinds(fresh / "tc-glibc-a-aaaa-tcp.pcap")
     assert s.tcp_fallback_queries == s.queries_tcp and s.retransmissions == 0, s
     assert s.lookups_failed == 0 and "retransmission" not in kinds, (kinds, s)
+
+
+def test_two_capture_points_place_each_loss(fresh: Path) -> None:
+    from pcapdns.correlate import correlate
+
+    c = correlate([str(fresh / "two-points-lost.pcap")],
+                  [str(fresh / "two-points-lost.server.pcap")])
+    # The server capture's time stamps were moved 12.5 s later (a clock ahead).
+    assert c.clock.offset is not None and c.clock.error_bound is not None, c.clock
+    assert abs(c.clock.offset - 12.5) <= c.clock.error_bound, c.clock
+    assert c.fates == {"answered": 2, "lost_before_server": 1, "lost_at_server": 1,
+                       "lost_after_server": 1, "unknown": 0}, c.fates

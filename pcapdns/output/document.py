@@ -102,6 +102,10 @@ def _input(f: Any) -> dict[str, Any]:
     }
 
 
+#: One input file as the documents list it (the correlation's document too).
+input_json = _input
+
+
 def _finding(agg: AggregatedFinding) -> dict[str, Any]:
     detail = agg.detail
     if agg.count > 1:
