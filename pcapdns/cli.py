@@ -244,6 +244,71 @@ def report(
     click.echo(f"pcapdns: report written to {'stdout' if output == '-' else output}", err=True)
 
 
+@main.command()
+@click.option("--client", "client_paths", metavar="PATH", multiple=True, required=True,
+              help="The capture from the client's node (files, a ring or a directory; "
+                   "repeatable).")
+@click.option("--server", "server_paths", metavar="PATH", multiple=True, required=True,
+              help="The capture from the DNS server's (CoreDNS) node, made at the same time "
+                   "(repeatable).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output format: a short summary for people, or the JSON document.",
+)
+@click.option("--output", "-o", "output", metavar="FILE",
+              help="Write the output to FILE instead of stdout (\"-\").")
+@click.option("--html", "html_path", metavar="FILE",
+              help="Also write the HTML report of the correlation to FILE (\"-\" for "
+                   "stdout, with --output FILE).")
+@click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True,
+              help="A port that carries DNS (repeatable). Default: 53.")
+@click.option("--match-window", type=click.FloatRange(0, 5, min_open=True), default=0.5,
+              show_default=True,
+              help="Seconds between a client query and the server's copy of it (after the "
+                   "clock offset) within which the two are one query.")
+def correlate(
+    client_paths: tuple[str, ...],
+    server_paths: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    html_path: str | None,
+    ports: tuple[int, ...],
+    match_window: float,
+) -> None:
+    """Compare a capture from the client's node with one from the DNS server's node, made
+    at the same time: where was each unanswered lookup lost?"""
+    from pcapdns import correlate as correlation
+    from pcapdns.correlate import document, text
+    from pcapdns.correlate.records import CorrelateConfig
+
+    _check_outputs(client_paths + server_paths, ("--output", output or "-"),
+                   ("--html", html_path))
+    config = AnalysisConfig(ports=frozenset(ports) if ports else frozenset({53}))
+    bar = _Bar()
+    try:
+        result = correlation.correlate(list(client_paths), list(server_paths), config,
+                                       CorrelateConfig(match_window=match_window),
+                                       progress=bar)
+    except PcapdnsError as e:
+        bar.end_line()
+        _fail(str(e))
+    except KeyboardInterrupt:
+        bar.end_line()
+        _fail("interrupted", 130)
+    for w in result.warnings:
+        click.echo(f"pcapdns: warning: {w}", err=True)
+    if html_path is not None:
+        from pcapdns.correlate import html
+
+        page = html.render(result, command=_command_line())
+        _write_output(html_path, lambda fh: fh.write(page))
+    if fmt == "json":
+        _write_output(output, lambda fh: document.write(result, fh))
+    else:
+        summary = text.render(result)
+        _write_output(output, lambda fh: print(summary, end="", file=fh))
+
+
 def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None]) -> None:
     """Outputs (option, path; "-" is stdout) must be neither an input nor each other."""
     given = [(opt, path) for opt, path in outputs if path is not None]

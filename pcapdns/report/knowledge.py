@@ -9,8 +9,12 @@ option, the Kubernetes object or the command to run. They come from resolver beh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pcapdns.detect.base import FindingKind
+
+if TYPE_CHECKING:  # for the annotation only: no import of the correlation at run time
+    from pcapdns.correlate.records import Fate
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,3 +295,100 @@ def advice_for(kind: FindingKind, cluster_dns: bool = False) -> Advice:
     if kind == "stale_port" and cluster_dns:
         return STALE_PORT_CLUSTER_DNS
     return ADVICE[kind]
+
+
+#: What each fate of ``pcapdns correlate`` means in a Kubernetes cluster and where to look
+#: next (the report of a correlation shows one entry per fate; ``test_knowledge`` checks
+#: that none is missing).
+FATE_ADVICE: dict[Fate, Advice] = {
+    "answered": Advice(
+        title="Answered",
+        meaning="An answer to the lookup reached the client's capture point.",
+        causes=(),
+        fixes=(),
+    ),
+    "lost_before_server": Advice(
+        title="Lost before the server",
+        meaning="The client sent the query, and the capture on the DNS server's node never "
+                "saw it arrive: it died on the client's node or on the network between "
+                "the nodes.",
+        causes=(
+            "A NetworkPolicy on the client pod (or its namespace) without an egress rule "
+            "for UDP and TCP port 53 to kube-dns, or one on CoreDNS without the matching "
+            "ingress rule: `kubectl get networkpolicy -A`.",
+            "The conntrack insert race on the client's node: two queries of one socket "
+            "NEW at the same instant, one dropped (`insert_failed` rising in "
+            "`conntrack -S` there).",
+            "The client node's conntrack table full (`nf_conntrack: table full, dropping "
+            "packet` in `dmesg`), or a stale conntrack/IPVS entry sending the query to a "
+            "CoreDNS pod that is gone.",
+            "The network between the nodes: a security group or network ACL dropping UDP "
+            "53, the overlay (VXLAN/Geneve) MTU, a CNI agent down on either node.",
+        ),
+        fixes=(
+            "On the client's node: `conntrack -S` (insert_failed, drop), `conntrack -L -p "
+            "udp --dport 53`, `iptables-save | grep -i drop`, and the CNI agent's logs.",
+            "Allow UDP and TCP 53 to kube-dns in the NetworkPolicies and security groups.",
+            "Deploy NodeLocal DNSCache, which takes DNS off conntrack and off the network "
+            "between nodes for the client's first hop.",
+        ),
+    ),
+    "lost_at_server": Advice(
+        title="Lost at the server",
+        meaning="The query reached the DNS server's node and no answer left it: the "
+                "server dropped it, or was still waiting when the client gave up.",
+        causes=(
+            "CoreDNS overloaded or throttled: CPU limit reached, too few replicas, its "
+            "`max_concurrent` limit in the forward plugin (it then answers REFUSED or "
+            "nothing).",
+            "CoreDNS waiting on its upstream (forward plugin) longer than the client waits: "
+            "an upstream resolver slow or unreachable from the CoreDNS node.",
+            "A firewall on the CoreDNS node dropping its answers (OUTPUT chain), or the "
+            "CoreDNS pod restarting (OOMKilled, liveness probe).",
+        ),
+        fixes=(
+            "`kubectl -n kube-system top pods -l k8s-app=kube-dns` and the pods' restarts; "
+            "the `coredns_dns_request_duration_seconds` and `coredns_forward_*` metrics.",
+            "Enable the `log` plugin briefly and look for the names listed here; capture "
+            "CoreDNS's upstream traffic on its node.",
+            "Add replicas or raise the CPU limit; set the forward plugin's upstreams and "
+            "timeouts to answer before the clients give up (glibc waits 5 s per try).",
+        ),
+    ),
+    "lost_after_server": Advice(
+        title="Lost after the server",
+        meaning="The answer left the DNS server's node and never reached the client: it "
+                "died on the way back, on the network or on the client's node.",
+        causes=(
+            "The return path: the client's node failed to reverse the NAT (un-DNAT of the "
+            "service IP) because the conntrack entry was gone or never inserted, so the "
+            "answer no longer matches the client's socket.",
+            "The client's node's conntrack table full, or an entry expired early "
+            "(`nf_conntrack_udp_timeout` shorter than the answer took).",
+            "Asymmetric routing between the nodes, or a firewall/security group allowing "
+            "queries out but not answers back; the overlay MTU for large answers.",
+        ),
+        fixes=(
+            "On the client's node: `conntrack -S` (drop, insert_failed), `conntrack -L -p "
+            "udp --sport 53`, `dmesg | grep conntrack`, the rp_filter settings and the "
+            "routes back to the CoreDNS node.",
+            "Check the firewall rules for UDP from source port 53 back to the pods' "
+            "network, and that answers are not bigger than the path's MTU.",
+        ),
+    ),
+    "unknown": Advice(
+        title="Unknown",
+        meaning="The lookup cannot be placed: it was outside the time span of the server "
+                "capture (after the clock offset), or the clocks could not be compared "
+                "because no lookup was seen answered on both sides.",
+        causes=(
+            "The two captures did not run at the same time, or not long enough.",
+            "The server capture is from another CoreDNS replica than the one the client's "
+            "queries went to (the service spreads them over all replicas).",
+        ),
+        fixes=(
+            "Capture on the client's node and on every CoreDNS node at the same time, "
+            "starting before the failures and stopping after them.",
+        ),
+    ),
+}
