@@ -8,6 +8,7 @@ no script at all, and its Content-Security-Policy forbids any.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import resources
 
@@ -22,6 +23,7 @@ from pcapdns.dns import names
 from pcapdns.output.timefmt import iso
 from pcapdns.report.html import _address, _code, _name
 from pcapdns.report.knowledge import FATE_ADVICE, Advice
+from pcapdns.report.model import _shown_command
 
 #: Lookups shown per fate; the JSON document lists them all.
 LOOKUPS_PER_FATE = 50
@@ -71,6 +73,8 @@ class FateView:
 @dataclass(frozen=True, slots=True)
 class InputRow:
     side: str
+    #: The file's base name, shown; its path as given, in the cell's title.
+    name: str
     path: str
     packets: int
     first_time: str | None
@@ -120,7 +124,8 @@ def build(c: Correlation, command: str = "pcapdns correlate") -> CorrelationPage
             fate=fate, advice=FATE_ADVICE[fate], count=len(of),
             lookups=tuple(_lookup(lf, k.offset) for lf in of[:LOOKUPS_PER_FATE]),
             not_shown=max(0, len(of) - LOOKUPS_PER_FATE)))
-    inputs = tuple(InputRow(side=s.side, path=str(i["path"]), packets=i["packets"],
+    inputs = tuple(InputRow(side=s.side, name=os.path.basename(str(i["path"])),
+                            path=str(i["path"]), packets=i["packets"],
                             first_time=i["first_time"], last_time=i["last_time"])
                    for s in (c.client, c.server) for i in s.inputs)
     return CorrelationPage(
@@ -136,7 +141,9 @@ def build(c: Correlation, command: str = "pcapdns correlate") -> CorrelationPage
                       for s in c.servers),
         inputs=inputs,
         warnings=c.warnings,
-        command=command,
+        # Output paths cut to their base names, as in the analysis report: a local path
+        # carries a user name into the ticket the page is attached to.
+        command=_shown_command(command),
         version=__version__,
     )
 
