@@ -115,9 +115,9 @@ def judge(client: SideCapture, server: SideCapture, clock: ClockOffset,
     # (another resolver) cannot be judged against this server's capture.
     arrived: dict[str, dict[str, int]] = {}
     for i, j in paired.items():
-        c, s = client.queries[i].packet, server.queries[j].packet
-        to = arrived.setdefault(f"{c.dst}:{c.dport}", {})
-        at = f"{s.dst}:{s.dport}"
+        sent, got = client.queries[i].packet, server.queries[j].packet
+        to = arrived.setdefault(f"{sent.dst}:{sent.dport}", {})
+        at = f"{got.dst}:{got.dport}"
         to[at] = to.get(at, 0) + 1
     counts: dict[Fate, int] = dict.fromkeys(FATES, 0)
     lost: list[LookupFate] = []
