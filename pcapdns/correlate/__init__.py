@@ -13,6 +13,7 @@ was lost: before the server, at the server, or on the way back.
 
 from __future__ import annotations
 
+from pcapdns.analysis import Progress
 from pcapdns.config import AnalysisConfig
 from pcapdns.correlate import fates, offset, sides
 from pcapdns.correlate.records import CorrelateConfig, Correlation, SideCapture
@@ -20,7 +21,8 @@ from pcapdns.correlate.records import CorrelateConfig, Correlation, SideCapture
 
 def correlate(client_paths: list[str], server_paths: list[str],
               analysis: AnalysisConfig | None = None,
-              config: CorrelateConfig | None = None, progress=None) -> Correlation:
+              config: CorrelateConfig | None = None,
+              progress: Progress | None = None) -> Correlation:
     """Correlate the client-side capture ``client_paths`` with the server-side capture
     ``server_paths`` (each: files, a ring or a directory, as ``analyze`` takes them).
 

@@ -3,7 +3,7 @@ needs (``SideCapture``), so the analysis' lookups are freed as soon as a side is
 
 from __future__ import annotations
 
-from pcapdns.analysis import Analysis, analyze
+from pcapdns.analysis import Analysis, Progress, analyze
 from pcapdns.config import AnalysisConfig
 from pcapdns.correlate.records import CorrelateConfig, Packet, Query, Side, SideCapture
 from pcapdns.dns.message import Message
@@ -11,18 +11,18 @@ from pcapdns.output.document import input_json
 
 
 def read_side(side: Side, paths: list[str], analysis: AnalysisConfig,
-              config: CorrelateConfig, progress=None) -> SideCapture:
+              config: CorrelateConfig, progress: Progress | None = None) -> SideCapture:
     """Analyze ``paths`` as one capture point.
 
     Raises:
         InputError: an input is missing, not a capture, or has an unsupported link type.
         CoreError: the compiled core hit a bug on the inputs.
     """
-    return reduce(side, analyze(paths, analysis, keep_lookups=True, progress=progress),
-                  config)
+    return from_analysis(
+        side, analyze(paths, analysis, keep_lookups=True, progress=progress), config)
 
 
-def reduce(side: Side, a: Analysis, config: CorrelateConfig) -> SideCapture:
+def from_analysis(side: Side, a: Analysis, config: CorrelateConfig) -> SideCapture:
     """The queries of ``a`` as compact records, in time order, at most
     ``config.max_queries`` of them (the latest are forgotten and counted)."""
     rows: list[Query] = []
@@ -50,8 +50,8 @@ def reduce(side: Side, a: Analysis, config: CorrelateConfig) -> SideCapture:
     if evicted:
         warnings.append(
             f"{side} side: {evicted:,} queries (the latest) were forgotten to keep the "
-            f"correlation within {config.max_queries:,} queries per side: their lookups "
-            "are not judged")
+            f"correlation within {config.max_queries:,} queries per side: they are not "
+            "judged (a lookup with earlier attempts is judged on those)")
     return SideCapture(
         side=side,
         inputs=tuple(input_json(f) for f in a.files),
