@@ -113,35 +113,44 @@ def judge(client: SideCapture, server: SideCapture, clock: ClockOffset,
         paired = pair_queries(client.queries, server.queries, clock.offset, tolerance)
     # Destinations that reached the server capture at least once: a lookup sent elsewhere
     # (another resolver) cannot be judged against this server's capture.
-    arrived: dict[str, dict[str, int]] = {}
+    queries, copies = client.queries, server.queries
+    arrived: dict[tuple[str, int], dict[tuple[str, int], int]] = {}
     for i, j in paired.items():
-        sent, got = client.queries[i].packet, server.queries[j].packet
-        to = arrived.setdefault(f"{sent.dst}:{sent.dport}", {})
-        at = f"{got.dst}:{got.dport}"
+        sent, got = queries[i].packet, copies[j].packet
+        to = arrived.setdefault((sent.dst, sent.dport), {})
+        at = (got.dst, got.dport)
         to[at] = to.get(at, 0) + 1
     counts: dict[Fate, int] = dict.fromkeys(FATES, 0)
     lost: list[LookupFate] = []
     elsewhere = 0
     for indexes in client.lookups:
-        first = client.queries[indexes[0]].packet
-        if paired and f"{first.dst}:{first.dport}" not in arrived:
+        first = queries[indexes[0]].packet
+        if paired and (first.dst, first.dport) not in arrived:
             elsewhere += 1
+            continue
+        if any(queries[i].response is not None for i in indexes):
+            counts["answered"] += 1  # most lookups: nothing more to know about them
             continue
         attempts = []
         for i in indexes:
-            c = client.queries[i]
-            s = server.queries[paired[i]] if i in paired else None
+            c = queries[i]
+            s = copies[paired[i]] if i in paired else None
             delay = (s.packet.time - clock.offset - c.packet.time
                      if s is not None and clock.offset is not None else None)
             attempts.append(AttemptFate(client=c, server=s, delay=delay,
                                         fate=attempt_fate(c, s, clock, server, config)))
         fate = lookup_fate([a.fate for a in attempts])
         counts[fate] += 1
-        if fate != "answered":
-            lost.append(LookupFate(lookup=client.queries[indexes[0]].lookup, fate=fate,
-                                   attempts=tuple(attempts)))
+        lost.append(LookupFate(lookup=c.lookup, fate=fate, attempts=tuple(attempts)))
     lost.sort(key=lambda lf: (lf.attempts[0].client.packet.time, lf.lookup))
     servers = tuple(
-        ServerPairing(client_side=to, server_side=tuple(sorted(at.items())))
+        ServerPairing(client_side=_address(to), server_side=tuple(
+            (_address(a), n) for a, n in sorted(at.items())))
         for to, at in sorted(arrived.items()))
     return counts, lost, elsewhere, servers, len(paired)
+
+
+def _address(ip_port: tuple[str, int]) -> str:
+    """ip:port, written as the analysis' outputs write it."""
+    ip, port = ip_port
+    return f"{ip}:{port}"

@@ -67,12 +67,10 @@ class Query(NamedTuple):
     lookup: int
     #: 1 for a lookup's first query, 2 for its first retransmission, ...
     attempt: int
-
-    @property
-    def key(self) -> tuple[int, str, int]:
-        """What survives NAT: the ID and the question (names compare case-insensitively,
-        RFC 4343; a resolver may randomize the case, 0x20)."""
-        return self.id, self.qname.lower(), self.qtype
+    #: What survives NAT, the key the two sides are paired on: the ID and the question
+    #: (the name lower-cased: names compare case-insensitively, RFC 4343, and a resolver
+    #: may randomize the case, 0x20). Made once, since every step looks it up.
+    key: tuple[int, str, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ def from_analysis(side: Side, a: Analysis, config: CorrelateConfig) -> SideCaptu
                 packet=_packet(q), response=_packet(r) if r is not None else None,
                 rcode=r.rcode if r is not None else None, id=q.id, qname=q.qname,
                 qtype=q.qtype, lookup=lk.id if side == "client" else 0,
-                attempt=t.attempt))
+                attempt=t.attempt, key=(q.id, q.qname.lower(), q.qtype)))
     a.lookups = None  # the analysis' records are not needed any more
     rows.sort(key=lambda x: (x.packet.time, x.packet.frame))
     evicted = max(0, len(rows) - config.max_queries)

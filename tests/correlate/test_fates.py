@@ -132,7 +132,7 @@ def test_attempts_of_one_lookup_each_get_a_fate(tmp_path: Path) -> None:
 
 def _sq(id: int, t: float) -> Query:
     return Query(packet=Packet(1, t, "a", 1, "b", 53), response=None, rcode=None, id=id,
-                 qname="x.test", qtype=1, lookup=0, attempt=1)
+                 qname="x.test", qtype=1, lookup=0, attempt=1, key=(id, "x.test", 1))
 
 
 def test_an_id_reused_pairs_with_the_nearest_in_time() -> None:

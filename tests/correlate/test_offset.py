@@ -16,6 +16,7 @@ def _q(id: int, t: float, answer: float | None, name: str = "a.test") -> Query:
     p = Packet(1, t, "10.0.0.1", 40000, "10.0.0.2", 53)
     r = Packet(2, answer, "10.0.0.2", 53, "10.0.0.1", 40000) if answer is not None else None
     return Query(packet=p, response=r, rcode=0 if r else None, id=id, qname=name, qtype=1,
+                 key=(id, name.lower(), 1),
                  lookup=1, attempt=1)
 
 
