@@ -97,3 +97,17 @@ def test_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
 def test_both_sides_are_required() -> None:
     code, _, err = run("correlate", "--client", CLIENT)
     assert code == 2 and "--server" in err
+
+
+def test_readme_example_is_real_output() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(readme) if "$ pcapdns correlate" in line)
+    shown = []
+    for line in readme[start + 2:]:
+        if line.strip() == "...":
+            break
+        shown.append(line.strip())
+    _, out, _ = run("correlate", "--client", CLIENT, "--server", SERVER)
+    assert shown and shown == out.splitlines()[:len(shown)], (shown, out)
