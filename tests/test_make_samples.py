@@ -134,3 +134,21 @@ def test_tcp_fallback_after_tc_is_one_lookup_and_no_failure(fresh: Path) -> None
     kinds, s = _kinds(fresh / "tc-glibc-a-aaaa-tcp.pcap")
     assert s.tcp_fallback_queries == s.queries_tcp and s.retransmissions == 0, s
     assert s.lookups_failed == 0 and "retransmission" not in kinds, (kinds, s)
+
+
+def test_coredns_query_log_joins(fresh: Path) -> None:
+    # The log is rendered in CoreDNS's format from what the real dnsmasq logged (CoreDNS
+    # cannot run here): see sample_pcaps/README.md.
+    from pcapdns.coredns_log import index
+
+    capture = fresh / "coredns-query-log.pcap"
+    for name in ("coredns-query-log.coredns.log", "coredns-query-log.coredns-ts.log"):
+        assert (fresh / name).stat().st_mode & 0o777 == 0o600, name
+    log = index.load([str(fresh / "coredns-query-log.coredns-ts.log")])
+    j = analyze([str(capture)], coredns_log=log).coredns_log
+    assert j is not None and j.times_used
+    assert j.joined == 10 and j.captured_not_logged == 4, j
+    assert j.verdicts == {"lost_after_coredns": 2, "not_logged": 2}, j.verdicts
+    log = index.load([str(fresh / "coredns-query-log.coredns.log")])
+    j = analyze([str(capture)], coredns_log=log).coredns_log
+    assert j is not None and not j.times_used and j.verdicts.get("not_logged") == 2, j

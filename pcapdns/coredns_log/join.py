@@ -49,6 +49,17 @@ Verdict = Literal[
     "not_covered", "logged",
 ]
 
+#: Each verdict in a few words (the report's knowledge says what each means).
+VERDICT_LABELS: dict[str, str] = {
+    "lost_after_coredns": "CoreDNS answered in time, the answer was lost after it",
+    "coredns_slow": "CoreDNS answered, after the client had given up",
+    "coredns_error": "CoreDNS itself answered with the error",
+    "not_logged": "not in CoreDNS's log",
+    "ambiguous": "cannot tell (the log's lines for it are ambiguous)",
+    "not_covered": "outside the log (another server, or before or after it)",
+    "logged": "logged by CoreDNS with another rcode",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class LoggedAttempt:

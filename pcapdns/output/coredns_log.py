@@ -44,6 +44,7 @@ def section(log: JoinResult | None) -> dict[str, Any] | None:
         "failed_lookups": log.verdicts,
         "lookups": [_problem(p) for p in log.problems],
         "lookups_omitted": log.problems_omitted,
+        "warnings": list(log.warnings),
     }
 
 

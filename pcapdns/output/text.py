@@ -7,6 +7,7 @@ the JSON document has everything.
 from __future__ import annotations
 
 from pcapdns.analysis import Analysis
+from pcapdns.coredns_log.join import VERDICT_LABELS
 from pcapdns.detect import AggregatedFinding
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
@@ -95,8 +96,8 @@ def coredns_log_lines(a: Analysis) -> list[str]:
         f"captured not logged {log.captured_not_logged}; {when}"
     ]
     if log.verdicts:
-        out.append("  failed lookups by what CoreDNS logged: " + ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in log.verdicts.items()))
+        out.append("  failed lookups by what CoreDNS logged: " + "; ".join(
+            f"{VERDICT_LABELS[k]}: {v}" for k, v in log.verdicts.items()))
     return out
 
 

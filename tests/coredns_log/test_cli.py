@@ -63,7 +63,7 @@ def test_text_summary_has_a_line(tmp_path: Path) -> None:
     code, out, _ = run("analyze", "--coredns-log", a, "--coredns-log", b, CAPTURE)
     assert code == 0
     assert "CoreDNS log: 4 query lines (2 of other plugins, 1 unparsable); joined 4" in out
-    assert "failed lookups by what CoreDNS logged: not logged 2" in out
+    assert "failed lookups by what CoreDNS logged: not in CoreDNS's log: 2" in out
 
 
 def test_unreadable_log_is_one_line_exit_2_and_nothing_written(tmp_path: Path) -> None:
