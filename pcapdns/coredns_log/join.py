@@ -363,9 +363,8 @@ def _problem(p: _Problem, index: LogIndex, pairs: dict[int, int], ambiguous: set
     logged = [a for a in attempts if a.logged]
     server = f"{first.dst}:{first.dport}"
     verdict: Verdict
-    if p.outcome != "no answer":
-        verdict = "coredns_error" if any(a.rcode == p.outcome for a in logged) else (
-            "logged" if logged else "not_logged")
+    if p.outcome != "no answer" and logged:
+        verdict = "coredns_error" if any(a.rcode == p.outcome for a in logged) else "logged"
     elif logged:
         slow = any(a.duration_s is not None and a.duration_s >= slow for a in logged)
         verdict = "coredns_slow" if slow else "lost_after_coredns"
