@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pcapdns.coredns_log.index import Key, LogIndex, address_key, name_key
+from pcapdns.coredns_log.index import Key, LogIndex, address_key, make_key, name_key
 from pcapdns.coredns_log.parse import QueryLine
 from pcapdns.dns import names
 from pcapdns.match.records import Lookup
@@ -173,6 +173,7 @@ class LogJoin:
     problems: list[_Problem] = field(default_factory=list)
     problem_count: int = 0
     _addresses: dict[str, str] = field(default_factory=dict)
+    _servers: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def _address(self, text: str) -> str:
         a = self._addresses.get(text)
@@ -181,6 +182,16 @@ class LogJoin:
                 self._addresses.clear()
             a = self._addresses[text] = address_key(text)
         return a
+
+    def _server(self, address: str, port: int) -> str:
+        """"address:port", one string per server (interned: claims and counters share it)."""
+        key = (address, port)
+        text = self._servers.get(key)
+        if text is None:
+            if len(self._servers) > MAX_CLIENTS:
+                self._servers.clear()
+            text = self._servers[key] = f"{address}:{port}"
+        return text
 
     def every_lookup(self, lookup: Lookup) -> None:
         """Take one closed lookup: remember the attempts a log line may be."""
@@ -197,16 +208,21 @@ class LogJoin:
                 problem = None
             else:
                 self.problems.append(problem)
+        by_key = self.index.by_key
         for t in lookup.attempts:
             q = t.query
-            self.first = q.time if self.first is None else min(self.first, q.time)
-            self.last = q.time if self.last is None else max(self.last, q.time)
+            when = q.time
+            if self.first is None or when < self.first:
+                self.first = when
+            if self.last is None or when > self.last:
+                self.last = when
             client = self._address(q.src)
             if len(self.clients) < MAX_CLIENTS:
                 self.clients.add(client)
-            server = f"{q.dst}:{q.dport}"
-            key: Key = (client, q.sport, q.id, name_key(q.qname or "."), q.qtype)
-            if key in self.index.by_key:
+            server = self._server(q.dst, q.dport)
+            key: Key | None = make_key(client, q.sport, q.id, q.qtype,
+                                       name_key(q.qname or "."))
+            if key in by_key:
                 self.claims.setdefault(key, []).append(
                     _Claim(q.frame, q.time, server, t.response is not None))
             else:
@@ -215,7 +231,7 @@ class LogJoin:
                     self.unclaimed[bucket] += 1
                 else:
                     self.unplaced += 1
-                key = None  # type: ignore[assignment]
+                key = None
             if problem is not None:
                 problem.keys.append((q.frame, key))
 
@@ -239,14 +255,14 @@ def _decide(j: LogJoin) -> JoinResult:
     offset = spread = None
     samples: list[float] = []
     for key, claims in j.claims.items():
-        lines = index.by_key[key]
+        lines = index.lines_of(key)
         if len(claims) == 1 and len(lines) == 1 and timed:
             samples.append(_arrival(index.queries[lines[0]]) - claims[0].time)
     if timed and samples:
         offset = statistics.median(samples)
         spread = statistics.median(abs(s - offset) for s in samples)
     for key, claims in j.claims.items():
-        lines = index.by_key[key]
+        lines = index.lines_of(key)
         if not timed:
             if len(claims) == 1 and len(lines) == 1:
                 pairs[claims[0].frame] = lines[0]
@@ -255,6 +271,12 @@ def _decide(j: LogJoin) -> JoinResult:
                 ambiguous_lines.update(lines)
             continue
         shift = offset or 0.0
+        if len(claims) == 1 and len(lines) == 1:
+            # The common case: one query, one line; they join if close enough in time.
+            c, i = claims[0], lines[0]
+            if abs(_arrival(index.queries[i]) - shift - c.time) <= WINDOW:
+                pairs[c.frame] = i
+            continue
         near = sorted(
             (abs(_arrival(index.queries[i]) - shift - c.time), c.frame, i)
             for c in claims for i in lines
