@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -237,6 +237,17 @@ class LogJoin:
 
     def finish(self) -> JoinResult:
         return _decide(self)
+
+
+def join(index: LogIndex, lookups: Iterable[Lookup], *, slow: float = 1.0,
+         per_transaction: bool = False) -> JoinResult:
+    """Join the log ``index`` to lookups already at hand (an analysis made with
+    ``keep_lookups=True``, the server side of ``pcapdns correlate``); the same result as
+    ``analyze(..., coredns_log=index)`` gives in ``Analysis.coredns_log``."""
+    j = LogJoin(index, per_transaction=per_transaction, slow=slow)
+    for lookup in lookups:
+        j.every_lookup(lookup)
+    return j.finish()
 
 
 def _arrival(q: QueryLine) -> float:

@@ -144,3 +144,54 @@ def test_nothing_joins_says_why(tmp_path: Path) -> None:
     r = join(tmp_path, [line(100, 40000, "a.example").replace(CLIENT, "10.0.0.1")], [lk])
     assert r.joined == 0 and r.logged_other_clients == 1
     assert any("masquerade" in w for w in r.warnings)
+
+
+def test_error_rcodes_and_coverage(tmp_path: Path) -> None:
+    lookups = [
+        lookup(1, [(1, T0, 100, 40000)], "a.example", (2, T0 + 0.001, 0)),
+        lookup(2, [(3, T0 + 1, 101, 40001)], "sf.example", (4, T0 + 1.2, 2)),   # SERVFAIL
+        lookup(3, [(5, T0 + 2, 102, 40002)], "nl.example", (6, T0 + 2.1, 5)),   # REFUSED
+        lookup(4, [(7, T0 + 3, 103, 40003)], "slow.example"),
+    ]
+    # Another server: its lookups are not covered by this log.
+    other = lookup(5, [(9, T0 + 4, 104, 40004)], "x.example")
+    q = other.attempts[0].query._replace(dst="10.96.0.11")
+    other = other._replace(attempts=(other.attempts[0]._replace(query=q),))
+    r = join(tmp_path, [line(100, 40000, "a.example"),
+                        line(101, 40001, "sf.example", "NOERROR"),  # something rewrote it
+                        line(103, 40003, "slow.example", "SERVFAIL", "5.002s")],
+             [*lookups, other])
+    assert {p.lookup: p.verdict for p in r.problems} == {
+        2: "logged", 3: "not_logged", 4: "coredns_slow", 5: "not_covered"}
+    assert r.servers == (f"{SERVER}:53",)
+    # Lookup 3's query went to the logged server and is not in the log; 5's did not.
+    assert r.captured_not_logged == 1 and r.captured_not_logged_answered == 1
+
+
+def test_ipv6_clients_join(tmp_path: Path) -> None:
+    lk = lookup(1, [(1, T0, 100, 40000)], "a.example", (2, T0 + 0.001, 0))
+    q = lk.attempts[0].query._replace(src="fd00:0:0::7")
+    lk = lk._replace(attempts=(lk.attempts[0]._replace(query=q),))
+    text = line(100, 40000, "A.EXAMPLE").replace(CLIENT, "[fd00::7]")
+    r = join(tmp_path, [text], [lk])
+    assert r.joined == 1
+
+
+def test_the_library_join_equals_the_streamed_one(tmp_path: Path) -> None:
+    from pcapdns.coredns_log.join import join as join_lookups
+
+    lookups = [lookup(1, [(1, T0, 100, 40000)], "a.example", (2, T0 + 0.001, 0)),
+               lookup(2, [(3, T0 + 1, 101, 40001)], "b.example")]
+    streamed = join(tmp_path, [line(100, 40000, "a.example")], lookups)
+    after = join_lookups(streamed.index, lookups, per_transaction=True)
+    assert after == streamed
+
+
+def test_lines_past_the_cap_are_counted_and_warned(tmp_path: Path) -> None:
+    p = tmp_path / "coredns.log"
+    p.write_text("\n".join(line(i, 40000, "a.example") for i in range(5)) + "\n")
+    j = LogJoin(index.load([str(p)], max_queries=2))
+    j.every_lookup(lookup(1, [(1, T0, 0, 40000)], "a.example", (2, T0 + 0.001, 0)))
+    r = j.finish()
+    assert r.index.evicted == 3 and r.joined == 1
+    assert any("the 3 after them were not joined" in w for w in r.warnings)
