@@ -12,6 +12,7 @@ from pathlib import Path
 from pcapdns.analysis import analyze
 from pcapdns.coredns_log import index
 from pcapdns.report import html, model
+from tests.browser import open_page, require_chromium
 from tests.conftest import SAMPLES
 from tests.craft import CLIENT
 from tests.report.hostile import PAYLOADS, write_hostile_capture
@@ -54,7 +55,9 @@ def test_without_times_the_section_says_so() -> None:
     assert len(p.all("tr", **{"data-verdict": "ambiguous"})) == 2
 
 
-def test_hostile_names_and_log_lines_are_text(tmp_path: Path) -> None:
+def _hostile(tmp_path: Path) -> tuple[Path, Path]:
+    """The hostile capture, and a log that answers each payload's unanswered TXT query and
+    carries the payloads in errors-plugin and garbled lines."""
     cap = write_hostile_capture(tmp_path / "hostile.pcap")
     lines = []
     for i, name in enumerate(PAYLOADS):
@@ -66,6 +69,11 @@ def test_hostile_names_and_log_lines_are_text(tmp_path: Path) -> None:
     lines.append("<script>window.__pwned=9</script> garbled")
     log = tmp_path / "coredns.log"
     log.write_text("\n".join(lines) + "\n")
+    return cap, log
+
+
+def test_hostile_names_and_log_lines_are_text(tmp_path: Path) -> None:
+    cap, log = _hostile(tmp_path)
     text, p = _page(cap, [str(log)])
     assert p.scripts == 1  # the page's own
     for tag, attrs in p.elements:
@@ -80,3 +88,20 @@ def test_hostile_names_and_log_lines_are_text(tmp_path: Path) -> None:
         assert payload in shown, payload
     assert "<script>window.__pwned=9</script> garbled" in shown
     assert "&lt;script&gt;window.__pwned=9&lt;/script&gt;" in text
+
+
+def test_hostile_log_does_not_run_in_a_browser(tmp_path: Path) -> None:
+    require_chromium()
+    cap, log = _hostile(tmp_path)
+    a = analyze([str(cap)], coredns_log=index.load([str(log)]))
+    page = tmp_path / "hostile.html"
+    html.write(model.build(a, command="pcapdns report hostile.pcap -o hostile.html"),
+               str(page))
+    r = open_page(page, evaluate=[
+        "window.__pwned === undefined",
+        "document.querySelectorAll('script').length",
+        "document.getElementById('coredns-log').innerText.includes("
+        "'<script>window.__pwned=9</script> garbled')",
+    ])
+    assert r.values == (True, 1, True)
+    assert r.errors == () and r.requests == ()
