@@ -34,8 +34,11 @@ from pcapdns.match.records import Lookup
 #: offset also holds the transit from the capture point to CoreDNS, and kubectl's time is
 #: when the container runtime read the line, a little after CoreDNS wrote it.
 WINDOW = 1.0
-#: Lookups that failed or got an error rcode kept with what CoreDNS logged for them.
+#: Lookups that failed or got an error rcode listed with what CoreDNS logged for them.
 MAX_PROBLEM_LOOKUPS = 100
+#: Such lookups judged (counted by verdict) at most, each kept as a small record until the
+#: end (about 300 bytes); past them they are counted in ``not_judged``.
+MAX_JUDGED = 200_000
 #: (server, second) counters of queries no log line claims, for ``captured_not_logged``;
 #: past this many, further ones are counted as if inside the log's span.
 MAX_BUCKETS = 500_000
@@ -130,6 +133,8 @@ class JoinResult:
     verdicts: dict[str, int]
     problems: tuple[ProblemLookup, ...]
     problems_omitted: int
+    #: Problem lookups past ``MAX_JUDGED``, in no verdict.
+    not_judged: int
     #: Frame of each captured query -> what the log says (only when transactions are kept).
     by_frame: dict[int, TransactionLog] | None
     warnings: tuple[str, ...]
@@ -147,10 +152,15 @@ class _Claim:
 
 @dataclass(slots=True)
 class _Problem:
-    lookup: Lookup
-    #: (frame, key or None) of each attempt.
-    keys: list[tuple[int, Key | None]]
+    """A lookup to judge: what the client got, where it sent the lookup, when."""
+
     outcome: str
+    server: str
+    time: float
+    #: (frame, time) of each attempt.
+    attempts: tuple[tuple[int, float], ...]
+    #: The lookup itself, for the first ``MAX_PROBLEM_LOOKUPS`` (listed in full).
+    lookup: Lookup | None
 
 
 @dataclass(slots=True)
@@ -172,6 +182,8 @@ class LogJoin:
     last: float | None = None
     problems: list[_Problem] = field(default_factory=list)
     problem_count: int = 0
+    detailed: int = 0
+    not_judged: int = 0
     _addresses: dict[str, str] = field(default_factory=dict)
     _servers: dict[tuple[str, int], str] = field(default_factory=dict)
 
@@ -195,19 +207,25 @@ class LogJoin:
 
     def every_lookup(self, lookup: Lookup) -> None:
         """Take one closed lookup: remember the attempts a log line may be."""
-        problem = None
+        outcome = None
         if lookup.failed:
-            problem = _Problem(lookup, [], "no answer")
+            outcome = "no answer"
         elif lookup.answer is not None and lookup.answer.response is not None:
             rcode = lookup.answer.response.flags & 0xF
             if rcode in ERROR_RCODES:
-                problem = _Problem(lookup, [], names.rcode_name(rcode))
-        if problem is not None:
+                outcome = names.rcode_name(rcode)
+        if outcome is not None:
             self.problem_count += 1
-            if len(self.problems) >= MAX_PROBLEM_LOOKUPS:
-                problem = None
+            if len(self.problems) >= MAX_JUDGED:
+                self.not_judged += 1
             else:
-                self.problems.append(problem)
+                first = lookup.first
+                detail = self.detailed < MAX_PROBLEM_LOOKUPS
+                self.detailed += detail
+                self.problems.append(_Problem(
+                    outcome, self._server(first.dst, first.dport), first.time,
+                    tuple((t.query.frame, t.query.time) for t in lookup.attempts),
+                    lookup if detail else None))
         by_key = self.index.by_key
         for t in lookup.attempts:
             q = t.query
@@ -220,8 +238,7 @@ class LogJoin:
             if len(self.clients) < MAX_CLIENTS:
                 self.clients.add(client)
             server = self._server(q.dst, q.dport)
-            key: Key | None = make_key(client, q.sport, q.id, q.qtype,
-                                       name_key(q.qname or "."))
+            key = make_key(client, q.sport, q.id, q.qtype, name_key(q.qname or "."))
             if key in by_key:
                 self.claims.setdefault(key, []).append(
                     _Claim(q.frame, q.time, server, t.response is not None))
@@ -231,9 +248,6 @@ class LogJoin:
                     self.unclaimed[bucket] += 1
                 else:
                     self.unplaced += 1
-                key = None
-            if problem is not None:
-                problem.keys.append((q.frame, key))
 
     def finish(self) -> JoinResult:
         return _decide(self)
@@ -334,9 +348,15 @@ def _decide(j: LogJoin) -> JoinResult:
         else:
             not_captured += 1
 
-    problems = tuple(_problem(p, index, pairs, ambiguous_frames, covered, j.slow)
-                     for p in j.problems)
-    verdicts = Counter(p.verdict for p in problems)
+    verdicts: Counter[str] = Counter()
+    listed = []
+    for p in j.problems:
+        attempts = _attempts(p, index, pairs, ambiguous_frames)
+        verdict = _verdict(p, attempts, covered, j.slow)
+        verdicts[verdict] += 1
+        if p.lookup is not None:
+            listed.append(_listed(p.lookup, p.outcome, attempts, verdict))
+    problems = tuple(listed)
     by_frame = None
     if j.per_transaction:
         by_frame = {}
@@ -353,7 +373,8 @@ def _decide(j: LogJoin) -> JoinResult:
         logged_outside_capture=outside, captured_not_logged=not_logged,
         captured_not_logged_answered=not_logged_answered, servers=tuple(servers),
         verdicts=dict(sorted(verdicts.items())), problems=problems,
-        problems_omitted=j.problem_count - len(problems), by_frame=by_frame,
+        problems_omitted=j.problem_count - len(problems), not_judged=j.not_judged,
+        by_frame=by_frame,
         warnings=tuple(warnings),
     )
 
@@ -378,37 +399,40 @@ def _transaction(index: LogIndex, line: int | None, ambiguous: bool) -> Transact
     return TransactionLog(True, q.rcode_name, q.duration, q.time, q.where)
 
 
-def _problem(p: _Problem, index: LogIndex, pairs: dict[int, int], ambiguous: set[int],
-             covered: Callable[[str, float], bool], slow: float) -> ProblemLookup:
-    lk = p.lookup
-    first = lk.first
-    attempts = []
-    for t, (frame, _key) in zip(lk.attempts, p.keys, strict=True):
+def _attempts(p: _Problem, index: LogIndex, pairs: dict[int, int],
+              ambiguous: set[int]) -> list[LoggedAttempt]:
+    """What the log says of each attempt of ``p``."""
+    out = []
+    for frame, when in p.attempts:
         line = pairs.get(frame)
         if line is not None:
             q = index.queries[line]
-            attempts.append(LoggedAttempt(frame, t.query.time, True, q.rcode_name,
-                                          q.duration, q.where))
+            out.append(LoggedAttempt(frame, when, True, q.rcode_name, q.duration, q.where))
         else:
-            attempts.append(LoggedAttempt(frame, t.query.time,
-                                          None if frame in ambiguous else False,
-                                          None, None, None))
+            out.append(LoggedAttempt(frame, when, None if frame in ambiguous else False,
+                                     None, None, None))
+    return out
+
+
+def _verdict(p: _Problem, attempts: list[LoggedAttempt],
+             covered: Callable[[str, float], bool], slow: float) -> Verdict:
+    """What the log says happened to the lookup (docs/analysis.md lists the verdicts)."""
     logged = [a for a in attempts if a.logged]
-    server = f"{first.dst}:{first.dport}"
-    verdict: Verdict
     if p.outcome != "no answer" and logged:
-        verdict = "coredns_error" if any(a.rcode == p.outcome for a in logged) else "logged"
-    elif logged:
-        slow = any(a.duration_s is not None and a.duration_s >= slow for a in logged)
-        verdict = "coredns_slow" if slow else "lost_after_coredns"
-    elif any(a.logged is None for a in attempts):
-        verdict = "ambiguous"
-    elif covered(server, first.time):
-        verdict = "not_logged"
-    else:
-        verdict = "not_covered"
+        return "coredns_error" if any(a.rcode == p.outcome for a in logged) else "logged"
+    if logged:
+        late = any(a.duration_s is not None and a.duration_s >= slow for a in logged)
+        return "coredns_slow" if late else "lost_after_coredns"
+    if any(a.logged is None for a in attempts):
+        return "ambiguous"
+    return "not_logged" if covered(p.server, p.time) else "not_covered"
+
+
+def _listed(lk: Lookup, outcome: str, attempts: list[LoggedAttempt],
+            verdict: Verdict) -> ProblemLookup:
+    first = lk.first
     return ProblemLookup(lk.id, first.time, first.src, first.sport, first.dst,
-                         first.qname or ".", names.qtype_name(first.qtype), p.outcome,
+                         first.qname or ".", names.qtype_name(first.qtype), outcome,
                          tuple(attempts), verdict)
 
 

@@ -44,6 +44,7 @@ def section(log: JoinResult | None) -> dict[str, Any] | None:
         "failed_lookups": log.verdicts,
         "lookups": [_problem(p) for p in log.problems],
         "lookups_omitted": log.problems_omitted,
+        "lookups_not_judged": log.not_judged,
         "warnings": list(log.warnings),
     }
 

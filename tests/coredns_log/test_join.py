@@ -195,3 +195,18 @@ def test_lines_past_the_cap_are_counted_and_warned(tmp_path: Path) -> None:
     r = j.finish()
     assert r.index.evicted == 3 and r.joined == 1
     assert any("the 3 after them were not joined" in w for w in r.warnings)
+
+
+def test_every_failed_lookup_is_judged_the_first_ones_listed(tmp_path: Path) -> None:
+    from pcapdns.coredns_log.join import MAX_PROBLEM_LOOKUPS
+
+    n = MAX_PROBLEM_LOOKUPS + 50
+    lookups = [lookup(i + 1, [(i + 1, T0 + i * 0.01, i, 40000)], "gone.example")
+               for i in range(n)]
+    # One answered lookup to the same server joins, so the server is one of the log's.
+    lookups.append(lookup(n + 1, [(n + 1, T0, 9999, 41000)], "a.example",
+                          (n + 2, T0 + 0.001, 0)))
+    r = join(tmp_path, [line(9999, 41000, "a.example")], lookups)
+    assert r.verdicts == {"not_logged": n}
+    assert len(r.problems) == MAX_PROBLEM_LOOKUPS and r.problems_omitted == 50
+    assert r.not_judged == 0
