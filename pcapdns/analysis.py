@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pcapdns import _core
 from pcapdns.breakdown import Breakdown
 from pcapdns.config import AnalysisConfig
+from pcapdns.coredns_log.index import LogIndex
+from pcapdns.coredns_log.join import JoinResult, LogJoin
 from pcapdns.detect import AggregatedFinding, FindingCollector, stale_port
 from pcapdns.detect.base import Finding
 from pcapdns.errors import CoreError
@@ -96,6 +98,8 @@ class Analysis:
     search_tries_evicted: int = 0
     #: Client ports and clients the stale-port detector forgot at its caps.
     stale_port_evicted: int = 0
+    #: The CoreDNS log joined to the lookups (``--coredns-log``), or None without one.
+    coredns_log: JoinResult | None = None
 
     @property
     def first_time(self) -> float | None:
@@ -114,8 +118,10 @@ def analyze(
     *,
     keep_lookups: bool = False,
     progress: Progress | None = None,
+    coredns_log: LogIndex | None = None,
 ) -> Analysis:
-    """Analyze the capture made of ``paths`` (files and directories).
+    """Analyze the capture made of ``paths`` (files and directories); with ``coredns_log``
+    (``pcapdns.coredns_log.index.load``), join every lookup to CoreDNS's query log too.
 
     Raises:
         InputError: an input is missing, not a capture, or has an unsupported link type.
@@ -128,7 +134,7 @@ def analyze(
     thresholds = gc.get_threshold()
     gc.set_threshold(100_000, 50, 100)
     try:
-        return _analyze(paths, config, keep_lookups, progress)
+        return _analyze(paths, config, keep_lookups, progress, coredns_log)
     except BaseException as e:
         # A panic in the core reaches Python as pyo3's PanicException (a BaseException,
         # so that it is not swallowed by accident): the run cannot go on, but the user gets
@@ -140,10 +146,29 @@ def analyze(
         gc.set_threshold(*thresholds)
 
 
+class _JoiningCollector(FindingCollector):
+    """The collector with the engine's ``every_lookup`` hook, which hands every lookup
+    (not only those a detector may care about) to the CoreDNS log join. Only used with a
+    log: the hook makes the engine build a Python record for every lookup."""
+
+    def __init__(self, config: AnalysisConfig, join: LogJoin) -> None:
+        super().__init__(config)
+        self.join = join
+
+    def every_lookup(self, lookup: Lookup) -> None:
+        self.join.every_lookup(lookup)
+
+
 def _analyze(
-    paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None
+    paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None,
+    coredns_log: LogIndex | None,
 ) -> Analysis:
-    collector = FindingCollector(config)
+    join = None
+    if coredns_log is not None:
+        join = LogJoin(coredns_log, per_transaction=keep_lookups, slow=config.slow)
+        collector: FindingCollector = _JoiningCollector(config, join)
+    else:
+        collector = FindingCollector(config)
     kept: list[Lookup] | None = [] if keep_lookups else None
     # The engine hands the collector the lookups that can matter to a detector (and every
     # orphan); the others are only tallied, unless every lookup is kept.
@@ -186,6 +211,9 @@ def _analyze(
             f"its {config.duplicate_window * 1000:g} ms window was over (more than "
             f"{config.max_dedupe_entries:,} messages within it): a copy of one of them may "
             "be counted twice")
+    joined = join.finish() if join is not None else None
+    if joined is not None:
+        warnings.extend(joined.warnings)
     histogram = LatencyHistogram.from_core(*facts["latency"])
     fragments = facts["fragments"]
     return Analysis(
@@ -218,6 +246,7 @@ def _analyze(
         search_tries_evicted=collector.evicted().get("search_expansion", 0),
         stale_port_evicted=collector.evicted().get("stale_port", 0),
         duplicates_evicted=dedupe["evicted"],
+        coredns_log=joined,
     )
 
 

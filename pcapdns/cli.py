@@ -122,6 +122,9 @@ def _analysis_options(f: Callable[..., None]) -> Callable[..., None]:
                      show_default=True,
                      help="Seconds a query waits for its response; later responses are "
                           "unsolicited."),
+        click.option("--coredns-log", "coredns_logs", metavar="FILE", multiple=True,
+                     help="A CoreDNS query log (kubectl logs of a CoreDNS pod, with or "
+                          "without --timestamps) to join to the lookups (repeatable)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -138,11 +141,23 @@ def _config(ports: tuple[int, ...], timeout: float, slow: float,
     )
 
 
-def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool) -> Analysis:
+def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool,
+         coredns_logs: tuple[str, ...] = ()) -> Analysis:
     """Analyze, turning the library's errors into one line and an exit status."""
+    log = None
+    if coredns_logs:
+        from pcapdns.coredns_log import index
+
+        try:
+            log = index.load(list(coredns_logs))
+        except PcapdnsError as e:
+            _fail(str(e))
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
     bar = _Bar()
     try:
-        result = run_analysis(list(paths), config, keep_lookups=keep_lookups, progress=bar)
+        result = run_analysis(list(paths), config, keep_lookups=keep_lookups, progress=bar,
+                              coredns_log=log)
     except PcapdnsError as e:
         bar.end_line()
         _fail(str(e))
@@ -191,6 +206,7 @@ def analyze(
     timeout: float,
     slow: float,
     max_wait: float,
+    coredns_logs: tuple[str, ...],
     transactions: bool,
     html_path: str | None,
 ) -> None:
@@ -203,8 +219,9 @@ def analyze(
         _fail("--transactions needs --format json")
     config = _config(ports, timeout, slow, max_wait)
     # Without --output the summary or document goes to stdout, as with "-o -".
-    _check_outputs(paths, ("--output", output or "-"), ("--html", html_path))
-    result = _run(paths, config, transactions)
+    _check_outputs(paths, ("--output", output or "-"), ("--html", html_path),
+                   logs=coredns_logs)
+    result = _run(paths, config, transactions, coredns_logs)
     if html_path is not None:
         _write_html(result, html_path)
     if fmt == "json":
@@ -230,14 +247,15 @@ def report(
     timeout: float,
     slow: float,
     max_wait: float,
+    coredns_logs: tuple[str, ...],
 ) -> None:
     """Write one self-contained HTML report for a capture (files, a ring or a directory),
     to attach to a ticket."""
     from pcapdns.output import document
 
     config = _config(ports, timeout, slow, max_wait)
-    _check_outputs(paths, ("--output", output), ("--json", json_path))
-    result = _run(paths, config, False)
+    _check_outputs(paths, ("--output", output), ("--json", json_path), logs=coredns_logs)
+    result = _run(paths, config, False, coredns_logs)
     _write_html(result, output)
     if json_path is not None:
         _write_output(json_path, lambda fh: document.write(result, fh))
@@ -309,11 +327,13 @@ def correlate(
         _write_output(output, lambda fh: print(summary, end="", file=fh))
 
 
-def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None]) -> None:
-    """Outputs (option, path; "-" is stdout) must be neither an input nor each other."""
+def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None],
+                   logs: tuple[str, ...] = ()) -> None:
+    """Outputs (option, path; "-" is stdout) must be neither an input (a CoreDNS log
+    included) nor each other."""
     given = [(opt, path) for opt, path in outputs if path is not None]
     try:
-        inputs = input_files(list(paths))
+        inputs = [*input_files(list(paths)), *logs]
     except PcapdnsError as e:
         _fail(str(e))
     for _, path in given:

@@ -351,9 +351,14 @@ def two_namespaces(lab: Lab) -> tuple[str, str]:
 
 
 def dnsmasq(lab: Lab, ns: str, listen: list[str], label: str = "dnsmasq",
-            big: bool = False, hosts: tuple[tuple[str, str], ...] = ()) -> subprocess.Popen:
-    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-",
-            "--log-queries", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
+            big: bool = False, hosts: tuple[tuple[str, str], ...] = (),
+            log_file: Path | None = None) -> subprocess.Popen:
+    """dnsmasq answering from DNSMASQ_HOSTS; with ``log_file``, its query log (with the
+    client's address and port: ``--log-queries=extra``) goes to that file."""
+    logging = (["--log-facility=-", "--log-queries"] if log_file is None else
+               [f"--log-facility={log_file}", "--log-queries=extra"])
+    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", *logging,
+            "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
             "--pid-file", "--port=53", "--local-ttl=30", "--local=/example.test/"]
     argv += [f"--listen-address={a}" for a in listen]
     for name, v4, v6 in DNSMASQ_HOSTS:
@@ -1218,6 +1223,191 @@ def make_two_points(ctx: Context) -> None:
     client_cap.stop()
     server_cap.stop()
     shift_pcap_times(server_path, CORR_CLOCK_SHIFT)
+
+
+# 17 -----------------------------------------------------------------------------------
+
+#: The CoreDNS query log sample: names whose queries the node drops before the server,
+#: whose answers it drops after the server, and that the server answers NXDOMAIN.
+LOG_DROPPED_QUERY, LOG_DROPPED_ANSWER = "gone.example.test", "api.example.test"
+LOG_NXDOMAIN = "missing.example.test"
+
+
+def check_coredns_log(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    to_service = rf"> {re.escape(CLUSTER_IP)}\.53: "
+    for name in (LOG_DROPPED_QUERY, LOG_DROPPED_ANSWER):
+        c.expect(to_service + q("A", name), 2, 2, f"A queries for {name}, retry included")
+        c.expect(to_service + q("AAAA", name), 2, 2, f"AAAA queries for {name}")
+    c.expect(r"A 10\.250\.100\.1[34]|AAAA fd00:250:100::1[34]", 0, 0,
+             "answers for the dropped names")
+    c.expect(rf"IP {re.escape(CLUSTER_IP)}\.53 > .* NXDomain\*? ", 2, 2, "NXDOMAIN answers")
+    c.expect(r"\d+\* 1/0/0 A 10\.250\.100\.1[01] ", 2, 2, "the answered A lookups")
+    for name in (c.path.name.replace(".pcap", ".coredns.log"),
+                 c.path.name.replace(".pcap", ".coredns-ts.log")):
+        text = c.path.with_name(name).read_text()
+        if f'"A IN {LOG_DROPPED_ANSWER}. udp' not in text or LOG_DROPPED_QUERY in text:
+            raise SampleError(f"{name}: the server should have logged the queries whose "
+                              "answers were dropped, and none of those dropped before it")
+
+
+@sample("coredns-query-log", check_coredns_log)
+def make_coredns_log(ctx: Context) -> None:
+    """The pod's queries go to a ClusterIP that the node DNATs to the DNS pod (dnsmasq,
+    logging every query with the client's address and port). The node drops the queries
+    for one name on their way to the server and the answers for another on their way
+    back; the capture is the pod's side of the node. The server's own capture and query
+    log are turned into a CoreDNS query log (CoreDNS itself cannot run here)."""
+    lab = ctx.lab
+    client, node, server = lab.ns("pod"), lab.ns("node"), lab.ns("dns")
+    lab.link(client, "eth0", node, "vethpod0")
+    lab.link(node, "vethdns0", server, "eth0")
+    lab.addr(client, "eth0", f"{POD4}/24")
+    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
+    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
+    lab.addr(server, "eth0", f"{DNS_POD4}/24")
+    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
+    lab.route(server, "10.250.1.0/24", NODE_DNS4)
+    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32", "-p", "udp",
+                 "--dport", "53", "-j", "DNAT", "--to-destination", f"{DNS_POD4}:53")
+    for direction, name in (("--dport", LOG_DROPPED_QUERY), ("--sport", LOG_DROPPED_ANSWER)):
+        lab.iptables(node, "-A", "FORWARD", "-p", "udp", direction, "53", "-m", "string",
+                     "--algo", "bm", "--hex-string", f"|{qname_hex(name)}|", "-j", "DROP")
+    lab.resolv_conf(client, f"nameserver {CLUSTER_IP}\noptions timeout:1 attempts:2\n")
+    server_log = lab.workdir / "dnsmasq-queries.log"
+    dnsmasq(lab, server, [DNS_POD4], log_file=server_log)
+    server_pcap = lab.workdir / "server-side.pcap"
+    server_cap = lab.tcpdump(server, "eth0", server_pcap)
+    cap = lab.tcpdump(node, "vethpod0", ctx.pcap)
+    getent(lab, client, "web.example.test")
+    getent(lab, client, LOG_DROPPED_QUERY, ok=(2,))
+    getent(lab, client, LOG_DROPPED_ANSWER, ok=(2,))
+    getent(lab, client, LOG_NXDOMAIN, ok=(2,))
+    getent(lab, client, "db.example.test")
+    cap.stop()
+    server_cap.stop()
+    handled = wait_dnsmasq_log(server_log, 10, POD4)
+    messages = read_dns_pcap(server_pcap)
+    for name, stamps in (("coredns.log", False), ("coredns-ts.log", True)):
+        path = ctx.extra(f"{ctx.pcap.stem}.{name}")
+        path.write_text(coredns_log(handled, messages, stamps))
+
+
+#: ``--log-queries=extra``: "<serial> <client>/<port> query[<type>] <name> from <client>"
+#: and the reply, "<serial> <client>/<port> config <name> is <answer>".
+DNSMASQ_QUERY = re.compile(r": (\d+) ([\d.]+)/(\d+) query\[(\w+)\] (\S+) from ")
+DNSMASQ_REPLY = re.compile(r": (\d+) [\d.]+/\d+ (?:config|cached|reply) (\S+) is (\S+)")
+
+
+def wait_dnsmasq_log(path: Path, queries: int, client: str) -> list[dict[str, str]]:
+    """The queries from ``client`` that dnsmasq logged, with its reply to each, once
+    ``queries`` of them are in its log (it writes the log in the background; the readiness
+    probes come from elsewhere); bounded by READY_TIMEOUT."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        found: dict[str, dict[str, str]] = {}
+        for line in text.splitlines():
+            if m := DNSMASQ_QUERY.search(line):
+                found[m[1]] = {"client": m[2], "port": m[3], "type": m[4], "name": m[5]}
+            elif (m := DNSMASQ_REPLY.search(line)) and m[1] in found:
+                found[m[1]].setdefault("reply", m[3])
+        done = [f for f in found.values() if "reply" in f and f["client"] == client]
+        if len(done) >= queries:
+            return done
+        if time.monotonic() > deadline:
+            raise SampleError(f"dnsmasq logged {len(done)} answered queries, expected "
+                              f"{queries}:\n{text}")
+        time.sleep(SETTLE_POLL)
+
+
+def read_dns_pcap(path: Path) -> list[dict]:
+    """The DNS messages over UDP/IPv4 in an Ethernet pcap (what tcpdump -w writes): time,
+    addresses, ports, the header, the question, the size and the EDNS OPT record."""
+    import struct
+
+    data = path.read_bytes()
+    if data[:4] != b"\xd4\xc3\xb2\xa1":
+        raise SampleError(f"{path.name}: not a little-endian microsecond pcap")
+    out, pos = [], 24
+    while pos + 16 <= len(data):
+        sec, usec, incl, _ = struct.unpack_from("<IIII", data, pos)
+        frame = data[pos + 16:pos + 16 + incl]
+        pos += 16 + incl
+        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            continue
+        ihl = (frame[14] & 0x0F) * 4
+        udp = 14 + ihl
+        sport, dport = struct.unpack_from("!HH", frame, udp)
+        dns = frame[udp + 8:]
+        qid, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", dns)
+        labels, i = [], 12
+        while dns[i]:
+            labels.append(dns[i + 1:i + 1 + dns[i]].decode())
+            i += 1 + dns[i]
+        qtype = struct.unpack_from("!H", dns, i + 1)[0]
+        i += 5
+        opt = None
+        if an == ns == 0 and ar == 1 and dns[i:i + 3] == b"\x00\x00\x29":
+            bufsize, _, _, doflags = struct.unpack_from("!HBBH", dns, i + 3)
+            opt = (bufsize, bool(doflags & 0x8000))
+        out.append({"time": sec + usec / 1e6, "src": ".".join(map(str, frame[26:30])),
+                    "dst": ".".join(map(str, frame[30:34])), "sport": sport, "dport": dport,
+                    "id": qid, "flags": flags, "name": ".".join(labels), "qtype": qtype,
+                    "size": len(dns), "opt": opt})
+    return out
+
+
+#: Lines of CoreDNS's start-up and of its reload plugin, and one query line cut short (as
+#: when a log stream is cut mid-line), put around the query lines of the rendered log.
+COREDNS_BANNER = [".:53", "[INFO] plugin/reload: Running configuration SHA512 = "
+                  "3f1c0a9e2b7d", "CoreDNS-1.11.1", "linux/amd64, go1.21.1, ae2bbc2"]
+RFLAGS = ((0x8000, "qr"), (0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra"),
+          (0x0040, "z"), (0x0020, "ad"), (0x0010, "cd"))
+QTYPE_NUMBERS = {"A": 1, "AAAA": 28}
+
+
+def coredns_log(handled: list[dict[str, str]], messages: list[dict], stamps: bool) -> str:
+    """The log CoreDNS's ``log`` plugin would have written for the queries dnsmasq answered,
+    as ``kubectl logs`` prints it (``--timestamps`` when ``stamps``): the client's address
+    and port, the name, type and reply from dnsmasq's log; the DNS ID, sizes, EDNS fields,
+    answer flags and the time from query to answer from the server side's capture."""
+    lines: list[tuple[float, str]] = []
+    used: set[int] = set()
+    for h in handled:
+        qtype = QTYPE_NUMBERS[h["type"]]
+        qi = next((i for i, m in enumerate(messages)
+                   if i not in used and not m["flags"] & 0x8000 and m["src"] == h["client"]
+                   and m["sport"] == int(h["port"]) and m["name"] == h["name"]
+                   and m["qtype"] == qtype), None)
+        if qi is None:
+            raise SampleError(f"the server side's capture has no query for {h}")
+        used.add(qi)
+        query = messages[qi]
+        answer = next((m for m in messages[qi + 1:] if m["flags"] & 0x8000
+                       and m["dst"] == query["src"] and m["dport"] == query["sport"]
+                       and m["id"] == query["id"]), None)
+        if answer is None:
+            raise SampleError(f"the server side's capture has no answer for {h}")
+        rcode = "NXDOMAIN" if h["reply"] == "NXDOMAIN" else "NOERROR"
+        bufsize, do = query["opt"] if query["opt"] else (512, False)
+        flags = ",".join(n for bit, n in RFLAGS if answer["flags"] & bit)
+        duration = f"{answer['time'] - query['time']:.6f}".rstrip("0").rstrip(".")
+        lines.append((answer["time"],
+                      f'[INFO] {h["client"]}:{h["port"]} - {query["id"]} "{h["type"]} IN '
+                      f'{h["name"]}. udp {query["size"]} {str(do).lower()} {bufsize}" '
+                      f'{rcode} {flags} {answer["size"]} {duration}s'))
+    lines.sort()
+    start = lines[0][0] - 0.5
+    cut = lines[1][1][:len(lines[1][1]) // 2]
+    out = [(start, text) for text in COREDNS_BANNER]
+    out += lines[:3] + [(lines[2][0], cut)] + lines[3:]
+    if not stamps:
+        return "".join(text + "\n" for _, text in out)
+    return "".join(
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}000Z "
+        + text + "\n" for t, text in out)
 
 
 # --------------------------------------------------------------------------------------

@@ -30,6 +30,21 @@ def test_every_json_field_is_documented(tmp_path: Path) -> None:
     assert not missing, f"not in docs/analysis.md: {missing}"
 
 
+def test_every_coredns_log_field_is_documented() -> None:
+    from pcapdns.coredns_log import index
+
+    samples = ROOT / "sample_pcaps"
+    log = index.load([str(samples / "coredns-query-log.coredns-ts.log")])
+    doc = build(analyze([str(samples / "coredns-query-log.pcap")], keep_lookups=True,
+                        coredns_log=log))
+    section = doc["coredns_log"]
+    names = set(section) | set(section["files"][0]) | set(section["lookups"][0])
+    names |= set(section["lookups"][0]["attempts"][0]) | set(section["failed_lookups"])
+    names |= set(doc["transactions"][0]["coredns_log"])
+    missing = sorted(n for n in names if not _documented(n))
+    assert not missing, f"not in docs/analysis.md: {missing}"
+
+
 def test_every_finding_kind_is_documented() -> None:
     kinds = FindingKind.__args__  # type: ignore[attr-defined]
     missing = [k for k in kinds if not _documented(k)]

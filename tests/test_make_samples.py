@@ -146,3 +146,21 @@ def test_two_capture_points_place_each_loss(fresh: Path) -> None:
     assert abs(c.clock.offset - 12.5) <= c.clock.error_bound, c.clock
     assert c.fates == {"answered": 2, "lost_before_server": 1, "lost_at_server": 1,
                        "lost_after_server": 1, "unknown": 0}, c.fates
+
+
+def test_coredns_query_log_joins(fresh: Path) -> None:
+    # The log is rendered in CoreDNS's format from what the real dnsmasq logged (CoreDNS
+    # cannot run here): see sample_pcaps/README.md.
+    from pcapdns.coredns_log import index
+
+    capture = fresh / "coredns-query-log.pcap"
+    for name in ("coredns-query-log.coredns.log", "coredns-query-log.coredns-ts.log"):
+        assert (fresh / name).stat().st_mode & 0o777 == 0o600, name
+    log = index.load([str(fresh / "coredns-query-log.coredns-ts.log")])
+    j = analyze([str(capture)], coredns_log=log).coredns_log
+    assert j is not None and j.times_used
+    assert j.joined == 10 and j.captured_not_logged == 4, j
+    assert j.verdicts == {"lost_after_coredns": 2, "not_logged": 2}, j.verdicts
+    log = index.load([str(fresh / "coredns-query-log.coredns.log")])
+    j = analyze([str(capture)], coredns_log=log).coredns_log
+    assert j is not None and not j.times_used and j.verdicts.get("not_logged") == 2, j

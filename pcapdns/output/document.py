@@ -9,10 +9,11 @@ from typing import Any, TextIO
 
 from pcapdns import __version__, _core
 from pcapdns.analysis import Analysis
+from pcapdns.coredns_log.join import JoinResult
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
 from pcapdns.match.records import Lookup, Transaction
-from pcapdns.output import jsontext
+from pcapdns.output import coredns_log, jsontext
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.read.capture_meta import CaptureMeta
@@ -30,9 +31,10 @@ def build(a: Analysis) -> dict[str, Any]:
         "findings": [_finding(f) for f in a.findings],
         "warnings": list(a.warnings),
         "capture": capture(a.capture),
+        "coredns_log": coredns_log.section(a.coredns_log),
     }
     if a.lookups is not None:
-        doc["transactions"] = transactions(a.lookups)
+        doc["transactions"] = transactions(a.lookups, a.coredns_log)
         doc["duplicate_frames"] = {
             str(k): v for k, v in sorted((a.duplicate_of or {}).items())
         }
@@ -61,12 +63,14 @@ def write(a: Analysis, out: TextIO) -> None:
     _write_list(out, "findings", (_finding(f) for f in a.findings))
     out.write(",\n")
     out.write(f'  "warnings": {_indent(list(a.warnings))},\n')
-    out.write(f'  "capture": {_indent(capture(a.capture))}')
+    out.write(f'  "capture": {_indent(capture(a.capture))},\n')
+    out.write(f'  "coredns_log": {_indent(coredns_log.section(a.coredns_log))}')
     if a.lookups is not None:
         out.write(",\n")
         rows = ((lk, t) for lk in a.lookups for t in lk.attempts)
         ordered = sorted(rows, key=lambda pair: pair[1].query.frame)
-        _write_list(out, "transactions", (_transaction(lk, t) for lk, t in ordered))
+        _write_list(out, "transactions",
+                    (_transaction(lk, t, a.coredns_log) for lk, t in ordered))
         dup = {str(k): v for k, v in sorted((a.duplicate_of or {}).items())}
         out.write(f',\n  "duplicate_frames": {_indent(dup)}')
     out.write("\n}\n")
@@ -156,19 +160,19 @@ def capture(meta: CaptureMeta | None) -> dict[str, Any] | None:
     }
 
 
-def transactions(lookups: list[Lookup]) -> list[dict[str, Any]]:
-    rows = [_transaction(lk, t) for lk in lookups for t in lk.attempts]
+def transactions(lookups: list[Lookup], log: JoinResult | None = None) -> list[dict[str, Any]]:
+    rows = [_transaction(lk, t, log) for lk in lookups for t in lk.attempts]
     rows.sort(key=lambda r: r["query_frame"])
     return rows
 
 
-def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
+def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None) -> dict[str, Any]:
     q, r = t.query, t.response
     latency = t.latency
     lookup_latency = lk.latency
     # The answer records are decoded only here, when the user asked for transactions.
     answers = _core.answer_section(r.data) if r else None
-    return {
+    row = {
         "lookup": lk.id,
         "attempt": t.attempt,
         "transport": q.transport,
@@ -205,3 +209,7 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "icmp_frames": list(t.icmp_frames),
         "tcp_fallback": t.tcp_fallback,
     }
+    if log is not None:
+        # Only with a log: what CoreDNS logged for this query.
+        row["coredns_log"] = coredns_log.transaction(log, q.frame)
+    return row

@@ -7,6 +7,7 @@ the JSON document has everything.
 from __future__ import annotations
 
 from pcapdns.analysis import Analysis
+from pcapdns.coredns_log.join import VERDICT_LABELS
 from pcapdns.detect import AggregatedFinding
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
@@ -70,11 +71,34 @@ def render(a: Analysis) -> str:
     )
     if s.rcodes:
         lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s.rcodes.items()))
+    lines.extend(coredns_log_lines(a))
     lines.extend(_tables(s))
     lines.extend(TERMS)
     lines.append("")
     lines.extend(_findings(a))
     return "\n".join(lines) + "\n"
+
+
+def coredns_log_lines(a: Analysis) -> list[str]:
+    """A line or two on the CoreDNS log, when one was given."""
+    log = a.coredns_log
+    if log is None:
+        return []
+    x = log.index
+    when = (f"times used, CoreDNS clock offset {log.clock_offset_s:+.6f} s"
+            if log.times_used and log.clock_offset_s is not None
+            else "times used" if log.times_used
+            else "no times: log lines cannot be placed in time")
+    out = [
+        f"CoreDNS log: {x.query_lines} query lines ({x.other_lines} of other plugins, "
+        f"{x.unparsable} unparsable); joined {log.joined}, ambiguous "
+        f"{log.ambiguous_queries}, logged not captured {log.logged_not_captured}, "
+        f"captured not logged {log.captured_not_logged}; {when}"
+    ]
+    if log.verdicts:
+        out.append("  failed lookups by what CoreDNS logged: " + "; ".join(
+            f"{VERDICT_LABELS[k]}: {v}" for k, v in log.verdicts.items()))
+    return out
 
 
 def _tables(s: Summary) -> list[str]:

@@ -29,6 +29,8 @@ from pcapdns.output.verdict import duration_ms as _dur_ms
 from pcapdns.output.verdict import kind_rank, lower_title, verdict
 from pcapdns.output.verdict import ports_text as _ports
 from pcapdns.read.capture_meta import CaptureMeta
+from pcapdns.report import coredns_log
+from pcapdns.report.coredns_log import CoreDnsLogView
 from pcapdns.report.knowledge import ADVICE, Advice, advice_for
 
 #: Occurrences shown in a finding group's evidence table, and rows at most.
@@ -198,6 +200,8 @@ class Report:
     #: No lookup on the analyzed ports (no DNS there, or only answers): the verdict judges
     #: nothing, so the page shows it in a neutral colour, neither good nor bad.
     neutral: bool = False
+    #: The CoreDNS query log's section, when a log was given.
+    coredns_log: CoreDnsLogView | None = None
 
 
 def context_of(meta: CaptureMeta | None) -> CaptureContext:
@@ -278,6 +282,7 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         latency_ms=dict(a.latency_ms),
         rcodes=dict(sorted(a.match.rcodes.items(), key=lambda kv: -kv[1])),
         neutral=said.tone == "none",
+        coredns_log=coredns_log.view(a.coredns_log, _utc),
     )
 
 
