@@ -119,9 +119,12 @@ def analyze(
     keep_lookups: bool = False,
     progress: Progress | None = None,
     coredns_log: LogIndex | None = None,
+    every_lookup: Callable[[Lookup], None] | None = None,
 ) -> Analysis:
     """Analyze the capture made of ``paths`` (files and directories); with ``coredns_log``
-    (``pcapdns.coredns_log.index.load``), join every lookup to CoreDNS's query log too.
+    (``pcapdns.coredns_log.index.load``), join every lookup to CoreDNS's query log too;
+    ``every_lookup`` is called with every lookup as it closes (a consumer that streams them,
+    as ``pcapdns correlate`` does, instead of keeping them all).
 
     Raises:
         InputError: an input is missing, not a capture, or has an unsupported link type.
@@ -134,7 +137,7 @@ def analyze(
     thresholds = gc.get_threshold()
     gc.set_threshold(100_000, 50, 100)
     try:
-        return _analyze(paths, config, keep_lookups, progress, coredns_log)
+        return _analyze(paths, config, keep_lookups, progress, coredns_log, every_lookup)
     except BaseException as e:
         # A panic in the core reaches Python as pyo3's PanicException (a BaseException,
         # so that it is not swallowed by accident): the run cannot go on, but the user gets
@@ -146,29 +149,33 @@ def analyze(
         gc.set_threshold(*thresholds)
 
 
-class _JoiningCollector(FindingCollector):
+class _HookedCollector(FindingCollector):
     """The collector with the engine's ``every_lookup`` hook, which hands every lookup
-    (not only those a detector may care about) to the CoreDNS log join. Only used with a
-    log: the hook makes the engine build a Python record for every lookup."""
+    (not only those a detector may care about) to each of ``hooks`` (the CoreDNS log join,
+    a caller's ``every_lookup``). Only used when there is a hook: it makes the engine build
+    a Python record for every lookup."""
 
-    def __init__(self, config: AnalysisConfig, join: LogJoin) -> None:
+    def __init__(self, config: AnalysisConfig, hooks: list[Callable[[Lookup], None]]) -> None:
         super().__init__(config)
-        self.join = join
+        self.hooks = hooks
 
     def every_lookup(self, lookup: Lookup) -> None:
-        self.join.every_lookup(lookup)
+        for hook in self.hooks:
+            hook(lookup)
 
 
 def _analyze(
     paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None,
-    coredns_log: LogIndex | None,
+    coredns_log: LogIndex | None, every_lookup: Callable[[Lookup], None] | None,
 ) -> Analysis:
     join = None
+    hooks: list[Callable[[Lookup], None]] = []
     if coredns_log is not None:
         join = LogJoin(coredns_log, per_transaction=keep_lookups, slow=config.slow)
-        collector: FindingCollector = _JoiningCollector(config, join)
-    else:
-        collector = FindingCollector(config)
+        hooks.append(join.every_lookup)
+    if every_lookup is not None:
+        hooks.append(every_lookup)
+    collector = _HookedCollector(config, hooks) if hooks else FindingCollector(config)
     kept: list[Lookup] | None = [] if keep_lookups else None
     # The engine hands the collector the lookups that can matter to a detector (and every
     # orphan); the others are only tallied, unless every lookup is kept.

@@ -19,6 +19,7 @@ from pcapdns import __version__
 from pcapdns.analysis import Analysis, input_files
 from pcapdns.analysis import analyze as run_analysis
 from pcapdns.config import AnalysisConfig
+from pcapdns.coredns_log.index import LogIndex
 from pcapdns.errors import PcapdnsError
 from pcapdns.output import outfile
 
@@ -141,19 +142,25 @@ def _config(ports: tuple[int, ...], timeout: float, slow: float,
     )
 
 
+def _load_logs(coredns_logs: tuple[str, ...]) -> LogIndex | None:
+    """The CoreDNS logs given, read into one index (None without any); a log that cannot
+    be read is one line and exit status 2."""
+    if not coredns_logs:
+        return None
+    from pcapdns.coredns_log import index
+
+    try:
+        return index.load(list(coredns_logs))
+    except PcapdnsError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
 def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool,
          coredns_logs: tuple[str, ...] = ()) -> Analysis:
     """Analyze, turning the library's errors into one line and an exit status."""
-    log = None
-    if coredns_logs:
-        from pcapdns.coredns_log import index
-
-        try:
-            log = index.load(list(coredns_logs))
-        except PcapdnsError as e:
-            _fail(str(e))
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+    log = _load_logs(coredns_logs)
     bar = _Bar()
     try:
         result = run_analysis(list(paths), config, keep_lookups=keep_lookups, progress=bar,
@@ -284,6 +291,10 @@ def report(
               show_default=True,
               help="Seconds between a client query and the server's copy of it (after the "
                    "clock offset) within which the two are one query.")
+@click.option("--coredns-log", "coredns_logs", metavar="FILE", multiple=True,
+              help="A query log of the CoreDNS pod(s) on the server's side (kubectl logs, "
+                   "with or without --timestamps), joined to the server capture's queries "
+                   "(repeatable).")
 def correlate(
     client_paths: tuple[str, ...],
     server_paths: tuple[str, ...],
@@ -292,6 +303,7 @@ def correlate(
     html_path: str | None,
     ports: tuple[int, ...],
     match_window: float,
+    coredns_logs: tuple[str, ...],
 ) -> None:
     """Compare a capture from the client's node with one from the DNS server's node, made
     at the same time: where was each unanswered lookup lost?"""
@@ -300,13 +312,14 @@ def correlate(
     from pcapdns.correlate.records import CorrelateConfig
 
     _check_outputs(client_paths + server_paths, ("--output", output or "-"),
-                   ("--html", html_path))
+                   ("--html", html_path), logs=coredns_logs)
     config = AnalysisConfig(ports=frozenset(ports) if ports else frozenset({53}))
+    log = _load_logs(coredns_logs)
     bar = _Bar()
     try:
         result = correlation.correlate(list(client_paths), list(server_paths), config,
                                        CorrelateConfig(match_window=match_window),
-                                       progress=bar)
+                                       progress=bar, coredns_log=log)
     except PcapdnsError as e:
         bar.end_line()
         _fail(str(e))

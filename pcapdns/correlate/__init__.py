@@ -17,6 +17,7 @@ import gc
 
 from pcapdns.analysis import Progress
 from pcapdns.config import AnalysisConfig
+from pcapdns.coredns_log.index import LogIndex
 from pcapdns.correlate import fates, offset, sides
 from pcapdns.correlate.records import CorrelateConfig, Correlation, SideCapture
 
@@ -24,9 +25,11 @@ from pcapdns.correlate.records import CorrelateConfig, Correlation, SideCapture
 def correlate(client_paths: list[str], server_paths: list[str],
               analysis: AnalysisConfig | None = None,
               config: CorrelateConfig | None = None,
-              progress: Progress | None = None) -> Correlation:
+              progress: Progress | None = None,
+              coredns_log: LogIndex | None = None) -> Correlation:
     """Correlate the client-side capture ``client_paths`` with the server-side capture
-    ``server_paths`` (each: files, a ring or a directory, as ``analyze`` takes them).
+    ``server_paths`` (each: files, a ring or a directory, as ``analyze`` takes them); with
+    ``coredns_log``, join CoreDNS's query log to the server side's queries.
 
     Raises:
         InputError: an input is missing, not a capture, or has an unsupported link type.
@@ -42,7 +45,8 @@ def correlate(client_paths: list[str], server_paths: list[str],
     gc.set_threshold(100_000, 50, 100)
     try:
         client = sides.read_side("client", client_paths, analysis, config, progress)
-        server = sides.read_side("server", server_paths, analysis, config, progress)
+        server = sides.read_side("server", server_paths, analysis, config, progress,
+                                 coredns_log)
         return combine(client, server, config)
     finally:
         gc.set_threshold(*thresholds)

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from pcapdns import __version__
+from pcapdns.coredns_log.join import JoinResult
 from pcapdns.correlate.records import AttemptFate, Correlation, LookupFate, Packet, Query
 from pcapdns.dns import names
-from pcapdns.output import jsontext
+from pcapdns.output import coredns_log, jsontext
 from pcapdns.output.timefmt import iso
 
 SCHEMA = "pcapdns.correlation/1"
@@ -49,7 +50,8 @@ def build(c: Correlation) -> dict[str, Any]:
         "servers": [{"client_side": s.client_side,
                      "server_side": [{"address": a, "queries": n} for a, n in s.server_side]}
                     for s in c.servers],
-        "lookups": [lookup_json(lf) for lf in c.lost],
+        "lookups": [lookup_json(lf, c.server.coredns_log) for lf in c.lost],
+        "coredns_log": coredns_log.section(c.server.coredns_log),
         "warnings": list(c.warnings),
     }
 
@@ -62,7 +64,7 @@ def write(c: Correlation, out: TextIO) -> None:
     out.write(dumps(c))
 
 
-def lookup_json(lf: LookupFate) -> dict[str, Any]:
+def lookup_json(lf: LookupFate, log: JoinResult | None = None) -> dict[str, Any]:
     first = lf.attempts[0].client
     return {
         "lookup": lf.lookup,
@@ -72,13 +74,13 @@ def lookup_json(lf: LookupFate) -> dict[str, Any]:
         "client": first.packet.src,
         "server": first.packet.dst,
         "time": iso(first.packet.time),
-        "attempts": [_attempt(a) for a in lf.attempts],
+        "attempts": [_attempt(a, log) for a in lf.attempts],
     }
 
 
-def _attempt(a: AttemptFate) -> dict[str, Any]:
+def _attempt(a: AttemptFate, log: JoinResult | None) -> dict[str, Any]:
     c, s = a.client, a.server
-    return {
+    out = {
         "attempt": c.attempt,
         "fate": a.fate,
         "id": c.id,
@@ -88,6 +90,11 @@ def _attempt(a: AttemptFate) -> dict[str, Any]:
         "server_response": _response(s) if s is not None else None,
         "delay_s": _seconds(a.delay),
     }
+    if log is not None:
+        # What CoreDNS logged for the server side's copy of the query (with --coredns-log).
+        out["server_coredns_log"] = (coredns_log.transaction(log, s.packet.frame)
+                                     if s is not None else None)
+    return out
 
 
 def _response(q: Query) -> dict[str, Any] | None:

@@ -16,10 +16,12 @@ import jinja2
 from markupsafe import Markup
 
 from pcapdns import __version__
+from pcapdns.coredns_log.join import JoinResult
 from pcapdns.correlate.document import OFFSET_METHOD
 from pcapdns.correlate.records import FATES, Correlation, Fate, LookupFate, Packet
-from pcapdns.correlate.text import offset_line, verdict
+from pcapdns.correlate.text import logged_note, offset_line, verdict
 from pcapdns.dns import names
+from pcapdns.output.text import coredns_log_lines
 from pcapdns.output.timefmt import iso
 from pcapdns.report.html import _address, _code, _name
 from pcapdns.report.knowledge import FATE_ADVICE, Advice
@@ -117,12 +119,16 @@ def build(c: Correlation, command: str = "pcapdns correlate") -> CorrelationPage
              f"{k.interval[0]:+.6f} .. {k.interval[1]:+.6f} s"),
         ]
     clock.append(("match window", f"{c.config.match_window:g} s (plus the error bound)"))
+    logged = coredns_log_lines(c.server.coredns_log)
+    if logged:
+        clock.append(("CoreDNS log (server side)", logged[0].split(": ", 1)[1]))
     fates = []
     for fate in FATES[1:]:
         of = [lf for lf in c.lost if lf.fate == fate]
         fates.append(FateView(
             fate=fate, advice=FATE_ADVICE[fate], count=len(of),
-            lookups=tuple(_lookup(lf, k.offset) for lf in of[:LOOKUPS_PER_FATE]),
+            lookups=tuple(_lookup(lf, k.offset, c.server.coredns_log)
+                          for lf in of[:LOOKUPS_PER_FATE]),
             not_shown=max(0, len(of) - LOOKUPS_PER_FATE)))
     inputs = tuple(InputRow(side=s.side, name=os.path.basename(str(i["path"])),
                             path=str(i["path"]), packets=i["packets"],
@@ -148,7 +154,7 @@ def build(c: Correlation, command: str = "pcapdns correlate") -> CorrelationPage
     )
 
 
-def _lookup(lf: LookupFate, offset: float | None) -> LookupView:
+def _lookup(lf: LookupFate, offset: float | None, log: JoinResult | None) -> LookupView:
     first = lf.attempts[0].client
     rows: list[FrameRow] = []
     for a in lf.attempts:
@@ -161,7 +167,7 @@ def _lookup(lf: LookupFate, offset: float | None) -> LookupView:
         if s is None:
             continue
         rows.append(_row("server", c.attempt, "query", s.packet, offset, s.id,
-                         "arrived at the server"))
+                         "arrived at the server" + logged_note(a, log)))
         if s.response is not None:
             rcode = names.rcode_name(s.rcode) if s.rcode is not None else "?"
             rows.append(_row("server", c.attempt, "answer", s.response, offset, s.id,

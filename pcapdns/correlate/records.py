@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from pcapdns.coredns_log.join import JoinResult
+
 #: Where a lookup (or one attempt of it) ended, seen from two capture points.
 Fate = Literal["answered", "lost_before_server", "lost_at_server", "lost_after_server",
                "unknown"]
@@ -31,7 +33,8 @@ class CorrelateConfig:
     #: error bound) of the client's. Longer than a one-way trip between nodes, shorter than
     #: the 1 s any resolver waits before it sends a query again.
     match_window: float = 0.5
-    #: Queries kept per side; the queries beyond it (the latest) are forgotten and counted.
+    #: Queries kept per side; the queries beyond it (those closed last) are not kept, and
+    #: are counted.
     max_queries: int = 2_000_000
 
 
@@ -94,6 +97,8 @@ class SideCapture:
     evicted: int
     #: The analysis' warnings about this side's input.
     warnings: tuple[str, ...]
+    #: CoreDNS's query log joined to this side's queries (``--coredns-log``), or None.
+    coredns_log: JoinResult | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,10 @@ them all)."""
 
 from __future__ import annotations
 
+from pcapdns.coredns_log.join import JoinResult
 from pcapdns.correlate.records import FATES, AttemptFate, Correlation, Fate, LookupFate
 from pcapdns.dns import names
+from pcapdns.output.text import coredns_log_lines
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import count_noun, duration
 
@@ -66,8 +68,11 @@ def render(c: Correlation) -> str:
     if c.other_server_lookups:
         lines.append(f"not judged: {count_noun(c.other_server_lookups, 'lookup')} to other "
                      "servers")
+    lines.extend("server side " + line if i == 0 else line
+                 for i, line in enumerate(coredns_log_lines(c.server.coredns_log)))
     for w in c.warnings:
         lines.append(f"warning: {w}")
+    log = c.server.coredns_log
     for fate in FATES[1:]:
         of = [lf for lf in c.lost if lf.fate == fate]
         if not of:
@@ -75,18 +80,31 @@ def render(c: Correlation) -> str:
         lines.append("")
         lines.append(f"{fate} ({len(of):,}): {count_noun(len(of), 'lookup')} {PLACE[fate]}")
         for lf in of[:EXAMPLES_PER_FATE]:
-            lines.extend(_lookup(lf))
+            lines.extend(_lookup(lf, log))
         if len(of) > EXAMPLES_PER_FATE:
             lines.append(f"  ... and {len(of) - EXAMPLES_PER_FATE:,} more (the JSON document "
                          "lists them all)")
     return "\n".join(lines) + "\n"
 
 
-def _lookup(lf: LookupFate) -> list[str]:
+def _lookup(lf: LookupFate, log: JoinResult | None) -> list[str]:
     q = lf.attempts[0].client
     head = (f"  {q.qname} {names.qtype_name(q.qtype)} from {q.packet.src} to {q.packet.dst} "
             f"at {iso(q.packet.time)}, {count_noun(len(lf.attempts), 'attempt')}")
-    return [head, *(f"    {_attempt(a)}" for a in lf.attempts)]
+    return [head, *(f"    {_attempt(a)}{logged_note(a, log)}" for a in lf.attempts)]
+
+
+def logged_note(a: AttemptFate, log: JoinResult | None) -> str:
+    """What CoreDNS's log says of the server side's copy of the query (with a log)."""
+    if log is None or a.server is None:
+        return ""
+    t = (log.by_frame or {}).get(a.server.packet.frame)
+    if t is None or t.logged is False:
+        return "; not in CoreDNS's log"
+    if t.logged is None:
+        return "; CoreDNS's log has more than one line it may be"
+    took = f" in {duration(t.duration_s)}" if t.duration_s is not None else ""
+    return f"; CoreDNS logged {t.rcode or '?'}{took}"
 
 
 def _attempt(a: AttemptFate) -> str:

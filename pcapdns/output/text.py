@@ -7,7 +7,7 @@ the JSON document has everything.
 from __future__ import annotations
 
 from pcapdns.analysis import Analysis
-from pcapdns.coredns_log.join import VERDICT_LABELS
+from pcapdns.coredns_log.join import VERDICT_LABELS, JoinResult
 from pcapdns.detect import AggregatedFinding
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
@@ -71,7 +71,7 @@ def render(a: Analysis) -> str:
     )
     if s.rcodes:
         lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s.rcodes.items()))
-    lines.extend(coredns_log_lines(a))
+    lines.extend(coredns_log_lines(a.coredns_log))
     lines.extend(_tables(s))
     lines.extend(TERMS)
     lines.append("")
@@ -79,9 +79,8 @@ def render(a: Analysis) -> str:
     return "\n".join(lines) + "\n"
 
 
-def coredns_log_lines(a: Analysis) -> list[str]:
+def coredns_log_lines(log: JoinResult | None) -> list[str]:
     """A line or two on the CoreDNS log, when one was given."""
-    log = a.coredns_log
     if log is None:
         return []
     x = log.index

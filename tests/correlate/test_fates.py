@@ -173,12 +173,12 @@ def test_the_match_window_is_a_setting(tmp_path: Path) -> None:
     assert _names(narrow) == {"x.test": "lost_before_server"} and narrow.paired == 2
 
 
-def test_queries_over_the_cap_are_forgotten_counted_and_said(tmp_path: Path) -> None:
+def test_queries_over_the_cap_are_not_kept_counted_and_said(tmp_path: Path) -> None:
     client, server = write_sides(tmp_path, [
         ("a.test", 1, 0.0, "answered"), ("b.test", 2, 1.0, "answered"),
         ("c.test", 3, 2.0, "before"), ("d.test", 4, 5.0, "answered")], OFFSET)
     c = correlate([str(client)], [str(server)], config=CorrelateConfig(max_queries=2))
     assert c.client.evicted == 2 and c.server.evicted == 1
     assert len(c.client.queries) == 2 and len(c.server.queries) == 2
-    assert sum(1 for w in c.warnings if "forgotten" in w) == 2, c.warnings
+    assert sum(1 for w in c.warnings if "were not kept" in w) == 2, c.warnings
     assert sum(c.fates.values()) == 2  # the forgotten queries' lookups are not judged
