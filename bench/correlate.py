@@ -7,8 +7,8 @@ lookups from 2,000 pods of one node to the kube-dns ClusterIP, 2 ms apart, seen 
 client's node, and the same queries at the CoreDNS node after DNAT and a masquerade (new
 source port), with that node's clock 3.3 s ahead. About 1% of the queries are dropped
 before the server, 1% get no answer from it and 1% lose their answer on the way back.
-Then, each in a child process, it runs the two analyses alone (``keep_lookups=True``, as
-the correlation needs them) and the whole correlation, and prints the wall-clock time,
+Then, each in a child process, it runs the two analyses alone (as ``pcapdns analyze``
+does) and the whole correlation, and prints the wall-clock time,
 the peak RSS (``ru_maxrss`` from ``os.wait4``) and the fates found.
 
     python3 bench/correlate.py                 # 50,000 and 200,000 lookups
@@ -107,7 +107,7 @@ t0 = time.perf_counter()
 out = {}
 if what == "analyses":
     for p in (client, server):
-        a = analyze([p], keep_lookups=True)
+        a = analyze([p])
         del a
 else:
     c = correlate([client], [server])
