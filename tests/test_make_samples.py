@@ -134,3 +134,13 @@ def test_tcp_fallback_after_tc_is_one_lookup_and_no_failure(fresh: Path) -> None
     kinds, s = _kinds(fresh / "tc-glibc-a-aaaa-tcp.pcap")
     assert s.tcp_fallback_queries == s.queries_tcp and s.retransmissions == 0, s
     assert s.lookups_failed == 0 and "retransmission" not in kinds, (kinds, s)
+
+
+def test_node_legs_show_where_each_lookup_died(fresh: Path) -> None:
+    # A query dropped in the node's FORWARD chain after the DNAT, an answer dropped there on
+    # its way back, and an answer from the server's other address.
+    kinds, s = _kinds(fresh / "node-legs-faults.pcap")
+    assert kinds.get("lost_in_node") == 1, (kinds, s)
+    assert kinds.get("reply_not_delivered") == 1, (kinds, s)
+    assert kinds.get("unexpected_source") == 1, (kinds, s)
+    assert s.lookups_failed == 3 and "timeout" not in kinds, (kinds, s)

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod facts;
 pub mod front;
 pub mod hash;
+pub mod legs;
 pub mod matcher;
 pub mod read;
 pub mod tally;

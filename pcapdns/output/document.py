@@ -11,6 +11,7 @@ from pcapdns import __version__, _core
 from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
+from pcapdns.dns.message import Leg
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output import jsontext
 from pcapdns.output.summary import Summary
@@ -200,4 +201,12 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "pair_race_lost": t.pair_race_lost,
         "icmp_frames": list(t.icmp_frames),
         "tcp_fallback": t.tcp_fallback,
+        "query_legs": [_leg(g) for g in q.legs],
+        "response_legs": [_leg(g) for g in r.legs] if r else [],
+        "leg_fault": t.leg_fault,
     }
+
+
+def _leg(g: Leg) -> dict[str, Any]:
+    """A copy of a message on another interface of the node (docs/analysis.md)."""
+    return {"frame": g.frame, "time": iso(g.time), "interface": g.iface, "address": g.address}
