@@ -1186,6 +1186,64 @@ def make_node_legs(ctx: Context) -> None:
     cap.stop()
 
 
+# 17 -----------------------------------------------------------------------------------
+# Two CoreDNS replicas behind one ClusterIP, kube-proxy style; one of them slow.
+
+#: The second replica and the node's address towards it.
+REPLICA_B, NODE_REPLICA_B = "10.250.3.53", "10.250.3.1"
+#: Lookups (each dig from a new port: a new conntrack entry, so the DNAT alternates) and
+#: the delay the slow replica's relay adds to each answer.
+REPLICA_LOOKUPS, REPLICA_DELAY = 48, 0.3
+
+
+def check_replicas(c: Capture) -> None:
+    c.expect_linktype("LINUX_SLL2")
+    half = REPLICA_LOOKUPS // 2
+    for replica in (DNS_POD4, REPLICA_B):
+        c.expect(rf"> {re.escape(replica)}\.53: \d+\+", half, half,
+                 f"queries DNAT'd to {replica}")
+        c.expect(rf"IP {re.escape(replica)}\.53 > ", half, half, f"answers from {replica}")
+    c.expect(rf"IP {re.escape(CLUSTER_IP)}\.53 > ", REPLICA_LOOKUPS, REPLICA_LOOKUPS,
+             "answers un-NAT'd to the pod")
+
+
+@sample("replicas-one-slow", check_replicas)
+def make_replicas(ctx: Context) -> None:
+    lab = ctx.lab
+    client, node = lab.ns("pod"), lab.ns("node")
+    fast, slow = lab.ns("dns"), lab.ns("dns2")
+    lab.link(client, "eth0", node, "vethpod0")
+    lab.link(node, "vethdns0", fast, "eth0")
+    lab.link(node, "vethdns1", slow, "eth0")
+    lab.addr(client, "eth0", f"{POD4}/24")
+    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
+    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
+    lab.addr(node, "vethdns1", f"{NODE_REPLICA_B}/24")
+    lab.addr(fast, "eth0", f"{DNS_POD4}/24")
+    lab.addr(slow, "eth0", f"{REPLICA_B}/24")
+    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
+    lab.route(fast, "10.250.1.0/24", NODE_DNS4)
+    lab.route(slow, "10.250.1.0/24", NODE_REPLICA_B)
+    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    # kube-proxy's iptables mode: each new connection to the Service goes to one of the
+    # endpoints (here every second one to each, --mode nth, so the split is exact).
+    lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                 "-p", "udp", "--dport", "53", "-m", "statistic", "--mode", "nth",
+                 "--every", "2", "--packet", "0", "-j", "DNAT",
+                 "--to-destination", f"{DNS_POD4}:53")
+    lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                 "-p", "udp", "--dport", "53", "-j", "DNAT",
+                 "--to-destination", f"{REPLICA_B}:53")
+    dnsmasq(lab, fast, [DNS_POD4])
+    dnsmasq(lab, slow, ["127.0.0.1"])
+    relay(lab, slow, REPLICA_B, "127.0.0.1", REPLICA_DELAY, "*")
+    cap = lab.tcpdump(node, "any", ctx.pcap, "-y", "LINUX_SLL2")
+    for i in range(REPLICA_LOOKUPS):
+        name = ("web", "db", "api")[i % 3] + ".example.test"
+        dig(lab, client, "+tries=1", "+time=2", f"@{CLUSTER_IP}", name, "A")
+    cap.stop()
+
+
 # --------------------------------------------------------------------------------------
 # The relay (a separate process, started inside the server namespace)
 

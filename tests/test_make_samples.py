@@ -144,3 +144,10 @@ def test_node_legs_show_where_each_lookup_died(fresh: Path) -> None:
     assert kinds.get("reply_not_delivered") == 1, (kinds, s)
     assert kinds.get("unexpected_source") == 1, (kinds, s)
     assert s.lookups_failed == 3 and "timeout" not in kinds, (kinds, s)
+
+
+def test_one_slow_replica_stands_apart(fresh: Path) -> None:
+    kinds, s = _kinds(fresh / "replicas-one-slow.pcap")
+    assert [(r.address, r.queries) for r in s.replicas] == [
+        ("10.250.2.53", 24), ("10.250.3.53", 24)], s.replicas
+    assert kinds.get("replica_imbalance") == 1 and s.lookups_failed == 0, (kinds, s)

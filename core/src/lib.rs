@@ -23,6 +23,7 @@ pub mod hash;
 pub mod legs;
 pub mod matcher;
 pub mod read;
+pub mod replicas;
 pub mod tally;
 pub mod types;
 

@@ -30,6 +30,7 @@ FindingKind = Literal[
     "lost_in_node",
     "reply_not_delivered",
     "unexpected_source",
+    "replica_imbalance",
 ]
 
 Severity = Literal["critical", "error", "warning", "info"]

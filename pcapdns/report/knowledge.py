@@ -322,6 +322,29 @@ ADVICE: dict[FindingKind, Advice] = {
             "Check the node's nat table for SNAT/MASQUERADE rules that match DNS answers.",
         ),
     ),
+    "replica_imbalance": Advice(
+        title="One DNS replica worse than the others",
+        meaning="Among the CoreDNS pods behind one Service address (the DNAT targets seen in "
+                "the capture), one failed far more of its queries, or answered far more "
+                "slowly at the 99th percentile, than the others (docs/analysis.md says how "
+                "far).",
+        causes=(
+            "That pod overloaded or throttled: its CPU limit reached, or it runs on a busy "
+            "node.",
+            "Its upstream path slower or failing: a `forward` target reachable only from "
+            "some nodes, a network policy or a route that differs on its node.",
+            "The pod on its way out (terminating) while it still gets traffic, or a node "
+            "whose network to the pod drops packets.",
+        ),
+        fixes=(
+            "Find the pod by its IP (`kubectl -n kube-system get pods -o wide`), read its "
+            "logs and `kubectl top` it; compare its node with the others'.",
+            "Delete the pod so that it is recreated elsewhere, and scale CoreDNS so that "
+            "one pod's trouble weighs less.",
+            "In the ticket: the pod IP, its share of the queries, its failure rate and p99 "
+            "beside the others'.",
+        ),
+    ),
     "detector_error": Advice(
         title="Analysis problems",
         meaning="A detector failed on part of the capture; the rest of the report is "

@@ -199,6 +199,9 @@ class Report:
     #: No lookup on the analyzed ports (no DNS there, or only answers): the verdict judges
     #: nothing, so the page shows it in a neutral colour, neither good nor bad.
     neutral: bool = False
+    #: The DNAT targets behind each Service address (docs/analysis.md, "Replicas"): queries,
+    #: failed, p50 / p99, and which Service and what share in ``extra``.
+    replicas: tuple[TableRow, ...] = ()
 
 
 def context_of(meta: CaptureMeta | None) -> CaptureContext:
@@ -264,6 +267,7 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         inputs=tuple(_input(f) for f in a.files),
         overview=_overview(a, s),
         servers=tuple(_servers(s)),
+        replicas=tuple(_replicas(s)),
         servers_total=s.servers_total,
         clients=tuple(_clients(a)),
         clients_total=s.clients_total,
@@ -602,6 +606,16 @@ def _servers(s: Summary) -> list[TableRow]:
         out.append(TableRow(_other(row.server), row.lookups, row.failed,
                             _pct(row.failed, row.lookups), row.retransmissions, latency,
                             codes))
+    return out
+
+
+def _replicas(s: Summary) -> list[TableRow]:
+    out = []
+    for r in s.replicas[:TABLE_ROWS]:
+        latency = (f"{_dur_ms(r.p50_ms)} / {_dur_ms(r.p99_ms)}" if r.p50_ms is not None
+                   else "-")
+        out.append(TableRow(_other(r.address), r.queries, r.failed, _pct(r.failed, r.queries),
+                            0, latency, f"behind {r.service}, {r.share:.0%} of its queries"))
     return out
 
 
