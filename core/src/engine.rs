@@ -208,7 +208,10 @@ impl Engine {
                 times.clear();
                 times.extend(lookup.attempts.iter().map(|t| t.query.time));
                 self.tallies.lookup(&facts(lookup, &times));
-                self.replicas.lookup(lookup);
+                // A query has a DNAT target only where the duplicate filter saw a pair.
+                if !self.dedupe.dnat_pairs.pairs.is_empty() {
+                    self.replicas.lookup(lookup);
+                }
             }
         }
     }
@@ -221,7 +224,9 @@ impl Engine {
         self.matcher.settle(lookup, s);
         let times: Vec<f64> = lookup.attempts.iter().map(|t| t.query.time).collect();
         self.tallies.lookup(&facts(lookup, &times));
-        self.replicas.lookup(lookup);
+        if !self.dedupe.dnat_pairs.pairs.is_empty() {
+            self.replicas.lookup(lookup);
+        }
     }
 
     /// `settle` every lookup of `events` that needs it, with the decisions `policy` makes

@@ -279,6 +279,9 @@ impl Matcher {
     /// after learning the DNAT pairs they show.
     fn leg_fault(&mut self, m: &Msg, response: Option<&Msg>) -> Option<LegFault> {
         let queried = m.dst;
+        if response.is_some_and(|r| r.src == queried) && !m.legs.any() {
+            return None; // the usual case: answered from the address asked, one copy
+        }
         if let Some(l) = m.legs.find(|l| l.addr != queried) {
             self.dnat.add(queried, l.addr);
         }
