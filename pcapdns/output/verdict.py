@@ -205,7 +205,7 @@ def _scope(g: KindGroup, a: Analysis) -> str:
     if failed == 0:
         return ""  # the verdict already said that nothing failed
     if g.kind in ("timeout", "unsolicited_response", "icmp_unreachable", "detector_error",
-                  "stale_port"):
+                  "stale_port", "replica_imbalance"):
         return ""  # timeouts are the failures themselves; the others are not lookups
     one = g.occurrences == 1
     if g.on_failed == 0:
