@@ -167,8 +167,7 @@ def _analyze(
     facts = engine.facts()
     replicas = replica_rows(facts["replicas"])
     start = min((c.first_time for c in files if c.first_time is not None), default=0.0)
-    for finding in replica_imbalance.detect(replicas, start):
-        collector.add(finding)
+    collector.whole_capture(replica_imbalance.detect(replicas, start))
     cluster_dns = stale_port.cluster_dns_servers(meta, set(facts["dnat_servers"]))
     collector.revise("stale_port", lambda f: stale_port.name_cause(f, cluster_dns))
     if progress is not None:

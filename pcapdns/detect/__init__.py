@@ -278,6 +278,12 @@ class FindingCollector:
                     f"detector {name} failed on {what}: {type(e).__name__}: {e}")
         )
 
+    def whole_capture(self, found: Sequence[Finding]) -> None:
+        """Findings about the capture as a whole rather than one lookup (a replica that
+        stands apart), made once it has been read."""
+        for f in found:
+            self.add(f)
+
     def add(self, f: Finding) -> None:
         # Runs once per finding (tens of thousands on a busy node): one dict look-up per
         # question, and a new record only when the merged one changes. The aggregates are
