@@ -23,13 +23,15 @@ from pcapdns.breakdown import Breakdown
 from pcapdns.config import AnalysisConfig
 from pcapdns.coredns_log.index import LogIndex
 from pcapdns.coredns_log.join import JoinResult, LogJoin
-from pcapdns.detect import AggregatedFinding, FindingCollector, stale_port
+from pcapdns.detect import AggregatedFinding, FindingCollector, replica_imbalance, stale_port
 from pcapdns.detect.base import Finding
 from pcapdns.errors import CoreError
 from pcapdns.latency import LatencyHistogram
 from pcapdns.match.records import Lookup
 from pcapdns.read import capture_meta
 from pcapdns.read.capture_meta import CaptureMeta
+from pcapdns.replicas import Replica
+from pcapdns.replicas import from_core as replica_rows
 from pcapdns.stats import CaptureFile, DecodeStats, MatchStats, TcpStats
 from pcapdns.timeline import Timeline
 
@@ -100,6 +102,9 @@ class Analysis:
     stale_port_evicted: int = 0
     #: The CoreDNS log joined to the lookups (``--coredns-log``), or None without one.
     coredns_log: JoinResult | None = None
+    #: Per DNAT target of a Service address: queries, failures, latency (empty without
+    #: a capture of both sides of a node's NAT).
+    replicas: tuple[Replica, ...] = ()
 
     @property
     def first_time(self) -> float | None:
@@ -192,6 +197,9 @@ def _analyze(
     engine.finish(end)
     collector.finish()
     facts = engine.facts()
+    replicas = replica_rows(facts["replicas"])
+    start = min((c.first_time for c in files if c.first_time is not None), default=0.0)
+    collector.whole_capture(replica_imbalance.detect(replicas, start))
     cluster_dns = stale_port.cluster_dns_servers(meta, set(facts["dnat_servers"]))
     collector.revise("stale_port", lambda f: stale_port.name_cause(f, cluster_dns))
     if progress is not None:
@@ -254,6 +262,7 @@ def _analyze(
         stale_port_evicted=collector.evicted().get("stale_port", 0),
         duplicates_evicted=dedupe["evicted"],
         coredns_log=joined,
+        replicas=replicas,
     )
 
 

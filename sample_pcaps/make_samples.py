@@ -85,6 +85,8 @@ DNSMASQ_HOSTS = [
     ("late.example.test", "10.250.100.15", "fd00:250:100::15"),
     ("slow.example.test", "10.250.100.16", "fd00:250:100::16"),
     ("probe.example.test", "10.250.100.99", None),
+    ("lost.example.test", "10.250.100.17", None),
+    ("undelivered.example.test", "10.250.100.18", None),
 ]
 BIG_NAME = "big.example.test"
 BIG_COUNT = 60  # 60 A records: 994 bytes, far over the 512 bytes of plain UDP DNS
@@ -372,9 +374,10 @@ def dnsmasq(lab: Lab, ns: str, listen: list[str], label: str = "dnsmasq",
     return proc
 
 
-def unbound(lab: Lab, ns: str, listen: list[str], zones: str, label: str = "unbound"
-            ) -> subprocess.Popen:
-    """unbound answering from local zones only; everything else is REFUSED."""
+def unbound(lab: Lab, ns: str, listen: list[str], zones: str, label: str = "unbound",
+            wait: list[str] | None = None) -> subprocess.Popen:
+    """unbound answering from local zones only; everything else is REFUSED. It is asked
+    on each ``listen`` address (or each ``wait`` address) until it answers."""
     conf = lab.workdir / f"{label}.conf"
     lines = ["server:",
              "    verbosity: 1",
@@ -401,7 +404,7 @@ def unbound(lab: Lab, ns: str, listen: list[str], zones: str, label: str = "unbo
     conf.write_text("\n".join(lines) + "\n")
     run(["unbound-checkconf", str(conf)], what="unbound-checkconf")
     proc = lab.spawn(ns, ["unbound", "-d", "-c", str(conf)], label)
-    for a in listen:
+    for a in listen if wait is None else wait:
         lab.wait_dns(ns, a)
     return proc
 
@@ -1408,6 +1411,147 @@ def coredns_log(handled: list[dict[str, str]], messages: list[dict], stamps: boo
     return "".join(
         time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}000Z "
         + text + "\n" for t, text in out)
+
+
+# 18 -----------------------------------------------------------------------------------
+
+# A node whose NAT legs show three faults: a query dropped in FORWARD after the DNAT, an
+# answer dropped in FORWARD on its way back, and an answer from another address.
+
+LOST_NAME, UNDELIVERED_NAME = "lost.example.test", "undelivered.example.test"
+ELSEWHERE_NAME = "elsewhere.example.test"
+#: The second "CoreDNS pod": its primary address, and the secondary one the node's DNAT
+#: sends ELSEWHERE_NAME to (unbound bound to 0.0.0.0 answers from the primary).
+DNS2_PRIMARY, DNS2_SECONDARY, NODE_DNS2 = "10.250.3.53", "10.250.3.54", "10.250.3.1"
+
+
+def check_node_legs(c: Capture) -> None:
+    c.expect_linktype("LINUX_SLL2")
+    cip, pod = re.escape(CLUSTER_IP), re.escape(DNS_POD4)
+    for host in ("web", "db"):
+        name = f"{host}.example.test"
+        c.expect(rf"> {pod}\.53: " + q("A", name), 1, 1, f"A {name} after DNAT")
+        c.expect(rf"> {pod}\.53: " + q("AAAA", name), 1, 1, f"AAAA {name} after DNAT")
+    c.expect(rf"> {cip}\.53: " + q("A", LOST_NAME), 1, 1, "the lost query to the ClusterIP")
+    c.expect(rf"> {pod}\.53: " + q("A", LOST_NAME), 0, 0, "the lost query after DNAT")
+    c.expect(rf"> {pod}\.53: " + q("A", UNDELIVERED_NAME), 1, 1,
+             "the query whose answer is dropped, after DNAT")
+    c.expect(rf"IP {pod}\.53 > .* A 10\.250\.100\.18", 1, 1, "its answer from the pod")
+    c.expect(rf"IP {cip}\.53 > .* A 10\.250\.100\.18", 0, 0, "its answer un-NAT'd")
+    c.expect(rf"> {re.escape(DNS2_SECONDARY)}\.53: " + q("A", ELSEWHERE_NAME), 1, 1,
+             "the query DNAT'd to the second server's secondary address")
+    c.expect(rf"IP {re.escape(DNS2_PRIMARY)}\.53 > .* A 10\.250\.100\.20", 2, 2,
+             "its answer from the primary address, on both sides of the node")
+
+
+@sample("node-legs-faults", check_node_legs)
+def make_node_legs(ctx: Context) -> None:
+    lab = ctx.lab
+    client, node = lab.ns("pod"), lab.ns("node")
+    server, server2 = lab.ns("dns"), lab.ns("dns2")
+    lab.link(client, "eth0", node, "vethpod0")
+    lab.link(node, "vethdns0", server, "eth0")
+    lab.link(node, "vethdns1", server2, "eth0")
+    lab.addr(client, "eth0", f"{POD4}/24")
+    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
+    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
+    lab.addr(node, "vethdns1", f"{NODE_DNS2}/24")
+    lab.addr(server, "eth0", f"{DNS_POD4}/24")
+    # The primary address first: unbound's 0.0.0.0 socket answers from it.
+    lab.addr(server2, "eth0", f"{DNS2_PRIMARY}/24", f"{DNS2_SECONDARY}/24")
+    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
+    lab.route(server, "10.250.1.0/24", NODE_DNS4)
+    lab.route(server2, "10.250.1.0/24", NODE_DNS2)
+    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    for proto in ("udp", "tcp"):
+        lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                     "-p", proto, "--dport", "53", "-j", "DNAT",
+                     "--to-destination", f"{DNS_POD4}:53")
+    lab.iptables(node, "-t", "nat", "-I", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                 "-p", "udp", "--dport", "53", "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex(ELSEWHERE_NAME)}|", "-j", "DNAT",
+                 "--to-destination", f"{DNS2_SECONDARY}:53")
+    lab.iptables(node, "-A", "FORWARD", "-i", "vethpod0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm", "--hex-string",
+                 f"|{qname_hex(LOST_NAME)}|", "-j", "DROP")
+    lab.iptables(node, "-A", "FORWARD", "-i", "vethdns0", "-p", "udp", "--sport", "53",
+                 "-m", "string", "--algo", "bm", "--hex-string",
+                 f"|{qname_hex(UNDELIVERED_NAME)}|", "-j", "DROP")
+    lab.resolv_conf(client, f"nameserver {CLUSTER_IP}\n")
+    dnsmasq(lab, server, [DNS_POD4])
+    unbound(lab, server2, ["0.0.0.0"],
+            'local-zone: "example.test." static\n'
+            f'local-data: "{ELSEWHERE_NAME}. A 10.250.100.20"\n',
+            wait=[DNS2_PRIMARY])
+    cap = lab.tcpdump(node, "any", ctx.pcap, "-y", "LINUX_SLL2")
+    getent(lab, client, "web.example.test")
+    time.sleep(0.2)
+    for name in (LOST_NAME, UNDELIVERED_NAME, ELSEWHERE_NAME):
+        out = dig(lab, client, "+tries=1", "+time=1", f"@{CLUSTER_IP}", name, "A",
+                  ok=(0, 9))
+        log(f"dig {name}: " + " | ".join(out.strip().splitlines()[-3:]))
+        time.sleep(0.2)
+    time.sleep(TIMEOUT_TAIL)
+    getent(lab, client, "db.example.test")  # marks the end of the capture
+    cap.stop()
+
+
+# 19 -----------------------------------------------------------------------------------
+# Two CoreDNS replicas behind one ClusterIP, kube-proxy style; one of them slow.
+
+#: The second replica and the node's address towards it.
+REPLICA_B, NODE_REPLICA_B = "10.250.3.53", "10.250.3.1"
+#: Lookups (each dig from a new port: a new conntrack entry, so the DNAT alternates) and
+#: the delay the slow replica's relay adds to each answer.
+REPLICA_LOOKUPS, REPLICA_DELAY = 48, 0.3
+
+
+def check_replicas(c: Capture) -> None:
+    c.expect_linktype("LINUX_SLL2")
+    half = REPLICA_LOOKUPS // 2
+    for replica in (DNS_POD4, REPLICA_B):
+        c.expect(rf"> {re.escape(replica)}\.53: \d+\+", half, half,
+                 f"queries DNAT'd to {replica}")
+        c.expect(rf"IP {re.escape(replica)}\.53 > ", half, half, f"answers from {replica}")
+    c.expect(rf"IP {re.escape(CLUSTER_IP)}\.53 > ", REPLICA_LOOKUPS, REPLICA_LOOKUPS,
+             "answers un-NAT'd to the pod")
+
+
+@sample("replicas-one-slow", check_replicas)
+def make_replicas(ctx: Context) -> None:
+    lab = ctx.lab
+    client, node = lab.ns("pod"), lab.ns("node")
+    fast, slow = lab.ns("dns"), lab.ns("dns2")
+    lab.link(client, "eth0", node, "vethpod0")
+    lab.link(node, "vethdns0", fast, "eth0")
+    lab.link(node, "vethdns1", slow, "eth0")
+    lab.addr(client, "eth0", f"{POD4}/24")
+    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
+    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
+    lab.addr(node, "vethdns1", f"{NODE_REPLICA_B}/24")
+    lab.addr(fast, "eth0", f"{DNS_POD4}/24")
+    lab.addr(slow, "eth0", f"{REPLICA_B}/24")
+    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
+    lab.route(fast, "10.250.1.0/24", NODE_DNS4)
+    lab.route(slow, "10.250.1.0/24", NODE_REPLICA_B)
+    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    # kube-proxy's iptables mode: each new connection to the Service goes to one of the
+    # endpoints (here every second one to each, --mode nth, so the split is exact).
+    lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                 "-p", "udp", "--dport", "53", "-m", "statistic", "--mode", "nth",
+                 "--every", "2", "--packet", "0", "-j", "DNAT",
+                 "--to-destination", f"{DNS_POD4}:53")
+    lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+                 "-p", "udp", "--dport", "53", "-j", "DNAT",
+                 "--to-destination", f"{REPLICA_B}:53")
+    dnsmasq(lab, fast, [DNS_POD4])
+    dnsmasq(lab, slow, ["127.0.0.1"])
+    relay(lab, slow, REPLICA_B, "127.0.0.1", REPLICA_DELAY, "*")
+    cap = lab.tcpdump(node, "any", ctx.pcap, "-y", "LINUX_SLL2")
+    for i in range(REPLICA_LOOKUPS):
+        name = ("web", "db", "api")[i % 3] + ".example.test"
+        dig(lab, client, "+tries=1", "+time=2", f"@{CLUSTER_IP}", name, "A")
+    cap.stop()
 
 
 # --------------------------------------------------------------------------------------

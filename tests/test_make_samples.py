@@ -164,3 +164,20 @@ def test_coredns_query_log_joins(fresh: Path) -> None:
     log = index.load([str(fresh / "coredns-query-log.coredns.log")])
     j = analyze([str(capture)], coredns_log=log).coredns_log
     assert j is not None and not j.times_used and j.verdicts.get("not_logged") == 2, j
+
+
+def test_node_legs_show_where_each_lookup_died(fresh: Path) -> None:
+    # A query dropped in the node's FORWARD chain after the DNAT, an answer dropped there on
+    # its way back, and an answer from the server's other address.
+    kinds, s = _kinds(fresh / "node-legs-faults.pcap")
+    assert kinds.get("lost_in_node") == 1, (kinds, s)
+    assert kinds.get("reply_not_delivered") == 1, (kinds, s)
+    assert kinds.get("unexpected_source") == 1, (kinds, s)
+    assert s.lookups_failed == 3 and "timeout" not in kinds, (kinds, s)
+
+
+def test_one_slow_replica_stands_apart(fresh: Path) -> None:
+    kinds, s = _kinds(fresh / "replicas-one-slow.pcap")
+    assert [(r.address, r.queries) for r in s.replicas] == [
+        ("10.250.2.53", 24), ("10.250.3.53", 24)], s.replicas
+    assert kinds.get("replica_imbalance") == 1 and s.lookups_failed == 0, (kinds, s)

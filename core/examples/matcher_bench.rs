@@ -117,6 +117,7 @@ impl Stream {
             qtype,
             qclass: 1,
             data: wire(id, flags, name, qtype, extra).into(),
+            legs: Default::default(),
         })
     }
 

@@ -18,6 +18,11 @@
 //! byte). So a message is a copy only while nothing went the other way between the client
 //! port and the server under that ID since the first copy.
 //!
+//! A dropped copy is not forgotten: it is recorded on the message kept as one of its legs
+//! (`crate::legs`), and a copy whose server address differs from the kept one's gives a
+//! (Service address, DNAT target) pair. The counts stay as they are: a leg is no second
+//! lookup.
+//!
 //! Memory: at most `max_entries` messages are remembered (each kept once, shared with the
 //! matcher); past that the oldest is forgotten and counted in `evicted`.
 
@@ -28,6 +33,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use crate::hash::Seeded;
+use crate::legs::{DnatPairs, Leg};
 use crate::types::{addr_text, Message, Msg, Time, Transport, QR};
 
 /// Server addresses remembered as DNAT'd: a cluster has a few DNS addresses, a hostile
@@ -400,6 +406,10 @@ pub struct Deduplicator {
     /// whose server address differs from the first copy's (a Service address and the pod
     /// behind it). At most `MAX_DNAT_SERVERS`.
     pub dnat_servers: Vec<IpAddr>,
+    /// (Service address, DNAT target) pairs seen in copies, each once (`legs::MAX_PAIRS`).
+    pub dnat_pairs: DnatPairs,
+    /// Copies past `legs::MAX_LEGS` of one message: counted, not remembered as legs.
+    pub legs_overflow: u64,
     hasher: Seeded,
     /// Each kept message, in the order kept.
     kept: Window,
@@ -424,6 +434,8 @@ impl Deduplicator {
             evicted: 0,
             max_entries,
             dnat_servers: Vec::new(),
+            dnat_pairs: DnatPairs::default(),
+            legs_overflow: 0,
             hasher,
             kept: Window::new(),
             turns: Turns::new(seed),
@@ -504,10 +516,29 @@ impl Deduplicator {
             };
             let kept_frame = s.frame;
             self.duplicates += 1;
-            if server != was && self.dnat_servers.len() < MAX_DNAT_SERVERS - 1 {
-                for a in [server, was] {
-                    if !self.dnat_servers.contains(&a) {
-                        self.dnat_servers.push(a);
+            // The copy is a leg of the kept message: where it was seen, and where it went.
+            let leg = Leg {
+                frame: m.frame,
+                time: m.time,
+                iface: m.iface,
+                addr: server,
+            };
+            if !s.legs.push(leg) {
+                self.legs_overflow += 1;
+            }
+            if server != was {
+                // A query's first copy is the pod's (before the DNAT); an answer's first
+                // copy is the server's (before it is un-NAT'd).
+                if is_response {
+                    self.dnat_pairs.add(server, was);
+                } else {
+                    self.dnat_pairs.add(was, server);
+                }
+                if self.dnat_servers.len() < MAX_DNAT_SERVERS - 1 {
+                    for a in [server, was] {
+                        if !self.dnat_servers.contains(&a) {
+                            self.dnat_servers.push(a);
+                        }
                     }
                 }
             }
@@ -574,6 +605,7 @@ mod tests {
             qtype: 1,
             qclass: 1,
             data: data.into(),
+            legs: Default::default(),
         }
     }
 
@@ -588,6 +620,44 @@ mod tests {
         assert_eq!(d.copies, Some(HashMap::from([(2, 1), (4, 3)])));
         assert_eq!(d.dnat_server_texts(), ["10.244.2.5", "10.96.0.10"]);
         assert_eq!(d.dnat_servers.len(), 2);
+    }
+
+    #[test]
+    fn dropped_copies_are_legs_of_the_kept_message() {
+        let mut d = Deduplicator::new(0.050, false, 100_000);
+        let q = Rc::new(msg(1, 0.0, 12, [10, 96, 0, 10], 0x0100, b"q"));
+        let r = Rc::new(msg(3, 0.0011, 2, [10, 244, 2, 5], 0x8180, b"r"));
+        assert!(!d.is_duplicate_msg(&q));
+        assert!(d.is_duplicate(&msg(2, 0.00002, 2, [10, 244, 2, 5], 0x0100, b"q")));
+        assert!(!d.is_duplicate_msg(&r));
+        assert!(d.is_duplicate(&msg(4, 0.00112, 12, [10, 96, 0, 10], 0x8180, b"r")));
+        let leg = |frame, time, iface, a: [u8; 4]| Leg {
+            frame,
+            time,
+            iface,
+            addr: IpAddr::V4(a.into()),
+        };
+        assert_eq!(q.legs.get().legs, [leg(2, 0.00002, 2, [10, 244, 2, 5])]);
+        assert_eq!(r.legs.get().legs, [leg(4, 0.00112, 12, [10, 96, 0, 10])]);
+        // Both say the same pair: the Service address first.
+        let s: IpAddr = "10.96.0.10".parse().unwrap();
+        let t: IpAddr = "10.244.2.5".parse().unwrap();
+        assert_eq!(d.dnat_pairs.pairs, [(s, t)]);
+        assert_eq!(d.duplicates, 2);
+        // Copies past the cap are counted.
+        for i in 0..6 {
+            let iface = 20 + i;
+            assert!(d.is_duplicate(&msg(
+                10 + u64::from(i),
+                0.0012,
+                iface,
+                [10, 96, 0, 10],
+                0x8180,
+                b"r"
+            )));
+        }
+        assert_eq!(r.legs.get().legs.len(), crate::legs::MAX_LEGS);
+        assert_eq!(d.legs_overflow, 3);
     }
 
     #[test]

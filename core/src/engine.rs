@@ -15,6 +15,7 @@ use crate::dns;
 use crate::front::{self, Feed, Front, Limits};
 use crate::matcher::{Event, Lookup, Matcher, Settlement};
 use crate::read::{open_inputs, InputError, Reader};
+use crate::replicas::Replicas;
 use crate::tally::{LookupFacts, Tallies};
 use crate::types::{IcmpQuote, Time};
 
@@ -35,6 +36,8 @@ pub struct Engine {
     pub dedupe: Deduplicator,
     pub matcher: Matcher,
     pub tallies: Tallies,
+    /// Per DNAT target: queries, failures, latency (`crate::replicas`).
+    pub replicas: Replicas,
     /// Frames on a DNS port whose DNS message did not decode, and the first few reasons.
     pub malformed: u64,
     pub malformed_examples: Vec<(u64, String)>,
@@ -107,6 +110,7 @@ impl Engine {
             dedupe,
             matcher,
             tallies: Tallies::default(),
+            replicas: Replicas::default(),
             malformed: 0,
             malformed_examples: Vec::new(),
             exhausted: false,
@@ -204,6 +208,10 @@ impl Engine {
                 times.clear();
                 times.extend(lookup.attempts.iter().map(|t| t.query.time));
                 self.tallies.lookup(&facts(lookup, &times));
+                // A query has a DNAT target only where the duplicate filter saw a pair.
+                if !self.dedupe.dnat_pairs.pairs.is_empty() {
+                    self.replicas.lookup(lookup);
+                }
             }
         }
     }
@@ -216,6 +224,9 @@ impl Engine {
         self.matcher.settle(lookup, s);
         let times: Vec<f64> = lookup.attempts.iter().map(|t| t.query.time).collect();
         self.tallies.lookup(&facts(lookup, &times));
+        if !self.dedupe.dnat_pairs.pairs.is_empty() {
+            self.replicas.lookup(lookup);
+        }
     }
 
     /// `settle` every lookup of `events` that needs it, with the decisions `policy` makes

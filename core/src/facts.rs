@@ -171,8 +171,8 @@ pub struct Outline<'a> {
     pub open_at_end: bool,
     /// The answering attempt, if any.
     pub answer: Option<AnswerOutline>,
-    /// The first attempt is a retransmission, part of a fan-out, lost an A/AAAA race or
-    /// has ICMP errors about it (read by `may_be_flagged` only, and only of a lookup
+    /// The first attempt is a retransmission, part of a fan-out, lost an A/AAAA race, has
+    /// ICMP errors about it or a fault in its legs (`Transaction::leg_fault`) (read by `may_be_flagged` only, and only of a lookup
     /// answered at its one attempt).
     pub first_marked: bool,
 }
@@ -202,7 +202,8 @@ pub fn outline(lookup: &Lookup) -> Outline<'_> {
         first_marked: first.retransmission.is_some()
             || first.fanout_of.is_some()
             || first.pair_race_lost
-            || !first.icmp_frames.is_empty(),
+            || !first.icmp_frames.is_empty()
+            || first.leg_fault.is_some(),
     }
 }
 

@@ -20,8 +20,10 @@ pub mod engine;
 pub mod facts;
 pub mod front;
 pub mod hash;
+pub mod legs;
 pub mod matcher;
 pub mod read;
+pub mod replicas;
 pub mod tally;
 pub mod types;
 

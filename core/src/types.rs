@@ -101,6 +101,8 @@ pub struct Message {
     pub qclass: u16,
     /// The whole DNS message.
     pub data: Bytes,
+    /// Copies of it on other interfaces that the duplicate filter dropped (`legs`).
+    pub legs: crate::legs::Legs,
 }
 
 /// Bytes of a DNS message kept in the message itself up to this many (every query of a

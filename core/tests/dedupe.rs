@@ -54,6 +54,7 @@ fn message(v: &Value) -> Message {
         qtype: 1,
         qclass: 1,
         data: unhex(v[10].as_str().unwrap()).into(),
+        legs: Default::default(),
     }
 }
 
@@ -220,6 +221,7 @@ fn speed() {
                 qtype: 1,
                 qclass: 1,
                 data: data.clone().into(),
+                legs: Default::default(),
             });
         }
     }

@@ -25,12 +25,15 @@ from pcapdns.detect import (
     aaaa_race,
     fanout,
     late_response,
+    lost_in_node,
     orphans,
     rcode,
+    reply_not_delivered,
     retransmission,
     slow,
     timeout,
     truncation,
+    unexpected_source,
 )
 from pcapdns.detect.base import (
     SEVERITY_RANK,
@@ -53,6 +56,9 @@ DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("slow", slow.detect),
     ("fanout", fanout.detect),
     ("late_response", late_response.detect),
+    ("lost_in_node", lost_in_node.detect),
+    ("reply_not_delivered", reply_not_delivered.detect),
+    ("unexpected_source", unexpected_source.detect),
 )
 
 
@@ -61,8 +67,12 @@ DETECTORS: tuple[tuple[str, Detector], ...] = (
 #: ``explains``), one problem per cause. A lost A/AAAA race is why the client re-sent its
 #: query and why the answer came 5 s late; a timeout is why it re-sent; a retransmission
 #: (the first try got no answer) is why the answer came late. An info-level finding is
-#: context, not a cause.
+#: context, not a cause. A packet lost inside the node (its legs, docs/analysis.md) is why
+#: the client timed out, re-sent and got its answer late.
 EXPLAINS: tuple[tuple[FindingKind, tuple[FindingKind, ...]], ...] = (
+    ("lost_in_node", ("timeout", "retransmission", "slow_response")),
+    ("reply_not_delivered", ("retransmission", "slow_response")),
+    ("unexpected_source", ("retransmission", "slow_response")),
     ("aaaa_race_lost", ("retransmission", "slow_response")),
     ("timeout", ("retransmission",)),
     ("late_response", ("retransmission", "slow_response")),
@@ -267,6 +277,12 @@ class FindingCollector:
             Finding("detector_error", "warning", time, client, server, qname, "", (frame,),
                     f"detector {name} failed on {what}: {type(e).__name__}: {e}")
         )
+
+    def whole_capture(self, found: Sequence[Finding]) -> None:
+        """Findings about the capture as a whole rather than one lookup (a replica that
+        stands apart), made once it has been read."""
+        for f in found:
+            self.add(f)
 
     def add(self, f: Finding) -> None:
         # Runs once per finding (tens of thousands on a busy node): one dict look-up per

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pcapdns.config import AnalysisConfig
 from pcapdns.dns import names
+from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Orphan, Transaction
 
 FindingKind = Literal[
@@ -26,6 +27,10 @@ FindingKind = Literal[
     "search_expansion",
     "stale_port",
     "detector_error",
+    "lost_in_node",
+    "reply_not_delivered",
+    "unexpected_source",
+    "replica_imbalance",
 ]
 
 Severity = Literal["critical", "error", "warning", "info"]
@@ -142,6 +147,11 @@ def attempt_frames(lookup: Lookup) -> list[int]:
         if t.response is not None:
             out.append(t.response.frame)
     return out
+
+
+def leg_frames(message: Message) -> list[int]:
+    """The frames of a message's copies on the node's other interfaces (its legs)."""
+    return [leg.frame for leg in message.legs]
 
 
 def ms(seconds: float) -> str:

@@ -26,6 +26,21 @@ class DnsMalformed(Malformed):
     """The DNS message is not well formed (bad label, compression loop, over-long name)."""
 
 
+class Leg(NamedTuple):
+    """A copy of a message seen on another capture interface of the same node (before or
+    after kube-proxy's DNAT), which the duplicate filter dropped (docs/analysis.md, "The
+    legs of a packet inside a node")."""
+
+    #: Frame number and capture time of the copy.
+    frame: int
+    time: float
+    #: Its capture interface.
+    iface: int
+    #: Its server-side address: the destination of a query's copy, the source of an
+    #: answer's copy.
+    address: str
+
+
 class Message(NamedTuple):
     """One DNS message as seen on the wire.
 
@@ -60,6 +75,8 @@ class Message(NamedTuple):
     qclass: int
     #: The whole DNS message, for duplicate detection and deep decoding.
     data: bytes
+    #: Its copies on other interfaces of the node, in the order captured (at most 4).
+    legs: tuple[Leg, ...] = ()
 
     @property
     def is_response(self) -> bool:

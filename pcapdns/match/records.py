@@ -16,6 +16,8 @@ from typing import Literal, NamedTuple
 
 from pcapdns.dns.message import Message
 
+LegFault = Literal["lost_in_node", "reply_not_delivered", "unexpected_source"]
+
 RetransmissionKind = Literal[
     "same_id_same_port", "same_id_new_port", "new_id_same_port", "new_id_new_port"
 ]
@@ -75,10 +77,21 @@ class Transaction(NamedTuple):
     #: With ``pair_race_lost``: whether the client sent the lost query again (it had given
     #: up on it, so the race stands however soon the capture ended).
     pair_lost_retried: bool = False
+    #: What the legs of the query and its answer inside the node say went wrong:
+    #: "lost_in_node" (no copy of the unanswered query left the node's NAT),
+    #: "reply_not_delivered" (the answer came from the DNAT target and no un-NAT'd copy
+    #: reached the pod's side) or "unexpected_source" (the answer came from an address the
+    #: client never asked); None when nothing did or nothing shows (docs/analysis.md).
+    leg_fault: LegFault | None = None
 
     @property
     def answered(self) -> bool:
         return self.response is not None
+
+    @property
+    def undelivered(self) -> bool:
+        """The answer was captured but never reached the client's socket."""
+        return self.response is not None and self.leg_fault is not None
 
     @property
     def latency(self) -> float | None:
@@ -98,8 +111,8 @@ class Lookup(NamedTuple):
     attempts: tuple[Transaction, ...]
     #: The attempt whose answer the client could use first: the earliest response that is
     #: neither a truncated UDP answer followed by TCP nor one the client bounced (ICMP port
-    #: unreachable); failing those, the earliest response; None when no attempt was
-    #: answered.
+    #: unreachable) nor one that never reached its socket (``leg_fault``); failing those,
+    #: the earliest response; None when no attempt was answered.
     answer: Transaction | None
     #: True when the lookup failed but the capture ended before the client's wait after its
     #: last attempt was over (less than ``timeout``, and less than the gap the client left
@@ -123,11 +136,13 @@ class Lookup(NamedTuple):
         """The capture saw this lookup fail: no attempt was answered and the client's wait
         was over before the capture ended, or every answer came after the client had closed
         its port (ICMP port unreachable; not the other servers of a fan-out, whose answers
-        bounce by design). What the terminal, the report and the tables call failed."""
+        bounce by design), or never reached the client's socket (``leg_fault``). What the
+        terminal, the report and the tables call failed."""
         answer = self.answer
         if answer is None:
             return not self.open_at_end
-        return bool(answer.late_icmp_frames) and answer.fanout_of is None
+        return (bool(answer.late_icmp_frames) and answer.fanout_of is None) or (
+            answer.leg_fault is not None)
 
     @property
     def retransmissions(self) -> int:

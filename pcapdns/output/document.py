@@ -12,6 +12,7 @@ from pcapdns.analysis import Analysis
 from pcapdns.coredns_log.join import JoinResult
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
+from pcapdns.dns.message import Leg
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output import coredns_log, jsontext
 from pcapdns.output.summary import Summary
@@ -208,8 +209,16 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None) -> d
         "pair_race_lost": t.pair_race_lost,
         "icmp_frames": list(t.icmp_frames),
         "tcp_fallback": t.tcp_fallback,
+        "query_legs": [_leg(g) for g in q.legs],
+        "response_legs": [_leg(g) for g in r.legs] if r else [],
+        "leg_fault": t.leg_fault,
     }
     if log is not None:
         # Only with a log: what CoreDNS logged for this query.
         row["coredns_log"] = coredns_log.transaction(log, q.frame)
     return row
+
+
+def _leg(g: Leg) -> dict[str, Any]:
+    """A copy of a message on another interface of the node (docs/analysis.md)."""
+    return {"frame": g.frame, "time": iso(g.time), "interface": g.iface, "address": g.address}

@@ -18,6 +18,7 @@ from typing import Any
 from pcapdns.analysis import Analysis
 from pcapdns.breakdown import Breakdown
 from pcapdns.output.timefmt import iso
+from pcapdns.replicas import Replica
 
 #: Rows of the per-server and per-client tables in the summary.
 MAX_ROWS = 100
@@ -240,6 +241,10 @@ class Summary:
     stale_port_evicted: int
     #: Records skipped because their time stamp is outside 1970-01-01 .. 2200-01-01 UTC.
     bad_timestamps: int
+    #: Per DNAT target of a Service address (each CoreDNS pod behind it): its share of the
+    #: queries, failures and latency; empty without a capture of both sides of the NAT.
+    replicas: tuple[Replica, ...] = field(
+        metadata={"json": lambda rows: [r.to_json() for r in rows]})
 
     @classmethod
     def of(cls, a: Analysis) -> Summary:
@@ -307,6 +312,7 @@ class Summary:
             search_tries_evicted=a.search_tries_evicted,
             stale_port_evicted=a.stale_port_evicted,
             bad_timestamps=sum(f.bad_timestamps for f in a.files),
+            replicas=a.replicas,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -101,7 +101,8 @@ def coredns_log_lines(log: JoinResult | None) -> list[str]:
 
 
 def _tables(s: Summary) -> list[str]:
-    """The busiest servers, and the clients with the most failed lookups."""
+    """The busiest servers, the replicas behind a Service address, and the clients with the
+    most failed lookups."""
     lines = []
     servers = s.servers[:TABLE_ROWS]
     if servers:
@@ -110,6 +111,14 @@ def _tables(s: Summary) -> list[str]:
             f"{_share(row.failed, row.lookups)} failed, "
             f"p99 {_duration(row.latency_ms.p99)}"
             for row in servers
+        ))
+    if len(s.replicas) > 1:
+        # Only when there is something to compare: one replica says nothing a server does.
+        lines.append("replicas (DNAT targets): " + "; ".join(
+            f"{r.service} -> {r.address} {r.queries} queries ({r.share:.0%}), "
+            f"{_share(r.failed, r.queries)} failed, p50 {_duration(r.p50_ms)}, "
+            f"p99 {_duration(r.p99_ms)}"
+            for r in s.replicas[:TABLE_ROWS]
         ))
     hurting = [row for row in s.clients if row.failed or row.race_lost][:TABLE_ROWS]
     if hurting:
@@ -137,11 +146,14 @@ def _findings(a: Analysis) -> list[str]:
         group = by_kind[kind]
         clients = len({g.client for g in group})
         names = len({g.qname.lower() for g in group})
+        scope = (f"  ({clients} client{'s' if clients != 1 else ''}, "
+                 f"{names} name{'s' if names != 1 else ''})")
+        if all(not g.client and not g.qname for g in group):
+            # About a server, not about lookups of some clients (replica_imbalance).
+            servers = len({g.server for g in group})
+            scope = f"  ({servers} server{'s' if servers != 1 else ''})"
         lines.append(
-            f"  {group[0].severity:7} {kind:26} {sum(g.count for g in group):6}  "
-            f"({clients} client{'s' if clients != 1 else ''}, "
-            f"{names} name{'s' if names != 1 else ''})"
-        )
+            f"  {group[0].severity:7} {kind:26} {sum(g.count for g in group):6}{scope}")
     lines.append("")
     lines.append(f"examples (up to {EXAMPLES_PER_KIND} per kind; --format json has all):")
     for kind in kinds:

@@ -27,7 +27,8 @@ from pcapdns.report.knowledge import ADVICE
 #: symptoms they produce (a lost A/AAAA race shows up as a retransmission and a slow answer
 #: too, so the race comes first).
 KIND_ORDER: tuple[str, ...] = (
-    "aaaa_race_lost", "stale_port", "truncated_no_tcp_fallback", "timeout", "servfail",
+    "aaaa_race_lost", "stale_port", "lost_in_node", "reply_not_delivered",
+    "unexpected_source", "replica_imbalance", "truncated_no_tcp_fallback", "timeout", "servfail",
     "refused", "late_response", "retransmission", "slow_response", "unsolicited_response",
     "icmp_unreachable", "search_expansion", "nxdomain", "fanout", "detector_error",
 )
@@ -204,7 +205,7 @@ def _scope(g: KindGroup, a: Analysis) -> str:
     if failed == 0:
         return ""  # the verdict already said that nothing failed
     if g.kind in ("timeout", "unsolicited_response", "icmp_unreachable", "detector_error",
-                  "stale_port"):
+                  "stale_port", "replica_imbalance"):
         return ""  # timeouts are the failures themselves; the others are not lookups
     one = g.occurrences == 1
     if g.on_failed == 0:

@@ -259,6 +259,96 @@ ADVICE: dict[FindingKind, Advice] = {
             "flow cannot hold every lookup.",
         ),
     ),
+    "lost_in_node": Advice(
+        title="Queries lost inside the node (before the DNAT)",
+        meaning="The pod's query was captured on its way into the node, to the Service "
+                "address, and no copy of it ever left after kube-proxy's DNAT, while other "
+                "queries to that address did: the node dropped it, and the client waited "
+                "for its timeout (5 s by default) before trying again.",
+        causes=(
+            "The conntrack insert race: two UDP packets of one socket (glibc's parallel A "
+            "and AAAA queries) race to create the same conntrack entry, and the loser is "
+            "dropped; `conntrack -S` shows `insert_failed` growing on the node.",
+            "A drop in the node's FORWARD path: a NetworkPolicy, an iptables rule, a full "
+            "conntrack table (`nf_conntrack: table full` in `dmesg`).",
+        ),
+        fixes=(
+            "Check `conntrack -S` on the node for `insert_failed` and `drop`, and `dmesg` for "
+            "conntrack messages.",
+            "Deploy NodeLocal DNSCache: the pod's queries go to a local address without DNAT "
+            "and on to CoreDNS over TCP.",
+            "Add `options single-request-reopen` (glibc) to the pod's `dnsConfig`, so that A "
+            "and AAAA go out from different sockets.",
+            "In the ticket: the node, the times and the frames of the lost queries.",
+        ),
+    ),
+    "reply_not_delivered": Advice(
+        title="Answers that never reached the pod",
+        meaning="The answer came back to the node from the CoreDNS pod (the DNAT target), "
+                "and no copy of it with the Service address as its source reached the "
+                "pod's side: the node lost it on its way back.",
+        causes=(
+            "Reverse-path filtering (`rp_filter`) or asymmetric routing dropping the answer "
+            "on the way back.",
+            "The conntrack entry gone before the answer came (expired, flushed, or removed "
+            "when a CoreDNS pod was replaced), so the answer is not un-NAT'd.",
+            "IPVS mode: a stale IPVS connection or a backend removed while queries were in "
+            "flight.",
+            "A drop in the node's FORWARD path for the answer (iptables, NetworkPolicy).",
+        ),
+        fixes=(
+            "Check `sysctl net.ipv4.conf.all.rp_filter` and the interface's value (0 or 2 "
+            "on nodes with several paths).",
+            "Look for the conntrack entry while it happens: `conntrack -L -p udp --dport 53`.",
+            "Check the node's FORWARD chain and NetworkPolicies for rules matching UDP 53 "
+            "from CoreDNS.",
+        ),
+    ),
+    "unexpected_source": Advice(
+        title="Answers from an address the client did not ask",
+        meaning="The answer came from an address that is neither the one queried nor its "
+                "DNAT target; the client's socket drops it (dig says \"reply from "
+                "unexpected source\").",
+        causes=(
+            "A multi-homed DNS server replying from another of its addresses (a server "
+            "bound to 0.0.0.0 without per-interface sockets).",
+            "A DNS server on the host network (hostNetwork), so that the reply does not go "
+            "back through the conntrack entry that rewrote the query.",
+            "A missing un-DNAT or an SNAT rule on the answer's way (`br_netfilter` not "
+            "loaded, so bridged answers skip conntrack).",
+        ),
+        fixes=(
+            "Make the server answer from the address it was asked on (unbound "
+            "`interface-automatic: yes`, dnsmasq `--bind-interfaces`, or listen on the "
+            "exact address).",
+            "Load `br_netfilter` and set `net.bridge.bridge-nf-call-iptables=1` on nodes "
+            "with a bridge CNI.",
+            "Check the node's nat table for SNAT/MASQUERADE rules that match DNS answers.",
+        ),
+    ),
+    "replica_imbalance": Advice(
+        title="One DNS replica worse than the others",
+        meaning="Among the CoreDNS pods behind one Service address (the DNAT targets seen in "
+                "the capture), one failed far more of its queries, or answered far more "
+                "slowly at the 99th percentile, than the others (docs/analysis.md says how "
+                "far).",
+        causes=(
+            "That pod overloaded or throttled: its CPU limit reached, or it runs on a busy "
+            "node.",
+            "Its upstream path slower or failing: a `forward` target reachable only from "
+            "some nodes, a network policy or a route that differs on its node.",
+            "The pod on its way out (terminating) while it still gets traffic, or a node "
+            "whose network to the pod drops packets.",
+        ),
+        fixes=(
+            "Find the pod by its IP (`kubectl -n kube-system get pods -o wide`), read its "
+            "logs and `kubectl top` it; compare its node with the others'.",
+            "Delete the pod so that it is recreated elsewhere, and scale CoreDNS so that "
+            "one pod's trouble weighs less.",
+            "In the ticket: the pod IP, its share of the queries, its failure rate and p99 "
+            "beside the others'.",
+        ),
+    ),
     "detector_error": Advice(
         title="Analysis problems",
         meaning="A detector failed on part of the capture; the rest of the report is "

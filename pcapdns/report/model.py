@@ -77,7 +77,8 @@ class EvidenceRow:
     time: str
     #: UTC date.
     date: str
-    #: "query", "retry", "response", "ICMP" or "response (unsolicited)".
+    #: "query", "retry", "response", "ICMP", "response (unsolicited)", or "query copy" /
+    #: "response copy" (a leg: the message on another interface of the node).
     role: str
     transport: str
     client: str
@@ -202,6 +203,9 @@ class Report:
     neutral: bool = False
     #: The CoreDNS query log's section, when a log was given.
     coredns_log: CoreDnsLogView | None = None
+    #: The DNAT targets behind each Service address (docs/analysis.md, "Replicas"): queries,
+    #: failed, p50 / p99, and which Service and what share in ``extra``.
+    replicas: tuple[TableRow, ...] = ()
 
 
 def context_of(meta: CaptureMeta | None) -> CaptureContext:
@@ -267,6 +271,7 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         inputs=tuple(_input(f) for f in a.files),
         overview=_overview(a, s),
         servers=tuple(_servers(s)),
+        replicas=tuple(_replicas(s)),
         servers_total=s.servers_total,
         clients=tuple(_clients(a)),
         clients_total=s.clients_total,
@@ -382,9 +387,13 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
                     rows.append(_row(p.response, "response",
                                      p.response.time - p.query.time, ifnames,
                                      f"answer to the {other} query"))
+            if f.kind in LEG_KINDS:
+                rows.extend(_leg_rows(t.query, ifnames))
             if t.response is not None:
                 rows.append(_row(t.response, "response", t.response.time - start, ifnames,
                                  _response_note(t)))
+                if f.kind in LEG_KINDS:
+                    rows.extend(_leg_rows(t.response, ifnames))
             for frame in t.icmp_frames:
                 late = frame in t.late_icmp_frames
                 rows.append(EvidenceRow(frame, "", "", "ICMP", "", t.query.src, t.query.dst, "",
@@ -392,6 +401,33 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
                                         "port unreachable: the answer came after the client "
                                         "closed its socket" if late else
                                         "destination unreachable for this query"))
+    return rows
+
+
+#: Kinds whose evidence shows the copies of each message on the node's other interfaces
+#: (its legs): where the packet went is the finding.
+LEG_KINDS = frozenset({"lost_in_node", "reply_not_delivered", "unexpected_source"})
+
+
+def _leg_rows(m: Message, ifnames: dict[int, str]) -> list[EvidenceRow]:
+    """A row for each copy of ``m`` on another interface, with the address it carried."""
+    rows = []
+    for leg in m.legs:
+        if m.is_response:
+            client, server = f"{m.dst}:{m.dport}", f"{leg.address}:{m.sport}"
+            note = f"the same answer from {leg.address}" + (
+                " (un-NAT'd)" if leg.address != m.src else "")
+        else:
+            client, server = f"{m.src}:{m.sport}", f"{leg.address}:{m.dport}"
+            note = f"the same query to {leg.address}" + (
+                " (after the DNAT)" if leg.address != m.dst else "")
+        rows.append(EvidenceRow(
+            frame=leg.frame, time=_utc_us(leg.time), date=_date(leg.time),
+            role="response copy" if m.is_response else "query copy",
+            transport=m.transport.upper(), client=client, server=server, id=f"0x{m.id:04x}",
+            qname=m.qname if m.qname is not None else "(no question)",
+            qtype=names.qtype_name(m.qtype) if m.qname is not None else "", rcode="",
+            latency="", interface=ifnames.get(leg.iface, ""), note=note))
     return rows
 
 
@@ -454,7 +490,12 @@ def _response_note(t: Transaction) -> str:
             notes.append("no TCP retry")
         elif t.tc_followed_by_tcp:
             notes.append(f"TCP retry in frame {t.tc_next_query_frame}")
-    if r.src != t.query.dst:
+    if t.leg_fault == "reply_not_delivered":
+        notes.append(f"from {r.src}, the DNAT target; never reached the pod's side")
+    elif t.leg_fault == "unexpected_source":
+        notes.append(f"from {r.src}, not the address asked ({t.query.dst}): the client drops "
+                     "it")
+    elif r.src != t.query.dst:
         notes.append(f"from {r.src}, query went to {t.query.dst} (NAT)")
     return "; ".join(notes)
 
@@ -570,6 +611,16 @@ def _servers(s: Summary) -> list[TableRow]:
         out.append(TableRow(_other(row.server), row.lookups, row.failed,
                             _pct(row.failed, row.lookups), row.retransmissions, latency,
                             codes))
+    return out
+
+
+def _replicas(s: Summary) -> list[TableRow]:
+    out = []
+    for r in s.replicas[:TABLE_ROWS]:
+        latency = (f"{_dur_ms(r.p50_ms)} / {_dur_ms(r.p99_ms)}" if r.p50_ms is not None
+                   else "-")
+        out.append(TableRow(_other(r.address), r.queries, r.failed, _pct(r.failed, r.queries),
+                            0, latency, f"behind {r.service}, {r.share:.0%} of its queries"))
     return out
 
 

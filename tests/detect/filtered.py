@@ -154,6 +154,10 @@ class TwinCollector(FindingCollector):
         super().revise(kind, change)
         self.full.revise(kind, change)
 
+    def whole_capture(self, found) -> None:  # type: ignore[no-untyped-def]
+        super().whole_capture(found)
+        self.full.whole_capture(found)
+
     def findings(self) -> list[AggregatedFinding]:
         problems = differences(self.full, self)
         assert not problems, "the filtered path found otherwise:\n" + "\n".join(problems)

@@ -184,3 +184,24 @@ def test_capture_json_names_interfaces_node_and_caveats(tmp_path: Path) -> None:
     assert cap["conntrack_insert_failed_rise"] == 5 and cap["conntrack_drop_rise"] == 7
     assert cap["interface_names"] == {"1": "lo", "3": "eth0"}
     assert cap["resolv_conf"]["ndots"] == 5
+
+
+def test_node_legs_evidence_shows_every_copy_of_the_packet() -> None:
+    r = _report(SAMPLES / "node-legs-faults.pcap")
+    groups = {g.kind: g for g in r.groups}
+    assert set(groups) == {"lost_in_node", "reply_not_delivered", "unexpected_source"}
+    # The lost query: its one copy, no answer.
+    assert [(e.frame, e.role, e.rcode) for e in groups["lost_in_node"].rows] == [
+        (9, "query", "no answer")]
+    # The query on both sides of the DNAT, and the answer that never came back un-NAT'd.
+    rows = groups["reply_not_delivered"].rows
+    assert [(e.frame, e.role) for e in rows] == [
+        (10, "query"), (11, "query copy"), (12, "response")]
+    assert rows[1].server == "10.250.2.53:53" and "after the DNAT" in rows[1].note
+    assert "never reached the pod's side" in rows[2].note
+    # The answer from the server's other address, on both sides of the node.
+    rows = groups["unexpected_source"].rows
+    assert [(e.frame, e.role) for e in rows] == [
+        (13, "query"), (14, "query copy"), (15, "response"), (16, "response copy")]
+    assert "not the address asked (10.250.96.10)" in rows[2].note
+    assert rows[3].server == "10.250.3.53:53"

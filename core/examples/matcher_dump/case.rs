@@ -93,6 +93,7 @@ fn message(v: &Value) -> Result<Message, String> {
         qtype: int(f(13)?)? as u16,
         qclass: int(f(14)?)? as u16,
         data: hex(f(15)?)?.into(),
+        legs: Default::default(),
     })
 }
 

@@ -160,6 +160,7 @@ impl Head {
             qtype: self.qtype,
             qclass: self.qclass,
             data: Bytes::new(p.data),
+            legs: Default::default(),
         }
     }
 }

@@ -13,6 +13,8 @@ use super::state::{
     TcKey, NONE,
 };
 use super::{pending_key, Matcher, QUERY_BYTES, RESPONSE_BYTES};
+use crate::legs::{answer_fault, LegFault};
+use crate::types::Msg;
 use crate::types::{Time, Transport, TC};
 
 impl Matcher {
@@ -236,6 +238,7 @@ impl Matcher {
         }
         let gi = q.group.get();
         let (icmp_frames, late_icmp_frames) = q.take_icmp();
+        let leg_fault = self.leg_fault(m, response.as_ref());
         let tx = Rc::new(Transaction {
             query: m.clone(),
             response,
@@ -259,6 +262,7 @@ impl Matcher {
             pair_response_frame,
             pair_transaction,
             tcp_fallback: q.tcp_fallback.get(),
+            leg_fault,
         });
         q.set_closed(tx.clone());
         if gi == NONE {
@@ -268,6 +272,33 @@ impl Matcher {
         g.closed.push(tx);
         if g.closed.len() == g.members {
             self.emit(gi);
+        }
+    }
+
+    /// What the legs of query `m` and its answer `response` say (`Transaction::leg_fault`),
+    /// after learning the DNAT pairs they show.
+    fn leg_fault(&mut self, m: &Msg, response: Option<&Msg>) -> Option<LegFault> {
+        let queried = m.dst;
+        if response.is_some_and(|r| r.src == queried) && !m.legs.any() {
+            return None; // the usual case: answered from the address asked, one copy
+        }
+        if let Some(l) = m.legs.find(|l| l.addr != queried) {
+            self.dnat.add(queried, l.addr);
+        }
+        match response {
+            Some(r) => {
+                if r.src != queried && r.legs.find(|l| l.addr == queried).is_some() {
+                    self.dnat.add(queried, r.src);
+                }
+                let dnat = &self.dnat;
+                answer_fault(queried, &m.legs, r.src, &r.legs, |a| {
+                    dnat.is_target_of(queried, a)
+                })
+            }
+            // No copy of the query left the node, while other queries to its address did
+            // go on to a DNAT target.
+            None if !m.legs.any() && self.dnat.is_service(queried) => Some(LegFault::LostInNode),
+            None => None,
         }
     }
 
@@ -393,8 +424,9 @@ fn shrink<K: std::hash::Hash + Eq, V>(t: &mut Map<K, V>) {
 
 /// The attempt whose answer the client could use first.
 ///
-/// A truncated UDP answer followed by the TCP retry, and an answer the client's closed
-/// port bounced (ICMP port unreachable), reached the wire but not the application: the
+/// A truncated UDP answer followed by the TCP retry, an answer the client's closed port
+/// bounced (ICMP port unreachable) and one that never reached the client's socket
+/// (`Transaction::leg_fault`) reached the wire but not the application: the
 /// earliest other answer is the one that ended the wait. When there is none, the earliest
 /// answer of any kind stands (the lookup was answered on the wire).
 fn usable_answer(attempts: &[Rc<Transaction>]) -> Option<usize> {
@@ -403,7 +435,11 @@ fn usable_answer(attempts: &[Rc<Transaction>]) -> Option<usize> {
         let mut best: Option<(usize, Time)> = None;
         for (i, t) in attempts.iter().enumerate() {
             let Some(r) = &t.response else { continue };
-            if usable_only && (!t.late_icmp_frames.is_empty() || (fallback && t.tc_over_udp())) {
+            if usable_only
+                && (!t.late_icmp_frames.is_empty()
+                    || (fallback && t.tc_over_udp())
+                    || t.undelivered())
+            {
                 continue;
             }
             if best.is_none_or(|(_, bt)| r.time < bt) {
@@ -419,7 +455,7 @@ fn usable_answer(attempts: &[Rc<Transaction>]) -> Option<usize> {
 fn count_failed(st: &mut MatchStats, lookup: &Lookup) {
     if lookup.failed() {
         st.lookups_failed += 1;
-        if lookup.answered() {
+        if lookup.answer_tx().is_some_and(|a| !a.undelivered()) {
             st.lookups_failed_late += 1;
         }
     }

@@ -51,6 +51,7 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::hash::Seeded;
+use crate::legs::DnatPairs;
 use crate::types::{addr_text, IcmpQuote, Msg, Time, Transport, QR, TC};
 use close::close_early;
 pub use close::Settlement;
@@ -115,6 +116,9 @@ pub struct Matcher {
     free: Vec<u32>,
     /// Lookups and orphans decided so far, in order, until the caller drains them.
     pub out: Vec<Event>,
+    /// (Service address, DNAT target) pairs shown by the legs of the queries closed so far
+    /// (`crate::legs`).
+    pub dnat: DnatPairs,
 }
 
 impl Matcher {
@@ -148,6 +152,7 @@ impl Matcher {
             slab: Vec::new(),
             free: Vec::new(),
             out: Vec::new(),
+            dnat: DnatPairs::default(),
         }
     }
 

@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use crate::legs::LegFault;
 use crate::types::{Msg, Time, Transport, TC};
 
 /// For a retransmission: whether the DNS ID and the client port changed.
@@ -95,6 +96,10 @@ pub struct Transaction {
     /// True for a TCP query that re-asked the question of its lookup after the client got
     /// a TC=1 answer over UDP. An attempt of the same lookup, not a retransmission.
     pub tcp_fallback: bool,
+    /// What the legs of the query and its answer inside the node say went wrong
+    /// (`crate::legs`): the query died in the node, or the answer never reached the client
+    /// or came from an address it never asked. None when nothing did, or nothing shows.
+    pub leg_fault: Option<LegFault>,
 }
 
 impl Transaction {
@@ -105,6 +110,11 @@ impl Transaction {
     /// Seconds from this query to its response (not from the lookup's first attempt).
     pub fn latency(&self) -> Option<Time> {
         self.response.as_ref().map(|r| r.time - self.query.time)
+    }
+
+    /// The answer was captured but never reached the client's socket.
+    pub fn undelivered(&self) -> bool {
+        self.response.is_some() && self.leg_fault.is_some()
     }
 
     /// A truncated answer over UDP.
@@ -173,11 +183,12 @@ impl Lookup {
 
     /// The capture saw this lookup fail: no attempt was answered and the client's wait
     /// was over before the capture ended, or every answer came after the client had closed
-    /// its port (not the other servers of a fan-out, whose answers bounce by design).
+    /// its port (not the other servers of a fan-out, whose answers bounce by design), or
+    /// never reached the client's socket (`Transaction::leg_fault`).
     pub fn failed(&self) -> bool {
         match self.answer_tx() {
             None => !self.open_at_end,
-            Some(a) => !a.late_icmp_frames.is_empty() && a.fanout_of.is_none(),
+            Some(a) => (!a.late_icmp_frames.is_empty() && a.fanout_of.is_none()) || a.undelivered(),
         }
     }
 

@@ -53,6 +53,7 @@ fn msg(
         qtype,
         qclass: 1,
         data: wire(id, flags, name, qtype).into(),
+        legs: Default::default(),
     })
 }
 

@@ -15,8 +15,8 @@ use crate::types::{addr_text, Message};
 
 /// The fields of pcapdns.dns.message.Message, pcapdns.match.records.Transaction and
 /// Lookup, in order.
-const MESSAGE_FIELDS: usize = 16;
-const TRANSACTION_FIELDS: usize = 18;
+const MESSAGE_FIELDS: usize = 17;
+const TRANSACTION_FIELDS: usize = 19;
 const LOOKUP_FIELDS: usize = 5;
 
 /// Addresses kept as Python strings at most; past it the cache starts again.
@@ -31,6 +31,7 @@ const MAX_ADDRS: usize = 1 << 16;
 pub struct Classes {
     tuple_new: Py<PyAny>,
     message: Py<PyAny>,
+    leg: Py<PyAny>,
     transaction: Py<PyAny>,
     lookup: Py<PyAny>,
     orphan: Py<PyAny>,
@@ -41,10 +42,9 @@ pub struct Classes {
 
 impl Classes {
     pub fn new(py: Python<'_>) -> PyResult<Classes> {
-        let message = py
-            .import("pcapdns.dns.message")?
-            .getattr("Message")?
-            .unbind();
+        let module = py.import("pcapdns.dns.message")?;
+        let message = module.getattr("Message")?.unbind();
+        let leg = module.getattr("Leg")?.unbind();
         let records = py.import("pcapdns.match.records")?;
         let transaction = records.getattr("Transaction")?;
         let lookup = records.getattr("Lookup")?;
@@ -68,6 +68,7 @@ impl Classes {
                 .getattr("__new__")?
                 .unbind(),
             message,
+            leg,
             transaction: transaction.unbind(),
             lookup: lookup.unbind(),
             orphan: records.getattr("Orphan")?.unbind(),
@@ -131,8 +132,32 @@ impl Classes {
             m.qtype.into_pyobject(py)?.into_any().unbind(),
             m.qclass.into_pyobject(py)?.into_any().unbind(),
             PyBytes::new(py, &m.data).into_any().unbind(),
+            self.legs(py, m)?,
         ];
         self.make(py, &self.message, PyTuple::new(py, args)?)
+    }
+
+    /// A message's legs as a tuple of pcapdns.dns.message.Leg (the empty tuple, shared,
+    /// for the message of a capture on one interface).
+    fn legs(&mut self, py: Python<'_>, m: &Message) -> PyResult<Py<PyAny>> {
+        if !m.legs.any() {
+            return Ok(PyTuple::empty(py).into_any().unbind());
+        }
+        let mut out = Vec::new();
+        for l in m.legs.get().legs {
+            let addr = self.addr(py, &l.addr);
+            let fields = PyTuple::new(
+                py,
+                [
+                    l.frame.into_pyobject(py)?.into_any().unbind(),
+                    l.time.into_pyobject(py)?.into_any().unbind(),
+                    l.iface.into_pyobject(py)?.into_any().unbind(),
+                    addr.into_any(),
+                ],
+            )?;
+            out.push(self.make(py, &self.leg, fields)?);
+        }
+        Ok(PyTuple::new(py, out)?.into_any().unbind())
     }
 
     pub fn transaction(&mut self, py: Python<'_>, t: &Transaction) -> PyResult<Py<PyAny>> {
@@ -167,6 +192,7 @@ impl Classes {
             pair.into_pyobject(py)?.unbind(),
             pybool(py, t.tcp_fallback),
             pybool(py, t.pair_lost_retried),
+            t.leg_fault.map(|f| f.as_str()).into_pyobject(py)?.unbind(),
         ];
         self.make(py, &self.transaction, PyTuple::new(py, args)?)
     }

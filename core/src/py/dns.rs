@@ -108,5 +108,6 @@ pub(crate) fn message_from(m: &Bound<'_, PyAny>) -> PyResult<Message> {
         qtype: get!("qtype"),
         qclass: get!("qclass"),
         data: data.as_bytes().into(),
+        legs: Default::default(),
     })
 }

@@ -357,6 +357,26 @@ impl Engine {
         d.set_item("dedupe", dedupe)?;
         let dnat: Vec<String> = dd.dnat_server_texts();
         d.set_item("dnat_servers", dnat)?;
+        let replicas = PyList::empty(py);
+        for r in &e.replicas.rows {
+            let (Some(service), Some(target)) = (r.service, r.target) else {
+                continue;
+            };
+            let ms = r.latency.summary_ms();
+            let row = PyDict::new(py);
+            row.set_item("service", crate::types::addr_text(&service))?;
+            row.set_item("address", crate::types::addr_text(&target))?;
+            row.set_item("queries", r.queries)?;
+            row.set_item("failed", r.failed)?;
+            row.set_item("answered", r.latency.n)?;
+            row.set_item("p50_ms", ms.p50)?;
+            row.set_item("p99_ms", ms.p99)?;
+            row.set_item("failed_frames", r.failed_frames.clone())?;
+            let slow: Vec<(u64, u64)> = r.slowest.iter().map(|&(_, q, a)| (q, a)).collect();
+            row.set_item("slowest_frames", slow)?;
+            replicas.append(row)?;
+        }
+        d.set_item("replicas", replicas)?;
 
         let tl = &e.tallies;
         let h = &tl.latency;

@@ -102,7 +102,8 @@ fn with_outline<R>(
         && (!first.getattr(intern!(py, "retransmission"))?.is_none()
             || !first.getattr(intern!(py, "fanout_of"))?.is_none()
             || first.getattr(intern!(py, "pair_race_lost"))?.is_truthy()?
-            || first.getattr(intern!(py, "icmp_frames"))?.is_truthy()?);
+            || first.getattr(intern!(py, "icmp_frames"))?.is_truthy()?
+            || !first.getattr(intern!(py, "leg_fault"))?.is_none());
     let src: PyBackedStr = q.getattr(intern!(py, "src"))?.extract()?;
     let dst: PyBackedStr = q.getattr(intern!(py, "dst"))?.extract()?;
     let outline = Outline {
