@@ -17,6 +17,7 @@ use crate::matcher::{Event, Lookup, Matcher, Settlement};
 use crate::read::{open_inputs, InputError, Reader};
 use crate::tally::{LookupFacts, Tallies};
 use crate::types::{IcmpQuote, Time};
+use crate::upstream::{Links, UpstreamTally};
 
 /// The first this many malformed messages keep their frame and reason.
 pub const MAX_MALFORMED_EXAMPLES: usize = 20;
@@ -35,6 +36,9 @@ pub struct Engine {
     pub dedupe: Deduplicator,
     pub matcher: Matcher,
     pub tallies: Tallies,
+    /// The forwarder's upstream leg: its links to the downstream queries, and its tally.
+    pub links: Links,
+    pub upstream: UpstreamTally,
     /// Frames on a DNS port whose DNS message did not decode, and the first few reasons.
     pub malformed: u64,
     pub malformed_examples: Vec<(u64, String)>,
@@ -49,6 +53,7 @@ struct Parse<'a> {
     names: &'a mut dns::Names,
     dedupe: &'a mut Deduplicator,
     matcher: &'a mut Matcher,
+    links: &'a mut Links,
     malformed: &'a mut u64,
     examples: &'a mut Vec<(u64, String)>,
 }
@@ -58,6 +63,7 @@ impl Sink for Parse<'_> {
         match dns::parse_shared(p, self.names) {
             Ok(m) => {
                 if !self.dedupe.is_duplicate_msg(&m) {
+                    self.links.message(&m);
                     self.matcher.message(m);
                 }
             }
@@ -101,12 +107,15 @@ impl Engine {
         let front = Front::new(reader, decoder, thread);
         let dedupe = Deduplicator::new(cfg.duplicate_window, keep_copies, cfg.max_dedupe_entries);
         let matcher = Matcher::new(&cfg);
+        let links = Links::new(&cfg);
         Ok(Engine {
             cfg,
             front,
             dedupe,
             matcher,
             tallies: Tallies::default(),
+            links,
+            upstream: UpstreamTally::default(),
             malformed: 0,
             malformed_examples: Vec::new(),
             exhausted: false,
@@ -134,6 +143,7 @@ impl Engine {
             names: &mut self.names,
             dedupe: &mut self.dedupe,
             matcher: &mut self.matcher,
+            links: &mut self.links,
             malformed: &mut self.malformed,
             examples: &mut self.malformed_examples,
         };
@@ -196,14 +206,16 @@ impl Engine {
         let start = out.len();
         self.matcher.drain(out);
         let mut times: Vec<f64> = Vec::new();
-        for ev in &out[start..] {
+        for ev in &mut out[start..] {
             if let Event::Lookup(lookup) = ev {
+                self.links.annotate(lookup);
                 if lookup.needs_policy() {
                     continue; // tallied by `settle`
                 }
                 times.clear();
                 times.extend(lookup.attempts.iter().map(|t| t.query.time));
                 self.tallies.lookup(&facts(lookup, &times));
+                self.upstream.lookup(lookup);
             }
         }
     }
@@ -216,6 +228,7 @@ impl Engine {
         self.matcher.settle(lookup, s);
         let times: Vec<f64> = lookup.attempts.iter().map(|t| t.query.time).collect();
         self.tallies.lookup(&facts(lookup, &times));
+        self.upstream.lookup(lookup);
     }
 
     /// `settle` every lookup of `events` that needs it, with the decisions `policy` makes

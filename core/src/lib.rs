@@ -24,6 +24,7 @@ pub mod matcher;
 pub mod read;
 pub mod tally;
 pub mod types;
+pub mod upstream;
 
 #[cfg(feature = "python")]
 mod py;

@@ -75,6 +75,13 @@ class Transaction(NamedTuple):
     #: With ``pair_race_lost``: whether the client sent the lost query again (it had given
     #: up on it, so the race stands however soon the capture ended).
     pair_lost_retried: bool = False
+    #: For a query of a forwarder's upstream leg: frame of the downstream query it was sent
+    #: for (the same question, asked of the forwarder by another client while the
+    #: forwarder waited; docs/analysis.md), else None.
+    upstream_of: int | None = None
+    #: For a downstream query the forwarder asked upstream: frame of the first upstream
+    #: query sent for it, else None.
+    forwarded_as: int | None = None
 
     @property
     def answered(self) -> bool:

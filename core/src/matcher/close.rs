@@ -259,6 +259,8 @@ impl Matcher {
             pair_response_frame,
             pair_transaction,
             tcp_fallback: q.tcp_fallback.get(),
+            upstream_of: None,
+            forwarded_as: None,
         });
         q.set_closed(tx.clone());
         if gi == NONE {

@@ -95,6 +95,12 @@ pub struct Transaction {
     /// True for a TCP query that re-asked the question of its lookup after the client got
     /// a TC=1 answer over UDP. An attempt of the same lookup, not a retransmission.
     pub tcp_fallback: bool,
+    /// For a query of a forwarder's upstream leg: frame of the downstream query it was sent
+    /// for (set as its lookup closes, see crate::upstream).
+    pub upstream_of: Option<u64>,
+    /// For a downstream query a forwarder asked upstream: frame of the first upstream query
+    /// sent for it.
+    pub forwarded_as: Option<u64>,
 }
 
 impl Transaction {

@@ -16,7 +16,7 @@ use crate::types::{addr_text, Message};
 /// The fields of pcapdns.dns.message.Message, pcapdns.match.records.Transaction and
 /// Lookup, in order.
 const MESSAGE_FIELDS: usize = 16;
-const TRANSACTION_FIELDS: usize = 18;
+const TRANSACTION_FIELDS: usize = 20;
 const LOOKUP_FIELDS: usize = 5;
 
 /// Addresses kept as Python strings at most; past it the cache starts again.
@@ -167,6 +167,8 @@ impl Classes {
             pair.into_pyobject(py)?.unbind(),
             pybool(py, t.tcp_fallback),
             pybool(py, t.pair_lost_retried),
+            t.upstream_of.into_pyobject(py)?.unbind(),
+            t.forwarded_as.into_pyobject(py)?.unbind(),
         ];
         self.make(py, &self.transaction, PyTuple::new(py, args)?)
     }
