@@ -30,6 +30,7 @@ from pcapdns.read import capture_meta
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.stats import CaptureFile, DecodeStats, MatchStats, TcpStats
 from pcapdns.timeline import Timeline
+from pcapdns.upstream import Cause, UpstreamTally, tallies_from_core
 
 #: Called now and then with (bytes read, total bytes) of the input files.
 Progress = Callable[[int, int], None]
@@ -96,6 +97,14 @@ class Analysis:
     search_tries_evicted: int = 0
     #: Client ports and clients the stale-port detector forgot at its caps.
     stale_port_evicted: int = 0
+    #: The forwarder's upstream leg per upstream server (empty without one).
+    upstream: list[UpstreamTally] = field(default_factory=list)
+    #: The cause of each failed or slow downstream lookup, by lookup id (pcapdns.upstream).
+    causes: dict[int, Cause] = field(default_factory=dict)
+    #: Failed or slow lookups given a cause, by cause kind.
+    cause_counts: dict[str, int] = field(default_factory=dict)
+    #: The first failed or slow lookups with their cause (for the report).
+    cause_examples: list[tuple[Lookup, Cause]] = field(default_factory=list)
 
     @property
     def first_time(self) -> float | None:
@@ -159,6 +168,8 @@ def _analyze(
         end = max(end, engine.newest)  # the last record written need not be the newest
     engine.finish(end)
     collector.finish()
+    collector.causes.keep_forwarders(engine.is_forwarder)
+    collector.fold_downstream()
     facts = engine.facts()
     cluster_dns = stale_port.cluster_dns_servers(meta, set(facts["dnat_servers"]))
     collector.revise("stale_port", lambda f: stale_port.name_cause(f, cluster_dns))
@@ -186,6 +197,7 @@ def _analyze(
             f"its {config.duplicate_window * 1000:g} ms window was over (more than "
             f"{config.max_dedupe_entries:,} messages within it): a copy of one of them may "
             "be counted twice")
+    warnings.extend(_upstream_warnings(facts["upstream_links"], collector.causes.evicted))
     histogram = LatencyHistogram.from_core(*facts["latency"])
     fragments = facts["fragments"]
     return Analysis(
@@ -218,7 +230,35 @@ def _analyze(
         search_tries_evicted=collector.evicted().get("search_expansion", 0),
         stale_port_evicted=collector.evicted().get("stale_port", 0),
         duplicates_evicted=dedupe["evicted"],
+        upstream=tallies_from_core(facts["upstream"]),
+        causes=collector.causes.by_lookup,
+        cause_counts=dict(sorted(collector.causes.counts.items())),
+        cause_examples=collector.causes.examples,
     )
+
+
+def _upstream_warnings(links: dict[str, int], causes_evicted: int) -> list[str]:
+    """What the caps of the forwarder's links cost, in words (none in a normal capture)."""
+    out = []
+    if links["evicted"]:
+        out.append(
+            f"{links['evicted']:,} queries were forgotten by the forwarder's link index "
+            "before their wait was over (too many in flight): an upstream query sent for "
+            "one of them is not linked to it")
+    if links["links_evicted"]:
+        out.append(
+            f"{links['links_evicted']:,} links between a forwarder's downstream and "
+            "upstream queries were dropped at their cap: some upstream queries are not "
+            "tallied as such")
+    if links["servers_untallied"]:
+        out.append(
+            f"{links['servers_untallied']:,} upstream lookups went to more upstream "
+            "servers than are tallied one by one and are left out of the upstream table")
+    if causes_evicted:
+        out.append(
+            f"{causes_evicted:,} upstream outcomes or causes were forgotten at their caps: "
+            "some failed lookups' causes may say local or be missing")
+    return out
 
 
 def _matcher_warnings(m: MatchStats, config: AnalysisConfig) -> list[str]:

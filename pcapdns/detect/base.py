@@ -26,6 +26,8 @@ FindingKind = Literal[
     "search_expansion",
     "stale_port",
     "detector_error",
+    "upstream_timeout",
+    "upstream_error",
 ]
 
 Severity = Literal["critical", "error", "warning", "info"]

@@ -16,6 +16,7 @@ from pcapdns.output import jsontext
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.read.capture_meta import CaptureMeta
+from pcapdns.upstream import Cause
 
 SCHEMA = "pcapdns.analysis/1"
 
@@ -32,7 +33,7 @@ def build(a: Analysis) -> dict[str, Any]:
         "capture": capture(a.capture),
     }
     if a.lookups is not None:
-        doc["transactions"] = transactions(a.lookups)
+        doc["transactions"] = transactions(a.lookups, a.causes)
         doc["duplicate_frames"] = {
             str(k): v for k, v in sorted((a.duplicate_of or {}).items())
         }
@@ -66,7 +67,8 @@ def write(a: Analysis, out: TextIO) -> None:
         out.write(",\n")
         rows = ((lk, t) for lk in a.lookups for t in lk.attempts)
         ordered = sorted(rows, key=lambda pair: pair[1].query.frame)
-        _write_list(out, "transactions", (_transaction(lk, t) for lk, t in ordered))
+        _write_list(out, "transactions",
+                    (_transaction(lk, t, a.causes.get(lk.id)) for lk, t in ordered))
         dup = {str(k): v for k, v in sorted((a.duplicate_of or {}).items())}
         out.write(f',\n  "duplicate_frames": {_indent(dup)}')
     out.write("\n}\n")
@@ -152,13 +154,15 @@ def capture(meta: CaptureMeta | None) -> dict[str, Any] | None:
     }
 
 
-def transactions(lookups: list[Lookup]) -> list[dict[str, Any]]:
-    rows = [_transaction(lk, t) for lk in lookups for t in lk.attempts]
+def transactions(lookups: list[Lookup], causes: dict[int, Cause] | None = None
+                 ) -> list[dict[str, Any]]:
+    causes = causes or {}
+    rows = [_transaction(lk, t, causes.get(lk.id)) for lk in lookups for t in lk.attempts]
     rows.sort(key=lambda r: r["query_frame"])
     return rows
 
 
-def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
+def _transaction(lk: Lookup, t: Transaction, cause: Cause | None = None) -> dict[str, Any]:
     q, r = t.query, t.response
     latency = t.latency
     lookup_latency = lk.latency
@@ -200,4 +204,10 @@ def _transaction(lk: Lookup, t: Transaction) -> dict[str, Any]:
         "pair_race_lost": t.pair_race_lost,
         "icmp_frames": list(t.icmp_frames),
         "tcp_fallback": t.tcp_fallback,
+        "upstream_of": t.upstream_of,
+        "forwarded_as": t.forwarded_as,
+        "cause": cause.kind if cause is not None else None,
+        "cause_upstream": cause.upstream if cause is not None else None,
+        "cause_rcode": cause.rcode if cause is not None else None,
+        "cause_frames": list(cause.frames) if cause is not None else None,
     }

@@ -27,7 +27,8 @@ from pcapdns.report.knowledge import ADVICE
 #: symptoms they produce (a lost A/AAAA race shows up as a retransmission and a slow answer
 #: too, so the race comes first).
 KIND_ORDER: tuple[str, ...] = (
-    "aaaa_race_lost", "stale_port", "truncated_no_tcp_fallback", "timeout", "servfail",
+    "aaaa_race_lost", "stale_port", "truncated_no_tcp_fallback", "upstream_timeout",
+    "upstream_error", "timeout", "servfail",
     "refused", "late_response", "retransmission", "slow_response", "unsolicited_response",
     "icmp_unreachable", "search_expansion", "nxdomain", "fanout", "detector_error",
 )
