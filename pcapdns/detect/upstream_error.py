@@ -9,6 +9,8 @@ upstream-leg lookups alone for those codes: one finding per cause).
 
 from __future__ import annotations
 
+import re
+
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
 from pcapdns.dns import names
@@ -16,6 +18,14 @@ from pcapdns.match.records import Lookup
 
 #: Response codes that answer the question (RFC 1035 section 4.1.1): NOERROR, NXDOMAIN.
 _ANSWERS = (0, 3)
+#: The finding's sentence names the code in these words (``rcode_of`` reads it back).
+_ANSWERED = re.compile(r"^upstream server \S+ answered (\S+) to the forwarder ")
+
+
+def rcode_of(detail: str) -> str | None:
+    """The response code name an ``upstream_error`` finding's sentence names."""
+    m = _ANSWERED.match(detail)
+    return m.group(1) if m else None
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:

@@ -16,11 +16,11 @@ from typing import Any
 
 from pcapdns import __version__, _core
 from pcapdns.analysis import Analysis
-from pcapdns.detect import AggregatedFinding
+from pcapdns.detect import AggregatedFinding, upstream_error
 from pcapdns.detect.base import SEVERITY_RANK, Finding, FindingKind
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
-from pcapdns.match.records import Orphan, Transaction
+from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import distinct as _distinct
@@ -30,6 +30,7 @@ from pcapdns.output.verdict import kind_rank, lower_title, verdict
 from pcapdns.output.verdict import ports_text as _ports
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.report.knowledge import ADVICE, Advice, advice_for
+from pcapdns.upstream import Cause
 
 #: Occurrences shown in a finding group's evidence table, and rows at most.
 EVIDENCE_OCCURRENCES = 8
@@ -153,6 +154,40 @@ class TableRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamRow:
+    """A row of the upstream servers table: a forwarder's upstream leg to one server."""
+
+    address: str
+    queries: int
+    timeouts: int
+    timeouts_pct: str
+    retransmissions: int
+    #: p50 / p99 latency of its answered lookups.
+    latency: str
+    #: Its answers' error codes with counts ("SERVFAIL 2, REFUSED 1").
+    errors: str
+
+
+@dataclass(frozen=True, slots=True)
+class CauseRow:
+    """A failed or slow downstream lookup of a forwarder, with its cause."""
+
+    time: str
+    client: str
+    server: str
+    qname: str
+    qtype: str
+    #: What happened at the client: "no answer", "SERVFAIL", "answered after 1.5 s".
+    outcome: str
+    #: The cause (pcapdns.upstream: upstream_timeout, upstream_error, upstream_slow, local)
+    #: and what it says in words.
+    cause: str
+    cause_text: str
+    #: Frames of the client's queries, then of the upstream queries that show the cause.
+    frames: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProblemRow:
     severity: str
     kind: str
@@ -195,6 +230,11 @@ class Report:
     latency_buckets: list[tuple[float, float, int]]
     latency_ms: dict[str, float | None]
     rcodes: dict[str, int]
+    #: A forwarder's upstream servers (empty without an upstream leg in the capture), and
+    #: its failed or slow lookups with their cause (the first ``TABLE_ROWS``).
+    upstream: tuple[UpstreamRow, ...] = ()
+    causes: tuple[CauseRow, ...] = ()
+    causes_total: int = 0
     #: No lookup on the analyzed ports (no DNS there, or only answers): the verdict judges
     #: nothing, so the page shows it in a neutral colour, neither good nor bad.
     neutral: bool = False
@@ -278,6 +318,9 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         latency_ms=dict(a.latency_ms),
         rcodes=dict(sorted(a.match.rcodes.items(), key=lambda kv: -kv[1])),
         neutral=said.tone == "none",
+        upstream=tuple(_upstream(s)),
+        causes=tuple(_cause_row(lk, c) for lk, c in a.cause_examples[:TABLE_ROWS]),
+        causes_total=sum(a.cause_counts.values()),
     )
 
 
@@ -476,18 +519,51 @@ def _ticket(a: Analysis, ctx: CaptureContext) -> tuple[str, int]:
         f"analyzed by pcapdns {__version__}",
         "",
     ]
-    if not rows:
+    up_rows = _upstream_ticket_rows(a, ctx)
+    if not rows and not up_rows:
         return "\n".join(head + ["No failing external names (SERVFAIL, REFUSED or no "
                                  "answer) in this capture."]), 0
-    widths = [max(len(str(r[i])) for r in rows + [_TICKET_HEAD]) for i in range(6)]
+    lines = _ticket_table(_TICKET_HEAD, rows) if rows else []
+    if up_rows:
+        if lines:
+            lines.append("")
+        lines += ["Failed upstream queries of the forwarder (DNS server) on the node:"]
+        lines += _ticket_table(_UPSTREAM_TICKET_HEAD, up_rows)
+    return "\n".join(head + lines), len(rows) + len(up_rows)
+
+
+def _ticket_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-             for r in [_TICKET_HEAD] + rows[:TICKET_LINES]]
+             for r in [header] + rows[:TICKET_LINES]]
     if len(rows) > TICKET_LINES:
         lines.append(f"... and {len(rows) - TICKET_LINES} more (see the JSON document)")
-    return "\n".join(head + lines), len(rows)
+    return lines
+
+
+def _upstream_ticket_rows(a: Analysis, ctx: CaptureContext) -> list[tuple[Any, ...]]:
+    """The forwarder's failed upstream queries (``upstream_timeout``, ``upstream_error``):
+    name, type, response code, time to the second, times, upstream server and the node of
+    the forwarder (the capture agent's node name, else the forwarder's address)."""
+    rows = []
+    for agg in a.findings:
+        if agg.kind == "upstream_timeout":
+            result = "no answer"
+        elif agg.kind == "upstream_error":
+            result = upstream_error.rcode_of(agg.detail) or "error"
+        else:
+            continue
+        if not agg.qname or agg.qname == "*":
+            continue
+        rows.append((agg.qname, agg.qtype, result, (iso(agg.time) or "")[:19] + "Z",
+                     agg.count, agg.server, ctx.node or agg.client))
+    rows.sort(key=lambda r: (r[3], r[0]))
+    return rows
 
 
 _TICKET_HEAD = ("name", "type", "result", "first seen (UTC)", "times", "server")
+_UPSTREAM_TICKET_HEAD = ("name", "type", "result", "first seen (UTC)", "times", "upstream",
+                         "DNS server node")
 
 
 def _internal(qname: str, cluster: Sequence[str]) -> bool:
@@ -566,6 +642,46 @@ def _servers(s: Summary) -> list[TableRow]:
                             _pct(row.failed, row.lookups), row.retransmissions, latency,
                             codes))
     return out
+
+
+def _upstream(s: Summary) -> list[UpstreamRow]:
+    out = []
+    for row in s.upstream[:TABLE_ROWS]:
+        lat = row.latency_ms
+        latency = (f"{_dur_ms(lat.p50)} / {_dur_ms(lat.p99)}" if lat.p50 is not None
+                   else "-")
+        errors = ", ".join(f"{k} {v:,}" for k, v in row.rcodes.items()
+                           if k not in ("NOERROR", "NXDOMAIN"))
+        out.append(UpstreamRow(row.server, row.queries, row.timeouts,
+                               _pct(row.timeouts, row.queries), row.retransmissions,
+                               latency, errors))
+    return out
+
+
+#: What each cause says, in words.
+_CAUSE_TEXT = {
+    "upstream_timeout": "the upstream server {up} never answered the forwarder",
+    "upstream_error": "the upstream server {up} answered {rcode}, passed on",
+    "upstream_slow": "the upstream server {up} took most of the time",
+    "local": "the forwarder itself: its upstream leg was fine, or there was none",
+}
+
+
+def _cause_row(lk: Lookup, c: Cause) -> CauseRow:
+    q = lk.first
+    a = lk.answer
+    if a is None or a.response is None:
+        outcome = "no answer"
+    elif a.response.flags & 0xF not in (0, 3):
+        outcome = names.rcode_name(a.response.flags & 0xF)
+    else:
+        outcome = f"answered after {_dur(lk.latency or 0.0)}"
+    client_frames = [t.query.frame for t in lk.attempts]
+    return CauseRow(
+        time=_utc(q.time), client=q.src, server=q.dst, qname=q.qname or "",
+        qtype=names.qtype_name(q.qtype), outcome=outcome, cause=c.kind,
+        cause_text=_CAUSE_TEXT[c.kind].format(up=c.upstream, rcode=c.rcode),
+        frames=", ".join(str(f) for f in (*client_frames, *c.frames)))
 
 
 def _clients(a: Analysis) -> list[TableRow]:
