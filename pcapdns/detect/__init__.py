@@ -407,9 +407,10 @@ class FindingCollector:
                 for key, a in list(by_key.items()):
                     found = index.get((a.server, a.qname.lower(), a.qtype), ())
                     frames = set(a.frames)
-                    u = next((u for u in found if frames.intersection(u.frames)), None)
-                    if u is None:
+                    hit = next((u for u in found if frames.intersection(u.frames)), None)
+                    if hit is None:
                         continue
+                    u = hit
                     del by_key[key]
                     union = tuple(dict.fromkeys((*u.explains, kind, *a.explains)))
                     u.explains = self._tuples.setdefault(union, union)
