@@ -18,7 +18,7 @@ def _broken(lookup, config):
 def test_every_detector_module_is_listed():
     assert [name for name, _ in DETECTORS] == [
         "timeout", "retransmission", "truncation", "aaaa_race", "rcode", "slow", "fanout",
-        "late_response",
+        "late_response", "upstream_timeout", "upstream_error",
     ]
 
 
