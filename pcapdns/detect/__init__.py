@@ -421,6 +421,26 @@ class FindingCollector:
                     room = max(cap - (len(u.packed) >> 3), 0)
                     u.frames_omitted += max(len(extra) - room, 0) + a.frames_omitted
                     u.packed += array("Q", extra[:room]).tobytes()
+                    self._move_examples(kind, cause, a, u)
+
+    def _move_examples(self, kind: FindingKind, cause: FindingKind, a: AggregatedFinding,
+                       u: AggregatedFinding) -> None:
+        """The examples of the folded finding ``a`` become examples of ``u``'s kind, so
+        that its evidence shows the clients' queries too."""
+        examples = self._examples.get(kind)
+        if not examples:
+            return
+        frames = set(u.frames)
+        key = (a.client, a.server, a.qname.lower(), a.qtype)
+        moved = [f for f in examples
+                 if (f.client, f.server, f.qname.lower(), f.qtype) == key
+                 and frames.intersection(f.frames)]
+        if not moved:
+            return
+        self._examples[kind] = [f for f in examples if f not in moved]
+        room = self.config.max_examples_per_kind - len(self._examples.get(cause, []))
+        if room > 0:
+            self._examples.setdefault(cause, []).extend(moved[:room])
 
     def revise(self, kind: FindingKind, change: Callable[[Finding], Finding]) -> None:
         """Let a fact known only once the capture has been read (which servers are the

@@ -346,14 +346,14 @@ def _groups(a: Analysis, ifnames: dict[int, str]) -> list[FindingGroup]:
     by_kind: dict[str, list[AggregatedFinding]] = {}
     for agg in a.findings:
         by_kind.setdefault(agg.kind, []).append(agg)
-    groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames)
+    groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames, a.causes)
               for kind, aggs in by_kind.items()]
     groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], kind_rank(g.kind), -g.occurrences))
     return groups
 
 
 def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
-           ifnames: dict[int, str]) -> FindingGroup:
+           ifnames: dict[int, str], causes: dict[int, Cause] | None = None) -> FindingGroup:
     real = [x for x in aggs if x.qname != "*" or x.client]
     clients = _distinct(x.client for x in real)
     servers = _distinct(x.server for x in real)
@@ -362,7 +362,7 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
     rows: list[EvidenceRow] = []
     shown = 0
     for f in examples[:EVIDENCE_OCCURRENCES]:
-        new = _evidence(f, ifnames)
+        new = _evidence(f, ifnames, causes or {})
         if rows and len(rows) + len(new) > EVIDENCE_ROWS:
             break
         rows.extend(new)
@@ -393,7 +393,8 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
     )
 
 
-def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
+def _evidence(f: Finding, ifnames: dict[int, str], causes: dict[int, Cause] | None = None
+              ) -> list[EvidenceRow]:
     rows: list[EvidenceRow] = []
     for s in f.subjects:
         if isinstance(s, Orphan):
@@ -406,9 +407,14 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
                                         s.reason))
             continue
         start = s.first.time
+        cause = (causes or {}).get(s.id)
         for t in s.attempts:
+            note = _query_note(t)
+            if cause is not None and t.attempt == 1:
+                said = _CAUSE_TEXT[cause.kind].format(up=cause.upstream, rcode=cause.rcode)
+                note = "; ".join(x for x in (note, f"cause {cause.kind}: {said}") if x)
             rows.append(_row(t.query, "query" if t.attempt == 1 else "retry", None, ifnames,
-                             _query_note(t), answered=t.response is not None))
+                             note, answered=t.response is not None))
             p = t.pair_transaction
             if p is not None and t.pair_concurrent and f.kind == "aaaa_race_lost":
                 # The other query of the socket: the race shows only with both.
@@ -461,6 +467,10 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
 
 def _query_note(t: Transaction) -> str:
     notes = []
+    if t.upstream_of is not None:
+        notes.append(f"sent upstream for the client query in frame {t.upstream_of}")
+    if t.forwarded_as is not None:
+        notes.append(f"forwarded upstream as frame {t.forwarded_as}")
     if t.retransmission:
         notes.append(_RETRY_WORDS[t.retransmission])
     if t.pair_frame is not None and t.pair_concurrent:
