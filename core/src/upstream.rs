@@ -64,8 +64,9 @@ const RCODE: u16 = 0x000F;
 
 /// A question's key: its name's hash ignoring ASCII case (secretly seeded, computed once
 /// per name) mixed with its type and class, in one word so that a table operation hashes
-/// one word; the entries' own name, type and class are compared, so a collision links
-/// nothing wrongly.
+/// one word. The entries keep no name: two names are taken as one when their keyed 64-bit
+/// hashes agree (a chance of 2^-64 a pair, which a capture cannot aim at without the
+/// seed); their type and class are compared.
 fn qkey(name: &QName, qtype: u16, qclass: u16) -> u64 {
     let tc = (u64::from(qtype) << 16) | u64::from(qclass);
     name.lower_hash() ^ tc.wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -73,13 +74,7 @@ fn qkey(name: &QName, qtype: u16, qclass: u16) -> u64 {
 
 /// The downstream query `m` is the upstream leg of, walking the question's list from
 /// `first` (see the module's text).
-fn downstream_of(
-    slab: &[Entry],
-    max_wait: Time,
-    m: &Message,
-    name: &QName,
-    first: u32,
-) -> Option<u64> {
+fn downstream_of(slab: &[Entry], max_wait: Time, m: &Message, first: u32) -> Option<u64> {
     let mut i = first;
     for _ in 0..MAX_WALK {
         let Some(e) = slab.get(i as usize) else {
@@ -95,7 +90,6 @@ fn downstream_of(
             && m.time - e.time <= max_wait
             && e.qtype == m.qtype
             && e.qclass == m.qclass
-            && same_name(e.name.as_ref(), name)
         {
             return Some(e.frame);
         }
@@ -106,8 +100,8 @@ fn downstream_of(
 /// One query in flight, in its question's list (newest first).
 #[derive(Clone, Debug)]
 struct Entry {
-    /// None for a free slot.
-    name: Option<QName>,
+    /// False for a free slot.
+    live: bool,
     key: u64,
     qtype: u16,
     qclass: u16,
@@ -193,23 +187,23 @@ impl Links {
         }
         let key = qkey(name, m.qtype, m.qclass);
         if m.flags & QR != 0 {
-            self.answered(m, name, key);
+            self.answered(m, key);
         } else {
             self.expire();
-            self.query(m, name, key);
+            self.query(m, key);
         }
     }
 
     /// A query: link it to the downstream query it is the upstream leg of, if any, and
     /// keep it as one that may be forwarded in turn.
-    fn query(&mut self, m: &Message, name: &QName, key: u64) {
+    fn query(&mut self, m: &Message, key: u64) {
         if self.live >= MAX_ENTRIES {
             self.sweep();
             if self.live >= MAX_ENTRIES {
                 // A flood of unanswered queries: this one is not kept (it cannot be linked
                 // to), rather than finding the oldest at every query.
                 self.evicted += 1;
-                return self.link_only(m, name, key);
+                return self.link_only(m, key);
             }
         }
         if self.heads.len() > 4 * self.live + 4096 {
@@ -223,9 +217,9 @@ impl Links {
             last: NIL,
             len: 0,
         });
-        let down = downstream_of(&self.slab, self.max_wait, m, name, head.first);
+        let down = downstream_of(&self.slab, self.max_wait, m, head.first);
         let e = Entry {
-            name: Some(name.clone()),
+            live: true,
             key,
             qtype: m.qtype,
             qclass: m.qclass,
@@ -292,7 +286,7 @@ impl Links {
     }
 
     /// A response: the query it answers is no longer in flight.
-    fn answered(&mut self, r: &Message, name: &QName, key: u64) {
+    fn answered(&mut self, r: &Message, key: u64) {
         let Some(head) = self.heads.get_mut(&key) else {
             return;
         };
@@ -306,7 +300,6 @@ impl Links {
                 && e.udp == udp
                 && e.qtype == r.qtype
                 && e.qclass == r.qclass
-                && same_name(e.name.as_ref(), name)
             {
                 unlink(&mut self.slab, head, i);
                 self.free.push(i);
@@ -328,10 +321,8 @@ impl Links {
     fn sweep(&mut self) {
         self.swept = self.now;
         for slot in 0..self.slab.len() as u32 {
-            let old = self.slab[slot as usize]
-                .name
-                .as_ref()
-                .is_some_and(|_| self.now - self.slab[slot as usize].time > self.max_wait);
+            let e = &self.slab[slot as usize];
+            let old = e.live && self.now - e.time > self.max_wait;
             if old {
                 self.remove(slot);
             }
@@ -339,9 +330,9 @@ impl Links {
     }
 
     /// Link `m` without keeping it (the index is full).
-    fn link_only(&mut self, m: &Message, name: &QName, key: u64) {
+    fn link_only(&mut self, m: &Message, key: u64) {
         let first = self.heads.get(&key).map_or(NIL, |h| h.first);
-        if let Some(down) = downstream_of(&self.slab, self.max_wait, m, name, first) {
+        if let Some(down) = downstream_of(&self.slab, self.max_wait, m, first) {
             self.link(m.frame, down, m.time);
         }
     }
@@ -351,7 +342,7 @@ impl Links {
         let Some(key) = self
             .slab
             .get(slot as usize)
-            .and_then(|e| e.name.as_ref().map(|_| e.key))
+            .and_then(|e| e.live.then_some(e.key))
         else {
             return;
         };
@@ -386,7 +377,7 @@ fn unlink(slab: &mut [Entry], head: &mut Head, slot: u32) {
     let Some(e) = slab.get_mut(slot as usize) else {
         return;
     };
-    e.name = None;
+    e.live = false;
     let (prev, next) = (e.prev, e.next);
     if let Some(p) = slab.get_mut(prev as usize) {
         p.next = next;
@@ -417,10 +408,6 @@ fn room(map: &mut FastMap<u64, (u64, Time)>, now: Time, evicted: &mut u64) -> bo
     }
     *evicted += 1;
     false
-}
-
-fn same_name(a: Option<&QName>, b: &QName) -> bool {
-    a.is_some_and(|a| QName::same(a, b) || a.eq_ignore_ascii_case(b))
 }
 
 /// A lookup of the upstream leg: one of its queries was sent for a downstream query.
