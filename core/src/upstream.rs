@@ -709,3 +709,12 @@ mod tests {
         assert!(links.heads.len() <= 4 * links.len() + 4097);
     }
 }
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn the_index_at_its_caps_is_under_20_mb() {
+        // docs/analysis.md states this bound.
+        assert!(super::MAX_BYTES < 20 << 20, "{} bytes", super::MAX_BYTES);
+    }
+}
