@@ -330,6 +330,34 @@ impl Links {
                 self.remove(slot);
             }
         }
+        if self.slab.len() > 1024 && self.live * 4 < self.slab.len() {
+            self.compact();
+        }
+    }
+
+    /// Move the queries in flight to the front of a slab their size, so that a sweep costs
+    /// what is in flight, not the most that ever was (a burst long past).
+    fn compact(&mut self) {
+        let mut map = vec![NIL; self.slab.len()];
+        let mut kept: Vec<Entry> = Vec::with_capacity(self.live);
+        for (i, e) in self.slab.iter().enumerate() {
+            if e.live {
+                map[i] = kept.len() as u32;
+                kept.push(e.clone());
+            }
+        }
+        let remap = |x: u32| map.get(x as usize).copied().unwrap_or(NIL);
+        for e in &mut kept {
+            e.prev = remap(e.prev);
+            e.next = remap(e.next);
+        }
+        self.heads.retain(|_, h| h.len > 0);
+        for h in self.heads.values_mut() {
+            h.first = remap(h.first);
+            h.last = remap(h.last);
+        }
+        self.slab = kept;
+        self.free.clear();
     }
 
     /// Link `m` without keeping it (the index is full).
@@ -710,5 +738,22 @@ mod tests {
         }
         assert!(links.len() <= 33, "{} queries kept", links.len());
         assert!(links.heads.len() <= 4 * links.len() + 4097);
+    }
+
+    #[test]
+    fn after_a_burst_the_index_shrinks_and_still_links() {
+        let cfg = Config::default();
+        let mut links = Links::new(&cfg);
+        for i in 0..5000u64 {
+            let src = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+            links.message(&query(i + 1, 0.0, &src, FWD, 1, &format!("n{i}.example")));
+        }
+        links.message(&query(9000, 20.0, CLIENT, FWD, 7, "a.example"));
+        links.message(&query(9001, 40.5, CLIENT, FWD, 8, "b.example"));
+        assert_eq!(links.len(), 2);
+        assert!(links.slab.len() <= 1024, "{} slots", links.slab.len());
+        links.message(&query(9002, 40.6, FWD, UP, 9, "B.example"));
+        assert_eq!(links.linked, 1);
+        assert_eq!(links.upstream_of.get(&9002).map(|l| l.0), Some(9001));
     }
 }
