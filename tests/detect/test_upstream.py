@@ -132,3 +132,34 @@ def test_a_query_from_another_address_is_not_linked(tmp_path):
     ])
     assert Summary.of(a).upstream == ()
     assert all(t["upstream_of"] is None for t in build(a)["transactions"])
+
+
+def test_the_cause_waits_for_an_upstream_lookup_that_closes_later(tmp_path):
+    # The forwarder gave up after 2 s and answered SERVFAIL (as CoreDNS does); its
+    # upstream query stays unanswered and closes --max-wait later, after the client's
+    # lookup: the cause is decided when both are known.
+    a = analyze_packets(tmp_path / "servfail-after-upstream-timeout.pcap", [
+        down(1.0), up(1.0002), down_answer(3.0, rcode=2), *end(40.0),
+    ])
+    assert causes(a)[1] == ("upstream_timeout", UP, None)
+    (f,) = findings_of(a, "upstream_timeout")
+    assert "servfail" in f.explains and findings_of(a, "servfail") == []
+
+
+def test_waiting_lookups_are_capped_and_the_cap_is_a_warning(tmp_path, monkeypatch):
+    import pcapdns.upstream
+
+    monkeypatch.setattr(pcapdns.upstream, "MAX_WAITING", 1)
+    a = analyze_packets(tmp_path / "two-waiting.pcap", [
+        down(1.0), up(1.0002),
+        down(1.5, name="two.example", id=2, sport=40002),
+        up(1.5002, name="two.example", id=901, sport=50001),
+        down_answer(3.0, rcode=2),
+        down_answer(3.5, name="two.example", id=2, sport=40002, rcode=2),
+        *end(40.0),
+    ])
+    # The first waiting lookup was decided early, from what was known then.
+    assert causes(a)[1] == ("local", None, None)
+    assert causes(a)[3] == ("upstream_timeout", UP, None)
+    assert a.late_records == 0
+    assert any("forgotten at their caps" in w for w in a.warnings), a.warnings
