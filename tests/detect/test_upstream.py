@@ -163,3 +163,12 @@ def test_waiting_lookups_are_capped_and_the_cap_is_a_warning(tmp_path, monkeypat
     assert causes(a)[3] == ("upstream_timeout", UP, None)
     assert a.late_records == 0
     assert any("forgotten at their caps" in w for w in a.warnings), a.warnings
+
+
+def test_the_terminal_names_the_upstream_and_the_causes(tmp_path):
+    from pcapdns.output import text
+
+    a = analyze_packets(tmp_path / "lost.pcap", [down(1.0), up(1.0002), *end(40.0)])
+    out = text.render(a)
+    assert f"upstream (the forwarder's queries): {UP} 1 lookups, 1 unanswered" in out
+    assert "causes of the forwarder's failed or slow lookups: upstream_timeout 1" in out
