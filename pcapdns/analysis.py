@@ -34,6 +34,7 @@ from pcapdns.replicas import Replica
 from pcapdns.replicas import from_core as replica_rows
 from pcapdns.stats import CaptureFile, DecodeStats, MatchStats, TcpStats
 from pcapdns.timeline import Timeline
+from pcapdns.upstream import Cause, UpstreamTally, tallies_from_core
 
 #: Called now and then with (bytes read, total bytes) of the input files.
 Progress = Callable[[int, int], None]
@@ -105,6 +106,14 @@ class Analysis:
     #: Per DNAT target of a Service address: queries, failures, latency (empty without
     #: a capture of both sides of a node's NAT).
     replicas: tuple[Replica, ...] = ()
+    #: The forwarder's upstream leg per upstream server (empty without one).
+    upstream: list[UpstreamTally] = field(default_factory=list)
+    #: The cause of each failed or slow downstream lookup, by lookup id (pcapdns.upstream).
+    causes: dict[int, Cause] = field(default_factory=dict)
+    #: Failed or slow lookups given a cause, by cause kind.
+    cause_counts: dict[str, int] = field(default_factory=dict)
+    #: The first failed or slow lookups with their cause (for the report).
+    cause_examples: list[tuple[Lookup, Cause]] = field(default_factory=list)
 
     @property
     def first_time(self) -> float | None:
@@ -196,6 +205,8 @@ def _analyze(
         end = max(end, engine.newest)  # the last record written need not be the newest
     engine.finish(end)
     collector.finish()
+    collector.causes.keep_forwarders(engine.is_forwarder)
+    collector.fold_downstream()
     facts = engine.facts()
     replicas = replica_rows(facts["replicas"])
     start = min((c.first_time for c in files if c.first_time is not None), default=0.0)
@@ -229,6 +240,7 @@ def _analyze(
     joined = join.finish() if join is not None else None
     if joined is not None:
         warnings.extend(joined.warnings)
+    warnings.extend(_upstream_warnings(facts["upstream_links"], collector.causes.evicted))
     histogram = LatencyHistogram.from_core(*facts["latency"])
     fragments = facts["fragments"]
     return Analysis(
@@ -263,7 +275,35 @@ def _analyze(
         duplicates_evicted=dedupe["evicted"],
         coredns_log=joined,
         replicas=replicas,
+        upstream=tallies_from_core(facts["upstream"]),
+        causes=collector.causes.by_lookup,
+        cause_counts=dict(sorted(collector.causes.counts.items())),
+        cause_examples=collector.causes.examples,
     )
+
+
+def _upstream_warnings(links: dict[str, int], causes_evicted: int) -> list[str]:
+    """What the caps of the forwarder's links cost, in words (none in a normal capture)."""
+    out = []
+    if links["evicted"]:
+        out.append(
+            f"{links['evicted']:,} queries were forgotten by the forwarder's link index "
+            "before their wait was over (too many in flight): an upstream query sent for "
+            "one of them is not linked to it")
+    if links["links_evicted"]:
+        out.append(
+            f"{links['links_evicted']:,} links between a forwarder's downstream and "
+            "upstream queries were dropped at their cap: some upstream queries are not "
+            "tallied as such")
+    if links["servers_untallied"]:
+        out.append(
+            f"{links['servers_untallied']:,} upstream lookups went to more upstream "
+            "servers than are tallied one by one and are left out of the upstream table")
+    if causes_evicted:
+        out.append(
+            f"{causes_evicted:,} upstream outcomes or causes were forgotten at their caps: "
+            "some failed lookups' causes may say local or be missing")
+    return out
 
 
 def _matcher_warnings(m: MatchStats, config: AnalysisConfig) -> list[str]:

@@ -1554,6 +1554,117 @@ def make_replicas(ctx: Context) -> None:
     cap.stop()
 
 
+# 20 -----------------------------------------------------------------------------------
+
+#: The forwarder sample: the client, the forwarder (asked at FWD4, asking upstream from
+#: FWD4 too, as CoreDNS asks from its pod IP) and the upstream server, a link away.
+FWD4, FWD_UP4, UPSTREAM4 = "10.250.0.53", "10.250.1.53", "10.250.1.1"
+#: Inside the upstream namespace, where nothing listens: unbound's unreachable forwarder.
+UP_DEAD = "10.250.1.99"
+UPSTREAM_ZONES = f"""
+    local-zone: "example.test." static
+    local-data: "web.example.test. 30 IN A 10.250.100.10"
+    local-data: "db.example.test. 30 IN A 10.250.100.11"
+    local-data: "lost.example.test. 30 IN A 10.250.100.17"
+    local-data: "slow.example.test. 30 IN A 10.250.100.16"
+    local-data: "stuck.example.test. 30 IN A 10.250.100.18"
+    local-zone: "blocked.test." refuse
+    local-zone: "broken.example.test." transparent
+    outgoing-interface: 127.0.0.1
+    infra-cache-max-rtt: 200
+    outbound-msg-retry: 1
+forward-zone:
+    name: "broken.example.test."
+    forward-addr: {UP_DEAD}
+"""
+#: Seconds the relay in front of unbound holds the answers for slow.example.test.
+UPSTREAM_SLOW = 1.5
+
+
+def check_forwarder(c: Capture) -> None:
+    c.expect_linktype("LINUX_SLL2")
+    lost = re.escape("lost.example.test")
+    c.expect(rf"{re.escape(CLIENT4)}\.\d+ > {re.escape(FWD4)}\.53: .*A\? {lost}\.", 2, 2,
+             "client queries for the name the upstream drops")
+    c.expect(rf"{re.escape(FWD4)}\.\d+ > {re.escape(UPSTREAM4)}\.53: .*A\? {lost}\.", 1, 4,
+             "the forwarder's upstream queries for it")
+    c.expect(rf"> {re.escape(CLIENT4)}\.\d+: .*{lost}", 0, 0, "an answer for it")
+    c.expect(rf"{re.escape(UPSTREAM4)}\.53 > {re.escape(FWD4)}\.\d+: \d+ Refused", 1, 2,
+             "REFUSED from upstream")
+    c.expect(rf"{re.escape(FWD4)}\.53 > {re.escape(CLIENT4)}\.\d+: \d+ Refused", 1, 1,
+             "REFUSED passed on")
+    c.expect(rf"{re.escape(UPSTREAM4)}\.53 > {re.escape(FWD4)}\.\d+: \d+ ServFail", 1, 3,
+             "SERVFAIL from upstream")
+    c.expect(rf"{re.escape(FWD4)}\.53 > {re.escape(CLIENT4)}\.\d+: \d+ ServFail", 1, 1,
+             "SERVFAIL passed on")
+    c.expect(rf"> {re.escape(UPSTREAM4)}\.53: .*local\.example\.test", 0, 0,
+             "an upstream query for the name the forwarder answers itself")
+    c.expect(rf"{re.escape(FWD4)}\.53 > {re.escape(CLIENT4)}\.\d+: .*A 10\.250\.100\.30", 1,
+             1, "the forwarder's own answer")
+    c.expect(rf"> {re.escape(UPSTREAM4)}\.53: .*stuck\.example\.test", 0, 0,
+             "an upstream query for the name dropped at the forwarder")
+    slow_up = c.times(rf"{re.escape(FWD4)}\.\d+ > {re.escape(UPSTREAM4)}\.53: .*slow\.")
+    slow_ans = c.times(rf"{re.escape(UPSTREAM4)}\.53 > {re.escape(FWD4)}\.\d+: .*"
+                       r"A 10\.250\.100\.16 ")
+    if not slow_up or not slow_ans or slow_ans[0] - slow_up[0] < UPSTREAM_SLOW:
+        raise SampleError(f"{c.path.name}: the slow upstream answer is not slow")
+    quiet = c.times(".")[-1] - c.times(lost)[-1]
+    if quiet < 6.0:
+        raise SampleError(f"{c.path.name}: the last packet is only {quiet:.1f} s after the "
+                          "last unanswered query")
+
+
+@sample("forwarder-upstream-leg", check_forwarder)
+def make_forwarder(ctx: Context) -> None:
+    lab = ctx.lab
+    client, fwd, up = lab.ns("client"), lab.ns("fwd"), lab.ns("up")
+    lab.link(client, "eth0", fwd, "eth0")
+    lab.link(fwd, "eth1", up, "eth0")
+    lab.addr(client, "eth0", f"{CLIENT4}/24")
+    lab.addr(fwd, "eth0", f"{FWD4}/24")
+    lab.addr(fwd, "eth1", f"{FWD_UP4}/24")
+    lab.addr(up, "eth0", f"{UPSTREAM4}/24")
+    lab.route(up, "10.250.0.0/24", FWD_UP4)
+    # The upstream's answers come back to FWD4 on eth1.
+    for key in ("net.ipv4.conf.all.rp_filter", "net.ipv4.conf.eth1.rp_filter"):
+        lab.exec(fwd, ["sysctl", "-q", "-w", f"{key}=0"])
+    run(["ip", "-n", up, "addr", "add", f"{UP_DEAD}/32", "dev", "lo"])
+    # The upstream: unbound with local data only, behind the delaying relay.
+    unbound(lab, up, ["127.0.0.1"], UPSTREAM_ZONES, label="upstream")
+    relay(lab, up, UPSTREAM4, "127.0.0.1", UPSTREAM_SLOW, "slow")
+    # It never sees the queries for lost.example.test.
+    lab.iptables(up, "-A", "INPUT", "-i", "eth0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex('lost.example.test')}|", "-j", "DROP")
+    # The forwarder: dnsmasq forwarding everything (no cache) to the upstream from the
+    # address it is asked at, answering local.example.test itself.
+    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-",
+            "--log-queries", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
+            "--pid-file", "--port=53", "--cache-size=0", f"--listen-address={FWD4}",
+            f"--server={UPSTREAM4}@{FWD4}", "--address=/local.example.test/10.250.100.30"]
+    lab.spawn(fwd, argv, "forwarder")
+    lab.wait_dns(fwd, FWD4, "web.example.test")
+    # Queries for stuck.example.test reach the forwarder's interface (and the capture) but
+    # never its socket: a failure with no upstream leg.
+    lab.iptables(fwd, "-A", "INPUT", "-i", "eth0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex('stuck.example.test')}|", "-j", "DROP")
+    lab.resolv_conf(client, f"nameserver {FWD4}\noptions timeout:1 attempts:2\n")
+    cap = lab.tcpdump(fwd, "any", ctx.pcap)
+    getent(lab, client, "web.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "db.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "local.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "nx.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "www.blocked.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "db.broken.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=5", "slow.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=2", "+timeout=1", "stuck.example.test", ok=(9,))
+    dig(lab, client, f"@{FWD4}", "+tries=2", "+timeout=1", "lost.example.test", ok=(9,))
+    time.sleep(TIMEOUT_TAIL)
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "web.example.test")  # the end
+    cap.stop()
+
+
 # --------------------------------------------------------------------------------------
 # The relay (a separate process, started inside the server namespace)
 

@@ -181,3 +181,20 @@ def test_one_slow_replica_stands_apart(fresh: Path) -> None:
     assert [(r.address, r.queries) for r in s.replicas] == [
         ("10.250.2.53", 24), ("10.250.3.53", 24)], s.replicas
     assert kinds.get("replica_imbalance") == 1 and s.lookups_failed == 0, (kinds, s)
+
+
+def test_forwarder_upstream_leg_and_the_causes(fresh: Path) -> None:
+    # dnsmasq forwarding to unbound: one name dropped upstream, REFUSED and SERVFAIL passed
+    # on, one slow upstream answer, one name dropped at the forwarder itself.
+    kinds, s = _kinds(fresh / "forwarder-upstream-leg.pcap")
+    assert kinds.get("upstream_timeout") == 1 and kinds.get("upstream_error") == 2, kinds
+    # One finding per cause: the clients' REFUSED, SERVFAIL and timeout of the same
+    # questions are the upstream findings' evidence; the timeout left is the local one.
+    assert "refused" not in kinds and "servfail" not in kinds, kinds
+    assert kinds.get("timeout") == 1, kinds
+    assert [u.server for u in s.upstream] == ["10.250.1.1"], s.upstream
+    up = s.upstream[0]
+    assert up.timeouts == 1 and up.rcodes.get("REFUSED") == 1, up
+    assert up.rcodes.get("SERVFAIL") == 1, up
+    assert dict(s.causes) == {"local": 1, "upstream_error": 2, "upstream_slow": 1,
+                              "upstream_timeout": 1}, s.causes

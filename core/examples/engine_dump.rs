@@ -63,6 +63,11 @@ fn tx(out: &mut String, t: &Transaction) {
         t.pair_transaction.as_ref().map(|p| p.query.frame),
         t.tcp_fallback,
     );
+    // The forwarder's links, only where there is one (the lines of other captures stay as
+    // they were).
+    if t.upstream_of.is_some() || t.forwarded_as.is_some() {
+        let _ = write!(out, " up={:?} fw={:?}", t.upstream_of, t.forwarded_as);
+    }
 }
 
 fn event(out: &mut String, ev: &Event) {
@@ -209,4 +214,26 @@ fn main() {
         t.timeline.first.map(f64::to_bits),
         t.timeline.last.map(f64::to_bits)
     );
+    let l = &e.links;
+    if l.linked > 0 || l.evicted > 0 || l.links_evicted > 0 {
+        let _ = writeln!(
+            w,
+            "links {} {} {} {}",
+            l.linked, l.evicted, l.links_evicted, e.upstream.servers_untallied
+        );
+    }
+    for (key, row) in e.upstream.sorted() {
+        let _ = writeln!(
+            w,
+            "upstream {key} {} {} {} {} {} {:?} {:?} {:x}",
+            row.queries,
+            row.retransmissions,
+            row.answered,
+            row.timeouts,
+            row.open,
+            row.rcodes,
+            bits(row.latency.raw()),
+            row.latency.max.to_bits()
+        );
+    }
 }

@@ -18,6 +18,7 @@ use crate::read::{open_inputs, InputError, Reader};
 use crate::replicas::Replicas;
 use crate::tally::{LookupFacts, Tallies};
 use crate::types::{IcmpQuote, Time};
+use crate::upstream::{Links, UpstreamTally};
 
 /// The first this many malformed messages keep their frame and reason.
 pub const MAX_MALFORMED_EXAMPLES: usize = 20;
@@ -38,6 +39,9 @@ pub struct Engine {
     pub tallies: Tallies,
     /// Per DNAT target: queries, failures, latency (`crate::replicas`).
     pub replicas: Replicas,
+    /// The forwarder's upstream leg: its links to the downstream queries, and its tally.
+    pub links: Links,
+    pub upstream: UpstreamTally,
     /// Frames on a DNS port whose DNS message did not decode, and the first few reasons.
     pub malformed: u64,
     pub malformed_examples: Vec<(u64, String)>,
@@ -52,6 +56,7 @@ struct Parse<'a> {
     names: &'a mut dns::Names,
     dedupe: &'a mut Deduplicator,
     matcher: &'a mut Matcher,
+    links: &'a mut Links,
     malformed: &'a mut u64,
     examples: &'a mut Vec<(u64, String)>,
 }
@@ -61,6 +66,7 @@ impl Sink for Parse<'_> {
         match dns::parse_shared(p, self.names) {
             Ok(m) => {
                 if !self.dedupe.is_duplicate_msg(&m) {
+                    self.links.message(&m);
                     self.matcher.message(m);
                 }
             }
@@ -104,6 +110,7 @@ impl Engine {
         let front = Front::new(reader, decoder, thread);
         let dedupe = Deduplicator::new(cfg.duplicate_window, keep_copies, cfg.max_dedupe_entries);
         let matcher = Matcher::new(&cfg);
+        let links = Links::new(&cfg);
         Ok(Engine {
             cfg,
             front,
@@ -111,6 +118,8 @@ impl Engine {
             matcher,
             tallies: Tallies::default(),
             replicas: Replicas::default(),
+            links,
+            upstream: UpstreamTally::default(),
             malformed: 0,
             malformed_examples: Vec::new(),
             exhausted: false,
@@ -138,6 +147,7 @@ impl Engine {
             names: &mut self.names,
             dedupe: &mut self.dedupe,
             matcher: &mut self.matcher,
+            links: &mut self.links,
             malformed: &mut self.malformed,
             examples: &mut self.malformed_examples,
         };
@@ -200,8 +210,9 @@ impl Engine {
         let start = out.len();
         self.matcher.drain(out);
         let mut times: Vec<f64> = Vec::new();
-        for ev in &out[start..] {
+        for ev in &mut out[start..] {
             if let Event::Lookup(lookup) = ev {
+                self.links.annotate(lookup);
                 if lookup.needs_policy() {
                     continue; // tallied by `settle`
                 }
@@ -212,6 +223,7 @@ impl Engine {
                 if !self.dedupe.dnat_pairs.pairs.is_empty() {
                     self.replicas.lookup(lookup);
                 }
+                self.upstream.lookup(lookup);
             }
         }
     }
@@ -227,6 +239,7 @@ impl Engine {
         if !self.dedupe.dnat_pairs.pairs.is_empty() {
             self.replicas.lookup(lookup);
         }
+        self.upstream.lookup(lookup);
     }
 
     /// `settle` every lookup of `events` that needs it, with the decisions `policy` makes

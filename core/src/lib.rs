@@ -26,6 +26,7 @@ pub mod read;
 pub mod replicas;
 pub mod tally;
 pub mod types;
+pub mod upstream;
 
 #[cfg(feature = "python")]
 mod py;

@@ -34,6 +34,8 @@ from pcapdns.detect import (
     timeout,
     truncation,
     unexpected_source,
+    upstream_error,
+    upstream_timeout,
 )
 from pcapdns.detect.base import (
     SEVERITY_RANK,
@@ -46,6 +48,7 @@ from pcapdns.detect.base import (
 from pcapdns.detect.search_expansion import SearchExpansion
 from pcapdns.detect.stale_port import StalePort
 from pcapdns.match.records import Lookup, Orphan
+from pcapdns.upstream import Causes
 
 DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("timeout", timeout.detect),
@@ -59,6 +62,8 @@ DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("lost_in_node", lost_in_node.detect),
     ("reply_not_delivered", reply_not_delivered.detect),
     ("unexpected_source", unexpected_source.detect),
+    ("upstream_timeout", upstream_timeout.detect),
+    ("upstream_error", upstream_error.detect),
 )
 
 
@@ -75,8 +80,19 @@ EXPLAINS: tuple[tuple[FindingKind, tuple[FindingKind, ...]], ...] = (
     ("unexpected_source", ("retransmission", "slow_response")),
     ("aaaa_race_lost", ("retransmission", "slow_response")),
     ("timeout", ("retransmission",)),
+    ("upstream_timeout", ("retransmission",)),
+    ("upstream_error", ("retransmission", "slow_response")),
     ("late_response", ("retransmission", "slow_response")),
     ("retransmission", ("slow_response",)),
+)
+
+
+#: A forwarder's upstream failures and the symptoms they cause on the forwarder's clients'
+#: lookups of the same question (``FindingCollector.fold_downstream``): those become evidence
+#: under the upstream finding, one problem per cause.
+DOWNSTREAM_SYMPTOMS: tuple[tuple[FindingKind, tuple[FindingKind, ...]], ...] = (
+    ("upstream_timeout", ("timeout", "servfail", "retransmission", "slow_response")),
+    ("upstream_error", ("servfail", "refused")),
 )
 
 
@@ -206,6 +222,8 @@ class FindingCollector:
         self._strings: dict[str, str] = {}
         #: What the aggregates explain, each kept once.
         self._tuples: dict[tuple[FindingKind, ...], tuple[FindingKind, ...]] = {}
+        #: The cause of each failed or slow downstream lookup of a forwarder.
+        self.causes = Causes(config, self.facts)
 
     def evicted(self) -> dict[str, int]:
         """What each window detector forgot at its cap (its ``evicted`` count), by name."""
@@ -232,6 +250,10 @@ class FindingCollector:
                 continue
             for f in found:
                 self.add(f)
+        try:
+            self.causes.feed(lookup)
+        except Exception as e:  # noqa: BLE001 - a bug here must not end the run
+            self._lookup_failed("upstream_cause", e, lookup)
         config = self.config
         mine: list[Finding] = []
         for name, detect in DETECTORS:
@@ -367,6 +389,7 @@ class FindingCollector:
     def finish(self) -> None:
         """The capture ended: let the window detectors report what they still hold."""
         self._each_window("finish", "at the end")
+        self.causes.finish()
         self.facts.finish()
 
     def _each_window(self, method: str, when: str) -> None:
@@ -380,6 +403,60 @@ class FindingCollector:
                 continue
             for f in found:
                 self.add(f)
+
+    def fold_downstream(self) -> None:
+        """Fold the findings about a forwarder's clients into the upstream failure that
+        caused them (``DOWNSTREAM_SYMPTOMS``): a finding about the same question asked of
+        the forwarder, whose frames include a downstream query the upstream finding's
+        evidence names (the queries its upstream queries were sent for). Its frames join
+        the upstream finding's, its kind the upstream finding's ``explains``. Run once the
+        capture is read: the upstream lookup may close after its clients'."""
+        cap = self.config.max_evidence_frames
+        for cause, symptoms in DOWNSTREAM_SYMPTOMS:
+            index: dict[tuple[str, str, str], list[AggregatedFinding]] = {}
+            for u in self._by_kind.get(cause, {}).values():
+                index.setdefault((u.client, u.qname.lower(), u.qtype), []).append(u)
+            if not index:
+                continue
+            for kind in symptoms:
+                by_key = self._by_kind.get(kind, {})
+                for key, a in list(by_key.items()):
+                    found = index.get((a.server, a.qname.lower(), a.qtype), ())
+                    frames = set(a.frames)
+                    hit = next((u for u in found if frames.intersection(u.frames)), None)
+                    if hit is None:
+                        continue
+                    u = hit
+                    del by_key[key]
+                    union = tuple(dict.fromkeys((*u.explains, kind, *a.explains)))
+                    u.explains = self._tuples.setdefault(union, union)
+                    if SEVERITY_RANK[a.severity] < SEVERITY_RANK[u.severity]:
+                        u.severity = a.severity
+                    have = set(u.frames)
+                    extra = [f for f in a.frames if f not in have]
+                    room = max(cap - (len(u.packed) >> 3), 0)
+                    u.frames_omitted += max(len(extra) - room, 0) + a.frames_omitted
+                    u.packed += array("Q", extra[:room]).tobytes()
+                    self._move_examples(kind, cause, a, u)
+
+    def _move_examples(self, kind: FindingKind, cause: FindingKind, a: AggregatedFinding,
+                       u: AggregatedFinding) -> None:
+        """The examples of the folded finding ``a`` become examples of ``u``'s kind, so
+        that its evidence shows the clients' queries too."""
+        examples = self._examples.get(kind)
+        if not examples:
+            return
+        frames = set(u.frames)
+        key = (a.client, a.server, a.qname.lower(), a.qtype)
+        moved = [f for f in examples
+                 if (f.client, f.server, f.qname.lower(), f.qtype) == key
+                 and frames.intersection(f.frames)]
+        if not moved:
+            return
+        self._examples[kind] = [f for f in examples if f not in moved]
+        room = self.config.max_examples_per_kind - len(self._examples.get(cause, []))
+        if room > 0:
+            self._examples.setdefault(cause, []).extend(moved[:room])
 
     def revise(self, kind: FindingKind, change: Callable[[Finding], Finding]) -> None:
         """Let a fact known only once the capture has been read (which servers are the

@@ -31,6 +31,8 @@ FindingKind = Literal[
     "reply_not_delivered",
     "unexpected_source",
     "replica_imbalance",
+    "upstream_timeout",
+    "upstream_error",
 ]
 
 Severity = Literal["critical", "error", "warning", "info"]

@@ -24,6 +24,8 @@ def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     if entry is None:
         return []
     kind, severity, words = entry
+    if kind != "nxdomain" and any(a.upstream_of is not None for a in lookup.attempts):
+        return []  # a forwarder's upstream query: upstream_error says it
     aa = " (authoritative)" if r.flags & 0x0400 else ""
     latency = r.time - lookup.attempts[0].query.time  # lookup.latency, with t its answer
     detail = f"{words}{aa}; answered by {r.src} in {ms(latency or 0.0)}."

@@ -15,6 +15,8 @@ from pcapdns.match.records import Lookup
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
     if lookup.answer is not None or lookup.open_at_end:
         return []
+    if any(t.upstream_of is not None for t in lookup.attempts):
+        return []  # a forwarder's upstream query: upstream_timeout says it
     n = len(lookup.attempts)
     first, last = lookup.attempts[0].query, lookup.attempts[-1].query
     icmp = [f for t in lookup.attempts for f in t.icmp_frames]

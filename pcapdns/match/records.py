@@ -83,6 +83,13 @@ class Transaction(NamedTuple):
     #: reached the pod's side) or "unexpected_source" (the answer came from an address the
     #: client never asked); None when nothing did or nothing shows (docs/analysis.md).
     leg_fault: LegFault | None = None
+    #: For a query of a forwarder's upstream leg: frame of the downstream query it was sent
+    #: for (the same question, asked of the forwarder by another client while the
+    #: forwarder waited; docs/analysis.md), else None.
+    upstream_of: int | None = None
+    #: For a downstream query the forwarder asked upstream: frame of the first upstream
+    #: query sent for it, else None.
+    forwarded_as: int | None = None
 
     @property
     def answered(self) -> bool:

@@ -18,6 +18,7 @@ from pcapdns.output import coredns_log, jsontext
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.read.capture_meta import CaptureMeta
+from pcapdns.upstream import Cause
 
 SCHEMA = "pcapdns.analysis/1"
 
@@ -35,7 +36,7 @@ def build(a: Analysis) -> dict[str, Any]:
         "coredns_log": coredns_log.section(a.coredns_log),
     }
     if a.lookups is not None:
-        doc["transactions"] = transactions(a.lookups, a.coredns_log)
+        doc["transactions"] = transactions(a.lookups, a.coredns_log, a.causes)
         doc["duplicate_frames"] = {
             str(k): v for k, v in sorted((a.duplicate_of or {}).items())
         }
@@ -71,7 +72,8 @@ def write(a: Analysis, out: TextIO) -> None:
         rows = ((lk, t) for lk in a.lookups for t in lk.attempts)
         ordered = sorted(rows, key=lambda pair: pair[1].query.frame)
         _write_list(out, "transactions",
-                    (_transaction(lk, t, a.coredns_log) for lk, t in ordered))
+                    (_transaction(lk, t, a.coredns_log, a.causes.get(lk.id))
+                     for lk, t in ordered))
         dup = {str(k): v for k, v in sorted((a.duplicate_of or {}).items())}
         out.write(f',\n  "duplicate_frames": {_indent(dup)}')
     out.write("\n}\n")
@@ -161,13 +163,16 @@ def capture(meta: CaptureMeta | None) -> dict[str, Any] | None:
     }
 
 
-def transactions(lookups: list[Lookup], log: JoinResult | None = None) -> list[dict[str, Any]]:
-    rows = [_transaction(lk, t, log) for lk in lookups for t in lk.attempts]
+def transactions(lookups: list[Lookup], log: JoinResult | None = None,
+                 causes: dict[int, Cause] | None = None) -> list[dict[str, Any]]:
+    causes = causes or {}
+    rows = [_transaction(lk, t, log, causes.get(lk.id)) for lk in lookups for t in lk.attempts]
     rows.sort(key=lambda r: r["query_frame"])
     return rows
 
 
-def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None) -> dict[str, Any]:
+def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
+                 cause: Cause | None = None) -> dict[str, Any]:
     q, r = t.query, t.response
     latency = t.latency
     lookup_latency = lk.latency
@@ -212,6 +217,12 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None) -> d
         "query_legs": [_leg(g) for g in q.legs],
         "response_legs": [_leg(g) for g in r.legs] if r else [],
         "leg_fault": t.leg_fault,
+        "upstream_of": t.upstream_of,
+        "forwarded_as": t.forwarded_as,
+        "cause": cause.kind if cause is not None else None,
+        "cause_upstream": cause.upstream if cause is not None else None,
+        "cause_rcode": cause.rcode if cause is not None else None,
+        "cause_frames": list(cause.frames) if cause is not None else None,
     }
     if log is not None:
         # Only with a log: what CoreDNS logged for this query.

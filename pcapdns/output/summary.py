@@ -126,6 +126,28 @@ class ClientRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamRow:
+    """A forwarder's upstream leg to one upstream server (the lookups the core linked to a
+    downstream query, docs/analysis.md)."""
+
+    server: str
+    #: Upstream-leg lookups sent to it (a first query and its retransmissions count once).
+    queries: int
+    #: Retransmissions in those lookups.
+    retransmissions: int
+    #: Of the lookups, answered.
+    answered: int
+    #: Of the lookups, never answered, the forwarder's wait over before the capture ended.
+    timeouts: int
+    #: Of the lookups, unanswered when the capture ended, within the wait.
+    open_at_end: int
+    #: Answers by response code name, in name order.
+    rcodes: Mapping[str, int]
+    #: Latency of its answered lookups.
+    latency_ms: Latency
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """Counts over the whole capture (docs/analysis.md, "summary")."""
 
@@ -245,6 +267,12 @@ class Summary:
     #: queries, failures and latency; empty without a capture of both sides of the NAT.
     replicas: tuple[Replica, ...] = field(
         metadata={"json": lambda rows: [r.to_json() for r in rows]})
+    #: A forwarder's upstream leg per upstream server, by address (empty when the capture
+    #: has none).
+    upstream: tuple[UpstreamRow, ...] = ()
+    #: Failed or slow downstream lookups by cause (``upstream_timeout``, ``upstream_error``,
+    #: ``upstream_slow``, ``local``), in name order.
+    causes: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, a: Analysis) -> Summary:
@@ -313,6 +341,14 @@ class Summary:
             stale_port_evicted=a.stale_port_evicted,
             bad_timestamps=sum(f.bad_timestamps for f in a.files),
             replicas=a.replicas,
+            upstream=tuple(
+                UpstreamRow(server=u.server, queries=u.queries,
+                            retransmissions=u.retransmissions, answered=u.answered,
+                            timeouts=u.timeouts, open_at_end=u.open_at_end,
+                            rcodes=MappingProxyType(u.rcodes),
+                            latency_ms=Latency.of(u.latency.summary_ms()))
+                for u in a.upstream[:MAX_ROWS]),
+            causes=MappingProxyType(dict(a.cause_counts)),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -127,6 +127,17 @@ def _tables(s: Summary) -> list[str]:
             + (f", A/AAAA race lost {row.race_lost}x" if row.race_lost else "")
             for row in hurting
         ))
+    if s.upstream:
+        lines.append("upstream (the forwarder's queries): " + "; ".join(
+            f"{row.server} {row.queries} lookups, {row.timeouts} unanswered"
+            + "".join(f", {k} {v}" for k, v in row.rcodes.items()
+                      if k not in ("NOERROR", "NXDOMAIN"))
+            + f", p99 {_duration(row.latency_ms.p99)}"
+            for row in s.upstream[:TABLE_ROWS]
+        ))
+    if s.causes:
+        lines.append("causes of the forwarder's failed or slow lookups: " + ", ".join(
+            f"{k} {v}" for k, v in s.causes.items()))
     return lines
 
 

@@ -28,7 +28,8 @@ from pcapdns.report.knowledge import ADVICE
 #: too, so the race comes first).
 KIND_ORDER: tuple[str, ...] = (
     "aaaa_race_lost", "stale_port", "lost_in_node", "reply_not_delivered",
-    "unexpected_source", "replica_imbalance", "truncated_no_tcp_fallback", "timeout", "servfail",
+    "unexpected_source", "replica_imbalance", "truncated_no_tcp_fallback", "upstream_timeout",
+    "upstream_error", "timeout", "servfail",
     "refused", "late_response", "retransmission", "slow_response", "unsolicited_response",
     "icmp_unreachable", "search_expansion", "nxdomain", "fanout", "detector_error",
 )

@@ -44,6 +44,48 @@ _TIMEOUT_CAUSES = (
 )
 
 ADVICE: dict[FindingKind, Advice] = {
+    "upstream_timeout": Advice(
+        title="Upstream server did not answer the forwarder",
+        meaning="A DNS forwarder (CoreDNS, NodeLocal DNSCache, dnsmasq) asked its upstream "
+                "server the question a client was waiting on, and the upstream never "
+                "answered; the client's lookup timed out or got SERVFAIL because of it.",
+        causes=(
+            "The upstream resolver is down, overloaded or rate-limiting the forwarder "
+            "(cloud resolvers limit queries per second per source address or interface).",
+            "Traffic to the upstream is blocked or lost: a firewall, security group or "
+            "NetworkPolicy on the node's egress, a NAT gateway out of ports.",
+            "The upstream cannot resolve the name itself (its own authoritative servers do "
+            "not answer) and drops the query instead of answering SERVFAIL.",
+        ),
+        fixes=(
+            "Open a ticket with the upstream provider with the lines of the ticket summary "
+            "(name, time to the second, the forwarder's node).",
+            "Check reachability from the forwarder's node: `dig @UPSTREAM NAME` from the node "
+            "or the CoreDNS pod's network namespace.",
+            "Give the forwarder several upstream servers (`forward . IP1 IP2` in the "
+            "Corefile) and a shorter upstream timeout, so that one silent server costs less.",
+        ),
+    ),
+    "upstream_error": Advice(
+        title="Upstream server answered the forwarder with an error",
+        meaning="A DNS forwarder asked its upstream server the question a client was "
+                "waiting on and got SERVFAIL, REFUSED or another error code, which it "
+                "passed on to the client.",
+        causes=(
+            "REFUSED: the upstream does not serve the forwarder (an access list, a resolver "
+            "that answers only its own network, a zone it is not configured for).",
+            "SERVFAIL: the upstream could not resolve the name (its authoritative servers "
+            "failed or timed out, or DNSSEC validation failed).",
+        ),
+        fixes=(
+            "Open a ticket with the upstream provider with the lines of the ticket summary "
+            "(name, response code, time to the second, the forwarder's node).",
+            "For REFUSED: allow the forwarder's address on the upstream, or forward that zone "
+            "to the server that serves it (a `forward` block per zone in the Corefile).",
+            "For SERVFAIL: test the name against its authoritative servers (`dig +trace`) "
+            "and check DNSSEC with `dig +cd`.",
+        ),
+    ),
     "aaaa_race_lost": Advice(
         title="Same-port A/AAAA race (conntrack)",
         meaning="The resolver sent the A and AAAA queries together from one socket and one "

@@ -16,11 +16,11 @@ from typing import Any
 
 from pcapdns import __version__, _core
 from pcapdns.analysis import Analysis
-from pcapdns.detect import AggregatedFinding
+from pcapdns.detect import AggregatedFinding, upstream_error
 from pcapdns.detect.base import SEVERITY_RANK, Finding, FindingKind
 from pcapdns.dns import names
 from pcapdns.dns.message import Message
-from pcapdns.match.records import Orphan, Transaction
+from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import distinct as _distinct
@@ -32,6 +32,7 @@ from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.report import coredns_log
 from pcapdns.report.coredns_log import CoreDnsLogView
 from pcapdns.report.knowledge import ADVICE, Advice, advice_for
+from pcapdns.upstream import Cause
 
 #: Occurrences shown in a finding group's evidence table, and rows at most.
 EVIDENCE_OCCURRENCES = 8
@@ -156,6 +157,40 @@ class TableRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamRow:
+    """A row of the upstream servers table: a forwarder's upstream leg to one server."""
+
+    address: str
+    queries: int
+    timeouts: int
+    timeouts_pct: str
+    retransmissions: int
+    #: p50 / p99 latency of its answered lookups.
+    latency: str
+    #: Its answers' error codes with counts ("SERVFAIL 2, REFUSED 1").
+    errors: str
+
+
+@dataclass(frozen=True, slots=True)
+class CauseRow:
+    """A failed or slow downstream lookup of a forwarder, with its cause."""
+
+    time: str
+    client: str
+    server: str
+    qname: str
+    qtype: str
+    #: What happened at the client: "no answer", "SERVFAIL", "answered after 1.5 s".
+    outcome: str
+    #: The cause (pcapdns.upstream: upstream_timeout, upstream_error, upstream_slow, local)
+    #: and what it says in words.
+    cause: str
+    cause_text: str
+    #: Frames of the client's queries, then of the upstream queries that show the cause.
+    frames: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProblemRow:
     severity: str
     kind: str
@@ -198,6 +233,11 @@ class Report:
     latency_buckets: list[tuple[float, float, int]]
     latency_ms: dict[str, float | None]
     rcodes: dict[str, int]
+    #: A forwarder's upstream servers (empty without an upstream leg in the capture), and
+    #: its failed or slow lookups with their cause (the first ``TABLE_ROWS``).
+    upstream: tuple[UpstreamRow, ...] = ()
+    causes: tuple[CauseRow, ...] = ()
+    causes_total: int = 0
     #: No lookup on the analyzed ports (no DNS there, or only answers): the verdict judges
     #: nothing, so the page shows it in a neutral colour, neither good nor bad.
     neutral: bool = False
@@ -288,6 +328,9 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         rcodes=dict(sorted(a.match.rcodes.items(), key=lambda kv: -kv[1])),
         neutral=said.tone == "none",
         coredns_log=coredns_log.view(a.coredns_log, _utc),
+        upstream=tuple(_upstream(s)),
+        causes=tuple(_cause_row(lk, c) for lk, c in a.cause_examples[:TABLE_ROWS]),
+        causes_total=sum(a.cause_counts.values()),
     )
 
 
@@ -313,14 +356,14 @@ def _groups(a: Analysis, ifnames: dict[int, str]) -> list[FindingGroup]:
     by_kind: dict[str, list[AggregatedFinding]] = {}
     for agg in a.findings:
         by_kind.setdefault(agg.kind, []).append(agg)
-    groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames)
+    groups = [_group(kind, aggs, a.examples.get(kind, []), ifnames, a.causes)
               for kind, aggs in by_kind.items()]
     groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], kind_rank(g.kind), -g.occurrences))
     return groups
 
 
 def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
-           ifnames: dict[int, str]) -> FindingGroup:
+           ifnames: dict[int, str], causes: dict[int, Cause] | None = None) -> FindingGroup:
     real = [x for x in aggs if x.qname != "*" or x.client]
     clients = _distinct(x.client for x in real)
     servers = _distinct(x.server for x in real)
@@ -329,7 +372,7 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
     rows: list[EvidenceRow] = []
     shown = 0
     for f in examples[:EVIDENCE_OCCURRENCES]:
-        new = _evidence(f, ifnames)
+        new = _evidence(f, ifnames, causes or {})
         if rows and len(rows) + len(new) > EVIDENCE_ROWS:
             break
         rows.extend(new)
@@ -360,7 +403,8 @@ def _group(kind: str, aggs: list[AggregatedFinding], examples: list[Finding],
     )
 
 
-def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
+def _evidence(f: Finding, ifnames: dict[int, str], causes: dict[int, Cause] | None = None
+              ) -> list[EvidenceRow]:
     rows: list[EvidenceRow] = []
     for s in f.subjects:
         if isinstance(s, Orphan):
@@ -373,9 +417,14 @@ def _evidence(f: Finding, ifnames: dict[int, str]) -> list[EvidenceRow]:
                                         s.reason))
             continue
         start = s.first.time
+        cause = (causes or {}).get(s.id)
         for t in s.attempts:
+            note = _query_note(t)
+            if cause is not None and t.attempt == 1:
+                said = _CAUSE_TEXT[cause.kind].format(up=cause.upstream, rcode=cause.rcode)
+                note = "; ".join(x for x in (note, f"cause {cause.kind}: {said}") if x)
             rows.append(_row(t.query, "query" if t.attempt == 1 else "retry", None, ifnames,
-                             _query_note(t), answered=t.response is not None))
+                             note, answered=t.response is not None))
             p = t.pair_transaction
             if p is not None and t.pair_concurrent and f.kind == "aaaa_race_lost":
                 # The other query of the socket: the race shows only with both.
@@ -459,6 +508,10 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
 
 def _query_note(t: Transaction) -> str:
     notes = []
+    if t.upstream_of is not None:
+        notes.append(f"sent upstream for the client query in frame {t.upstream_of}")
+    if t.forwarded_as is not None:
+        notes.append(f"forwarded upstream as frame {t.forwarded_as}")
     if t.retransmission:
         notes.append(_RETRY_WORDS[t.retransmission])
     if t.pair_frame is not None and t.pair_concurrent:
@@ -522,18 +575,51 @@ def _ticket(a: Analysis, ctx: CaptureContext) -> tuple[str, int]:
         f"analyzed by pcapdns {__version__}",
         "",
     ]
-    if not rows:
+    up_rows = _upstream_ticket_rows(a, ctx)
+    if not rows and not up_rows:
         return "\n".join(head + ["No failing external names (SERVFAIL, REFUSED or no "
                                  "answer) in this capture."]), 0
-    widths = [max(len(str(r[i])) for r in rows + [_TICKET_HEAD]) for i in range(6)]
+    lines = _ticket_table(_TICKET_HEAD, rows) if rows else []
+    if up_rows:
+        if lines:
+            lines.append("")
+        lines += ["Failed upstream queries of the forwarder (DNS server) on the node:"]
+        lines += _ticket_table(_UPSTREAM_TICKET_HEAD, up_rows)
+    return "\n".join(head + lines), len(rows) + len(up_rows)
+
+
+def _ticket_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-             for r in [_TICKET_HEAD] + rows[:TICKET_LINES]]
+             for r in [header] + rows[:TICKET_LINES]]
     if len(rows) > TICKET_LINES:
         lines.append(f"... and {len(rows) - TICKET_LINES} more (see the JSON document)")
-    return "\n".join(head + lines), len(rows)
+    return lines
+
+
+def _upstream_ticket_rows(a: Analysis, ctx: CaptureContext) -> list[tuple[Any, ...]]:
+    """The forwarder's failed upstream queries (``upstream_timeout``, ``upstream_error``):
+    name, type, response code, time to the second, times, upstream server and the node of
+    the forwarder (the capture agent's node name, else the forwarder's address)."""
+    rows = []
+    for agg in a.findings:
+        if agg.kind == "upstream_timeout":
+            result = "no answer"
+        elif agg.kind == "upstream_error":
+            result = upstream_error.rcode_of(agg.detail) or "error"
+        else:
+            continue
+        if not agg.qname or agg.qname == "*":
+            continue
+        rows.append((agg.qname, agg.qtype, result, (iso(agg.time) or "")[:19] + "Z",
+                     agg.count, agg.server, ctx.node or agg.client))
+    rows.sort(key=lambda r: (r[3], r[0]))
+    return rows
 
 
 _TICKET_HEAD = ("name", "type", "result", "first seen (UTC)", "times", "server")
+_UPSTREAM_TICKET_HEAD = ("name", "type", "result", "first seen (UTC)", "times", "upstream",
+                         "DNS server node")
 
 
 def _internal(qname: str, cluster: Sequence[str]) -> bool:
@@ -622,6 +708,46 @@ def _replicas(s: Summary) -> list[TableRow]:
         out.append(TableRow(_other(r.address), r.queries, r.failed, _pct(r.failed, r.queries),
                             0, latency, f"behind {r.service}, {r.share:.0%} of its queries"))
     return out
+
+
+def _upstream(s: Summary) -> list[UpstreamRow]:
+    out = []
+    for row in s.upstream[:TABLE_ROWS]:
+        lat = row.latency_ms
+        latency = (f"{_dur_ms(lat.p50)} / {_dur_ms(lat.p99)}" if lat.p50 is not None
+                   else "-")
+        errors = ", ".join(f"{k} {v:,}" for k, v in row.rcodes.items()
+                           if k not in ("NOERROR", "NXDOMAIN"))
+        out.append(UpstreamRow(row.server, row.queries, row.timeouts,
+                               _pct(row.timeouts, row.queries), row.retransmissions,
+                               latency, errors))
+    return out
+
+
+#: What each cause says, in words.
+_CAUSE_TEXT = {
+    "upstream_timeout": "the upstream server {up} never answered the forwarder",
+    "upstream_error": "the upstream server {up} answered {rcode}, passed on",
+    "upstream_slow": "the upstream server {up} took most of the time",
+    "local": "the forwarder itself: its upstream leg was fine, or there was none",
+}
+
+
+def _cause_row(lk: Lookup, c: Cause) -> CauseRow:
+    q = lk.first
+    a = lk.answer
+    if a is None or a.response is None:
+        outcome = "no answer"
+    elif a.response.flags & 0xF not in (0, 3):
+        outcome = names.rcode_name(a.response.flags & 0xF)
+    else:
+        outcome = f"answered after {_dur(lk.latency or 0.0)}"
+    client_frames = [t.query.frame for t in lk.attempts]
+    return CauseRow(
+        time=_utc(q.time), client=q.src, server=q.dst, qname=q.qname or "",
+        qtype=names.qtype_name(q.qtype), outcome=outcome, cause=c.kind,
+        cause_text=_CAUSE_TEXT[c.kind].format(up=c.upstream, rcode=c.rcode),
+        frames=", ".join(str(f) for f in (*client_frames, *c.frames)))
 
 
 def _clients(a: Analysis) -> list[TableRow]:

@@ -150,6 +150,10 @@ class TwinCollector(FindingCollector):
         super().finish()
         self.full.finish()
 
+    def fold_downstream(self) -> None:
+        super().fold_downstream()
+        self.full.fold_downstream()
+
     def revise(self, kind, change) -> None:  # type: ignore[no-untyped-def]
         super().revise(kind, change)
         self.full.revise(kind, change)

@@ -19,6 +19,7 @@ def test_every_detector_module_is_listed():
     assert [name for name, _ in DETECTORS] == [
         "timeout", "retransmission", "truncation", "aaaa_race", "rcode", "slow", "fanout",
         "late_response", "lost_in_node", "reply_not_delivered", "unexpected_source",
+        "upstream_timeout", "upstream_error",
     ]
 
 

@@ -149,3 +149,36 @@ def test_every_corpus_capture_renders(corpus: Path) -> None:
         assert len(page.encode()) < 2_000_000, path.name
         rendered += 1
     assert rendered >= 150
+
+
+def test_upstream_section(tmp_path: Path) -> None:
+    _, p = _page([str(SAMPLES / "forwarder-upstream-leg.pcap")])
+    assert p.all("section", id="upstream")
+    assert p.all("a", href="#upstream")
+    text = p.text("upstream")
+    assert "10.250.1.1" in text and "upstream_timeout" in text and "local" in text
+    _, p = _page([str(SAMPLES / "timeout-dropped.pcap")])
+    assert not p.all("section", id="upstream")
+
+
+def test_hostile_names_in_the_upstream_section_are_text(tmp_path: Path) -> None:
+    from scapy.all import DNS, DNSQR, IP, UDP
+
+    from tests.craft import write_eth
+
+    name = "<script>window.__pwned=1</script>.example"
+    fwd, up = "10.244.0.5", "10.0.0.2"
+
+    def q(src: str, dst: str, sport: int, id: int):
+        return IP(src=src, dst=dst) / UDP(sport=sport, dport=53) / DNS(
+            id=id, rd=1, qd=DNSQR(qname=name))
+
+    cap = write_eth(tmp_path / "hostile-upstream.pcap", [
+        (1.0, q("10.0.3.7", fwd, 40000, 1)), (1.0002, q(fwd, up, 50000, 2)),
+        (40.0, IP(src="10.0.3.8", dst=fwd) / UDP(sport=41000, dport=53) / DNS(
+            id=3, rd=1, qd=DNSQR(qname="end.example"))),
+    ])
+    text, p = _page([str(cap)])
+    assert "upstream_timeout" in p.text("upstream")
+    assert "<script>window.__pwned" not in text
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,36 @@ def test_node_legs_evidence_shows_every_copy_of_the_packet() -> None:
         (13, "query"), (14, "query copy"), (15, "response"), (16, "response copy")]
     assert "not the address asked (10.250.96.10)" in rows[2].note
     assert rows[3].server == "10.250.3.53:53"
+
+
+def test_upstream_section_and_ticket_for_the_upstream_provider() -> None:
+    r = _report(SAMPLES / "forwarder-upstream-leg.pcap")
+    (row,) = r.upstream
+    assert (row.address, row.queries, row.timeouts) == ("10.250.1.1", 9, 1)
+    assert row.errors == "REFUSED 1, SERVFAIL 1"
+    by_name = {c.qname: c for c in r.causes}
+    assert by_name["lost.example.test"].cause == "upstream_timeout"
+    assert by_name["lost.example.test"].outcome == "no answer"
+    assert by_name["www.blocked.test"].cause == "upstream_error"
+    assert "REFUSED" in by_name["www.blocked.test"].cause_text
+    assert by_name["slow.example.test"].cause == "upstream_slow"
+    assert by_name["stuck.example.test"].cause == "local"
+    assert r.causes_total == 5
+    # The ticket for the upstream provider: name, code, time to the second, the DNS
+    # server's node (its address: no capture.json here).
+    lines = r.ticket.splitlines()
+    i = lines.index("Failed upstream queries of the forwarder (DNS server) on the node:")
+    assert lines[i + 1].split() == ["name", "type", "result", "first", "seen", "(UTC)",
+                                    "times", "upstream", "DNS", "server", "node"]
+    rows = {line.split()[0]: line.split() for line in lines[i + 2:]}
+    assert rows["lost.example.test"][2:4] == ["no", "answer"]
+    assert rows["www.blocked.test"][2] == "REFUSED"
+    assert rows["db.broken.example.test"][2] == "SERVFAIL"
+    assert rows["www.blocked.test"][-2:] == ["10.250.1.1", "10.250.0.53"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows["www.blocked.test"][3])
+
+
+def test_no_upstream_section_without_a_forwarder() -> None:
+    r = _report(SAMPLES / "timeout-dropped.pcap")
+    assert r.upstream == () and r.causes == () and r.causes_total == 0
+    assert "Failed upstream queries" not in r.ticket

@@ -263,6 +263,8 @@ impl Matcher {
             pair_transaction,
             tcp_fallback: q.tcp_fallback.get(),
             leg_fault,
+            upstream_of: None,
+            forwarded_as: None,
         });
         q.set_closed(tx.clone());
         if gi == NONE {

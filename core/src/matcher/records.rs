@@ -100,6 +100,12 @@ pub struct Transaction {
     /// (`crate::legs`): the query died in the node, or the answer never reached the client
     /// or came from an address it never asked. None when nothing did, or nothing shows.
     pub leg_fault: Option<LegFault>,
+    /// For a query of a forwarder's upstream leg: frame of the downstream query it was sent
+    /// for (set as its lookup closes, see crate::upstream).
+    pub upstream_of: Option<u64>,
+    /// For a downstream query a forwarder asked upstream: frame of the first upstream query
+    /// sent for it.
+    pub forwarded_as: Option<u64>,
 }
 
 impl Transaction {

@@ -16,7 +16,7 @@ use crate::types::{addr_text, Message};
 /// The fields of pcapdns.dns.message.Message, pcapdns.match.records.Transaction and
 /// Lookup, in order.
 const MESSAGE_FIELDS: usize = 17;
-const TRANSACTION_FIELDS: usize = 19;
+const TRANSACTION_FIELDS: usize = 21;
 const LOOKUP_FIELDS: usize = 5;
 
 /// Addresses kept as Python strings at most; past it the cache starts again.
@@ -193,6 +193,8 @@ impl Classes {
             pybool(py, t.tcp_fallback),
             pybool(py, t.pair_lost_retried),
             t.leg_fault.map(|f| f.as_str()).into_pyobject(py)?.unbind(),
+            t.upstream_of.into_pyobject(py)?.unbind(),
+            t.forwarded_as.into_pyobject(py)?.unbind(),
         ];
         self.make(py, &self.transaction, PyTuple::new(py, args)?)
     }

@@ -12,7 +12,8 @@ use crate::read::{InputError, InputErrorKind};
 use super::convert::Classes;
 use super::facts::{decide, Facts};
 use super::policy::Policy;
-use crate::facts::{TICK, WATCHED};
+use crate::facts::{FLAGGED, TICK, WATCHED};
+use crate::upstream;
 
 /// Put `obj.field` into `dict` under the field's name, for each field named.
 macro_rules! fields {
@@ -129,7 +130,11 @@ impl Engine {
                         every.call1(py, (obj.clone_ref(py),))?;
                         every_obj = Some(obj);
                     }
-                    let code = decide(&self.facts, py, &l, &self.inner.cfg)?;
+                    let mut code = decide(&self.facts, py, &l, &self.inner.cfg)?;
+                    if code < WATCHED && upstream::hand_over(&l, self.inner.cfg.slow) {
+                        // A slow upstream leg may be why a downstream lookup was slow.
+                        code = FLAGGED;
+                    }
                     let handed = code >= WATCHED;
                     if !handed && self.kept.is_none() && self.every.is_none() {
                         if code == TICK {
@@ -226,6 +231,13 @@ impl Engine {
             .finish(end, &mut self.events)
             .map_err(|e| input_error(py, e))?;
         self.deliver(py)
+    }
+
+    /// Whether the address `addr` (text) was seen forwarding so far: it sent a query the
+    /// core linked as the upstream leg of a query it was asked (core/src/upstream.rs).
+    fn is_forwarder(&self, addr: &str) -> bool {
+        addr.parse()
+            .is_ok_and(|a| self.inner.links.is_forwarder(&a))
     }
 
     /// (lookups closed, lookups handed to the detectors) so far.
@@ -424,6 +436,35 @@ impl Engine {
             clients.append((key, r))?;
         }
         d.set_item("breakdown", (servers, clients))?;
+        let up = PyList::empty(py);
+        for (server, row) in e.upstream.sorted() {
+            let r = PyDict::new(py);
+            fields!(
+                py,
+                r,
+                row,
+                [queries, retransmissions, answered, timeouts, open]
+            );
+            let rcodes: Vec<(usize, u64)> = row
+                .rcodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, n)| (c, *n))
+                .collect();
+            r.set_item("rcodes", rcodes)?;
+            let lh = &row.latency;
+            r.set_item("latency", (lh.raw(), lh.n, lh.max))?;
+            up.append((server, r))?;
+        }
+        d.set_item("upstream", up)?;
+        let l = &e.links;
+        let links = PyDict::new(py);
+        links.set_item("linked", l.linked)?;
+        links.set_item("evicted", l.evicted)?;
+        links.set_item("links_evicted", l.links_evicted)?;
+        links.set_item("servers_untallied", e.upstream.servers_untallied)?;
+        d.set_item("upstream_links", links)?;
         let (start, step, queries, failed) = tl.timeline.series();
         d.set_item(
             "timeline",
