@@ -574,6 +574,7 @@ mod tests {
             qtype: 1,
             qclass: 1,
             data: Box::<[u8]>::from(&b"\0\0"[..]).into(),
+            legs: Default::default(),
         })
     }
 
