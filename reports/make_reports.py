@@ -3,22 +3,36 @@
 
     python3 reports/make_reports.py
 
-One HTML report per capture in sample_pcaps/, named after it. Paths are relative to the
-repository root, so the reports say ``sample_pcaps/NAME.pcap`` wherever they were made,
-and the same inputs always give the same files (tests/test_reports.py checks that).
+One HTML report per capture in sample_pcaps/, named after it (a sample that comes with a
+CoreDNS query log is reported with its log joined, as ``--coredns-log`` does), and one
+correlation page per two-capture-point sample (``pcapdns correlate --html``), named
+``NAME.correlation.html``. Paths are relative to the repository root, so the reports say
+``sample_pcaps/NAME.pcap`` wherever they were made, and the same inputs always give the
+same files (tests/test_reports.py checks that).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pcapdns.analysis import analyze  # noqa: E402
+from pcapdns.coredns_log import index  # noqa: E402
+from pcapdns.correlate import correlate  # noqa: E402
+from pcapdns.correlate import html as correlation_html  # noqa: E402
 from pcapdns.report import html, model  # noqa: E402
+
+#: Samples reported with their CoreDNS query log joined.
+LOGS = {"sample_pcaps/coredns-query-log.pcap": ["sample_pcaps/coredns-query-log.coredns-ts.log"]}
+
+#: Two-capture-point samples: (client side, server side).
+CORRELATIONS = [("sample_pcaps/two-points-lost.pcap", "sample_pcaps/two-points-lost.server.pcap")]
 
 
 def samples() -> list[str]:
@@ -33,15 +47,37 @@ def report_path(capture: str) -> str:
 def render(capture: str) -> str:
     """The report for one sample, as ``pcapdns report`` writes it; run from ROOT."""
     out = report_path(capture)
-    r = model.build(analyze([capture]), command=f"pcapdns report {capture} -o {out}")
+    logs = LOGS.get(capture, [])
+    options = "".join(f" --coredns-log {log}" for log in logs)
+    r = model.build(analyze([capture], coredns_log=index.load(logs) if logs else None),
+                    command=f"pcapdns report {capture} -o {out}{options}")
     return html.render(r)
+
+
+def correlation_path(client: str) -> str:
+    return f"reports/{Path(client).stem}.correlation.html"
+
+
+def render_correlation(client: str, server: str) -> str:
+    """The page ``pcapdns correlate --html`` writes for one two-point sample; from ROOT."""
+    out = correlation_path(client)
+    return correlation_html.render(
+        correlate([client], [server]),
+        command=f"pcapdns correlate --client {client} --server {server} --html {out}")
+
+
+def pages() -> list[tuple[str, Callable[[], str]]]:
+    """Every page this script makes: (path, how to make it)."""
+    out: list[tuple[str, Callable[[], str]]] = [
+        (report_path(c), partial(render, c)) for c in samples()]
+    out += [(correlation_path(c), partial(render_correlation, c, s)) for c, s in CORRELATIONS]
+    return out
 
 
 def main() -> int:
     os.chdir(ROOT)
-    for capture in samples():
-        out = report_path(capture)
-        text = render(capture)
+    for out, make in pages():
+        text = make()
         Path(out).write_text(text, encoding="utf-8")
         print(f"{out}: {len(text.encode()):,} bytes")
     return 0

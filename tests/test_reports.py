@@ -29,20 +29,20 @@ def _without_charts(page: str) -> str:
     return _SVG.sub("<svg/>", page)
 
 
-@pytest.mark.parametrize("capture", make_reports.samples(),
-                         ids=lambda c: Path(c).stem)
-def test_example_report_is_current(capture: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("page", make_reports.pages(), ids=lambda p: Path(p[0]).stem)
+def test_example_report_is_current(page, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    committed = ROOT / make_reports.report_path(capture)
+    path, make = page
+    committed = ROOT / path
     assert committed.exists(), f"{committed} missing: run python3 reports/make_reports.py"
-    fresh = make_reports.render(capture)
+    fresh = make()
     assert _without_charts(fresh) == _without_charts(committed.read_text()), (
         f"{committed.name} is stale: run python3 reports/make_reports.py")
     assert len(fresh.encode()) < 2_000_000
 
 
 def test_every_report_has_its_sample() -> None:
-    made = {make_reports.report_path(c) for c in make_reports.samples()}
+    made = {path for path, _ in make_reports.pages()}
     present = {f"reports/{p.name}" for p in (ROOT / "reports").glob("*.html")}
     assert present == made
     assert os.access(ROOT / "reports" / "make_reports.py", os.R_OK)
