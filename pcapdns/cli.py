@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable
-from typing import NoReturn, TextIO
+from collections.abc import Callable, Sequence
+from typing import NoReturn, Protocol, TextIO, TypeVar
 
 import click
 
@@ -22,6 +22,14 @@ from pcapdns.config import AnalysisConfig
 from pcapdns.coredns_log.index import LogIndex
 from pcapdns.errors import PcapdnsError
 from pcapdns.output import outfile
+
+
+class _Warns(Protocol):
+    @property
+    def warnings(self) -> Sequence[str]: ...
+
+
+_R = TypeVar("_R", bound=_Warns)
 
 
 class _Bar:
@@ -161,10 +169,16 @@ def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool,
          coredns_logs: tuple[str, ...] = ()) -> Analysis:
     """Analyze, turning the library's errors into one line and an exit status."""
     log = _load_logs(coredns_logs)
+    return _with_progress(lambda bar: run_analysis(
+        list(paths), config, keep_lookups=keep_lookups, progress=bar, coredns_log=log))
+
+
+def _with_progress(work: Callable[[_Bar], _R]) -> _R:
+    """Run ``work`` with a progress bar, turning the library's errors into one line and an
+    exit status, and print the result's warnings on stderr."""
     bar = _Bar()
     try:
-        result = run_analysis(list(paths), config, keep_lookups=keep_lookups, progress=bar,
-                              coredns_log=log)
+        result = work(bar)
     except PcapdnsError as e:
         bar.end_line()
         _fail(str(e))
@@ -315,19 +329,9 @@ def correlate(
                    ("--html", html_path), logs=coredns_logs)
     config = AnalysisConfig(ports=frozenset(ports) if ports else frozenset({53}))
     log = _load_logs(coredns_logs)
-    bar = _Bar()
-    try:
-        result = correlation.correlate(list(client_paths), list(server_paths), config,
-                                       CorrelateConfig(match_window=match_window),
-                                       progress=bar, coredns_log=log)
-    except PcapdnsError as e:
-        bar.end_line()
-        _fail(str(e))
-    except KeyboardInterrupt:
-        bar.end_line()
-        _fail("interrupted", 130)
-    for w in result.warnings:
-        click.echo(f"pcapdns: warning: {w}", err=True)
+    result = _with_progress(lambda bar: correlation.correlate(
+        list(client_paths), list(server_paths), config,
+        CorrelateConfig(match_window=match_window), progress=bar, coredns_log=log))
     if html_path is not None:
         from pcapdns.correlate import html
 

@@ -156,6 +156,31 @@ def leg_frames(message: Message) -> list[int]:
     return [leg.frame for leg in message.legs]
 
 
+def answer_faults(lookup: Lookup, kind: FindingKind,
+                  describe: Callable[[Transaction], str]) -> list[Finding]:
+    """One finding of ``kind`` per attempt whose answer never reached the client's socket
+    (``Transaction.leg_fault == kind``), ``describe`` saying what the legs show: an error
+    when no other attempt saved the lookup, else a warning."""
+    out = []
+    answer = lookup.answer
+    saved = answer is not None and not answer.undelivered and not lookup.failed
+    for t in lookup.attempts:
+        q, r = t.query, t.response
+        if t.leg_fault != kind or r is None:
+            continue
+        detail = describe(t)
+        severity: Severity = "error"
+        if saved:
+            assert answer is not None and answer.response is not None
+            detail += f"; another attempt was answered (frame {answer.response.frame})"
+            severity = "warning"
+        else:
+            detail += "; no other attempt was answered: for the application this lookup failed"
+        frames = [q.frame, *leg_frames(q), r.frame, *leg_frames(r)]
+        out.append(finding(kind, severity, lookup, frames, detail + ".", at=t))
+    return out
+
+
 def ms(seconds: float) -> str:
     """A duration for a sentence: '2.3 ms', '5.004 s'."""
     if seconds < 1.0:

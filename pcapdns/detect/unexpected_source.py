@@ -12,33 +12,20 @@ docs/analysis.md has the definition.
 from __future__ import annotations
 
 from pcapdns.config import AnalysisConfig
-from pcapdns.detect.base import Finding, Severity, finding, leg_frames
-from pcapdns.match.records import Lookup
+from pcapdns.detect.base import Finding, answer_faults
+from pcapdns.match.records import Lookup, Transaction
 
 
 def detect(lookup: Lookup, config: AnalysisConfig) -> list[Finding]:
-    out = []
-    answer = lookup.answer
-    saved = answer is not None and not answer.undelivered and not lookup.failed
-    for t in lookup.attempts:
-        r = t.response
-        if t.leg_fault != "unexpected_source" or r is None:
-            continue
-        q = t.query
-        detail = f"the query (frame {q.frame}) was sent to {q.dst}"
-        targets = sorted({leg.address for leg in q.legs} - {q.dst})
-        if targets:
-            detail += f" and went on to {', '.join(targets)} after the DNAT"
-        detail += (f"; the answer (frame {r.frame}) came from {r.src}: the client's socket "
-                   "drops an answer from an address it did not ask")
-        severity: Severity = "error"
-        if saved:
-            assert answer is not None and answer.response is not None
-            detail += f"; another attempt was answered (frame {answer.response.frame})"
-            severity = "warning"
-        else:
-            detail += "; no other attempt was answered: for the application this lookup failed"
-        frames = [q.frame, *leg_frames(q), r.frame, *leg_frames(r)]
-        out.append(finding("unexpected_source", severity, lookup, frames, detail + ".",
-                           at=t))
-    return out
+    return answer_faults(lookup, "unexpected_source", _describe)
+
+
+def _describe(t: Transaction) -> str:
+    q, r = t.query, t.response
+    assert r is not None
+    detail = f"the query (frame {q.frame}) was sent to {q.dst}"
+    targets = sorted({leg.address for leg in q.legs} - {q.dst})
+    if targets:
+        detail += f" and went on to {', '.join(targets)} after the DNAT"
+    return detail + (f"; the answer (frame {r.frame}) came from {r.src}: the client's socket "
+                     "drops an answer from an address it did not ask")
