@@ -433,6 +433,30 @@ def dnsmasq_one_hop_away(lab: Lab, server: str) -> None:
     relay(lab, server, SERVER4, "127.0.0.1", HOP_DELAY, "*")
 
 
+def pod_node(lab: Lab, *servers: tuple[str, str, str, tuple[str, ...]]
+             ) -> tuple[str, str, list[str]]:
+    """The pod namespace (``eth0`` = POD4) behind a "node" namespace that routes to one
+    namespace per DNS server, as a Kubernetes node does: ``servers`` are (role, the node's
+    interface to it, the node's address there, the server's addresses (the first is its
+    primary)). The pod reaches CLUSTER_IP through the node; DNAT rules are the sample's.
+    Returns the pod's, the node's and the servers' namespaces."""
+    client, node = lab.ns("pod"), lab.ns("node")
+    lab.link(client, "eth0", node, "vethpod0")
+    lab.addr(client, "eth0", f"{POD4}/24")
+    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
+    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
+    out = []
+    for role, node_if, node_addr, addrs in servers:
+        ns = lab.ns(role)
+        lab.link(node, node_if, ns, "eth0")
+        lab.addr(node, node_if, f"{node_addr}/24")
+        lab.addr(ns, "eth0", *(f"{a}/24" for a in addrs))
+        lab.route(ns, "10.250.1.0/24", node_addr)
+        out.append(ns)
+    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    return client, node, out
+
+
 def qname_hex(name: str) -> str:
     """A name in DNS wire format as hex, for iptables ``--hex-string``."""
     out = b"".join(bytes([len(label)]) + label.encode() for label in name.split("."))
@@ -832,16 +856,7 @@ def check_dnat(c: Capture) -> None:
 @sample("dnat-service-any", check_dnat)
 def make_dnat(ctx: Context) -> None:
     lab = ctx.lab
-    client, node, server = lab.ns("pod"), lab.ns("node"), lab.ns("dns")
-    lab.link(client, "eth0", node, "vethpod0")
-    lab.link(node, "vethdns0", server, "eth0")
-    lab.addr(client, "eth0", f"{POD4}/24")
-    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
-    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
-    lab.addr(server, "eth0", f"{DNS_POD4}/24")
-    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
-    lab.route(server, "10.250.1.0/24", NODE_DNS4)
-    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    client, node, (server,) = pod_node(lab, ("dns", "vethdns0", NODE_DNS4, (DNS_POD4,)))
     for proto in ("udp", "tcp"):
         lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
                      "-p", proto, "--dport", "53", "-j", "DNAT",
@@ -1185,16 +1200,7 @@ def check_two_points(c: Capture) -> None:
 @sample("two-points-lost", check_two_points)
 def make_two_points(ctx: Context) -> None:
     lab = ctx.lab
-    client, node, server = lab.ns("pod"), lab.ns("node"), lab.ns("dns")
-    lab.link(client, "eth0", node, "vethpod0")
-    lab.link(node, "vethdns0", server, "eth0")
-    lab.addr(client, "eth0", f"{POD4}/24")
-    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
-    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
-    lab.addr(server, "eth0", f"{DNS_POD4}/24")
-    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
-    lab.route(server, "10.250.1.0/24", NODE_DNS4)
-    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    client, node, (server,) = pod_node(lab, ("dns", "vethdns0", NODE_DNS4, (DNS_POD4,)))
     # kube-proxy's DNAT of the service IP, then a masquerade with random source ports (as
     # between nodes in some clusters): the server side sees neither the client's address
     # nor its port, so only the DNS ID, the question and the time can pair the two sides.
@@ -1262,16 +1268,7 @@ def make_coredns_log(ctx: Context) -> None:
     back; the capture is the pod's side of the node. The server's own capture and query
     log are turned into a CoreDNS query log (CoreDNS itself cannot run here)."""
     lab = ctx.lab
-    client, node, server = lab.ns("pod"), lab.ns("node"), lab.ns("dns")
-    lab.link(client, "eth0", node, "vethpod0")
-    lab.link(node, "vethdns0", server, "eth0")
-    lab.addr(client, "eth0", f"{POD4}/24")
-    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
-    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
-    lab.addr(server, "eth0", f"{DNS_POD4}/24")
-    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
-    lab.route(server, "10.250.1.0/24", NODE_DNS4)
-    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    client, node, (server,) = pod_node(lab, ("dns", "vethdns0", NODE_DNS4, (DNS_POD4,)))
     lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32", "-p", "udp",
                  "--dport", "53", "-j", "DNAT", "--to-destination", f"{DNS_POD4}:53")
     for direction, name in (("--dport", LOG_DROPPED_QUERY), ("--sport", LOG_DROPPED_ANSWER)):
@@ -1447,22 +1444,10 @@ def check_node_legs(c: Capture) -> None:
 @sample("node-legs-faults", check_node_legs)
 def make_node_legs(ctx: Context) -> None:
     lab = ctx.lab
-    client, node = lab.ns("pod"), lab.ns("node")
-    server, server2 = lab.ns("dns"), lab.ns("dns2")
-    lab.link(client, "eth0", node, "vethpod0")
-    lab.link(node, "vethdns0", server, "eth0")
-    lab.link(node, "vethdns1", server2, "eth0")
-    lab.addr(client, "eth0", f"{POD4}/24")
-    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
-    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
-    lab.addr(node, "vethdns1", f"{NODE_DNS2}/24")
-    lab.addr(server, "eth0", f"{DNS_POD4}/24")
-    # The primary address first: unbound's 0.0.0.0 socket answers from it.
-    lab.addr(server2, "eth0", f"{DNS2_PRIMARY}/24", f"{DNS2_SECONDARY}/24")
-    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
-    lab.route(server, "10.250.1.0/24", NODE_DNS4)
-    lab.route(server2, "10.250.1.0/24", NODE_DNS2)
-    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    # The second server's primary address first: unbound's 0.0.0.0 socket answers from it.
+    client, node, (server, server2) = pod_node(
+        lab, ("dns", "vethdns0", NODE_DNS4, (DNS_POD4,)),
+        ("dns2", "vethdns1", NODE_DNS2, (DNS2_PRIMARY, DNS2_SECONDARY)))
     for proto in ("udp", "tcp"):
         lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
                      "-p", proto, "--dport", "53", "-j", "DNAT",
@@ -1520,21 +1505,9 @@ def check_replicas(c: Capture) -> None:
 @sample("replicas-one-slow", check_replicas)
 def make_replicas(ctx: Context) -> None:
     lab = ctx.lab
-    client, node = lab.ns("pod"), lab.ns("node")
-    fast, slow = lab.ns("dns"), lab.ns("dns2")
-    lab.link(client, "eth0", node, "vethpod0")
-    lab.link(node, "vethdns0", fast, "eth0")
-    lab.link(node, "vethdns1", slow, "eth0")
-    lab.addr(client, "eth0", f"{POD4}/24")
-    lab.addr(node, "vethpod0", f"{NODE_POD4}/24")
-    lab.addr(node, "vethdns0", f"{NODE_DNS4}/24")
-    lab.addr(node, "vethdns1", f"{NODE_REPLICA_B}/24")
-    lab.addr(fast, "eth0", f"{DNS_POD4}/24")
-    lab.addr(slow, "eth0", f"{REPLICA_B}/24")
-    lab.route(client, f"{CLUSTER_IP}/32", NODE_POD4)
-    lab.route(fast, "10.250.1.0/24", NODE_DNS4)
-    lab.route(slow, "10.250.1.0/24", NODE_REPLICA_B)
-    lab.exec(node, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    client, node, (fast, slow) = pod_node(
+        lab, ("dns", "vethdns0", NODE_DNS4, (DNS_POD4,)),
+        ("dns2", "vethdns1", NODE_REPLICA_B, (REPLICA_B,)))
     # kube-proxy's iptables mode: each new connection to the Service goes to one of the
     # endpoints (here every second one to each, --mode nth, so the split is exact).
     lab.iptables(node, "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
