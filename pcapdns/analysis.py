@@ -28,6 +28,7 @@ from pcapdns.detect.base import Finding
 from pcapdns.errors import CoreError
 from pcapdns.latency import LatencyHistogram
 from pcapdns.match.records import Lookup
+from pcapdns.pods import PodDirectory
 from pcapdns.read import capture_meta
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.replicas import Replica
@@ -114,6 +115,11 @@ class Analysis:
     cause_counts: dict[str, int] = field(default_factory=dict)
     #: The first failed or slow lookups with their cause (for the report).
     cause_examples: list[tuple[Lookup, Cause]] = field(default_factory=list)
+    #: Pod names of addresses (``--pods``, or the listing the agent saved beside the
+    #: capture), or None without any.
+    pods: PodDirectory | None = None
+    #: Where ``pods`` came from: "--pods" or the capture.json that names the files.
+    pods_source: str | None = None
 
     @property
     def first_time(self) -> float | None:
@@ -134,11 +140,14 @@ def analyze(
     progress: Progress | None = None,
     coredns_log: LogIndex | None = None,
     every_lookup: Callable[[Lookup], None] | None = None,
+    pods: PodDirectory | None = None,
 ) -> Analysis:
     """Analyze the capture made of ``paths`` (files and directories); with ``coredns_log``
     (``pcapdns.coredns_log.index.load``), join every lookup to CoreDNS's query log too;
     ``every_lookup`` is called with every lookup as it closes (a consumer that streams them,
-    as ``pcapdns correlate`` does, instead of keeping them all).
+    as ``pcapdns correlate`` does, instead of keeping them all); ``pods``
+    (``pcapdns.pods.load``) names the addresses, and without it the pods listing the agent
+    saved beside the capture (capture.json ``pods_files``) is read, if there is one.
 
     Raises:
         InputError: an input is missing, not a capture, or has an unsupported link type.
@@ -151,7 +160,8 @@ def analyze(
     thresholds = gc.get_threshold()
     gc.set_threshold(100_000, 50, 100)
     try:
-        return _analyze(paths, config, keep_lookups, progress, coredns_log, every_lookup)
+        return _analyze(paths, config, keep_lookups, progress, coredns_log, every_lookup,
+                        pods)
     except BaseException as e:
         # A panic in the core reaches Python as pyo3's PanicException (a BaseException,
         # so that it is not swallowed by accident): the run cannot go on, but the user gets
@@ -181,6 +191,7 @@ class _HookedCollector(FindingCollector):
 def _analyze(
     paths: list[str], config: AnalysisConfig, keep_lookups: bool, progress: Progress | None,
     coredns_log: LogIndex | None, every_lookup: Callable[[Lookup], None] | None,
+    pods: PodDirectory | None = None,
 ) -> Analysis:
     join = None
     hooks: list[Callable[[Lookup], None]] = []
@@ -211,7 +222,12 @@ def _analyze(
     replicas = replica_rows(facts["replicas"])
     start = min((c.first_time for c in files if c.first_time is not None), default=0.0)
     collector.whole_capture(replica_imbalance.detect(replicas, start))
-    cluster_dns = stale_port.cluster_dns_servers(meta, set(facts["dnat_servers"]))
+    pods_source = "--pods" if pods is not None else None
+    if pods is None and meta is not None and meta.pods_files:
+        pods, pods_warnings = saved_pods(meta)
+        meta_warnings = [*meta_warnings, *pods_warnings]
+        pods_source = meta.path if pods is not None else None
+    cluster_dns = stale_port.cluster_dns_servers(meta, set(facts["dnat_servers"]), pods)
     collector.revise("stale_port", lambda f: stale_port.name_cause(f, cluster_dns))
     if progress is not None:
         progress(total, total)
@@ -221,6 +237,8 @@ def _analyze(
     for f in files:
         warnings.extend(f.warnings)
     warnings.extend(meta_warnings)
+    if pods is not None:
+        warnings.extend(pods.warnings)
     if facts["late_warning"] is not None:
         warnings.append(facts["late_warning"])
     warnings.extend(timeline.span_warnings(files, config.max_plausible_span))
@@ -279,7 +297,21 @@ def _analyze(
         causes=collector.causes.by_lookup,
         cause_counts=dict(sorted(collector.causes.counts.items())),
         cause_examples=collector.causes.examples,
+        pods=pods,
+        pods_source=pods_source,
     )
+
+
+def saved_pods(meta: CaptureMeta) -> tuple[PodDirectory | None, list[str]]:
+    """The pods listing the agent saved beside the capture (``--save-pods``), and a
+    warning when it cannot be read: it is a help, never a reason to stop."""
+    from pcapdns import pods
+    from pcapdns.errors import InputError
+
+    try:
+        return pods.load(list(meta.pods_files)), []
+    except InputError as e:
+        return None, [f"the pods listing named in {meta.path} is not used: {e}"]
 
 
 def _upstream_warnings(links: dict[str, int], causes_evicted: int) -> list[str]:

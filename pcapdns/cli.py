@@ -22,6 +22,7 @@ from pcapdns.config import AnalysisConfig
 from pcapdns.coredns_log.index import LogIndex
 from pcapdns.errors import PcapdnsError
 from pcapdns.output import outfile
+from pcapdns.pods import PodDirectory
 
 
 class _Warns(Protocol):
@@ -134,6 +135,10 @@ def _analysis_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--coredns-log", "coredns_logs", metavar="FILE", multiple=True,
                      help="A CoreDNS query log (kubectl logs of a CoreDNS pod, with or "
                           "without --timestamps) to join to the lookups (repeatable)."),
+        click.option("--pods", "pods_files", metavar="FILE", multiple=True,
+                     help="kubectl get pods -A -o json (or -o wide) output, or a Services "
+                          "list (kubectl get svc -A): show namespace/pod beside addresses "
+                          "(repeatable)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -165,12 +170,33 @@ def _load_logs(coredns_logs: tuple[str, ...]) -> LogIndex | None:
         _fail("interrupted", 130)
 
 
+def _load_pods(pods_files: tuple[str, ...]) -> PodDirectory | None:
+    """The pods listings given, read into one directory (None without any); a file that
+    cannot be read or parsed is one line and exit status 2."""
+    if not pods_files:
+        return None
+    from pcapdns import pods
+
+    try:
+        return pods.load(list(pods_files))
+    except PcapdnsError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
 def _run(paths: tuple[str, ...], config: AnalysisConfig, keep_lookups: bool,
-         coredns_logs: tuple[str, ...] = ()) -> Analysis:
+         coredns_logs: tuple[str, ...] = (), pods_files: tuple[str, ...] = ()) -> Analysis:
     """Analyze, turning the library's errors into one line and an exit status."""
     log = _load_logs(coredns_logs)
-    return _with_progress(lambda bar: run_analysis(
-        list(paths), config, keep_lookups=keep_lookups, progress=bar, coredns_log=log))
+    directory = _load_pods(pods_files)
+    result = _with_progress(lambda bar: run_analysis(
+        list(paths), config, keep_lookups=keep_lookups, progress=bar, coredns_log=log,
+        pods=directory))
+    if result.pods is not None and result.pods_source != "--pods":
+        click.echo(f"pcapdns: pod names from the listing saved with the capture "
+                   f"({', '.join(result.pods.files)})", err=True)
+    return result
 
 
 def _with_progress(work: Callable[[_Bar], _R]) -> _R:
@@ -228,6 +254,7 @@ def analyze(
     slow: float,
     max_wait: float,
     coredns_logs: tuple[str, ...],
+    pods_files: tuple[str, ...],
     transactions: bool,
     html_path: str | None,
 ) -> None:
@@ -241,8 +268,8 @@ def analyze(
     config = _config(ports, timeout, slow, max_wait)
     # Without --output the summary or document goes to stdout, as with "-o -".
     _check_outputs(paths, ("--output", output or "-"), ("--html", html_path),
-                   logs=coredns_logs)
-    result = _run(paths, config, transactions, coredns_logs)
+                   logs=coredns_logs + pods_files)
+    result = _run(paths, config, transactions, coredns_logs, pods_files)
     if html_path is not None:
         _write_html(result, html_path)
     if fmt == "json":
@@ -269,14 +296,16 @@ def report(
     slow: float,
     max_wait: float,
     coredns_logs: tuple[str, ...],
+    pods_files: tuple[str, ...],
 ) -> None:
     """Write one self-contained HTML report for a capture (files, a ring or a directory),
     to attach to a ticket."""
     from pcapdns.output import document
 
     config = _config(ports, timeout, slow, max_wait)
-    _check_outputs(paths, ("--output", output), ("--json", json_path), logs=coredns_logs)
-    result = _run(paths, config, False, coredns_logs)
+    _check_outputs(paths, ("--output", output), ("--json", json_path),
+                   logs=coredns_logs + pods_files)
+    result = _run(paths, config, False, coredns_logs, pods_files)
     _write_html(result, output)
     if json_path is not None:
         _write_output(json_path, lambda fh: document.write(result, fh))
@@ -309,6 +338,9 @@ def report(
               help="A query log of the CoreDNS pod(s) on the server's side (kubectl logs, "
                    "with or without --timestamps), joined to the server capture's queries "
                    "(repeatable).")
+@click.option("--pods", "pods_files", metavar="FILE", multiple=True,
+              help="kubectl get pods -A -o json (or -o wide) output, or a Services list "
+                   "(kubectl get svc -A): show namespace/pod beside addresses (repeatable).")
 def correlate(
     client_paths: tuple[str, ...],
     server_paths: tuple[str, ...],
@@ -318,6 +350,7 @@ def correlate(
     ports: tuple[int, ...],
     match_window: float,
     coredns_logs: tuple[str, ...],
+    pods_files: tuple[str, ...],
 ) -> None:
     """Compare a capture from the client's node with one from the DNS server's node, made
     at the same time: where was each unanswered lookup lost?"""
@@ -326,12 +359,14 @@ def correlate(
     from pcapdns.correlate.records import CorrelateConfig
 
     _check_outputs(client_paths + server_paths, ("--output", output or "-"),
-                   ("--html", html_path), logs=coredns_logs)
+                   ("--html", html_path), logs=coredns_logs + pods_files)
     config = AnalysisConfig(ports=frozenset(ports) if ports else frozenset({53}))
     log = _load_logs(coredns_logs)
+    directory = _load_pods(pods_files)
     result = _with_progress(lambda bar: correlation.correlate(
         list(client_paths), list(server_paths), config,
-        CorrelateConfig(match_window=match_window), progress=bar, coredns_log=log))
+        CorrelateConfig(match_window=match_window), progress=bar, coredns_log=log,
+        pods=directory))
     if html_path is not None:
         from pcapdns.correlate import html
 
@@ -346,8 +381,8 @@ def correlate(
 
 def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None],
                    logs: tuple[str, ...] = ()) -> None:
-    """Outputs (option, path; "-" is stdout) must be neither an input (a CoreDNS log
-    included) nor each other."""
+    """Outputs (option, path; "-" is stdout) must be neither an input (a CoreDNS log or a
+    pods listing included) nor each other."""
     given = [(opt, path) for opt, path in outputs if path is not None]
     try:
         inputs = [*input_files(list(paths)), *logs]

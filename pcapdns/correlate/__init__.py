@@ -14,22 +14,26 @@ was lost: before the server, at the server, or on the way back.
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 
 from pcapdns.analysis import Progress
 from pcapdns.config import AnalysisConfig
 from pcapdns.coredns_log.index import LogIndex
 from pcapdns.correlate import fates, offset, sides
 from pcapdns.correlate.records import CorrelateConfig, Correlation, SideCapture
+from pcapdns.pods import PodDirectory
 
 
 def correlate(client_paths: list[str], server_paths: list[str],
               analysis: AnalysisConfig | None = None,
               config: CorrelateConfig | None = None,
               progress: Progress | None = None,
-              coredns_log: LogIndex | None = None) -> Correlation:
+              coredns_log: LogIndex | None = None,
+              pods: PodDirectory | None = None) -> Correlation:
     """Correlate the client-side capture ``client_paths`` with the server-side capture
     ``server_paths`` (each: files, a ring or a directory, as ``analyze`` takes them); with
-    ``coredns_log``, join CoreDNS's query log to the server side's queries.
+    ``coredns_log``, join CoreDNS's query log to the server side's queries; ``pods``
+    (``pcapdns.pods.load``) names the addresses in the outputs.
 
     Raises:
         InputError: an input is missing, not a capture, or has an unsupported link type.
@@ -47,7 +51,7 @@ def correlate(client_paths: list[str], server_paths: list[str],
         client = sides.read_side("client", client_paths, analysis, config, progress)
         server = sides.read_side("server", server_paths, analysis, config, progress,
                                  coredns_log)
-        return combine(client, server, config)
+        return replace(combine(client, server, config), pods=pods)
     finally:
         gc.set_threshold(*thresholds)
 

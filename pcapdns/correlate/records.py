@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from pcapdns.coredns_log.join import JoinResult
+from pcapdns.pods import PodDirectory
 
 #: Where a lookup (or one attempt of it) ended, seen from two capture points.
 Fate = Literal["answered", "lost_before_server", "lost_at_server", "lost_after_server",
@@ -190,3 +191,5 @@ class Correlation:
     #: Client queries paired with a server query.
     paired: int
     warnings: tuple[str, ...]
+    #: Pod names of addresses (``--pods``), or None.
+    pods: PodDirectory | None = None

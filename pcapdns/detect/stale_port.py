@@ -44,6 +44,7 @@ from pcapdns import _core
 from pcapdns.config import AnalysisConfig
 from pcapdns.detect.base import Finding, finding, ms
 from pcapdns.match.records import Lookup
+from pcapdns.pods import PodDirectory
 from pcapdns.read.capture_meta import CaptureMeta
 
 #: Seconds after a run's first failed lookup during which the port must get no answer.
@@ -309,7 +310,8 @@ def _finding(run: _Run, cut_short: bool) -> Finding:
 # -- the server's role, known only at the end of the analysis ------------------------------
 
 
-def cluster_dns_servers(meta: CaptureMeta | None, dnat: Collection[str]) -> dict[str, str]:
+def cluster_dns_servers(meta: CaptureMeta | None, dnat: Collection[str],
+                        pods: PodDirectory | None = None) -> dict[str, str]:
     """Server addresses known to be the cluster's DNS, each with the fact that shows it.
 
     Only facts count, never the look of an address: a DNAT seen in the capture (the same
@@ -317,11 +319,14 @@ def cluster_dns_servers(meta: CaptureMeta | None, dnat: Collection[str]) -> dict
     the Service address and the pod behind it), and the nameservers of a resolv.conf recorded
     in capture.json whose search list holds a ``svc`` domain (kubelet writes
     ``<namespace>.svc.<cluster domain>`` into a pod's resolv.conf when it points the pod at
-    the cluster's DNS).
+    the cluster's DNS), and the CoreDNS pods and kube-dns Service of a pods listing
+    (``--pods``: recognized by their ``k8s-app`` label).
     """
     out: dict[str, str] = {}
+    if pods is not None:
+        out.update(pods.cluster_dns())
     for address in sorted(dnat):
-        out[address] = "a DNAT of DNS queries to or from it was seen in the capture"
+        out.setdefault(address, "a DNAT of DNS queries to or from it was seen in the capture")
     rc = meta.resolv_conf if meta is not None else None
     if rc is not None and any("svc" in d.lower().split(".") for d in rc.search):
         for address in rc.nameservers:

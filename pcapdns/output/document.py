@@ -15,8 +15,10 @@ from pcapdns.dns import names
 from pcapdns.dns.message import Leg
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output import coredns_log, jsontext
+from pcapdns.output import pods as pods_out
 from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
+from pcapdns.pods import PodDirectory, lookup_label
 from pcapdns.read.capture_meta import CaptureMeta
 from pcapdns.upstream import Cause
 
@@ -30,13 +32,14 @@ def build(a: Analysis) -> dict[str, Any]:
         "pcapdns_version": __version__,
         "inputs": [_input(f) for f in a.files],
         "summary": Summary.of(a).to_json(),
-        "findings": [_finding(f) for f in a.findings],
+        "findings": [_finding(f, a.pods) for f in a.findings],
         "warnings": list(a.warnings),
         "capture": capture(a.capture),
         "coredns_log": coredns_log.section(a.coredns_log),
+        "pods": pods_out.section(a),
     }
     if a.lookups is not None:
-        doc["transactions"] = transactions(a.lookups, a.coredns_log, a.causes)
+        doc["transactions"] = transactions(a.lookups, a.coredns_log, a.causes, a.pods)
         doc["duplicate_frames"] = {
             str(k): v for k, v in sorted((a.duplicate_of or {}).items())
         }
@@ -62,17 +65,18 @@ def write(a: Analysis, out: TextIO) -> None:
     out.write("{\n")
     for key, value in head.items():
         out.write(f"  {json.dumps(key)}: {_indent(value)},\n")
-    _write_list(out, "findings", (_finding(f) for f in a.findings))
+    _write_list(out, "findings", (_finding(f, a.pods) for f in a.findings))
     out.write(",\n")
     out.write(f'  "warnings": {_indent(list(a.warnings))},\n')
     out.write(f'  "capture": {_indent(capture(a.capture))},\n')
-    out.write(f'  "coredns_log": {_indent(coredns_log.section(a.coredns_log))}')
+    out.write(f'  "coredns_log": {_indent(coredns_log.section(a.coredns_log))},\n')
+    out.write(f'  "pods": {_indent(pods_out.section(a))}')
     if a.lookups is not None:
         out.write(",\n")
         rows = ((lk, t) for lk in a.lookups for t in lk.attempts)
         ordered = sorted(rows, key=lambda pair: pair[1].query.frame)
         _write_list(out, "transactions",
-                    (_transaction(lk, t, a.coredns_log, a.causes.get(lk.id))
+                    (_transaction(lk, t, a.coredns_log, a.causes.get(lk.id), a.pods)
                      for lk, t in ordered))
         dup = {str(k): v for k, v in sorted((a.duplicate_of or {}).items())}
         out.write(f',\n  "duplicate_frames": {_indent(dup)}')
@@ -113,7 +117,7 @@ def _input(f: Any) -> dict[str, Any]:
 input_json = _input
 
 
-def _finding(agg: AggregatedFinding) -> dict[str, Any]:
+def _finding(agg: AggregatedFinding, pods: PodDirectory | None = None) -> dict[str, Any]:
     detail = agg.detail
     if agg.count > 1:
         detail += f" Seen {agg.count} times, last at {iso(agg.last_time)}."
@@ -131,6 +135,9 @@ def _finding(agg: AggregatedFinding) -> dict[str, Any]:
         "last_time": iso(agg.last_time),
         "frames_omitted": agg.frames_omitted,
         "explains": list(agg.explains),
+        # Added with --pods (null without): namespace/pod of the client and server.
+        "client_pod": lookup_label(pods, agg.client),
+        "server_pod": lookup_label(pods, agg.server),
     }
 
 
@@ -164,15 +171,18 @@ def capture(meta: CaptureMeta | None) -> dict[str, Any] | None:
 
 
 def transactions(lookups: list[Lookup], log: JoinResult | None = None,
-                 causes: dict[int, Cause] | None = None) -> list[dict[str, Any]]:
+                 causes: dict[int, Cause] | None = None,
+                 pods: PodDirectory | None = None) -> list[dict[str, Any]]:
     causes = causes or {}
-    rows = [_transaction(lk, t, log, causes.get(lk.id)) for lk in lookups for t in lk.attempts]
+    rows = [_transaction(lk, t, log, causes.get(lk.id), pods)
+            for lk in lookups for t in lk.attempts]
     rows.sort(key=lambda r: r["query_frame"])
     return rows
 
 
 def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
-                 cause: Cause | None = None) -> dict[str, Any]:
+                 cause: Cause | None = None,
+                 pods: PodDirectory | None = None) -> dict[str, Any]:
     q, r = t.query, t.response
     latency = t.latency
     lookup_latency = lk.latency
@@ -227,6 +237,10 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
     if log is not None:
         # Only with a log: what CoreDNS logged for this query.
         row["coredns_log"] = coredns_log.transaction(log, q.frame)
+    if pods is not None:
+        # Only with --pods: namespace/pod of the client and the server (None: not listed).
+        row["client_pod"] = pods.label(q.src)
+        row["server_pod"] = pods.label(q.dst)
     return row
 
 

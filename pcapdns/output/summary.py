@@ -18,6 +18,7 @@ from typing import Any
 from pcapdns.analysis import Analysis
 from pcapdns.breakdown import Breakdown
 from pcapdns.output.timefmt import iso
+from pcapdns.pods import PodDirectory, lookup_label
 from pcapdns.replicas import Replica
 
 #: Rows of the per-server and per-client tables in the summary.
@@ -98,6 +99,9 @@ class ServerRow:
     refused: int
     #: Latency of its answered lookups.
     latency_ms: Latency
+    #: ``namespace/pod`` (or ``namespace/service``) of the address, with ``--pods``; None
+    #: without, or when it is not in the listing.
+    server_pod: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,10 @@ class ClientRow:
     #: Its slowest answered lookup from the first attempt, in milliseconds rounded to
     #: microseconds; None when none was answered.
     max_latency_ms: float | None
+    #: With ``--pods``: ``namespace/pod`` of the address and its workload
+    #: (``namespace/Kind/name``); None without, or when it is not in the listing.
+    client_pod: str | None = None
+    client_workload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,9 +331,9 @@ class Summary:
             ),
             malformed_examples=tuple(MalformedExample(f, p) for f, p in a.malformed_examples),
             servers_total=len(a.breakdown.servers),
-            servers=_servers(a.breakdown),
+            servers=_servers(a.breakdown, a.pods),
             clients_total=len(a.breakdown.clients),
-            clients=_clients(a.breakdown),
+            clients=_clients(a.breakdown, a.pods),
             detector_errors=MappingProxyType(dict(a.detector_errors)),
             first_time=a.first_time,
             last_time=a.last_time,
@@ -375,7 +383,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _servers(b: Breakdown) -> tuple[ServerRow, ...]:
+def _servers(b: Breakdown, pods: PodDirectory | None = None) -> tuple[ServerRow, ...]:
     rows = sorted(b.servers.items(), key=lambda kv: (-kv[1].lookups, kv[0]))[:MAX_ROWS]
     return tuple(
         ServerRow(
@@ -388,12 +396,13 @@ def _servers(b: Breakdown) -> tuple[ServerRow, ...]:
             nxdomain=t.nxdomain,
             refused=t.refused,
             latency_ms=Latency.of(t.latency.summary_ms()),
+            server_pod=lookup_label(pods, server),
         )
         for server, t in rows
     )
 
 
-def _clients(b: Breakdown) -> tuple[ClientRow, ...]:
+def _clients(b: Breakdown, pods: PodDirectory | None = None) -> tuple[ClientRow, ...]:
     rows = sorted(b.clients.items(),
                   key=lambda kv: (-kv[1].failed, -kv[1].race_lost, -kv[1].lookups, kv[0]))
     return tuple(
@@ -408,6 +417,13 @@ def _clients(b: Breakdown) -> tuple[ClientRow, ...]:
             nxdomain=t.nxdomain,
             refused=t.refused,
             max_latency_ms=round(t.max_latency * 1000.0, 3) if t.answered else None,
+            client_pod=lookup_label(pods, client),
+            client_workload=_workload(pods, client),
         )
         for client, t in rows[:MAX_ROWS]
     )
+
+
+def _workload(pods: PodDirectory | None, address: str) -> str | None:
+    e = pods.lookup(address) if pods is not None else None
+    return e.workload if e is not None else None

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pcapdns.analysis import Analysis
 from pcapdns.coredns_log.join import VERDICT_LABELS, JoinResult
 from pcapdns.detect import AggregatedFinding
-from pcapdns.output.summary import Summary
+from pcapdns.output.summary import ClientRow, Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import kind_groups, verdict
+from pcapdns.pods import PodDirectory, lookup_label
 
 EXAMPLES_PER_KIND = 3
 TABLE_ROWS = 5
@@ -72,7 +73,8 @@ def render(a: Analysis) -> str:
     if s.rcodes:
         lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s.rcodes.items()))
     lines.extend(coredns_log_lines(a.coredns_log))
-    lines.extend(_tables(s))
+    lines.extend(pods_lines(a))
+    lines.extend(_tables(s, a.pods))
     lines.extend(TERMS)
     lines.append("")
     lines.extend(_findings(a))
@@ -100,14 +102,32 @@ def coredns_log_lines(log: JoinResult | None) -> list[str]:
     return out
 
 
-def _tables(s: Summary) -> list[str]:
+def pods_lines(a: Analysis) -> list[str]:
+    """A line on the pods listing, when there is one (``--pods``, or saved with the
+    capture: then it says so)."""
+    pods = a.pods
+    if pods is None:
+        return []
+    source = ("" if a.pods_source == "--pods"
+              else f" (saved with the capture, named in {a.pods_source})")
+    return [f"pods listing: {pods.pods} pods, {pods.services} services, "
+            f"{len(pods.entries)} addresses{source}"]
+
+
+def at(address: str, pods: PodDirectory | None) -> str:
+    """``address (namespace/pod)``, or the address alone when it is not in the listing."""
+    label = lookup_label(pods, address)
+    return f"{address} ({label})" if label else address
+
+
+def _tables(s: Summary, pods: PodDirectory | None = None) -> list[str]:
     """The busiest servers, the replicas behind a Service address, and the clients with the
-    most failed lookups."""
+    most failed lookups (by workload with a pods listing)."""
     lines = []
     servers = s.servers[:TABLE_ROWS]
     if servers:
         lines.append("servers: " + "; ".join(
-            f"{row.server} {row.lookups} lookups, "
+            f"{at(row.server, pods)} {row.lookups} lookups, "
             f"{_share(row.failed, row.lookups)} failed, "
             f"p99 {_duration(row.latency_ms.p99)}"
             for row in servers
@@ -115,13 +135,16 @@ def _tables(s: Summary) -> list[str]:
     if len(s.replicas) > 1:
         # Only when there is something to compare: one replica says nothing a server does.
         lines.append("replicas (DNAT targets): " + "; ".join(
-            f"{r.service} -> {r.address} {r.queries} queries ({r.share:.0%}), "
+            f"{at(r.service, pods)} -> {at(r.address, pods)} {r.queries} queries "
+            f"({r.share:.0%}), "
             f"{_share(r.failed, r.queries)} failed, p50 {_duration(r.p50_ms)}, "
             f"p99 {_duration(r.p99_ms)}"
             for r in s.replicas[:TABLE_ROWS]
         ))
     hurting = [row for row in s.clients if row.failed or row.race_lost][:TABLE_ROWS]
-    if hurting:
+    if pods is not None:
+        lines.extend(_workloads(s, pods))
+    elif hurting:
         lines.append("clients with failures: " + "; ".join(
             f"{row.client} {row.failed} of {row.lookups} lookups failed"
             + (f", A/AAAA race lost {row.race_lost}x" if row.race_lost else "")
@@ -139,6 +162,33 @@ def _tables(s: Summary) -> list[str]:
         lines.append("causes of the forwarder's failed or slow lookups: " + ", ".join(
             f"{k} {v}" for k, v in s.causes.items()))
     return lines
+
+
+def _workloads(s: Summary, pods: PodDirectory) -> list[str]:
+    """The clients with failures, grouped by workload (an address not in the listing is a
+    group of its own)."""
+    from pcapdns.output.pods import WorkloadRow
+
+    rows: dict[str, list[ClientRow]] = {}
+    for row in s.clients:
+        if row.failed or row.race_lost:
+            rows.setdefault(row.client_workload or row.client, []).append(row)
+    groups = [WorkloadRow(workload=k, clients=tuple((r.client, r.client_pod) for r in v),
+                          clients_total=len(v), lookups=sum(r.lookups for r in v),
+                          failed=sum(r.failed for r in v),
+                          race_lost=sum(r.race_lost for r in v),
+                          retransmissions=sum(r.retransmissions for r in v))
+              for k, v in rows.items()]
+    groups.sort(key=lambda g: (-g.failed, -g.race_lost, -g.lookups, g.workload))
+    if not groups:
+        return []
+    return ["clients with failures, by workload: " + "; ".join(
+        f"{g.workload} {g.failed} of {g.lookups} lookups failed"
+        + (f", A/AAAA race lost {g.race_lost}x" if g.race_lost else "")
+        + " [" + ", ".join(c if p is None or g.workload == c else f"{c} {p}"
+                           for c, p in g.clients[:TABLE_ROWS])
+        + (", ..." if len(g.clients) > TABLE_ROWS else "") + "]"
+        for g in groups[:TABLE_ROWS])]
 
 
 def _share(part: int, whole: int) -> str:
@@ -174,7 +224,8 @@ def _findings(a: Analysis) -> list[str]:
             shown = sorted(agg.frames)[:MAX_FRAMES_SHOWN]
             more = "..." if len(agg.frames) > MAX_FRAMES_SHOWN else ""
             lines.append(
-                f"  {kind}{times}  {agg.client} -> {agg.server}  {agg.qname} {agg.qtype}  "
+                f"  {kind}{times}  {at(agg.client, a.pods)} -> {at(agg.server, a.pods)}  "
+                f"{agg.qname} {agg.qtype}  "
                 f"frames {','.join(map(str, shown))}{more}"
             )
             lines.append(f"      {agg.detail}")

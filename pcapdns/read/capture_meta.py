@@ -133,6 +133,9 @@ class CaptureMeta:
     conntrack: ConntrackStats | None
     #: Conntrack of the target namespace, when it is not the node's.
     target_conntrack: ConntrackStats | None
+    #: The pods and Services listings the agent saved beside the ring (``--save-pods``),
+    #: as paths beside this file; empty when none were saved.
+    pods_files: tuple[str, ...] = ()
 
     def conntrack_delta(self) -> ConntrackDelta | None:
         """The node's insert_failed and drop rises during the capture, when recorded."""
@@ -251,7 +254,19 @@ def parse(data: object, path: str = NAME) -> CaptureMeta:
         resolv_conf=_resolv_conf(top.get("resolv_conf")),
         conntrack=_conntrack(top.get("conntrack"), "conntrack"),
         target_conntrack=_conntrack(top.get("target_conntrack"), "target_conntrack"),
+        pods_files=_pods_files(top, path),
     )
+
+
+def _pods_files(top: Mapping[str, object], path: str) -> tuple[str, ...]:
+    """``pods_files``: names of files in capture.json's own directory (never a path
+    elsewhere: the analysis reads only what is beside the capture)."""
+    names = _strings(top, "pods_files")
+    for name in names:
+        if not name or "/" in name or name in (".", ".."):
+            raise CaptureMetaError(f"pods_files entry {name!r} is not a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    return tuple(os.path.join(folder, n) for n in names)
 
 
 # field readers ------------------------------------------------------------------------

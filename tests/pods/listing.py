@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (kubectl's tables are as wide as they are)
 """A hand-written ``kubectl get pods -A -o json`` / ``kubectl get svc -A -o json`` listing
 for the addresses of the committed samples (sample_pcaps/README.md): the client pod
 10.250.1.10 (``default/web-7d4b9c8f6-x2x9q`` of Deployment ``web``), the CoreDNS pods
@@ -52,9 +53,9 @@ def pods_json() -> dict:
         pod("default", "web-7d4b9c8f6-x2x9q", CLIENT, "node-a",
             labels={"app": "web", "pod-template-hash": "7d4b9c8f6"},
             owner=("ReplicaSet", "web-7d4b9c8f6")),
-        pod("kube-system", "coredns-5d78c9869d-abcde", COREDNS[0], "node-b", labels=dns,
+        pod("kube-system", "coredns-5d78c9869d-7wq4x", COREDNS[0], "node-b", labels=dns,
             owner=("ReplicaSet", "coredns-5d78c9869d")),
-        pod("kube-system", "coredns-5d78c9869d-fghij", COREDNS[1], "node-c", labels=dns,
+        pod("kube-system", "coredns-5d78c9869d-zx6nb", COREDNS[1], "node-c", labels=dns,
             owner=("ReplicaSet", "coredns-5d78c9869d")),
         pod("kube-system", "kube-proxy-q8k2m", NODE, "node-a", host_network=True,
             labels={"k8s-app": "kube-proxy"}, owner=("DaemonSet", "kube-proxy")),
@@ -73,8 +74,8 @@ def services_json() -> dict:
 PODS_WIDE = """\
 NAMESPACE     NAME                       READY   STATUS    RESTARTS      AGE   IP            NODE     NOMINATED NODE   READINESS GATES
 default       web-7d4b9c8f6-x2x9q        1/1     Running   0             5d    10.250.1.10   node-a   <none>           <none>
-kube-system   coredns-5d78c9869d-abcde   1/1     Running   2 (3d ago)    9d    10.250.2.53   node-b   <none>           <none>
-kube-system   coredns-5d78c9869d-fghij   1/1     Running   0             9d    10.250.3.53   node-c   <none>           <none>
+kube-system   coredns-5d78c9869d-7wq4x   1/1     Running   2 (3d ago)    9d    10.250.2.53   node-b   <none>           <none>
+kube-system   coredns-5d78c9869d-zx6nb   1/1     Running   0             9d    10.250.3.53   node-c   <none>           <none>
 """
 
 SERVICES_WIDE = """\
