@@ -12,6 +12,7 @@ from pcapdns.correlate.records import AttemptFate, Correlation, LookupFate, Pack
 from pcapdns.dns import names
 from pcapdns.output import coredns_log, jsontext
 from pcapdns.output.timefmt import iso
+from pcapdns.pods import PodDirectory
 
 SCHEMA = "pcapdns.correlation/1"
 
@@ -50,9 +51,10 @@ def build(c: Correlation) -> dict[str, Any]:
         "servers": [{"client_side": s.client_side,
                      "server_side": [{"address": a, "queries": n} for a, n in s.server_side]}
                     for s in c.servers],
-        "lookups": [lookup_json(lf, c.server.coredns_log) for lf in c.lost],
+        "lookups": [lookup_json(lf, c.server.coredns_log, c.pods) for lf in c.lost],
         "coredns_log": coredns_log.section(c.server.coredns_log),
         "warnings": list(c.warnings),
+        "pods": pods_section(c),
     }
 
 
@@ -64,9 +66,24 @@ def write(c: Correlation, out: TextIO) -> None:
     out.write(dumps(c))
 
 
-def lookup_json(lf: LookupFate, log: JoinResult | None = None) -> dict[str, Any]:
+def pods_section(c: Correlation) -> dict[str, Any] | None:
+    """With ``--pods``: the listing read, and what it names of the addresses shown (the
+    lookups' clients and servers, the servers' addresses on both sides); else None."""
+    pods = c.pods
+    if pods is None:
+        return None
+    seen = [a for lf in c.lost for a in (lf.attempts[0].client.packet.src,
+                                          lf.attempts[0].client.packet.dst)]
+    seen += [a for s in c.servers for a in (s.client_side, *(x for x, _ in s.server_side))]
+    found = {a: e.to_json() for a in seen if (e := pods.lookup(a)) is not None}
+    return {"files": list(pods.files), "pods": pods.pods, "services": pods.services,
+            "addresses": dict(sorted(found.items()))}
+
+
+def lookup_json(lf: LookupFate, log: JoinResult | None = None,
+                pods: PodDirectory | None = None) -> dict[str, Any]:
     first = lf.attempts[0].client
-    return {
+    out = {
         "lookup": lf.lookup,
         "fate": lf.fate,
         "qname": first.qname,
@@ -76,6 +93,11 @@ def lookup_json(lf: LookupFate, log: JoinResult | None = None) -> dict[str, Any]
         "time": iso(first.packet.time),
         "attempts": [_attempt(a, log) for a in lf.attempts],
     }
+    if pods is not None:
+        # Only with --pods: namespace/pod of the client and the server (None: not listed).
+        out["client_pod"] = pods.label(first.packet.src)
+        out["server_pod"] = pods.label(first.packet.dst)
+    return out
 
 
 def _attempt(a: AttemptFate, log: JoinResult | None) -> dict[str, Any]:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pcapdns.coredns_log.join import JoinResult
 from pcapdns.correlate.records import FATES, AttemptFate, Correlation, Fate, LookupFate
 from pcapdns.dns import names
-from pcapdns.output.text import coredns_log_lines
+from pcapdns.output.text import at, coredns_log_lines
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import count_noun, duration
+from pcapdns.pods import PodDirectory
 
 #: Lookups listed per fate.
 EXAMPLES_PER_FATE = 10
@@ -63,7 +64,8 @@ def render(c: Correlation) -> str:
     lines.append("fates: " + ", ".join(f"{f} {c.fates[f]:,}" for f in FATES))
     if c.servers:
         lines.append("servers: " + "; ".join(
-            f"{s.client_side} -> " + ", ".join(f"{a} ({n:,})" for a, n in s.server_side)
+            f"{at(s.client_side, c.pods)} -> "
+            + ", ".join(f"{at(a, c.pods)} ({n:,})" for a, n in s.server_side)
             for s in c.servers))
     if c.other_server_lookups:
         lines.append(f"not judged: {count_noun(c.other_server_lookups, 'lookup')} to other "
@@ -80,16 +82,18 @@ def render(c: Correlation) -> str:
         lines.append("")
         lines.append(f"{fate} ({len(of):,}): {count_noun(len(of), 'lookup')} {PLACE[fate]}")
         for lf in of[:EXAMPLES_PER_FATE]:
-            lines.extend(_lookup(lf, log))
+            lines.extend(_lookup(lf, log, c.pods))
         if len(of) > EXAMPLES_PER_FATE:
             lines.append(f"  ... and {len(of) - EXAMPLES_PER_FATE:,} more (the JSON document "
                          "lists them all)")
     return "\n".join(lines) + "\n"
 
 
-def _lookup(lf: LookupFate, log: JoinResult | None) -> list[str]:
+def _lookup(lf: LookupFate, log: JoinResult | None,
+            pods: PodDirectory | None = None) -> list[str]:
     q = lf.attempts[0].client
-    head = (f"  {q.qname} {names.qtype_name(q.qtype)} from {q.packet.src} to {q.packet.dst} "
+    head = (f"  {q.qname} {names.qtype_name(q.qtype)} from {at(q.packet.src, pods)} to "
+            f"{at(q.packet.dst, pods)} "
             f"at {iso(q.packet.time)}, {count_noun(len(lf.attempts), 'attempt')}")
     return [head, *(f"    {_attempt(a)}{logged_note(a, log)}" for a in lf.attempts)]
 

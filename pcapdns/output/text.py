@@ -115,8 +115,11 @@ def pods_lines(a: Analysis) -> list[str]:
 
 
 def at(address: str, pods: PodDirectory | None) -> str:
-    """``address (namespace/pod)``, or the address alone when it is not in the listing."""
+    """``address (namespace/pod)`` (``address`` an IP or ``ip:port``), or the address alone
+    when it is not in the listing."""
     label = lookup_label(pods, address)
+    if label is None and ":" in address:  # "ip:port"
+        label = lookup_label(pods, address.rsplit(":", 1)[0])
     return f"{address} ({label})" if label else address
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -37,6 +38,7 @@ def render(report: Report) -> str:
     env.filters["code"] = _code
     env.filters["name"] = _name
     env.filters["address"] = _address
+    env.filters["pod"] = _pod
     page = env.get_template("report.html.j2").render(
         r=report,
         css=Markup(_asset("report.css")),
@@ -101,6 +103,19 @@ def _address(address: str) -> Markup:
     breaks = {1: ':<wbr class="narrow">', 3: ":<wbr>"}
     return Markup("".join(g + breaks.get(i % 4, ":") for i, g in enumerate(groups[:-1]))
                   + groups[-1])
+
+
+def _pod(address: str, pods: Mapping[str, str]) -> Markup:
+    """``namespace/pod`` of ``address`` (``ip`` or ``ip:port``) on a line of its own under
+    it, escaped; nothing when the pods listing does not name it (or there is none)."""
+    if not pods or not address:
+        return Markup("")
+    label = pods.get(address)
+    if label is None and ":" in address:
+        label = pods.get(address.rsplit(":", 1)[0])
+    if label is None:
+        return Markup("")
+    return Markup('<span class="pod">') + escape(label) + Markup("</span>")
 
 
 def _asset(name: str) -> str:

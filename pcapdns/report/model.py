@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,6 +246,26 @@ class Report:
     #: The DNAT targets behind each Service address (docs/analysis.md, "Replicas"): queries,
     #: failed, p50 / p99, and which Service and what share in ``extra``.
     replicas: tuple[TableRow, ...] = ()
+    #: With a pods listing: ``namespace/pod`` of each address the page shows (the
+    #: template's ``pod`` filter puts it beside the address), the listing in a line, and
+    #: the clients grouped by workload (instead of ``clients``' flat list).
+    pods: Mapping[str, str] = field(default_factory=dict)
+    pods_line: str = ""
+    workloads: tuple[WorkloadGroup, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadGroup:
+    """A workload of the clients table: its totals and its addresses' rows."""
+
+    #: ``namespace/Kind/name``, or the address when it is not in the listing.
+    workload: str
+    lookups: int
+    failed: int
+    failed_pct: str
+    rows: tuple[TableRow, ...]
+    #: Its client addresses not shown as rows.
+    more: int = 0
 
 
 def context_of(meta: CaptureMeta | None) -> CaptureContext:
@@ -331,7 +351,68 @@ def build(a: Analysis, *, command: str, context: CaptureContext | None = None) -
         upstream=tuple(_upstream(s)),
         causes=tuple(_cause_row(lk, c) for lk, c in a.cause_examples[:TABLE_ROWS]),
         causes_total=sum(a.cause_counts.values()),
+        pods=_pod_labels(a),
+        pods_line=_pods_line(a),
+        workloads=tuple(_workloads(a)),
     )
+
+
+def _pod_labels(a: Analysis) -> dict[str, str]:
+    """``namespace/pod`` of each address the page can show."""
+    if a.pods is None:
+        return {}
+    from pcapdns.output.pods import seen_addresses
+
+    out = {}
+    for address in seen_addresses(a):
+        label = a.pods.label(address)
+        if label is not None:
+            out[address] = label
+    for lk, _ in a.cause_examples:
+        for address in (lk.attempts[0].query.src, lk.attempts[0].query.dst):
+            label = a.pods.label(address)
+            if label is not None:
+                out[address] = label
+    for examples in a.examples.values():
+        for f in examples:
+            for address in (f.client, f.server):
+                label = a.pods.label(address)
+                if label is not None:
+                    out[address] = label
+    return out
+
+
+def _pods_line(a: Analysis) -> str:
+    if a.pods is None:
+        return ""
+    names = ", ".join(os.path.basename(p) for p in a.pods.files)
+    saved = ("" if a.pods_source == "--pods"
+             else " (saved by the capture agent with the capture)")
+    return (f"Pod names from {names}{saved}: {a.pods.pods:,} pods, "
+            f"{a.pods.services:,} services, {len(a.pods.entries):,} addresses.")
+
+
+def _workloads(a: Analysis) -> list[WorkloadGroup]:
+    """The clients table by workload, most failed lookups first (the first
+    ``TABLE_ROWS`` workloads, a few addresses each)."""
+    if a.pods is None:
+        return []
+    from pcapdns.output.pods import workload_rows
+
+    out = []
+    for w in workload_rows(a.breakdown, a.pods)[:TABLE_ROWS]:
+        rows = []
+        for client, _ in w.clients[:TABLE_ROWS]:
+            t = a.breakdown.clients[client]
+            extra = f"race lost {t.race_lost:,}" if t.race_lost else ""
+            latency = _dur(t.max_latency) if t.answered else "-"
+            rows.append(TableRow(_other(client), t.lookups, t.failed,
+                                 _pct(t.failed, t.lookups), t.retransmissions, latency,
+                                 extra))
+        out.append(WorkloadGroup(_other(w.workload), w.lookups, w.failed,
+                                 _pct(w.failed, w.lookups), tuple(rows),
+                                 w.clients_total - len(rows)))
+    return out
 
 
 # ---------------------------------------------------------------------------- verdict
@@ -565,8 +646,13 @@ def _ticket(a: Analysis, ctx: CaptureContext) -> tuple[str, int]:
         result = _TICKET_KINDS.get(agg.kind)
         if result is None or not agg.qname or agg.qname == "*" or _internal(agg.qname, cluster):
             continue
-        rows.append((agg.qname, agg.qtype, result, (iso(agg.time) or "")[:19] + "Z", agg.count,
-                     agg.server))
+        row: tuple[Any, ...] = (agg.qname, agg.qtype, result,
+                                (iso(agg.time) or "")[:19] + "Z", agg.count,
+                                _with_pod(a, agg.server))
+        if a.pods is not None:
+            # With a pods listing the ticket also says which pod asked.
+            row += (a.pods.label(agg.client) or agg.client,)
+        rows.append(row)
     rows.sort(key=lambda r: (r[3], r[0]))
     node = ctx.node or "not recorded"
     head = [
@@ -579,7 +665,8 @@ def _ticket(a: Analysis, ctx: CaptureContext) -> tuple[str, int]:
     if not rows and not up_rows:
         return "\n".join(head + ["No failing external names (SERVFAIL, REFUSED or no "
                                  "answer) in this capture."]), 0
-    lines = _ticket_table(_TICKET_HEAD, rows) if rows else []
+    header = _TICKET_HEAD + (("client",) if a.pods is not None else ())
+    lines = _ticket_table(header, rows) if rows else []
     if up_rows:
         if lines:
             lines.append("")
@@ -612,9 +699,15 @@ def _upstream_ticket_rows(a: Analysis, ctx: CaptureContext) -> list[tuple[Any, .
         if not agg.qname or agg.qname == "*":
             continue
         rows.append((agg.qname, agg.qtype, result, (iso(agg.time) or "")[:19] + "Z",
-                     agg.count, agg.server, ctx.node or agg.client))
+                     agg.count, _with_pod(a, agg.server), ctx.node or _with_pod(a, agg.client)))
     rows.sort(key=lambda r: (r[3], r[0]))
     return rows
+
+
+def _with_pod(a: Analysis, address: str) -> str:
+    """``address (namespace/pod)`` with a pods listing that names it, else the address."""
+    label = a.pods.label(address) if a.pods is not None else None
+    return f"{address} ({label})" if label else address
 
 
 _TICKET_HEAD = ("name", "type", "result", "first seen (UTC)", "times", "server")
