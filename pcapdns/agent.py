@@ -54,6 +54,14 @@ FORMAT = "pcapdns.capture/1"
 RING_PREFIX = "dns.pcap"
 META_NAME = "capture.json"
 REPORT_NAME = "report.html"
+#: --save-pods: kubectl's listings of pods and Services, read by the analysis to name
+#: addresses (``pcapdns analyze --pods``).
+PODS_NAME = "pods.json"
+SERVICES_NAME = "services.json"
+#: How long one kubectl call may take (an API server far away, a large cluster), and the
+#: largest listing kept (the analysis reads at most 1 GiB a file).
+KUBECTL_TIMEOUT = 60.0
+KUBECTL_MAX_BYTES = 1 << 30
 #: tcpdump's -C counts millions of bytes; a file grows past it by at most one record.
 MB = 1_000_000
 MAX_RECORD = 262_144 + 16
@@ -99,6 +107,8 @@ class Options:
     force: bool
     keep_free: float
     analyze: bool
+    #: Save kubectl's pods and Services listings beside the ring.
+    save_pods: bool = False
 
 
 def parse_duration(text: str) -> float:
@@ -187,6 +197,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     out.add_argument("--analyze", action="store_true",
                      help="when the capture stops, write DIR/report.html with "
                           "'pcapdns report' (needs the pcapdns package)")
+    out.add_argument("--save-pods", action="store_true",
+                     help=f"save 'kubectl get pods -A -o json' and 'kubectl get svc -A -o "
+                          f"json' beside the ring ({PODS_NAME}, {SERVICES_NAME}), so that the "
+                          "analysis names pods; needs kubectl and RBAC to list pods and "
+                          "services (capture/README.md). Without them: a warning, and the "
+                          "capture goes on")
     return p
 
 
@@ -256,6 +272,7 @@ def parse_options(argv: list[str], prog: str | None = None) -> Options:
         interface=a.interface, bpf=bpf, ports=ports, size_mb=a.size_mb, files=a.files,
         buffer_kb=a.buffer_kb, duration=a.duration, pid=a.pid, netns=a.netns,
         directory=a.directory, force=a.force, keep_free=a.keep_free, analyze=a.analyze,
+        save_pods=a.save_pods,
     )
 
 
@@ -903,7 +920,8 @@ class CaptureDir:
 
 
 #: An earlier capture's files, deleted by --force.
-OWN_FILES = (META_NAME, META_NAME + ".tmp", REPORT_NAME)
+OWN_FILES = (META_NAME, META_NAME + ".tmp", REPORT_NAME, PODS_NAME, PODS_NAME + ".tmp",
+             SERVICES_NAME, SERVICES_NAME + ".tmp")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -1233,6 +1251,17 @@ def write_json(capdir: CaptureDir, name: str, data: dict[str, object]) -> None:
     Raises:
         OSError: it cannot be written.
     """
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    write_file(capdir, name, text.encode("utf-8"))
+
+
+def write_file(capdir: CaptureDir, name: str, data: bytes) -> None:
+    """Write ``data`` as ``name`` (0600) in the capture directory, atomically, as
+    ``write_json`` does.
+
+    Raises:
+        OSError: it cannot be written.
+    """
     tmp = name + ".tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -1242,9 +1271,8 @@ def write_json(capdir: CaptureDir, name: str, data: dict[str, object]) -> None:
         fd = os.open(tmp, flags, 0o600, dir_fd=capdir.fd)
     try:
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
@@ -1254,6 +1282,83 @@ def write_json(capdir: CaptureDir, name: str, data: dict[str, object]) -> None:
             pass
         raise
     os.replace(tmp, name, src_dir_fd=capdir.fd, dst_dir_fd=capdir.fd)
+
+
+def kubectl_listing(kind: str, timeout: float = KUBECTL_TIMEOUT,
+                    cancelled: Callable[[], bool] = lambda: False
+                    ) -> tuple[bytes | None, str | None]:
+    """``kubectl get KIND -A -o json`` (run directly, never through a shell): its output
+    when it is a listing, else None and why, in one line.
+
+    kubectl finds its credentials as usual: $KUBECONFIG or ~/.kube/config, or in a pod the
+    ServiceAccount's token (in-cluster configuration). It is given up on after
+    ``timeout`` seconds, or as soon as ``cancelled()`` (the capture was told to stop)."""
+    argv = ["kubectl", "get", kind, "--all-namespaces", "-o", "json"]
+    try:
+        # A session of its own: on a timeout its whole process group is killed, so that a
+        # credential plugin kubectl started cannot keep the pipes open.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except FileNotFoundError:
+        return None, "kubectl is not installed (not on PATH)"
+    except OSError as e:
+        return None, f"kubectl cannot run: {e.strerror or e}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.25)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() < deadline and not cancelled():
+                continue
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.communicate()
+        if cancelled():
+            return None, "the capture was stopped while kubectl ran"
+        return None, f"'{' '.join(argv)}' did not finish within {timeout:g} s"
+    if proc.returncode != 0:
+        why = _one_line(err) or f"exit status {proc.returncode}"
+        return None, f"'{' '.join(argv)}' failed: {why}"
+    if len(out) > KUBECTL_MAX_BYTES:
+        return None, f"'{' '.join(argv)}' wrote more than {KUBECTL_MAX_BYTES:,} bytes"
+    try:
+        data = json.loads(out.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None, f"'{' '.join(argv)}' did not write JSON"
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        return None, f"'{' '.join(argv)}' did not write a list"
+    return out, None
+
+
+def _one_line(raw: bytes) -> str:
+    """The last non-empty line of a program's stderr, printable and at most 200
+    characters: kubectl's error message, safe to show."""
+    lines = [x.strip() for x in raw.decode("utf-8", "replace").splitlines() if x.strip()]
+    text = lines[-1] if lines else ""
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
+
+
+def save_pods(capdir: CaptureDir, cancelled: Callable[[], bool] = lambda: False
+              ) -> tuple[list[str], list[str]]:
+    """Save kubectl's pods and Services listings in the capture directory: the names
+    written, and a line per listing that could not be saved."""
+    saved: list[str] = []
+    problems: list[str] = []
+    for kind, name in (("pods", PODS_NAME), ("services", SERVICES_NAME)):
+        data, why = kubectl_listing(kind, cancelled=cancelled)
+        if data is None:
+            problems.append(f"{kind}: {why}")
+            continue
+        try:
+            write_file(capdir, name, data)
+        except OSError as e:
+            problems.append(f"{kind}: cannot write {name}: {e.strerror or e}")
+            continue
+        saved.append(name)
+    return saved, problems
 
 
 def conntrack_json(before: ConntrackStats | None, after: ConntrackStats | None
@@ -1476,6 +1581,9 @@ def _record(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
                 "ICMP errors" if opts.ports else repr(opts.bpf))
         say(f"capturing {what} on {opts.interface} ({_target_words(target)}) into "
             f"{directory}: {opts.files} files x {opts.size_mb} MB")
+        if opts.save_pods and stopper.reason is None:
+            # With tcpdump already running: kubectl may take a while, the capture not.
+            _save_pods(capdir, meta, lambda: stopper.reason is not None)
         reason = _wait(proc, reader, stopper, status, opts.duration)
     finally:
         # Whatever happened above, tcpdump does not outlive this call.
@@ -1513,6 +1621,21 @@ def _record(opts: Options, tcpdump: str, target: Target, netns_fd: int | None,
         say(f"tcpdump {how} {last}".rstrip())
         exit_status = 1
     return exit_status
+
+
+def _save_pods(capdir: CaptureDir, meta: dict[str, object],
+               cancelled: Callable[[], bool]) -> None:
+    """--save-pods: the listings beside the ring, named in capture.json; what failed is a
+    warning, never the end of the capture."""
+    saved, problems = save_pods(capdir, cancelled)
+    meta["pods_files"] = saved
+    meta["pods_errors"] = problems
+    write_json(capdir, META_NAME, meta)
+    if saved:
+        say(f"saved {' and '.join(saved)} (kubectl) for the analysis to name pods")
+    for p in problems:
+        say(f"warning: no {p.split(':', 1)[0]} listing saved ({p.split(': ', 1)[1]}); "
+            "the capture goes on")
 
 
 def _wait(proc: subprocess.Popen, reader: StderrReader,  # type: ignore[type-arg]
