@@ -177,3 +177,44 @@ def test_each_capability_is_needed(pod: int, tmp_path: Path, dropped: str) -> No
             "SYS_ADMIN": "CAP_SYS_ADMIN", "SYS_PTRACE": "CAP_SYS_PTRACE"}[dropped]
     assert hint in cp.stderr
     assert not (tmp_path / "cap").exists()
+
+
+def rbac_documents() -> list[dict]:
+    return [d for d in yaml.safe_load_all((CAPTURE / "pods-rbac.yaml").read_text()) if d]
+
+
+def test_pods_rbac_is_valid_and_read_only() -> None:
+    """--save-pods' grant: the ServiceAccount of the agent's namespace may get and list
+    pods and services, nothing else."""
+    version = kubernetes_validate.latest_version()
+    docs = {d["kind"]: d for d in rbac_documents()}
+    assert sorted(docs) == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]
+    for doc in docs.values():
+        kubernetes_validate.validate(doc, version, strict=True)
+    assert docs["ClusterRole"]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]}]
+    sa = docs["ServiceAccount"]["metadata"]
+    assert sa["namespace"] == daemonset()["metadata"]["namespace"]
+    binding = docs["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == docs["ClusterRole"]["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"],
+                                    "namespace": sa["namespace"]}]
+
+
+def test_pods_rbac_patch_gives_the_daemonset_that_account() -> None:
+    """The patch the README applies, applied here: the DaemonSet stays valid and runs as
+    the bound ServiceAccount with its token; without the patch it has no token at all."""
+    ds = daemonset()
+    assert "serviceAccountName" not in ds["spec"]["template"]["spec"]
+    patch = yaml.safe_load((CAPTURE / "pods-rbac-patch.yaml").read_text())
+    ds["spec"]["template"]["spec"].update(patch["spec"]["template"]["spec"])
+    kubernetes_validate.validate(ds, kubernetes_validate.latest_version(), strict=True)
+    sa = next(d for d in rbac_documents() if d["kind"] == "ServiceAccount")
+    assert ds["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+    assert ds["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    readme = (CAPTURE / "README.md").read_text()
+    for step in ("kubectl apply -f capture/daemonset.yaml -f capture/pods-rbac.yaml",
+                 "--patch-file capture/pods-rbac-patch.yaml", "--build-arg KUBECTL_VERSION",
+                 "--save-pods"):
+        assert step in readme, step
+    assert "KUBECTL_VERSION" in (CAPTURE / "Containerfile").read_text()
