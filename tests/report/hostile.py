@@ -40,3 +40,33 @@ def write_hostile_capture(path: Path) -> Path:
         t += 0.1
     packets.append((t + 10.0, query("end.example", id=1, sport=44000)))
     return write_eth(path, packets)
+
+
+#: Pod and namespace names that would run if a report let them through as markup.
+POD_PAYLOADS = (
+    "<script>window.__pwned=6</script>",
+    '"><img/src=x/onerror=window.__pwned=7>',
+)
+
+
+def write_hostile_pods(path: Path) -> Path:
+    """A pods listing (``kubectl get pods -o json`` and a Service) naming the hostile
+    capture's client and server with payloads and control characters."""
+    import json
+
+    from tests.craft import CLIENT, SERVER
+
+    items = [
+        {"kind": "Pod",
+         "metadata": {"name": POD_PAYLOADS[0] + "\x1b[2J", "namespace": POD_PAYLOADS[1],
+                      "ownerReferences": [{"kind": "DaemonSet", "name": POD_PAYLOADS[0],
+                                           "controller": True}]},
+         "spec": {"nodeName": "node\x07<b>"},
+         "status": {"phase": "Running", "podIP": CLIENT}},
+        {"kind": "Service",
+         "metadata": {"name": POD_PAYLOADS[1], "namespace": "kube-system",
+                      "labels": {"k8s-app": "kube-dns"}},
+         "spec": {"clusterIP": SERVER}},
+    ]
+    path.write_text(json.dumps({"kind": "List", "items": items}))
+    return path

@@ -236,3 +236,23 @@ def test_no_dns_on_the_ports_is_neutral_and_points_to_port(tmp_path: Path) -> No
     assert "No DNS found on port 53" in text
     assert "If DNS runs on another port, use --port N." in text
     _shot(tmp_path, "no-dns.png", r.screenshot)
+
+
+def test_injected_pod_names_do_not_run(tmp_path: Path) -> None:
+    """--pods with hostile names: shown as text in a real browser, never run."""
+    require_chromium()
+    from pcapdns import pods
+    from tests.report.hostile import write_hostile_pods
+
+    cap = write_hostile_capture(tmp_path / "hostile.pcap")
+    listing = pods.load([str(write_hostile_pods(tmp_path / "pods.json"))])
+    out = tmp_path / "hostile-pods.html"
+    html.write(model.build(analyze([str(cap)], pods=listing), command="pcapdns report"),
+               str(out))
+    r = open_page(out, evaluate=[
+        "window.__pwned === undefined",
+        "document.querySelectorAll('script').length",
+        "document.body.innerText.includes('<script>window.__pwned=6</script>')",
+    ])
+    assert r.values == (True, 1, True)
+    assert r.errors == () and r.requests == ()

@@ -182,3 +182,26 @@ def test_hostile_names_in_the_upstream_section_are_text(tmp_path: Path) -> None:
     assert "upstream_timeout" in p.text("upstream")
     assert "<script>window.__pwned" not in text
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
+
+
+def test_hostile_pod_names_are_text_not_markup(tmp_path: Path) -> None:
+    """--pods: names from the listing are escaped wherever the page shows them."""
+    from pcapdns import pods
+    from tests.report.hostile import POD_PAYLOADS, write_hostile_pods
+
+    cap = write_hostile_capture(tmp_path / "hostile.pcap")
+    listing = pods.load([str(write_hostile_pods(tmp_path / "pods.json"))])
+    text = html.render(model.build(analyze([str(cap)], pods=listing), command="c"))
+    p = Page()
+    p.feed(text)
+    assert p.scripts == 1
+    for tag, attrs in p.elements:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name, value)
+        assert tag not in ("img", "iframe", "b"), (tag, attrs)
+    visible = p.text("findings") + p.text("problems")
+    for payload in POD_PAYLOADS:
+        assert payload in visible, payload
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text  # the control character shown as an escape
+    assert 'class="pod"' in text and "Clients by workload" in text
