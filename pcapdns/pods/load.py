@@ -84,8 +84,8 @@ def _read(path: str) -> str:
 
 
 def _parse(text: str, path: str) -> Iterator[tuple[Candidate, str]]:
-    """(candidate, "pod" or "service") for each address claimed; a pod or Service with
-    no address still counts, as ("", kind) is not yielded for it."""
+    """(candidate, "pod" or "service") for each address claimed, and one with an empty
+    address for a pod or Service that has none (``_counted_only``)."""
     body = text.lstrip("\ufeff \t\r\n")
     if not body:
         raise InputError(path, "empty: expected kubectl get pods or get svc output")
@@ -184,8 +184,9 @@ def _service(item: Mapping[str, object], path: str) -> Iterator[tuple[Candidate,
 
 
 def _counted_only(kind: str) -> Iterator[tuple[Candidate, str]]:
-    """Nothing to yield: the counts come from the yielded pairs, so an item without an
-    address is counted through a pair the directory skips (an empty address)."""
+    """A pod or Service without an address (not scheduled yet, headless): the counts come
+    from the yielded pairs, so it is counted through one with an empty address, which the
+    directory skips."""
     yield Candidate(Endpoint("", "pod", "", "", "Pod", "", None)), kind
 
 
@@ -279,9 +280,9 @@ def _wide_row(kind: str, cells: Mapping[str, str]) -> Iterator[tuple[Candidate, 
         roles = _service_roles(labels, selector)
         addresses = cells.get("CLUSTER-IP", "").split(",")
         found = [a for a in (_address(x) for x in addresses) if a is not None]
-        for address in found:
-            yield Candidate(Endpoint(address, "service", namespace, name, "Service", name,
-                                     None, roles)), "service"
+        for service_ip in found:
+            yield Candidate(Endpoint(service_ip, "service", namespace, name, "Service",
+                                     name, None, roles)), "service"
         if not found:
             yield from _counted_only("service")
         return
@@ -289,7 +290,7 @@ def _wide_row(kind: str, cells: Mapping[str, str]) -> Iterator[tuple[Candidate, 
     node = _name(cells.get("NODE", "")) or None
     if node == "<none>":
         node = None
-    if address is None:
+    if address is None:  # <none>: not scheduled yet, or a pod without an IP
         yield from _counted_only("pod")
         return
     # The text has no owner references: the workload is the bare pod, unless the labels
