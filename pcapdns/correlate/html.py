@@ -9,7 +9,8 @@ no script at all, and its Content-Security-Policy forbids any.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 
 import jinja2
@@ -23,7 +24,7 @@ from pcapdns.correlate.text import logged_note, offset_line, verdict
 from pcapdns.dns import names
 from pcapdns.output.text import coredns_log_lines
 from pcapdns.output.timefmt import iso
-from pcapdns.report.html import _address, _code, _name
+from pcapdns.report.html import _address, _code, _name, _pod
 from pcapdns.report.knowledge import FATE_ADVICE, Advice
 from pcapdns.report.model import _shown_command
 
@@ -97,6 +98,8 @@ class CorrelationPage:
     warnings: tuple[str, ...]
     command: str
     version: str
+    #: With ``--pods``: ``namespace/pod`` of the addresses shown (the ``pod`` filter).
+    pods: Mapping[str, str] = field(default_factory=dict)
 
 
 def build(c: Correlation, command: str = "pcapdns correlate") -> CorrelationPage:
@@ -151,6 +154,7 @@ def build(c: Correlation, command: str = "pcapdns correlate") -> CorrelationPage
         # carries a user name into the ticket the page is attached to.
         command=_shown_command(command),
         version=__version__,
+        pods=pod_labels(c),
     )
 
 
@@ -199,6 +203,22 @@ def render(c: Correlation, command: str = "pcapdns correlate") -> str:
     env.filters["code"] = _code
     env.filters["name"] = _name
     env.filters["address"] = _address
+    env.filters["pod"] = _pod
     css = resources.files("pcapdns.report").joinpath("templates", "report.css").read_text(
         "utf-8")
     return env.get_template("correlation.html.j2").render(p=build(c, command), css=Markup(css))
+
+
+def pod_labels(c: Correlation) -> dict[str, str]:
+    """``namespace/pod`` of each address the page shows, by address (no port)."""
+    if c.pods is None:
+        return {}
+    seen = [a for lf in c.lost for a in (lf.attempts[0].client.packet.src,
+                                          lf.attempts[0].client.packet.dst)]
+    seen += [a.rsplit(":", 1)[0] for s in c.servers
+             for a in (s.client_side, *(x for x, _ in s.server_side))]
+    for lf in c.lost:
+        for a in lf.attempts:
+            if a.server is not None:
+                seen += [a.server.packet.src, a.server.packet.dst]
+    return {a: label for a in seen if (label := c.pods.label(a)) is not None}

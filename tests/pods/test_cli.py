@@ -135,6 +135,30 @@ def test_correlate_names_the_lookups(files: dict[str, str]) -> None:
     assert code == 0 and json.loads(out)["pods"] is None
 
 
+def test_correlate_page_names_the_lookups_and_escapes(tmp_path: Path) -> None:
+    from tests.report.hostile import POD_PAYLOADS
+
+    page = tmp_path / "c.html"
+    files = listing.write(tmp_path)
+    code, _, err = run("correlate", "--client", TWO_CLIENT, "--server", TWO_SERVER,
+                       "--pods", files["pods.json"], "--pods", files["svc.json"],
+                       "--html", str(page), "-o", str(tmp_path / "c.txt"))
+    assert code == 0, err
+    text = page.read_text()
+    assert f'<span class="pod">{WEB}</span>' in text
+    assert '<span class="pod">kube-system/kube-dns</span>' in text
+    hostile = listing.pods_json()
+    hostile["items"][0]["metadata"]["name"] = POD_PAYLOADS[0]
+    Path(files["pods.json"]).write_text(json.dumps(hostile))
+    code, _, err = run("correlate", "--client", TWO_CLIENT, "--server", TWO_SERVER,
+                       "--pods", files["pods.json"], "--html", str(page),
+                       "-o", str(tmp_path / "c.txt"))
+    assert code == 0, err
+    text = page.read_text()
+    assert POD_PAYLOADS[0] not in text
+    assert "&lt;script&gt;window.__pwned=6&lt;/script&gt;" in text
+
+
 @pytest.mark.parametrize("command", ["analyze", "report", "correlate"])
 def test_an_unusable_listing_is_one_line_and_status_2(tmp_path: Path, command: str) -> None:
     bad = tmp_path / "pods.json"
