@@ -55,11 +55,13 @@ def load(path: str) -> NodeDoc:
     if not data.strip():
         raise MergeError(f"{path}: empty; not an analysis document")
     try:
-        doc = json.loads(data)
+        text = data.decode("utf-8")  # the documents are UTF-8 (RFC 8259 section 8.1)
     except UnicodeDecodeError:
         raise MergeError(f"{path}: not JSON (not UTF-8 text)") from None
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as e:
-        if e.pos >= len(data.rstrip()):
+        if e.pos >= len(text.rstrip()):
             raise MergeError(f"{path}: truncated JSON (ends at byte {len(data)})") from None
         raise MergeError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
     _check_shape(path, doc)
