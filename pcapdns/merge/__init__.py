@@ -52,7 +52,7 @@ def merge(paths: Sequence[str]) -> Cluster:
     docs = tuple(load(p) for p in paths)
     warnings = checks.check(docs)
     warnings += _truncated_tables(docs)
-    first_last = {}
+    first_last: dict[str, tuple[float, float]] = {}
     spans: list[tuple[float, float]] = []
     for d in docs:
         sp = checks.span(d)

@@ -58,7 +58,7 @@ def nodes(docs: Sequence[NodeDoc], first_last: dict[str, tuple[str, str]]) -> li
     by_node: dict[str, list[NodeDoc]] = {}
     for d in docs:
         by_node.setdefault(d.node, []).append(d)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for node, group in by_node.items():
         first, last = first_last.get(node, ("", ""))
         kinds = findings_by_kind(group)
@@ -72,7 +72,7 @@ def nodes(docs: Sequence[NodeDoc], first_last: dict[str, tuple[str, str]]) -> li
                                   for d in group),
             "findings": {k: v["occurrences"] for k, v in kinds.items()},
         })
-    rows.sort(key=lambda r: (-r["lookups_failed"], -r["lookups"], r["node"]))
+    rows.sort(key=lambda r: (-int(r["lookups_failed"]), -int(r["lookups"]), str(r["node"])))
     return rows
 
 

@@ -24,7 +24,7 @@ def _table(pods: Any) -> dict[str, Any] | None:
 def has_pods(doc: dict[str, Any]) -> bool:
     """Whether the document names pods at all."""
     table = _table(doc.get("pods"))
-    return bool(table) and any(isinstance(v, dict) for v in table.values())
+    return table is not None and any(isinstance(v, dict) for v in table.values())
 
 
 def workload_of(pods: Any, address: str) -> str | None:

@@ -89,3 +89,14 @@ def test_an_input_is_never_overwritten(tmp_path: Path) -> None:
 def test_a_document_is_required() -> None:
     code, _, err = run("merge")
     assert code == 2 and "Missing argument 'DOC.json...'" in err
+
+
+def test_readme_example_is_real_output(monkeypatch) -> None:
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    readme = (ROOT / "README.md").read_text()
+    shown = sorted(str(p.relative_to(ROOT)) for p in documents())
+    _, out, _ = run("merge", *shown)
+    for line in out.splitlines()[:12]:
+        assert line.strip() in readme, line
