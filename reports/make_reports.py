@@ -7,7 +7,7 @@ One HTML report per capture in sample_pcaps/, named after it (a sample that come
 CoreDNS query log is reported with its log joined, as ``--coredns-log`` does), and one
 correlation page per two-capture-point sample (``pcapdns correlate --html``), named
 ``NAME.correlation.html``, and one cluster page (``pcapdns merge --html``),
-``cluster.html``, merging the per-node documents made from four samples in
+``cluster.html``, merging the per-node documents of the sample fleet in
 tests/merge/fleet/. Paths are relative to the repository root, so the reports say
 ``sample_pcaps/NAME.pcap`` wherever they were made, and the same inputs always give the
 same files (tests/test_reports.py checks that).
@@ -72,7 +72,8 @@ def render_correlation(client: str, server: str) -> str:
 
 #: The cluster page: the per-node documents it merges (tests/merge/fleet.py makes them).
 CLUSTER_DOCS = [f"tests/merge/fleet/{node}/analysis.json"
-                for node in ("node-a", "node-b", "node-c", "node-d")]
+                for node in ("node-a", "node-b", "node-c", "node-d", "node-e", "node-f",
+                             "node-g")]
 CLUSTER_PAGE = "reports/cluster.html"
 
 

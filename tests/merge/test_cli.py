@@ -24,12 +24,16 @@ def test_text_starts_with_the_verdict() -> None:
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == (
-        "verdict: 10 of 85 lookups failed across the cluster, on 3 of 4 nodes; no two nodes "
-        "failed within the same window. Most failing name: lost.example.test A (2).")
-    assert lines[2] == "lookups 85: failed 10, undecided at capture end 0; retransmissions 6"
+        "verdict: 13 of 95 lookups failed across the cluster, on 6 of 7 nodes; 1 window of "
+        "10 s in which 2 or more nodes failed at once (the worst from "
+        "2026-12-02T02:51:10.000000Z: 3 nodes, 3 lookups). Most failing name: "
+        "down.example.test A (3).")
+    assert lines[2] == "lookups 95: failed 13, undecided at capture end 0; retransmissions 9"
     assert "  10.250.96.10 -> 10.250.3.54  1 queries (2%), 1 failed (100.0%), seen from 1 " \
            "node(s)" in lines
     assert "clients (by client address):" in lines
+    assert ("  2026-12-02T02:51:10.000000Z .. 2026-12-02T02:51:20.000000Z  3 failed: node-e 1, "
+            "node-f 1, node-g 1") in lines
     assert err == ""
 
 
@@ -98,5 +102,5 @@ def test_readme_example_is_real_output(monkeypatch) -> None:
     readme = (ROOT / "README.md").read_text()
     shown = sorted(str(p.relative_to(ROOT)) for p in documents())
     _, out, _ = run("merge", *shown)
-    for line in out.splitlines()[:12]:
+    for line in out.splitlines()[:14]:
         assert line.strip() in readme, line

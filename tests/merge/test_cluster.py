@@ -70,10 +70,22 @@ def test_replica_shares_are_computed_from_the_sums() -> None:
 
 def test_top_failing_names_add_up_error_findings_across_nodes() -> None:
     c = build(merge([str(p) for p in documents()]))
-    top = c["failing_names"][0]
-    assert (top["qname"], top["qtype"], top["failures"]) == ("lost.example.test", "A", 2)
-    assert top["nodes"] == ["node-a", "node-d"]
-    assert top["kinds"] == {"lost_in_node": 1, "upstream_timeout": 1}
+    top, second = c["failing_names"][:2]
+    assert (top["qname"], top["qtype"], top["failures"]) == ("down.example.test", "A", 3)
+    assert top["nodes"] == ["node-e", "node-f", "node-g"]
+    assert (second["qname"], second["qtype"], second["failures"]) == (
+        "lost.example.test", "A", 2)
+    assert second["nodes"] == ["node-a", "node-d"]
+    assert second["kinds"] == {"lost_in_node": 1, "upstream_timeout": 1}
+
+
+def test_the_simultaneous_captures_make_one_window() -> None:
+    """node-e .. node-g were recorded at once, during an incident on their DNS server."""
+    c = build(merge([str(p) for p in documents()]))
+    assert c["windows"] == [{
+        "start": "2026-12-02T02:51:10.000000Z", "end": "2026-12-02T02:51:20.000000Z",
+        "failed": 3, "nodes": [{"node": n, "failed": 1}
+                               for n in ("node-e", "node-f", "node-g")]}]
 
 
 def test_clients_are_grouped_by_workload_when_documents_name_pods(tmp_path: Path) -> None:

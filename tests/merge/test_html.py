@@ -22,10 +22,13 @@ def test_sections_and_rows() -> None:
     for section in ("verdict", "windows", "nodes", "replicas", "clients", "names", "inputs"):
         assert f'<section id="{section}"' in page, section
     nodes = re.search(r'<table class="tally nodes">.*?</table>', page, re.S)
-    assert nodes and nodes.group(0).count("<tr>") == 1 + 4
+    assert nodes and nodes.group(0).count("<tr>") == 1 + 7
+    windows = re.search(r'<table class="tally windows">.*?</table>', page, re.S)
+    assert windows and windows.group(0).count("<tr>") == 1 + 1
+    assert "node-e (1), node-f (1), node-g (1)" in windows.group(0)
     replicas = re.search(r'<table class="tally replicas">.*?</table>', page, re.S)
     assert replicas and replicas.group(0).count("<tr>") == 1 + 3
-    assert "10 of 85 lookups failed across the cluster" in page
+    assert "13 of 95 lookups failed across the cluster" in page
     assert "<script" not in page and "script-src 'none'" in page
     # The output path is cut to its base name, as in the analysis report.
     assert "pcapdns merge a.json --html c.html" in page
