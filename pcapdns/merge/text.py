@@ -6,6 +6,15 @@ from __future__ import annotations
 from pcapdns.merge import MIN_NODES, Cluster
 
 
+def _shown(text: str) -> str:
+    """``text`` with control characters written as escapes: node names and paths come from
+    the documents, and an escape sequence in one must not drive the reader's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
@@ -95,4 +104,4 @@ def render(c: Cluster) -> str:
         lines += ["", "findings by kind (occurrences, all nodes):"]
         for k, v in c.findings.items():
             lines.append(f"  {k:<28} {v['occurrences']}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(_shown(line) for line in lines) + "\n"

@@ -104,3 +104,14 @@ def test_readme_example_is_real_output(monkeypatch) -> None:
     _, out, _ = run("merge", *shown)
     for line in out.splitlines()[:14]:
         assert line.strip() in readme, line
+
+
+def test_control_characters_from_a_document_never_reach_the_terminal(tmp_path: Path) -> None:
+    doc = json.loads(Path(DOCS[0]).read_text())
+    doc["capture"]["node"] = "node-\x1b]0;owned\x07-a"
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(doc))
+    code, out, _ = run("merge", str(path))
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "  node-\\x1b]0;owned\\x07-a  7 lookups" in out

@@ -66,6 +66,10 @@ def record(out: Path) -> None:
         # The incident: the shared server drops every query for one name.
         lab.iptables(server, "-I", "INPUT", "-p", "udp", "--dport", "53", "-m", "string",
                      "--algo", "bm", "--hex-string", f"|{ms.qname_hex(DOWN)}|", "-j", "DROP")
+        # Start the incident a second into a 10 s window of merge (windows are aligned on
+        # the epoch), so that however slowly a loaded machine starts the three clients,
+        # their failures fall in one window.
+        time.sleep((1.0 - time.time() % 10.0) % 10.0)
         # All three at once, as an incident hits a cluster: one thread per node.
         asks = [threading.Thread(target=dig, args=(lab, ns, DOWN, (9,)))  # 9: no reply
                 for ns in nodes.values()]
