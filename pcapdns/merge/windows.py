@@ -11,7 +11,6 @@ the network between them).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,8 +46,9 @@ def windows(docs: Sequence[NodeDoc], w: float) -> list[dict[str, Any]]:
             n = b.get("lookups")
             if at is None or not isinstance(n, int) or n <= 0:
                 continue
-            # A hair of slack: bucket starts are written to the microsecond.
-            index = math.floor(at / w + 1e-9)
+            # In whole microseconds, as the times are written: a bucket that starts on a
+            # window's edge is in that window, whatever the float division would round to.
+            index = round(at * 1e6) // round(w * 1e6)
             per_node = failed.setdefault(index, {})
             per_node[d.node] = per_node.get(d.node, 0) + n
     out = []

@@ -53,3 +53,12 @@ def test_a_document_without_a_timeline_is_left_out_of_the_windows(tmp_path: Path
     c = _merge(tmp_path, a, b)
     assert c.windows == []
     assert any("no timeline" in w for w in c.warnings)
+
+
+def test_a_bucket_on_a_windows_edge_is_in_that_window(tmp_path: Path) -> None:
+    c = _merge(tmp_path,
+               node_doc("node-a", "00:00:00", "00:00:59", [("00:00:20.000000", 1)]),
+               node_doc("node-b", "00:00:00", "00:00:59", [("00:00:29.999999", 1)], "p1"),
+               node_doc("node-c", "00:00:00", "00:00:59", [("00:00:19.999999", 1)], "p2"))
+    assert [(w["start"], [n["node"] for n in w["nodes"]]) for w in c.windows] == [
+        ("2026-12-02T00:00:20.000000Z", ["node-a", "node-b"])]
