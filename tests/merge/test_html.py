@@ -53,3 +53,27 @@ def test_hostile_names_are_text(tmp_path: Path) -> None:
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in body
     assert "<img" not in body and "<svg" not in body and "<a/" not in body
     json.dumps(payload)
+
+
+def test_hostile_names_do_not_run_in_a_browser(tmp_path: Path) -> None:
+    from tests.browser import open_page, require_chromium
+
+    require_chromium()
+    docs = []
+    for i, p in enumerate(PAYLOADS[:3]):
+        doc = node_doc(p, "00:00:00", "00:00:59", [("00:00:11.000000", 1)],
+                       capture_file=f"dns.pcap{i}")
+        doc["findings"] = [{"kind": "timeout", "severity": "error", "qname": q, "qtype": "A",
+                            "count": 1} for q in PAYLOADS]
+        docs.append(write(tmp_path / f"{i}.json", doc))
+    page = tmp_path / "cluster.html"
+    page.write_text(_page(docs))
+    r = open_page(page, evaluate=[
+        "window.__pwned === undefined",
+        "document.querySelectorAll('script').length",
+        "document.querySelector('#nodes').innerText.includes('<script>window.__pwned=1"
+        "</script>.evil.test')",
+        "document.querySelectorAll('#windows tbody tr').length",
+    ])
+    assert r.values == (True, 0, True, 1), r.values
+    assert r.errors == () and r.requests == ()
