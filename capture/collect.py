@@ -132,6 +132,13 @@ def collect_one(o: Options, pod: AgentPod) -> str | None:
     os.makedirs(folder, exist_ok=True)
     for name, required in ((DOCUMENT, True), (REPORT, False)):
         remote = f"{o.namespace}/{pod.name}:{CAPTURES}/{o.capture}/{name}"
+        path = os.path.join(folder, name)
+        # A file left by an earlier collection must not pass for this one: some kubectl
+        # versions exit 0 from cp when the remote file is missing.
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
         try:
             # Run in the node's folder with a bare file name: a ":" in OUT would make
             # kubectl cp read the destination as a pod.
@@ -140,7 +147,6 @@ def collect_one(o: Options, pod: AgentPod) -> str | None:
             if required:
                 return f"{pod.node} ({pod.name}): {name}: {e}"
             continue
-        path = os.path.join(folder, name)
         if required and not (os.path.isfile(path) and os.path.getsize(path) > 0):
             return f"{pod.node} ({pod.name}): {name}: kubectl cp wrote nothing"
     return None

@@ -34,6 +34,8 @@ elif args[0] == "cp":
     pod, path = remote.split("/", 1)[1].split(":", 1)
     src = os.path.join(state, "pods", pod) + path
     if not os.path.isfile(src):
+        if os.path.exists(os.path.join(state, "cp-silent")):
+            sys.exit(0)  # as some kubectl versions do: tar's complaint, and status 0
         sys.exit(f"error: {path}: No such file or directory")
     shutil.copyfile(src, dest)
 else:
@@ -149,3 +151,15 @@ def test_no_agent_pod_is_an_error(tmp_path: Path) -> None:
     cp = _run(tmp_path, env, "c")
     assert cp.returncode == 2
     assert "no running agent pod in namespace pcapdns" in cp.stderr
+
+
+def test_a_document_left_by_an_earlier_collection_does_not_count(tmp_path: Path) -> None:
+    env = _cluster(tmp_path, [_pod("agent-1", "node-a")], {})
+    (Path(env["FAKE_KUBECTL"]) / "cp-silent").write_text("")
+    stale = tmp_path / "c" / "node-a" / "analysis.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"from": "yesterday"}')
+    cp = _run(tmp_path, env, "c")
+    assert cp.returncode == 1
+    assert "collect: node-a (agent-1): analysis.json: kubectl cp wrote nothing" in cp.stderr
+    assert not stale.exists()
