@@ -62,6 +62,8 @@ SERVICES_NAME = "services.json"
 #: largest listing kept (the analysis reads at most 1 GiB a file).
 KUBECTL_TIMEOUT = 60.0
 KUBECTL_MAX_BYTES = 1 << 30
+#: The analysis document --analyze writes beside the report, for ``pcapdns merge``.
+ANALYSIS_NAME = "analysis.json"
 #: tcpdump's -C counts millions of bytes; a file grows past it by at most one record.
 MB = 1_000_000
 MAX_RECORD = 262_144 + 16
@@ -195,7 +197,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                      help="refuse to start unless this share of the filesystem stays free "
                           "with the ring full (default: 10)")
     out.add_argument("--analyze", action="store_true",
-                     help="when the capture stops, write DIR/report.html with "
+                     help="when the capture stops, write DIR/report.html and the JSON "
+                          "document DIR/analysis.json (for 'pcapdns merge') with "
                           "'pcapdns report' (needs the pcapdns package)")
     out.add_argument("--save-pods", action="store_true",
                      help=f"save 'kubectl get pods -A -o json' and 'kubectl get svc -A -o "
@@ -920,8 +923,8 @@ class CaptureDir:
 
 
 #: An earlier capture's files, deleted by --force.
-OWN_FILES = (META_NAME, META_NAME + ".tmp", REPORT_NAME, PODS_NAME, PODS_NAME + ".tmp",
-             SERVICES_NAME, SERVICES_NAME + ".tmp")
+OWN_FILES = (META_NAME, META_NAME + ".tmp", REPORT_NAME, ANALYSIS_NAME, PODS_NAME,
+             PODS_NAME + ".tmp", SERVICES_NAME, SERVICES_NAME + ".tmp")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -1412,14 +1415,15 @@ def analyzer_root() -> str | None:
 
 
 def run_report(capdir: CaptureDir) -> tuple[bool, str]:
-    """Run ``pcapdns report`` on the ring (never through a shell). Returns whether
-    report.html was written, and one line to show.
+    """Run ``pcapdns report`` on the ring (never through a shell), writing report.html and
+    the JSON document analysis.json (what ``pcapdns merge`` joins across nodes). Returns
+    whether both were written, and one line to show.
 
     The analysis runs in the capture directory (through its descriptor: it writes
     report.html there, whatever happened to the path) and imports the package from
     analyzer_root(): where the agent was started does not matter. Success is the file,
-    not the exit status: a report.html that is not there afterwards, or is empty, or is
-    not a regular file, is a failure.
+    not the exit status: a report.html or analysis.json that is not there afterwards, or
+    is empty, or is not a regular file, is a failure.
     """
     directory = capdir.path
     kept = f"the capture is kept in {directory}"
@@ -1427,11 +1431,13 @@ def run_report(capdir: CaptureDir) -> tuple[bool, str]:
     if root is None:
         return False, (f"--analyze: pcapdns is not installed here; {kept}: copy it and run "
                        "'pcapdns report' there")
-    try:
-        os.unlink(REPORT_NAME, dir_fd=capdir.fd)  # so that one there afterwards is new
-    except FileNotFoundError:
-        pass
-    argv = [sys.executable, "-c", REPORT_CODE, root, "report", directory, "-o", REPORT_NAME]
+    for name in (REPORT_NAME, ANALYSIS_NAME):
+        try:
+            os.unlink(name, dir_fd=capdir.fd)  # so that one there afterwards is new
+        except FileNotFoundError:
+            pass
+    argv = [sys.executable, "-c", REPORT_CODE, root, "report", directory, "-o", REPORT_NAME,
+            "--json", ANALYSIS_NAME]
     try:
         cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                             timeout=3600, preexec_fn=lambda: os.fchdir(capdir.fd))
@@ -1440,14 +1446,15 @@ def run_report(capdir: CaptureDir) -> tuple[bool, str]:
     last = (cp.stderr.strip().splitlines() or ["no message"])[-1]
     if cp.returncode != 0:
         return False, f"--analyze: pcapdns report failed (exit {cp.returncode}: {last}); {kept}"
-    try:
-        st = os.stat(REPORT_NAME, dir_fd=capdir.fd, follow_symlinks=False)
-        written = stat.S_ISREG(st.st_mode) and st.st_size > 0
-    except FileNotFoundError:
-        written = False
-    if not written:
-        return False, (f"--analyze: pcapdns report wrote no {REPORT_NAME} (exit 0: {last}); "
-                       f"{kept}")
+    for name in (REPORT_NAME, ANALYSIS_NAME):
+        try:
+            st = os.stat(name, dir_fd=capdir.fd, follow_symlinks=False)
+            written = stat.S_ISREG(st.st_mode) and st.st_size > 0
+        except FileNotFoundError:
+            written = False
+        if not written:
+            return False, (f"--analyze: pcapdns report wrote no {name} (exit 0: {last}); "
+                           f"{kept}")
     return True, f"report: {os.path.join(directory, REPORT_NAME)}"
 
 

@@ -379,13 +379,52 @@ def correlate(
         _write_output(output, lambda fh: print(summary, end="", file=fh))
 
 
+@main.command()
+@click.argument("docs", nargs=-1, required=True, metavar="DOC.json...")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output format: a short summary for people, or the cluster document "
+         "(pcapdns.cluster/1).",
+)
+@click.option("--output", "-o", "output", metavar="FILE",
+              help="Write the output to FILE instead of stdout (\"-\").")
+@click.option("--html", "html_path", metavar="FILE",
+              help="Also write the HTML cluster report to FILE (\"-\" for stdout, with "
+                   "--output FILE).")
+def merge(docs: tuple[str, ...], fmt: str, output: str | None, html_path: str | None) -> None:
+    """Join the per-node analysis documents (analyze --format json, or the capture agent's
+    --analyze) into one view of the cluster: per node, CoreDNS replica and client, the top
+    failing names, and the windows in which several nodes failed at once."""
+    from pcapdns import merge as merging
+    from pcapdns.merge import document, text
+
+    _check_outputs(docs, ("--output", output or "-"), ("--html", html_path), plain=True)
+    try:
+        result = merging.merge(list(docs))
+    except PcapdnsError as e:
+        _fail(str(e))
+    for w in result.warnings:
+        click.echo(f"pcapdns: warning: {w}", err=True)
+    if html_path is not None:
+        from pcapdns.merge import html
+
+        page = html.render(result, command=_command_line())
+        _write_output(html_path, lambda fh: fh.write(page))
+    if fmt == "json":
+        _write_output(output, lambda fh: document.write(result, fh))
+    else:
+        summary = text.render(result)
+        _write_output(output, lambda fh: print(summary, end="", file=fh))
+
+
 def _check_outputs(paths: tuple[str, ...], *outputs: tuple[str, str | None],
-                   logs: tuple[str, ...] = ()) -> None:
+                   logs: tuple[str, ...] = (), plain: bool = False) -> None:
     """Outputs (option, path; "-" is stdout) must be neither an input (a CoreDNS log or a
-    pods listing included) nor each other."""
+    pods listing included) nor each other. ``plain``: the inputs are files read as given
+    (merge's documents), not captures with directories and capture.json to expand."""
     given = [(opt, path) for opt, path in outputs if path is not None]
     try:
-        inputs = [*input_files(list(paths)), *logs]
+        inputs = list(paths) if plain else [*input_files(list(paths)), *logs]
     except PcapdnsError as e:
         _fail(str(e))
     for _, path in given:

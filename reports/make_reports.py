@@ -6,7 +6,9 @@
 One HTML report per capture in sample_pcaps/, named after it (a sample that comes with a
 CoreDNS query log is reported with its log joined, as ``--coredns-log`` does), and one
 correlation page per two-capture-point sample (``pcapdns correlate --html``), named
-``NAME.correlation.html``. Paths are relative to the repository root, so the reports say
+``NAME.correlation.html``, and one cluster page (``pcapdns merge --html``),
+``cluster.html``, merging the per-node documents of the sample fleet in
+tests/merge/fleet/. Paths are relative to the repository root, so the reports say
 ``sample_pcaps/NAME.pcap`` wherever they were made, and the same inputs always give the
 same files (tests/test_reports.py checks that).
 """
@@ -26,6 +28,8 @@ from pcapdns.analysis import analyze  # noqa: E402
 from pcapdns.coredns_log import index  # noqa: E402
 from pcapdns.correlate import correlate  # noqa: E402
 from pcapdns.correlate import html as correlation_html  # noqa: E402
+from pcapdns.merge import html as cluster_html  # noqa: E402
+from pcapdns.merge import merge  # noqa: E402
 from pcapdns.report import html, model  # noqa: E402
 
 #: Samples reported with their CoreDNS query log joined.
@@ -66,11 +70,26 @@ def render_correlation(client: str, server: str) -> str:
         command=f"pcapdns correlate --client {client} --server {server} --html {out}")
 
 
+#: The cluster page: the per-node documents it merges (tests/merge/fleet.py makes them).
+CLUSTER_DOCS = [f"tests/merge/fleet/{node}/analysis.json"
+                for node in ("node-a", "node-b", "node-c", "node-d", "node-e", "node-f",
+                             "node-g")]
+CLUSTER_PAGE = "reports/cluster.html"
+
+
+def render_cluster() -> str:
+    """The page ``pcapdns merge --html`` writes for the sample fleet; from ROOT."""
+    return cluster_html.render(
+        merge(CLUSTER_DOCS),
+        command=f"pcapdns merge {' '.join(CLUSTER_DOCS)} --html {CLUSTER_PAGE}")
+
+
 def pages() -> list[tuple[str, Callable[[], str]]]:
     """Every page this script makes: (path, how to make it)."""
     out: list[tuple[str, Callable[[], str]]] = [
         (report_path(c), partial(render, c)) for c in samples()]
     out += [(correlation_path(c), partial(render_correlation, c, s)) for c, s in CORRELATIONS]
+    out.append((CLUSTER_PAGE, render_cluster))
     return out
 
 

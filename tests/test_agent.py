@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import json
 import os
 import shutil
 import socket
@@ -375,6 +376,9 @@ def test_analyze_runs_the_report_command(tmp_path: Path) -> None:
     assert agent.run_report(opened(tmp_path)) == (True, f"report: {tmp_path / 'report.html'}")
     assert (tmp_path / "report.html").stat().st_size > 0
     assert (tmp_path / "dns.pcap0").exists()
+    # The JSON document beside it is what pcapdns merge joins across nodes.
+    doc = json.loads((tmp_path / "analysis.json").read_text())
+    assert (doc["schema"], doc["summary"]["lookups"]) == ("pcapdns.analysis/1", 6), doc["summary"]
 
 
 def fake_analyzer(where: Path, main: str) -> Path:

@@ -27,7 +27,8 @@ AGENT = ROOT / "pcapdns" / "agent.py"
 UTC = datetime.timezone.utc  # noqa: UP017 - the agent keeps to Python 3.8
 NOW = datetime.datetime(2026, 11, 25, 10, 21, 35, tzinfo=UTC)
 NOBODY = 65534
-EARLIER = ("dns.pcap0", "dns.pcap1", "capture.json", "capture.json.tmp", "report.html")
+EARLIER = ("dns.pcap0", "dns.pcap1", "capture.json", "capture.json.tmp", "report.html",
+           "analysis.json")
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 

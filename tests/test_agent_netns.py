@@ -436,6 +436,9 @@ def test_pid_target_status_line_and_analyze(lab: Lab, tmp_path: Path) -> None:
     assert report.stat().st_size > 0 and report.stat().st_mode & 0o777 == 0o600
 
     meta = json.loads((cap / "capture.json").read_text())
+    # The document pcapdns merge joins names the node it was captured on.
+    doc = json.loads((cap / "analysis.json").read_text())
+    assert doc["capture"]["node"] == meta["node"] and doc["summary"]["lookups"] > 0, doc
     assert meta["target"] == {"kind": "pid", "pid": sleeper.pid, "netns": None,
                               "netns_path": f"/proc/{sleeper.pid}/ns/net",
                               "netns_inode": inode}

@@ -20,6 +20,7 @@ from pcapdns.output.summary import Summary
 from pcapdns.output.timefmt import iso
 from pcapdns.pods import PodDirectory, lookup_label
 from pcapdns.read.capture_meta import CaptureMeta
+from pcapdns.timeline import Timeline
 from pcapdns.upstream import Cause
 
 SCHEMA = "pcapdns.analysis/1"
@@ -37,6 +38,7 @@ def build(a: Analysis) -> dict[str, Any]:
         "capture": capture(a.capture),
         "coredns_log": coredns_log.section(a.coredns_log),
         "pods": pods_out.section(a),
+        "timeline": timeline(a.timeline),
     }
     if a.lookups is not None:
         doc["transactions"] = transactions(a.lookups, a.coredns_log, a.causes, a.pods)
@@ -70,7 +72,8 @@ def write(a: Analysis, out: TextIO) -> None:
     out.write(f'  "warnings": {_indent(list(a.warnings))},\n')
     out.write(f'  "capture": {_indent(capture(a.capture))},\n')
     out.write(f'  "coredns_log": {_indent(coredns_log.section(a.coredns_log))},\n')
-    out.write(f'  "pods": {_indent(pods_out.section(a))}')
+    out.write(f'  "pods": {_indent(pods_out.section(a))},\n')
+    out.write(f'  "timeline": {_indent(timeline(a.timeline))}')
     if a.lookups is not None:
         out.write(",\n")
         rows = ((lk, t) for lk in a.lookups for t in lk.attempts)
@@ -167,6 +170,18 @@ def capture(meta: CaptureMeta | None) -> dict[str, Any] | None:
         },
         "conntrack_insert_failed_rise": delta.insert_failed if delta else None,
         "conntrack_drop_rise": delta.drop if delta else None,
+    }
+
+
+def timeline(t: Timeline) -> dict[str, Any]:
+    """Failed lookups over time, only the buckets that have some: what ``pcapdns merge``
+    lines up across nodes to find the moments several of them failed at once. Sparse,
+    because most buckets of a healthy capture hold no failure."""
+    start, step, _, failed = t.series()
+    return {
+        "bucket_seconds": step,
+        "failed": [{"time": iso(start + i * step), "lookups": n}
+                   for i, n in enumerate(failed) if n],
     }
 
 
