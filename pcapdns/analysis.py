@@ -327,6 +327,11 @@ def _upstream_warnings(links: dict[str, int], causes_evicted: int) -> list[str]:
             f"{links['links_evicted']:,} links between a forwarder's downstream and "
             "upstream queries were dropped at their cap: some upstream queries are not "
             "tallied as such")
+    if links["learn_evicted"]:
+        out.append(
+            f"{links['learn_evicted']:,} counts of addresses that might forward for a "
+            "server from another address were forgotten at their caps: such a forwarder "
+            "is learned later than it could be, its upstream queries meanwhile not linked")
     if links["servers_untallied"]:
         out.append(
             f"{links['servers_untallied']:,} upstream lookups went to more upstream "

@@ -1638,6 +1638,76 @@ def make_forwarder(ctx: Context) -> None:
     cap.stop()
 
 
+# 21 -----------------------------------------------------------------------------------
+
+#: The two-homed forwarder sample: lookups of distinct names, for the forwarder to be
+#: learned before the faults (the analysis learns it after 20 prompt matches).
+TWO_HOMED_NAMES = 30
+TWO_HOMED_ZONES = UPSTREAM_ZONES.replace(
+    "    local-zone: \"blocked.test.\" refuse\n",
+    "".join(f"    local-data: \"n{i}.example.test. 30 IN A 10.250.101.{i}\"\n"
+            for i in range(1, TWO_HOMED_NAMES + 1))
+    + "    local-zone: \"blocked.test.\" refuse\n")
+
+
+def check_two_homed(c: Capture) -> None:
+    c.expect_linktype("LINUX_SLL2")
+    fwd, up, fwd_up = re.escape(FWD4), re.escape(UPSTREAM4), re.escape(FWD_UP4)
+    c.expect(rf"{fwd_up}\.\d+ > {up}\.53: .*A\? n\d+\.example\.test\.", TWO_HOMED_NAMES,
+             TWO_HOMED_NAMES, "the forwarder's upstream queries, from its other address")
+    c.expect(rf"{fwd}\.\d+ > {up}\.53: ", 0, 0, "an upstream query from the address asked")
+    c.expect(rf"{fwd}\.53 > {re.escape(CLIENT4)}\.\d+: .*A 10\.250\.101\.", TWO_HOMED_NAMES,
+             TWO_HOMED_NAMES, "the answers passed on")
+    lost = re.escape("lost.example.test")
+    c.expect(rf"{fwd_up}\.\d+ > {up}\.53: .*A\? {lost}\.", 1, 4,
+             "the forwarder's upstream queries for the name the upstream drops")
+    c.expect(rf"> {re.escape(CLIENT4)}\.\d+: .*{lost}", 0, 0, "an answer for it")
+    c.expect(rf"{up}\.53 > {fwd_up}\.\d+: \d+ Refused", 1, 2, "REFUSED from upstream")
+    c.expect(rf"{fwd}\.53 > {re.escape(CLIENT4)}\.\d+: \d+ Refused", 1, 1, "REFUSED passed on")
+    c.expect(rf"{up}\.53 > {fwd_up}\.\d+: \d+ ServFail", 1, 3, "SERVFAIL from upstream")
+    c.expect(rf"{fwd}\.53 > {re.escape(CLIENT4)}\.\d+: \d+ ServFail", 1, 1,
+             "SERVFAIL passed on")
+    quiet = c.times(".")[-1] - c.times(lost)[-1]
+    if quiet < 6.0:
+        raise SampleError(f"{c.path.name}: the last packet is only {quiet:.1f} s after the "
+                          "last unanswered query")
+
+
+@sample("forwarder-two-homed", check_two_homed)
+def make_two_homed(ctx: Context) -> None:
+    lab = ctx.lab
+    client, fwd, up = lab.ns("client"), lab.ns("fwd"), lab.ns("up")
+    lab.link(client, "eth0", fwd, "eth0")
+    lab.link(fwd, "eth1", up, "eth0")
+    lab.addr(client, "eth0", f"{CLIENT4}/24")
+    lab.addr(fwd, "eth0", f"{FWD4}/24")
+    lab.addr(fwd, "eth1", f"{FWD_UP4}/24")
+    lab.addr(up, "eth0", f"{UPSTREAM4}/24")
+    run(["ip", "-n", up, "addr", "add", f"{UP_DEAD}/32", "dev", "lo"])
+    unbound(lab, up, [UPSTREAM4], TWO_HOMED_ZONES, label="upstream")
+    lab.iptables(up, "-A", "INPUT", "-i", "eth0", "-p", "udp", "--dport", "53",
+                 "-m", "string", "--algo", "bm",
+                 "--hex-string", f"|{qname_hex('lost.example.test')}|", "-j", "DROP")
+    # The forwarder: dnsmasq asked at FWD4 on eth0, asking the upstream from FWD_UP4, the
+    # address of the interface it is reached through (as NodeLocal DNSCache asks from the
+    # node's address), with no cache.
+    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-",
+            "--log-queries", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
+            "--pid-file", "--port=53", "--cache-size=0", f"--listen-address={FWD4}",
+            f"--server={UPSTREAM4}"]
+    lab.spawn(fwd, argv, "forwarder")
+    lab.wait_dns(fwd, FWD4, "web.example.test")
+    cap = lab.tcpdump(fwd, "any", ctx.pcap)
+    for i in range(1, TWO_HOMED_NAMES + 1):
+        dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", f"n{i}.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "www.blocked.test")
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "db.broken.example.test")
+    dig(lab, client, f"@{FWD4}", "+tries=2", "+timeout=1", "lost.example.test", ok=(9,))
+    time.sleep(TIMEOUT_TAIL)
+    dig(lab, client, f"@{FWD4}", "+tries=1", "+timeout=3", "web.example.test")  # the end
+    cap.stop()
+
+
 # --------------------------------------------------------------------------------------
 # The relay (a separate process, started inside the server namespace)
 

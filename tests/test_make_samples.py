@@ -198,3 +198,17 @@ def test_forwarder_upstream_leg_and_the_causes(fresh: Path) -> None:
     assert up.rcodes.get("SERVFAIL") == 1, up
     assert dict(s.causes) == {"local": 1, "upstream_error": 2, "upstream_slow": 1,
                               "upstream_timeout": 1}, s.causes
+
+
+def test_two_homed_forwarder_is_learned_then_linked(fresh: Path) -> None:
+    # dnsmasq asked at 10.250.0.53 asks upstream from 10.250.1.53: 30 forwarded lookups
+    # teach the pair (linked from the 20th on), then a name dropped upstream, REFUSED and
+    # SERVFAIL passed on.
+    kinds, s = _kinds(fresh / "forwarder-two-homed.pcap")
+    assert kinds.get("upstream_timeout") == 1 and kinds.get("upstream_error") == 2, kinds
+    assert not {"timeout", "refused", "servfail"} & set(kinds), kinds
+    assert [u.server for u in s.upstream] == ["10.250.1.1"], s.upstream
+    up = s.upstream[0]
+    assert up.queries == 15 and up.timeouts == 1, up
+    assert up.rcodes.get("REFUSED") == 1 and up.rcodes.get("SERVFAIL") == 1, up
+    assert dict(s.causes) == {"upstream_error": 2, "upstream_timeout": 1}, s.causes

@@ -18,11 +18,22 @@
 //!
 //! A forwarder that asks from another address than the one it was asked at (NodeLocal
 //! DNSCache answers at 169.254.20.10 and asks from the node's address; two-homed
-//! forwarders) is not linked: on a node's capture, a pod that asks the same name of
-//! another server at the same moment as another pod looks exactly like it (the bench
-//! capture, pods asking both NodeLocal DNSCache and the cluster DNS, linked 43,000 of its
-//! 100,000 lookups that way), and a wrong link would blame an upstream for what it did not
-//! do. docs/analysis.md says so.
+//! forwarders) is linked only once it is **learned**: on a node's capture, a pod that asks
+//! the same name of another server at the same moment as another pod looks exactly like
+//! it (the bench capture, pods asking both NodeLocal DNSCache and the cluster DNS, would
+//! link 43,000 of its 100,000 lookups that way), and a wrong link would blame an upstream
+//! for what it did not do. What tells them apart is the share: a forwarder forwards its
+//! cache misses while its client waits, so nearly all of its queries would match a waiting
+//! downstream query, and at once, while a pod's queries match now and then, any time
+//! within `max_wait`. So for each pair of a downstream server S and another address F,
+//! the queries of F that would match a query waiting at S (as above, but from F instead of
+//! S, and to another server than S) within `LEARN_PROMPT` of it are counted, and so are all
+//! of F's queries from its first such match on. Once a pair has
+//! `LEARN_MATCHES` matches and they are at least `LEARN_SHARE_PCT` percent of F's queries,
+//! F is a forwarder of S from then on (from that query on: the earlier ones stay unlinked)
+//! and its matching queries are linked as the same address's are. The tables are bounded
+//! (`MAX_PAIRS`, `MAX_SENDERS`, `LEARN_BYTES`; what they forget is counted in
+//! `learn_evicted`). docs/analysis.md says so.
 //!
 //! The index holds the queries in flight by question, each question's list bounded
 //! (`MAX_PER_QUESTION`), all of them bounded (`MAX_ENTRIES`, which with the fixed size of
@@ -62,6 +73,33 @@ pub const MAX_BYTES: usize =
 // docs/analysis.md states this bound.
 const _: () = assert!(MAX_BYTES < 18 << 20);
 
+/// Matches a pair (downstream server, another address asking upstream) needs before the
+/// other address is taken as the server's forwarder (see the module's text).
+pub const LEARN_MATCHES: u32 = 20;
+/// ... and the share of the other address's queries they must be, in percent.
+pub const LEARN_SHARE_PCT: u32 = 80;
+/// Seconds within which a match must follow the query it matches to count towards
+/// learning: a forwarder asks upstream as soon as it misses its cache, while a pod's query
+/// that matches by chance may come any time within `max_wait` (docs/analysis.md has the
+/// figures).
+pub const LEARN_PROMPT: Time = 1.0;
+/// Pairs counted at most; when full, the pairs not learned are forgotten.
+pub const MAX_PAIRS: usize = 4096;
+/// Addresses whose queries are counted at most; when full, the counts and the pairs not
+/// learned are forgotten (the learned pairs need no count).
+pub const MAX_SENDERS: usize = 16_384;
+/// Bytes of the learning tables at their caps (a hash table holds at most twice its
+/// entries' room, and a control byte each).
+pub const LEARN_BYTES: usize =
+    2 * MAX_PAIRS * (std::mem::size_of::<((IpAddr, IpAddr), Pair)>() + 1)
+        + 2 * MAX_SENDERS * (std::mem::size_of::<(IpAddr, u32)>() + 1);
+
+// docs/analysis.md states this bound.
+const _: () = assert!(LEARN_BYTES < 2 << 20);
+
+/// Distinct downstream servers a query's walk keeps as candidates of a learned forwarder.
+const MAX_CANDIDATES: usize = 4;
+
 const NIL: u32 = u32::MAX;
 const RCODE: u16 = 0x000F;
 
@@ -75,29 +113,71 @@ fn qkey(name: &QName, qtype: u16, qclass: u16) -> u64 {
     name.lower_hash() ^ tc.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// What a walk of a question's list found for a new query `m`.
+struct Found {
+    /// The downstream query `m` is the upstream leg of, sent to the address `m` comes from
+    /// (its frame and that address).
+    same: Option<(u64, IpAddr)>,
+    /// Else the slots of the newest query waiting at each of up to `MAX_CANDIDATES` other
+    /// servers that `m` would be the upstream leg of were its source a forwarder of that
+    /// server (`NIL` past the last).
+    others: [u32; MAX_CANDIDATES],
+}
+
 /// The downstream query `m` is the upstream leg of, walking the question's list from
-/// `first` (see the module's text).
-fn downstream_of(slab: &[Entry], max_wait: Time, m: &Message, first: u32) -> Option<u64> {
+/// `first` (see the module's text); and the queries it would be were its source a learned
+/// forwarder of their server.
+///
+/// Other servers' queries are candidates within `reach` (`max_wait` once a pair is learned,
+/// else only the prompt ones that count towards learning).
+fn downstream_of(slab: &[Entry], max_wait: Time, reach: Time, m: &Message, first: u32) -> Found {
+    let mut found = Found {
+        same: None,
+        others: [NIL; MAX_CANDIDATES],
+    };
     let mut i = first;
     for _ in 0..MAX_WALK {
         let Some(e) = slab.get(i as usize) else {
             break;
         };
+        let slot = i;
         i = e.next;
-        // The forwarder asks from the address it was asked at: most queries of a question
-        // fail this first test.
-        if e.dst == m.src
-            && e.src != m.src
-            && e.dst != m.dst
-            && e.src != m.dst
-            && m.time - e.time <= max_wait
-            && e.qtype == m.qtype
-            && e.qclass == m.qclass
+        // Most queries of a question were sent to the server the new one goes to.
+        if e.dst == m.dst
+            || e.src == m.src
+            || e.src == m.dst
+            || m.time - e.time > max_wait
+            || e.qtype != m.qtype
+            || e.qclass != m.qclass
         {
-            return Some(e.frame);
+            continue;
+        }
+        // The forwarder asks from the address it was asked at.
+        if e.dst == m.src {
+            found.same = Some((e.frame, e.dst));
+            return found;
+        }
+        if m.time - e.time > reach {
+            continue;
+        }
+        for o in found.others.iter_mut() {
+            if *o == NIL {
+                *o = slot;
+                break;
+            }
+            if slab[*o as usize].dst == e.dst {
+                break;
+            }
         }
     }
-    None
+    found
+}
+
+/// A pair's count of matches, and whether it is learned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pair {
+    matches: u32,
+    learned: bool,
 }
 
 /// One query in flight, in its question's list (newest first).
@@ -140,9 +220,19 @@ pub struct Links {
     /// Frame of a downstream query -> (frame of the first upstream query sent for it, time).
     forwarded_as: FastMap<u64, (u64, Time)>,
     now: Time,
-    /// The addresses that sent a linked upstream query (the forwarders), up to
+    /// The addresses a linked downstream query was sent to (the forwarders), up to
     /// `MAX_SERVERS`.
     forwarders: FastMap<IpAddr, ()>,
+    /// (downstream server, another address) -> its matches (see the module's text).
+    pairs: FastMap<(IpAddr, IpAddr), Pair>,
+    /// Address -> its queries since its first match, for the pairs' shares.
+    senders: FastMap<IpAddr, u32>,
+    /// Pairs learned: an address that asks from another address than the server's own
+    /// taken as the server's forwarder.
+    pub learned: u64,
+    /// Pairs and counts forgotten at `MAX_PAIRS` and `MAX_SENDERS` before they were
+    /// learned (a forwarder among them is learned later, from its count anew).
+    pub learn_evicted: u64,
     /// Upstream queries linked to a downstream query.
     pub linked: u64,
     /// Queries the index forgot before `max_wait` was over, at its caps: an upstream query
@@ -165,6 +255,10 @@ impl Links {
             forwarded_as: FastMap::default(),
             now: f64::NEG_INFINITY,
             forwarders: FastMap::default(),
+            pairs: FastMap::default(),
+            senders: FastMap::default(),
+            learned: 0,
+            learn_evicted: 0,
             linked: 0,
             evicted: 0,
             links_evicted: 0,
@@ -215,12 +309,13 @@ impl Links {
             // amortized O(1) a query.
             self.heads.retain(|_, h| h.len > 0);
         }
+        let reach = self.reach();
         let head = self.heads.entry(key).or_insert(Head {
             first: NIL,
             last: NIL,
             len: 0,
         });
-        let down = downstream_of(&self.slab, self.max_wait, m, head.first);
+        let found = downstream_of(&self.slab, self.max_wait, reach, m, head.first);
         let e = Entry {
             live: true,
             key,
@@ -262,15 +357,105 @@ impl Links {
             self.live -= 1;
             self.evicted += 1;
         }
-        if let Some(down) = down {
+        self.found(m, &found);
+    }
+
+    /// How long before a query another server's query may be to be its candidate (see
+    /// `downstream_of`).
+    fn reach(&self) -> Time {
+        if self.learned > 0 {
+            self.max_wait
+        } else {
+            LEARN_PROMPT.min(self.max_wait)
+        }
+    }
+
+    /// Link `m` as `found` says: to the query of its own address, or to one of a server it
+    /// is a learned forwarder of; and count its matches and queries towards learning. The
+    /// slots of `found` hold their queries still: a slot freed since (the question's oldest
+    /// query, at `MAX_PER_QUESTION`) keeps its entry until a later query reuses it.
+    fn found(&mut self, m: &Message, found: &Found) {
+        if !self.senders.is_empty() {
+            if let Some(n) = self.senders.get_mut(&m.src) {
+                *n = n.saturating_add(1);
+            }
+        }
+        let down = match found.same {
+            Some(d) => Some(d),
+            None if found.others[0] != NIL => self.learn(m.src, &found.others, m.time),
+            None => None,
+        };
+        if let Some((down, server)) = down {
             self.link(m.frame, down, m.time);
             if self.forwarders.len() < MAX_SERVERS {
-                self.forwarders.insert(m.src, ());
+                self.forwarders.insert(server, ());
             }
         }
     }
 
-    /// Whether `addr` sent a query linked as the upstream leg of another (a forwarder seen
+    /// Count a prompt match of `from` for each server of `others`, learning the pairs
+    /// that pass; the newest query of a learned pair's server, if any.
+    fn learn(
+        &mut self,
+        from: IpAddr,
+        others: &[u32; MAX_CANDIDATES],
+        now: Time,
+    ) -> Option<(u64, IpAddr)> {
+        let mut down = None;
+        let mut queries = None;
+        for &slot in others.iter().take_while(|&&o| o != NIL) {
+            let e = &self.slab[slot as usize];
+            let (server, frame, sent) = (e.dst, e.frame, e.time);
+            let key = (server, from);
+            if self.pairs.get(&key).is_some_and(|p| p.learned) {
+                down = down.or(Some((frame, server)));
+                continue;
+            }
+            if now - sent > LEARN_PROMPT {
+                continue;
+            }
+            let n = *queries.get_or_insert_with(|| self.sender(from));
+            if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+                let before = self.pairs.len();
+                self.pairs.retain(|_, p| p.learned);
+                self.learn_evicted += (before - self.pairs.len()) as u64;
+                if self.pairs.len() >= MAX_PAIRS {
+                    self.learn_evicted += 1;
+                    continue;
+                }
+            }
+            let p = self.pairs.entry(key).or_default();
+            p.matches += 1;
+            if p.matches >= LEARN_MATCHES
+                && u64::from(p.matches) * 100 >= u64::from(n) * u64::from(LEARN_SHARE_PCT)
+            {
+                p.learned = true;
+                self.learned += 1;
+                down = down.or(Some((frame, server)));
+            }
+        }
+        down
+    }
+
+    /// The queries `from` sent since its first prompt match, counting it in from this one
+    /// when it is new.
+    fn sender(&mut self, from: IpAddr) -> u32 {
+        if let Some(&n) = self.senders.get(&from) {
+            return n;
+        }
+        if self.senders.len() >= MAX_SENDERS {
+            // Amortized O(1): once per MAX_SENDERS addresses that matched.
+            self.learn_evicted += self.senders.len() as u64;
+            self.senders.clear();
+            let before = self.pairs.len();
+            self.pairs.retain(|_, p| p.learned);
+            self.learn_evicted += (before - self.pairs.len()) as u64;
+        }
+        self.senders.insert(from, 1);
+        1
+    }
+
+    /// Whether a query sent to `addr` was linked to its upstream leg (a forwarder seen
     /// forwarding so far).
     pub fn is_forwarder(&self, addr: &IpAddr) -> bool {
         self.forwarders.contains_key(addr)
@@ -363,9 +548,8 @@ impl Links {
     /// Link `m` without keeping it (the index is full).
     fn link_only(&mut self, m: &Message, key: u64) {
         let first = self.heads.get(&key).map_or(NIL, |h| h.first);
-        if let Some(down) = downstream_of(&self.slab, self.max_wait, m, first) {
-            self.link(m.frame, down, m.time);
-        }
+        let found = downstream_of(&self.slab, self.max_wait, self.reach(), m, first);
+        self.found(m, &found);
     }
 
     /// Take the query at `slot` (which holds one) out of the index.
@@ -756,5 +940,135 @@ mod tests {
         links.message(&query(9002, 40.6, FWD, UP, 9, "B.example"));
         assert_eq!(links.linked, 1);
         assert_eq!(links.upstream_of.get(&9002).map(|l| l.0), Some(9001));
+    }
+
+    const FWD_OUT: &str = "10.0.1.2";
+
+    /// `n` client lookups of distinct names asked of FWD, each forwarded from `from` to UP
+    /// `gap` seconds later, a second apart, from frame `frame` on.
+    fn forwarded(frame: u64, n: u64, from: &str, gap: f64) -> Vec<Msg> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let t = 100.0 + i as f64;
+            let name = format!("n{i}.example");
+            out.push(query(frame + 2 * i, t, CLIENT, FWD, i as u16, &name));
+            out.push(query(
+                frame + 2 * i + 1,
+                t + gap,
+                from,
+                UP,
+                900 + i as u16,
+                &name,
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn a_forwarder_asking_from_another_address_is_linked_once_learned() {
+        let n = u64::from(LEARN_MATCHES) + 5;
+        let msgs = forwarded(1, n, FWD_OUT, 0.002);
+        let (links, lookups, tally) = run(&msgs);
+        assert_eq!(links.learned, 1);
+        // The queries before the pair was learned stay unlinked; the one that made it and
+        // the later ones are linked.
+        assert_eq!(links.linked, 6);
+        let first = 2 * u64::from(LEARN_MATCHES - 1);
+        assert_eq!(by_frame(&lookups, first).upstream_of, None);
+        assert_eq!(by_frame(&lookups, first + 2).upstream_of, Some(first + 1));
+        assert_eq!(by_frame(&lookups, first + 1).forwarded_as, Some(first + 2));
+        assert!(links.is_forwarder(&FWD.parse().unwrap()));
+        assert!(!links.is_forwarder(&FWD_OUT.parse().unwrap()));
+        assert_eq!(tally.rows.len(), 1);
+        assert_eq!(tally.rows[0].1.queries, 6);
+    }
+
+    #[test]
+    fn once_learned_a_late_retry_is_linked_within_max_wait() {
+        let mut msgs = forwarded(1, u64::from(LEARN_MATCHES), FWD_OUT, 0.002);
+        msgs.push(query(500, 200.0, CLIENT, FWD, 7, "late.example"));
+        msgs.push(query(501, 205.0, FWD_OUT, UP, 8, "late.example"));
+        let (links, lookups, _) = run(&msgs);
+        assert_eq!((links.learned, links.linked), (1, 2));
+        assert_eq!(by_frame(&lookups, 501).upstream_of, Some(500));
+    }
+
+    #[test]
+    fn not_learned_below_the_share() {
+        // F's matches are 25 of its 35 queries (71 %): it asks upstream on its own too.
+        let mut msgs = forwarded(1, 1, FWD_OUT, 0.002);
+        for i in 0..10u64 {
+            let t = 100.5 + i as f64 * 0.01;
+            msgs.push(query(
+                100 + i,
+                t,
+                FWD_OUT,
+                UP,
+                300 + i as u16,
+                &format!("own{i}.x"),
+            ));
+        }
+        let mut rest = forwarded(1000, 24, FWD_OUT, 0.002);
+        for m in &mut rest {
+            let mut x = (**m).clone();
+            x.time += 10.0;
+            *m = Rc::new(x);
+        }
+        msgs.extend(rest);
+        let (links, _, _) = run(&msgs);
+        assert_eq!(links.pairs.values().map(|p| p.matches).max(), Some(25));
+        assert_eq!((links.learned, links.linked), (0, 0));
+    }
+
+    #[test]
+    fn a_pod_asking_the_same_names_by_chance_is_not_linked() {
+        // Another pod asks another server each name a client is waiting for at FWD, but
+        // seconds later, as pods do by chance: no prompt match, no link.
+        let msgs = forwarded(1, 3 * u64::from(LEARN_MATCHES), OTHER, 2.0);
+        let (links, _, tally) = run(&msgs);
+        assert_eq!((links.learned, links.linked), (0, 0));
+        assert!(links.pairs.is_empty() && links.senders.is_empty());
+        assert!(tally.rows.is_empty());
+        assert!(!links.is_forwarder(&FWD.parse().unwrap()));
+    }
+
+    #[test]
+    fn the_learning_tables_are_capped_and_a_learned_pair_kept() {
+        let cfg = Config::default();
+        let mut links = Links::new(&cfg);
+        for m in forwarded(1, u64::from(LEARN_MATCHES), FWD_OUT, 0.002) {
+            links.message(&m);
+        }
+        assert_eq!(links.learned, 1);
+        // Many addresses each asking one name a client of its own server waits for.
+        let n = MAX_SENDERS as u64 + 10;
+        for i in 0..n {
+            let t = 200.0 + i as f64 * 0.0001;
+            let name = format!("c{i}.example");
+            let server = format!("10.2.{}.{}", (i / 250) % 250, i % 250 + 1);
+            let pod = format!("10.3.{}.{}", (i / 250) % 250, i % 250 + 1);
+            links.message(&query(10_000 + 2 * i, t, CLIENT, &server, 1, &name));
+            links.message(&query(10_001 + 2 * i, t, &pod, UP, 2, &name));
+        }
+        assert!(
+            links.pairs.len() <= MAX_PAIRS,
+            "{} pairs",
+            links.pairs.len()
+        );
+        assert!(
+            links.senders.len() <= MAX_SENDERS,
+            "{} senders",
+            links.senders.len()
+        );
+        assert!(
+            links.learn_evicted >= MAX_SENDERS as u64,
+            "{}",
+            links.learn_evicted
+        );
+        // The learned pair is kept: its next query is linked.
+        let before = links.linked;
+        links.message(&query(900_000, 300.0, CLIENT, FWD, 3, "again.example"));
+        links.message(&query(900_001, 300.001, FWD_OUT, UP, 4, "again.example"));
+        assert_eq!(links.linked, before + 1);
     }
 }

@@ -406,22 +406,24 @@ class FindingCollector:
 
     def fold_downstream(self) -> None:
         """Fold the findings about a forwarder's clients into the upstream failure that
-        caused them (``DOWNSTREAM_SYMPTOMS``): a finding about the same question asked of
-        the forwarder, whose frames include a downstream query the upstream finding's
-        evidence names (the queries its upstream queries were sent for). Its frames join
-        the upstream finding's, its kind the upstream finding's ``explains``. Run once the
-        capture is read: the upstream lookup may close after its clients'."""
+        caused them (``DOWNSTREAM_SYMPTOMS``): a finding about the same question, whose
+        frames include a downstream query the upstream finding's evidence names (the queries
+        its upstream queries were sent for). The forwarder may ask upstream from another
+        address than the one it is asked at, so the addresses are not compared: the shared
+        frame says it. Its frames join the upstream finding's, its kind the upstream
+        finding's ``explains``. Run once the capture is read: the upstream lookup may close
+        after its clients'."""
         cap = self.config.max_evidence_frames
         for cause, symptoms in DOWNSTREAM_SYMPTOMS:
-            index: dict[tuple[str, str, str], list[AggregatedFinding]] = {}
+            index: dict[tuple[str, str], list[AggregatedFinding]] = {}
             for u in self._by_kind.get(cause, {}).values():
-                index.setdefault((u.client, u.qname.lower(), u.qtype), []).append(u)
+                index.setdefault((u.qname.lower(), u.qtype), []).append(u)
             if not index:
                 continue
             for kind in symptoms:
                 by_key = self._by_kind.get(kind, {})
                 for key, a in list(by_key.items()):
-                    found = index.get((a.server, a.qname.lower(), a.qtype), ())
+                    found = index.get((a.qname.lower(), a.qtype), ())
                     frames = set(a.frames)
                     hit = next((u for u in found if frames.intersection(u.frames)), None)
                     if hit is None:

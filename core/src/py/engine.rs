@@ -463,6 +463,7 @@ impl Engine {
         links.set_item("linked", l.linked)?;
         links.set_item("evicted", l.evicted)?;
         links.set_item("links_evicted", l.links_evicted)?;
+        links.set_item("learn_evicted", l.learn_evicted)?;
         links.set_item("servers_untallied", e.upstream.servers_untallied)?;
         d.set_item("upstream_links", links)?;
         let (start, step, queries, failed) = tl.timeline.series();
