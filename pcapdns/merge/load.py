@@ -61,7 +61,9 @@ def load(path: str) -> NodeDoc:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        if e.pos >= len(text.rstrip()):
+        # The parser stopped at the end, or in a string that never ends (its closing
+        # quote was cut off with the rest): the file was cut short.
+        if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string"):
             raise MergeError(f"{path}: truncated JSON (ends at byte {len(data)})") from None
         raise MergeError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
     _check_shape(path, doc)
