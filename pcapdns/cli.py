@@ -31,6 +31,7 @@ class _Warns(Protocol):
 
 
 _R = TypeVar("_R", bound=_Warns)
+_T = TypeVar("_T")
 
 
 class _Bar:
@@ -158,27 +159,25 @@ def _config(ports: tuple[int, ...], timeout: float, slow: float,
 def _load_logs(coredns_logs: tuple[str, ...]) -> LogIndex | None:
     """The CoreDNS logs given, read into one index (None without any); a log that cannot
     be read is one line and exit status 2."""
-    if not coredns_logs:
-        return None
     from pcapdns.coredns_log import index
 
-    try:
-        return index.load(list(coredns_logs))
-    except PcapdnsError as e:
-        _fail(str(e))
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    return _load_inputs(coredns_logs, index.load)
 
 
 def _load_pods(pods_files: tuple[str, ...]) -> PodDirectory | None:
     """The pods listings given, read into one directory (None without any); a file that
     cannot be read or parsed is one line and exit status 2."""
-    if not pods_files:
-        return None
     from pcapdns import pods
 
+    return _load_inputs(pods_files, pods.load)
+
+
+def _load_inputs(files: tuple[str, ...], load: Callable[[list[str]], _T]) -> _T | None:
+    """``load(files)``, None without files; its errors are one line and an exit status."""
+    if not files:
+        return None
     try:
-        return pods.load(list(pods_files))
+        return load(list(files))
     except PcapdnsError as e:
         _fail(str(e))
     except KeyboardInterrupt:

@@ -11,10 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
-
-import jinja2
-from markupsafe import Markup
 
 from pcapdns import __version__
 from pcapdns.coredns_log.join import JoinResult
@@ -24,7 +20,7 @@ from pcapdns.correlate.text import logged_note, offset_line, verdict
 from pcapdns.dns import names
 from pcapdns.output.text import coredns_log_lines
 from pcapdns.output.timefmt import iso
-from pcapdns.report.html import _address, _code, _name, _pod
+from pcapdns.report.html import environment, stylesheet
 from pcapdns.report.knowledge import FATE_ADVICE, Advice
 from pcapdns.report.model import _shown_command
 
@@ -193,20 +189,8 @@ def _row(side: str, attempt: int, role: str, p: Packet, offset: float | None, id
 
 def render(c: Correlation, command: str = "pcapdns correlate") -> str:
     """The page for ``c``, as text."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pcapdns.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["code"] = _code
-    env.filters["name"] = _name
-    env.filters["address"] = _address
-    env.filters["pod"] = _pod
-    css = resources.files("pcapdns.report").joinpath("templates", "report.css").read_text(
-        "utf-8")
-    return env.get_template("correlation.html.j2").render(p=build(c, command), css=Markup(css))
+    return environment().get_template("correlation.html.j2").render(
+        p=build(c, command), css=stylesheet())
 
 
 def pod_labels(c: Correlation) -> dict[str, str]:

@@ -8,15 +8,10 @@ safe; the page has no script at all, and its Content-Security-Policy forbids any
 
 from __future__ import annotations
 
-from importlib import resources
-
-import jinja2
-from markupsafe import Markup
-
 from pcapdns import __version__
 from pcapdns.merge import MIN_NODES, Cluster
 from pcapdns.merge.text import verdict
-from pcapdns.report.html import _address, _name
+from pcapdns.report.html import environment, stylesheet
 from pcapdns.report.model import _shown_command
 
 #: Rows shown per table; the JSON document has them all.
@@ -25,17 +20,8 @@ ROWS = 50
 
 def render(c: Cluster, command: str = "pcapdns merge") -> str:
     """The page for ``c``, as text."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pcapdns.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["name"] = _name
-    env.filters["address"] = _address
-    css = resources.files("pcapdns.report").joinpath("templates", "report.css").read_text(
-        "utf-8")
+    env = environment()
+    css = stylesheet()
     tone, sentence = verdict(c)
     t = c.totals
     figures = (
@@ -47,4 +33,4 @@ def render(c: Cluster, command: str = "pcapdns merge") -> str:
     return env.get_template("cluster.html.j2").render(
         c=c, rows=ROWS, tone={"none": "neutral"}.get(tone, tone), verdict=sentence,
         figures=figures, min_nodes=MIN_NODES, command=_shown_command(command),
-        version=__version__, css=Markup(css))
+        version=__version__, css=css)

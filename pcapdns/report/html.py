@@ -25,9 +25,9 @@ from pcapdns.report import charts
 from pcapdns.report.model import Report
 
 
-def render(report: Report) -> str:
-    """The page for ``report``, as text."""
-    script = _asset("report.js")
+def environment() -> jinja2.Environment:
+    """The jinja2 environment of every page (the report, the correlation, the cluster):
+    autoescaping on, undefined names an error, and the filters that show captured text."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pcapdns.report", "templates"),
         autoescape=True,
@@ -39,9 +39,20 @@ def render(report: Report) -> str:
     env.filters["name"] = _name
     env.filters["address"] = _address
     env.filters["pod"] = _pod
-    page = env.get_template("report.html.j2").render(
+    return env
+
+
+def stylesheet() -> Markup:
+    """The pages' shared stylesheet, to inline."""
+    return Markup(_asset("report.css"))
+
+
+def render(report: Report) -> str:
+    """The page for ``report``, as text."""
+    script = _asset("report.js")
+    page = environment().get_template("report.html.j2").render(
         r=report,
-        css=Markup(_asset("report.css")),
+        css=stylesheet(),
         script=script,
         script_hash="sha256-" + base64.b64encode(
             hashlib.sha256(script.encode()).digest()).decode(),
