@@ -606,6 +606,7 @@ mod tests {
             qclass: 1,
             data: data.into(),
             legs: Default::default(),
+            tunnel: None,
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Payload {
     pub dport: u16,
     /// The DNS message (for TCP, without the 2-byte length prefix).
     pub data: Vec<u8>,
+    /// The outermost tunnel the message was found in, if any.
+    pub tunnel: Option<crate::decode::tunnel::Tunnel>,
 }
 
 /// An ICMP/ICMPv6 destination-unreachable error that quotes a DNS datagram.
@@ -103,6 +105,8 @@ pub struct Message {
     pub data: Bytes,
     /// Copies of it on other interfaces that the duplicate filter dropped (`legs`).
     pub legs: crate::legs::Legs,
+    /// The outermost tunnel it was found in: one word, and no allocation, when none.
+    pub tunnel: Option<Rc<crate::decode::tunnel::Tunnel>>,
 }
 
 /// Bytes of a DNS message kept in the message itself up to this many (every query of a

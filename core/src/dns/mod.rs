@@ -161,6 +161,7 @@ impl Head {
             qclass: self.qclass,
             data: Bytes::new(p.data),
             legs: Default::default(),
+            tunnel: p.tunnel.map(Rc::new),
         }
     }
 }
@@ -246,6 +247,7 @@ mod tests {
             dst: IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10)),
             dport: 53,
             data,
+            tunnel: None,
         }
     }
 
