@@ -35,7 +35,7 @@ fn msg(out: &mut String, m: &Message) {
         m.data.len(),
     );
     // Only a tunnelled message says so: a capture without tunnels prints as before.
-    if let Some(t) = &m.tunnel {
+    if let Some(t) = m.legs.tunnel() {
         out.pop();
         let _ = write!(
             out,

@@ -606,7 +606,6 @@ mod tests {
             qclass: 1,
             data: data.into(),
             legs: Default::default(),
-            tunnel: None,
         }
     }
 

@@ -334,7 +334,7 @@ impl Sink for Fill {
             dport: p.dport,
             tunneled: p.tunnel.is_some(),
         };
-        if let Some(t) = p.tunnel {
+        if let Some(&t) = p.tunnel {
             self.batch.tunnels.push_back(t);
         }
         self.batch.items.push(Item::Payload(meta));
@@ -505,7 +505,7 @@ impl Away {
                         dst: m.dst,
                         dport: m.dport,
                         data,
-                        tunnel,
+                        tunnel: tunnel.as_ref(),
                     });
                 }
                 Item::Icmp => {

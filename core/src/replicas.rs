@@ -152,7 +152,6 @@ mod tests {
             qclass: 1,
             data: vec![id as u8, flags as u8].into(),
             legs: Default::default(),
-            tunnel: None,
         };
         m.legs.push(Leg {
             frame: frame + 1000,

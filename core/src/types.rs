@@ -103,10 +103,9 @@ pub struct Message {
     pub qclass: u16,
     /// The whole DNS message.
     pub data: Bytes,
-    /// Copies of it on other interfaces that the duplicate filter dropped (`legs`).
+    /// Copies of it on other interfaces that the duplicate filter dropped, and the
+    /// overlay tunnel it was found in (`legs`).
     pub legs: crate::legs::Legs,
-    /// The outermost tunnel it was found in: one word, and no allocation, when none.
-    pub tunnel: Option<Rc<crate::decode::tunnel::Tunnel>>,
 }
 
 /// Bytes of a DNS message kept in the message itself up to this many (every query of a

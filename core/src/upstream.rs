@@ -759,7 +759,6 @@ mod tests {
             qclass: 1,
             data: Box::<[u8]>::from(&b"\0\0"[..]).into(),
             legs: Default::default(),
-            tunnel: None,
         })
     }
 

@@ -68,7 +68,8 @@ class Skipped:
     #: evicted.
     tcp_incomplete_messages: int
     #: Tunnel headers cut short or of a form not read (GRE source routing, a VXLAN header
-    #: without its I flag), and tunnels nested deeper than four levels, not opened.
+    #: without its I flag), and tunnels nested deeper than four levels, not opened; both
+    #: also in ``not_dns_frames``.
     bad_tunnel_frames: int = 0
     tunnels_too_deep: int = 0
 

@@ -160,8 +160,7 @@ impl Head {
             qtype: self.qtype,
             qclass: self.qclass,
             data: Bytes::new(p.data),
-            legs: Default::default(),
-            tunnel: p.tunnel.map(Rc::new),
+            legs: crate::legs::Legs::found_in(p.tunnel.copied()),
         }
     }
 }

@@ -54,7 +54,6 @@ fn msg(
         qclass: 1,
         data: wire(id, flags, name, qtype).into(),
         legs: Default::default(),
-        tunnel: None,
     })
 }
 

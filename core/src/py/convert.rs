@@ -137,7 +137,7 @@ impl Classes {
             m.qclass.into_pyobject(py)?.into_any().unbind(),
             PyBytes::new(py, &m.data).into_any().unbind(),
             self.legs(py, m)?,
-            self.tunnel(py, m.tunnel.as_deref())?,
+            self.tunnel(py, m.legs.tunnel())?,
         ];
         self.make(py, &self.message, PyTuple::new(py, args)?)
     }
@@ -166,7 +166,7 @@ impl Classes {
     }
 
     /// A tunnel as a pcapdns.dns.message.Tunnel, or None.
-    fn tunnel(&mut self, py: Python<'_>, t: Option<&Tunnel>) -> PyResult<Py<PyAny>> {
+    fn tunnel(&mut self, py: Python<'_>, t: Option<Tunnel>) -> PyResult<Py<PyAny>> {
         let Some(t) = t else {
             return Ok(py.None());
         };
@@ -221,9 +221,9 @@ impl Classes {
             self.tunnel(
                 py,
                 t.query
-                    .tunnel
-                    .as_deref()
-                    .or(t.response.as_ref().and_then(|r| r.tunnel.as_deref())),
+                    .legs
+                    .tunnel()
+                    .or_else(|| t.response.as_ref().and_then(|r| r.legs.tunnel())),
             )?,
         ];
         self.make(py, &self.transaction, PyTuple::new(py, args)?)

@@ -109,8 +109,8 @@ pub(crate) fn message_from(m: &Bound<'_, PyAny>) -> PyResult<Message> {
         qtype: get!("qtype"),
         qclass: get!("qclass"),
         data: data.as_bytes().into(),
-        // Like the legs, the tunnel is evidence for the outputs, not read by the matcher.
+        // The legs, and the tunnel they carry, are evidence for the outputs, not read by
+        // the matcher.
         legs: Default::default(),
-        tunnel: None,
     })
 }
