@@ -120,6 +120,9 @@ class Analysis:
     pods: PodDirectory | None = None
     #: Where ``pods`` came from: "--pods" or the capture.json that names the files.
     pods_source: str | None = None
+    #: Frames (or inner frames, when tunnels nest) decapsulated, by tunnel kind
+    #: ("vxlan", "geneve", ...), every kind listed.
+    tunnels: dict[str, int] = field(default_factory=dict)
 
     @property
     def first_time(self) -> float | None:
@@ -299,6 +302,7 @@ def _analyze(
         cause_examples=collector.causes.examples,
         pods=pods,
         pods_source=pods_source,
+        tunnels=dict(facts["tunnels"]),
     )
 
 

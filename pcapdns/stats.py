@@ -54,6 +54,10 @@ class DecodeStats:
     fragments: int = 0
     #: ICMP errors quoting a DNS datagram.
     icmp_errors: int = 0
+    #: Tunnel headers cut short or of a form not read.
+    bad_tunnel: int = 0
+    #: Tunnels nested deeper than the decoder opens (four levels).
+    tunnel_too_deep: int = 0
 
 
 @dataclass(slots=True)

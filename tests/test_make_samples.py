@@ -212,3 +212,19 @@ def test_two_homed_forwarder_is_learned_then_linked(fresh: Path) -> None:
     assert up.queries == 15 and up.timeouts == 1, up
     assert up.rcodes.get("REFUSED") == 1 and up.rcodes.get("SERVFAIL") == 1, up
     assert dict(s.causes) == {"upstream_error": 2, "upstream_timeout": 1}, s.causes
+
+
+def test_overlay_underlay_is_decapsulated(fresh: Path) -> None:
+    # Only the underlay between the two nodes is captured: every DNS message is inside
+    # VXLAN (VNI 42 on 4789, VNI 1 on flannel's 8472), and each transaction names the nodes.
+    path = fresh / "overlay-vxlan-underlay.pcap"
+    a = analyze([str(path)], keep_lookups=True)
+    s = Summary.of(a)
+    assert s.lookups == 6 and s.lookups_failed == 0, (s.lookups, s.lookups_failed)
+    assert s.tunnels["vxlan"] >= 12, dict(s.tunnels)
+    assert {k for k, n in s.tunnels.items() if n} == {"vxlan"}, dict(s.tunnels)
+    nodes = {(t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
+             for lk in a.lookups for t in lk.attempts if t.tunnel is not None}
+    assert nodes == {("vxlan", "10.250.50.1", "10.250.50.2")}, nodes
+    assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
+    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes

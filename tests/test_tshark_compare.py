@@ -28,11 +28,6 @@ pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed"
 
 #: Corpus captures where tshark and pcapdns differ on purpose, and why.
 KNOWN_DIFFERENCES = {
-    "zeek__erspan.pcap": "DNS inside ERSPAN tunnels; pcapdns does not decapsulate tunnels",
-    "zeek__tunnels__geneve-vxlan-dns-truncated.pcap": "DNS inside Geneve/VXLAN",
-    "zeek__tunnels__gre-over-udp-4754.pcap": "DNS inside GRE over UDP",
-    "zeek__tunnels__gre-pptp.pcap": "DNS inside GRE (PPTP)",
-    "zeek__tunnels__gre-sample.pcap": "DNS inside GRE",
     "dnscap__dnso1tcp-bighole.pcap": (
         "a TCP stream with lost segments: tshark stops splitting it into messages after the "
         "gap (3 queries); pcapdns skips the acknowledged gap and finds all 38"
@@ -48,6 +43,14 @@ KNOWN_DIFFERENCES = {
         "the response's question differs from the query's, so by definition it does not "
         "match (tshark pairs on ID alone)"
     ),
+}
+#: Pairs tshark does not make because the capture's snap length cut the messages: its DNS
+#: dissector stops with an exception at the cut before it records the pair. Counts are
+#: still compared.
+SNAPLEN_CUT_PAIRS = {
+    # 176 of 182 and 202 bytes captured: the cut falls in the EDNS OPT record of the query
+    # and of the answer, inside Geneve inside VXLAN; header and question are whole.
+    "zeek__tunnels__geneve-vxlan-dns-truncated.pcap": {(1, 2)},
 }
 UNSUPPORTED_LINK_TYPES = {
     "tcpdump__LINKTYPE_PKTAP.pcap", "tcpdump__nflog.pcap", "zeek__dns-inverse-query.pcap",
@@ -89,6 +92,8 @@ def test_counts_and_pairs_agree_with_tshark(capture: Path) -> None:
         for t in doc["transactions"]
         if t["response_frame"] is not None and t["leg_fault"] != "unexpected_source"
     }
-    assert ours <= their_pairs, f"pairs tshark does not make: {sorted(ours - their_pairs)}"
+    ours_compared = ours - SNAPLEN_CUT_PAIRS.get(capture.name, set())
+    assert ours_compared <= their_pairs, (
+        f"pairs tshark does not make: {sorted(ours_compared - their_pairs)}")
     missing = {r for _, r in their_pairs} - {r for _, r in ours}
     assert not missing, f"responses tshark pairs and we do not: {sorted(missing)}"

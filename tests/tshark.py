@@ -24,9 +24,10 @@ class TsharkView:
 
 def tshark_view(path: Path, port: int = 53) -> TsharkView:
     assert TSHARK is not None
-    decode_as = []
+    # flannel's VXLAN port: tshark reads only the IANA port 4789 as VXLAN, pcapdns both.
+    decode_as = ["-d", "udp.port==8472,vxlan"]
     if port != 53:
-        decode_as = ["-d", f"udp.port=={port},dns", "-d", f"tcp.port=={port},dns"]
+        decode_as += ["-d", f"udp.port=={port},dns", "-d", f"tcp.port=={port},dns"]
     out = subprocess.run(
         [TSHARK, "-n", "-2", "-r", str(path), *decode_as,
          "-Y", f"dns && !icmp && !icmpv6 && (udp.port=={port} || tcp.port=={port})",

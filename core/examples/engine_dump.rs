@@ -34,6 +34,17 @@ fn msg(out: &mut String, m: &Message) {
         m.qclass,
         m.data.len(),
     );
+    // Only a tunnelled message says so: a capture without tunnels prints as before.
+    if let Some(t) = m.legs.tunnel() {
+        out.pop();
+        let _ = write!(
+            out,
+            " tunnel={}:{}>{}]",
+            t.kind.as_str(),
+            t.outer_src,
+            t.outer_dst
+        );
+    }
 }
 
 fn tx(out: &mut String, t: &Transaction) {
@@ -156,6 +167,9 @@ fn main() {
     );
     let _ = writeln!(w, "malformed={} {:?}", e.malformed, e.malformed_examples);
     let _ = writeln!(w, "decode={:?}", dec.stats);
+    if dec.tunnels != Default::default() {
+        let _ = writeln!(w, "tunnels={:?}", dec.tunnels);
+    }
     let _ = writeln!(w, "tcp={:?}", dec.tcp.stats);
     let f = &dec.fragments;
     let _ = writeln!(

@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
+use crate::decode::tunnel::Tunnel;
 use crate::decode::{FrameDecoder, PayloadRef, Sink};
 use crate::read::{InputError, Reader};
 use crate::types::{IcmpQuote, Record, Time, Transport};
@@ -223,6 +224,9 @@ struct Meta {
     sport: u16,
     dst: IpAddr,
     dport: u16,
+    /// Found in a tunnel: the tunnel is the batch's next (tunnels are rare, and would make
+    /// an item larger; the flag fits in its padding).
+    tunneled: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -254,6 +258,7 @@ struct Batch {
     items: Vec<Item>,
     data: Vec<u8>,
     quotes: VecDeque<IcmpQuote>,
+    tunnels: VecDeque<Tunnel>,
     /// Bytes of the quotes' data, counted against the byte limit.
     quoted: usize,
     /// The last record's items go on in the next batch.
@@ -268,6 +273,7 @@ impl Batch {
             items: Vec::with_capacity(limits.items + 64),
             data: Vec::with_capacity(limits.bytes + 4096),
             quotes: VecDeque::new(),
+            tunnels: VecDeque::new(),
             quoted: 0,
             split: false,
             done: None,
@@ -315,7 +321,7 @@ impl Fill {
 
 impl Sink for Fill {
     fn payload(&mut self, p: &PayloadRef<'_>) {
-        self.batch.items.push(Item::Payload(Meta {
+        let meta = Meta {
             frame: p.frame,
             time: p.time,
             iface: p.iface,
@@ -326,7 +332,12 @@ impl Sink for Fill {
             sport: p.sport,
             dst: p.dst,
             dport: p.dport,
-        }));
+            tunneled: p.tunnel.is_some(),
+        };
+        if let Some(&t) = p.tunnel {
+            self.batch.tunnels.push_back(t);
+        }
+        self.batch.items.push(Item::Payload(meta));
         self.batch.data.extend_from_slice(p.data);
         self.check();
     }
@@ -430,6 +441,7 @@ impl Away {
                 items: Vec::new(),
                 data: Vec::new(),
                 quotes: VecDeque::new(),
+                tunnels: VecDeque::new(),
                 quoted: 0,
                 split: false,
                 done: None,
@@ -475,6 +487,11 @@ impl Away {
                     marks.newest = newest;
                 }
                 Item::Payload(m) => {
+                    let tunnel = if m.tunneled {
+                        self.batch.tunnels.pop_front()
+                    } else {
+                        None
+                    };
                     let end = self.pos + m.len as usize;
                     let data = self.batch.data.get(self.pos..end).unwrap_or_default();
                     self.pos = end;
@@ -488,6 +505,7 @@ impl Away {
                         dst: m.dst,
                         dport: m.dport,
                         data,
+                        tunnel: tunnel.as_ref(),
                     });
                 }
                 Item::Icmp => {

@@ -10,10 +10,14 @@
 //!
 //! Memory: a message without copies (every message of a capture on one interface) pays one
 //! word; a message's legs are at most `MAX_LEGS`, further copies only counted.
+//!
+//! The same box carries the overlay tunnel a message was found in (`Legs::tunnel`), the
+//! other rare fact about where a message was seen: a message pays nothing more for it.
 
 use std::cell::Cell;
 use std::net::IpAddr;
 
+use crate::decode::tunnel::Tunnel;
 use crate::types::Time;
 
 /// Legs remembered per message: a packet crosses a handful of interfaces in a node (the
@@ -37,6 +41,8 @@ pub struct Leg {
 pub struct LegList {
     pub legs: Vec<Leg>,
     pub overflow: u32,
+    /// The outermost tunnel the message was found in, if any (not a leg).
+    pub tunnel: Option<Tunnel>,
 }
 
 /// The legs of a shared message, added after it was shared: one word while there are none.
@@ -44,6 +50,25 @@ pub struct LegList {
 pub struct Legs(Cell<Option<Box<LegList>>>);
 
 impl Legs {
+    /// No legs yet, for a message found in `tunnel` (when Some).
+    #[inline]
+    pub fn found_in(tunnel: Option<Tunnel>) -> Legs {
+        match tunnel {
+            None => Legs::default(),
+            Some(t) => Legs(Cell::new(Some(Box::new(LegList {
+                tunnel: Some(t),
+                ..Default::default()
+            })))),
+        }
+    }
+
+    /// The outermost tunnel the message was found in.
+    pub fn tunnel(&self) -> Option<Tunnel> {
+        let list = self.0.take();
+        let t = list.as_deref().and_then(|l| l.tunnel);
+        self.0.set(list);
+        t
+    }
     /// Add `leg`; past `MAX_LEGS` count it only. Returns false when it was only counted.
     pub fn push(&self, leg: Leg) -> bool {
         let mut list = self.0.take().unwrap_or_default();
@@ -68,7 +93,9 @@ impl Legs {
     /// Whether any leg (kept or counted) was recorded.
     pub fn any(&self) -> bool {
         let list = self.0.take();
-        let any = list.is_some();
+        let any = list
+            .as_deref()
+            .is_some_and(|l| !l.legs.is_empty() || l.overflow > 0);
         self.0.set(list);
         any
     }

@@ -49,6 +49,8 @@ pub struct Payload {
     pub dport: u16,
     /// The DNS message (for TCP, without the 2-byte length prefix).
     pub data: Vec<u8>,
+    /// The outermost tunnel the message was found in, if any.
+    pub tunnel: Option<crate::decode::tunnel::Tunnel>,
 }
 
 /// An ICMP/ICMPv6 destination-unreachable error that quotes a DNS datagram.
@@ -101,7 +103,8 @@ pub struct Message {
     pub qclass: u16,
     /// The whole DNS message.
     pub data: Bytes,
-    /// Copies of it on other interfaces that the duplicate filter dropped (`legs`).
+    /// Copies of it on other interfaces that the duplicate filter dropped, and the
+    /// overlay tunnel it was found in (`legs`).
     pub legs: crate::legs::Legs,
 }
 

@@ -50,6 +50,7 @@ fn payload(v: &Value) -> Payload {
         dst: v["dst"].as_str().unwrap().parse::<IpAddr>().unwrap(),
         dport: int(&v["dport"]) as u16,
         data: unhex(v["data"].as_str().unwrap()),
+        tunnel: None,
     }
 }
 
@@ -330,6 +331,7 @@ fn udp(data: Vec<u8>) -> Payload {
         dst: "10.0.0.2".parse().unwrap(),
         dport: 53,
         data,
+        tunnel: None,
     }
 }
 

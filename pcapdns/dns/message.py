@@ -41,6 +41,18 @@ class Leg(NamedTuple):
     address: str
 
 
+class Tunnel(NamedTuple):
+    """The outermost overlay tunnel a message was found in (docs/analysis.md, "Overlay
+    tunnels"): its kind and the two nodes it joins."""
+
+    #: "vxlan", "geneve", "ipip", "ip6in4", "ip4in6", "ip6in6", "gre", "erspan", "pptp",
+    #: "gre_udp" or "teredo".
+    type: str
+    #: The outer (underlay) source and destination addresses.
+    outer_src: str
+    outer_dst: str
+
+
 class Message(NamedTuple):
     """One DNS message as seen on the wire.
 
@@ -77,6 +89,8 @@ class Message(NamedTuple):
     data: bytes
     #: Its copies on other interfaces of the node, in the order captured (at most 4).
     legs: tuple[Leg, ...] = ()
+    #: The outermost tunnel it was decapsulated from, or None when it was not tunnelled.
+    tunnel: Tunnel | None = None
 
     @property
     def is_response(self) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from pcapdns.dns.message import Message
+from pcapdns.dns.message import Message, Tunnel
 
 LegFault = Literal["lost_in_node", "reply_not_delivered", "unexpected_source"]
 
@@ -90,6 +90,8 @@ class Transaction(NamedTuple):
     #: For a downstream query the forwarder asked upstream: frame of the first upstream
     #: query sent for it, else None.
     forwarded_as: int | None = None
+    #: The outermost tunnel the query (else its answer) was found in, or None.
+    tunnel: Tunnel | None = None
 
     @property
     def answered(self) -> bool:

@@ -12,7 +12,7 @@ from pcapdns.analysis import Analysis
 from pcapdns.coredns_log.join import JoinResult
 from pcapdns.detect import AggregatedFinding
 from pcapdns.dns import names
-from pcapdns.dns.message import Leg
+from pcapdns.dns.message import Leg, Tunnel
 from pcapdns.match.records import Lookup, Transaction
 from pcapdns.output import coredns_log, jsontext
 from pcapdns.output import pods as pods_out
@@ -244,6 +244,7 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
         "leg_fault": t.leg_fault,
         "upstream_of": t.upstream_of,
         "forwarded_as": t.forwarded_as,
+        "tunnel": _tunnel(t.tunnel),
         "cause": cause.kind if cause is not None else None,
         "cause_upstream": cause.upstream if cause is not None else None,
         "cause_rcode": cause.rcode if cause is not None else None,
@@ -257,6 +258,13 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
         row["client_pod"] = pods.label(q.src)
         row["server_pod"] = pods.label(q.dst)
     return row
+
+
+def _tunnel(t: Tunnel | None) -> dict[str, str] | None:
+    """The overlay tunnel a transaction was decapsulated from: the two nodes."""
+    if t is None:
+        return None
+    return {"type": t.type, "outer_src": t.outer_src, "outer_dst": t.outer_dst}
 
 
 def _leg(g: Leg) -> dict[str, Any]:

@@ -67,6 +67,11 @@ class Skipped:
     #: DNS messages over TCP cut short when their connection ended, expired or was
     #: evicted.
     tcp_incomplete_messages: int
+    #: Tunnel headers cut short or of a form not read (GRE source routing, a VXLAN header
+    #: without its I flag), and tunnels nested deeper than four levels, not opened; both
+    #: also in ``not_dns_frames``.
+    bad_tunnel_frames: int = 0
+    tunnels_too_deep: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +286,10 @@ class Summary:
     #: Failed or slow downstream lookups by cause (``upstream_timeout``, ``upstream_error``,
     #: ``upstream_slow``, ``local``), in name order.
     causes: Mapping[str, int] = field(default_factory=dict)
+    #: Frames decapsulated from overlay tunnels, by kind ("vxlan", "geneve", "ipip",
+    #: "ip6in4", "ip4in6", "ip6in6", "gre", "erspan", "pptp", "gre_udp", "teredo"); an
+    #: inner frame of a nested tunnel counts at each level. Every kind is listed.
+    tunnels: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, a: Analysis) -> Summary:
@@ -328,6 +337,8 @@ class Summary:
                 tcp_gaps=a.tcp.gaps,
                 tcp_unframed_bytes=a.tcp.unframed_bytes,
                 tcp_incomplete_messages=a.tcp.incomplete_messages,
+                bad_tunnel_frames=a.decode.bad_tunnel,
+                tunnels_too_deep=a.decode.tunnel_too_deep,
             ),
             malformed_examples=tuple(MalformedExample(f, p) for f, p in a.malformed_examples),
             servers_total=len(a.breakdown.servers),
@@ -357,6 +368,7 @@ class Summary:
                             latency_ms=Latency.of(u.latency.summary_ms()))
                 for u in a.upstream[:MAX_ROWS]),
             causes=MappingProxyType(dict(a.cause_counts)),
+            tunnels=MappingProxyType(dict(a.tunnels)),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ the JSON document has everything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pcapdns.analysis import Analysis
 from pcapdns.coredns_log.join import VERDICT_LABELS, JoinResult
 from pcapdns.detect import AggregatedFinding
@@ -72,6 +74,9 @@ def render(a: Analysis) -> str:
     )
     if s.rcodes:
         lines.append("rcodes: " + ", ".join(f"{k} {v}" for k, v in s.rcodes.items()))
+    tunnels = tunnel_text(s.tunnels)
+    if tunnels:
+        lines.append(f"decapsulated from tunnels: {tunnels}")
     lines.extend(coredns_log_lines(a.coredns_log))
     lines.extend(pods_lines(a))
     lines.extend(_tables(s, a.pods))
@@ -79,6 +84,12 @@ def render(a: Analysis) -> str:
     lines.append("")
     lines.extend(_findings(a))
     return "\n".join(lines) + "\n"
+
+
+def tunnel_text(tunnels: Mapping[str, int]) -> str:
+    """The tunnel kinds that carried frames, with their counts ("vxlan 12, geneve 3"),
+    or "" when nothing was tunnelled."""
+    return ", ".join(f"{k} {n:,}" for k, n in tunnels.items() if n)
 
 
 def coredns_log_lines(log: JoinResult | None) -> list[str]:

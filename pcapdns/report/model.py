@@ -22,6 +22,7 @@ from pcapdns.dns import names
 from pcapdns.dns.message import Message
 from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.output.summary import Summary
+from pcapdns.output.text import tunnel_text
 from pcapdns.output.timefmt import iso
 from pcapdns.output.verdict import distinct as _distinct
 from pcapdns.output.verdict import duration as _dur
@@ -569,6 +570,11 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
     rcode = "" if query else names.rcode_name(m.flags & 0xF)
     if query and not answered:
         rcode = "no answer"
+    if m.tunnel is not None:
+        # The two nodes of the overlay, as evidence of which path the packet took.
+        t = m.tunnel
+        note = "; ".join(x for x in (
+            note, f"in {t.type} from node {t.outer_src} to {t.outer_dst}") if x)
     return EvidenceRow(
         frame=m.frame,
         time=_utc_us(m.time),
@@ -753,6 +759,7 @@ def _overview(a: Analysis, s: Summary) -> tuple[tuple[str, str], ...]:
     lat = s.latency_ms
     latency = " / ".join(_dur_ms(v) if v is not None else "-"
                          for v in (lat.p50, lat.p90, lat.p99, lat.max))
+    tunnels = tunnel_text(s.tunnels)
     return (
         ("packets", f"{s.packets:,}"),
         ("duplicates dropped", f"{s.duplicates:,}"),
@@ -774,6 +781,8 @@ def _overview(a: Analysis, s: Summary) -> tuple[tuple[str, str], ...]:
          f"{s.a_aaaa_race_lost:,})"),
         ("ICMP errors", f"{s.icmp_errors:,}"),
         ("DNS ports", _ports(a)),
+        # Only for a capture of an overlay's underlay: the other reports stay as they were.
+        *((("decapsulated from tunnels", tunnels),) if tunnels else ()),
     )
 
 

@@ -15,6 +15,7 @@
 pub mod fragments;
 mod ordered;
 pub mod tcp;
+pub mod tunnel;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::types::{Decoded, IcmpQuote, Payload, Record, Time, Transport};
 use fragments::{FragmentKey, FragmentReassembler};
 use tcp::{FlowKey, TcpReassembler};
+use tunnel::{Inner, Tunnel, TunnelCounts, TunnelKind};
 
 pub use tcp::TcpStats;
 
@@ -60,6 +62,12 @@ const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
+/// IPv4 (IP-in-IP), IPv6 (sit, ip6tnl) and GRE as the protocol an IP header carries.
+const PROTO_IPV4: u8 = 4;
+const PROTO_IPV6: u8 = 41;
+const PROTO_GRE: u8 = 47;
+/// Tunnels inside tunnels are opened this many levels deep (Geneve in VXLAN is two).
+pub const MAX_TUNNEL_DEPTH: u8 = 4;
 /// IPv6 extension headers walked over (RFC 8200 section 4): hop-by-hop, routing,
 /// destination options, mobility, HIP, shim6.
 const V6_SKIP: [u8; 6] = [0, 43, 60, 135, 139, 140];
@@ -85,6 +93,11 @@ pub struct DecodeStats {
     pub fragments: u64,
     /// ICMP errors quoting a DNS datagram.
     pub icmp_errors: u64,
+    /// Tunnel headers cut short or of a form not read (GRE source routing, a VXLAN
+    /// header without its I flag, ...); also in `not_dns`.
+    pub bad_tunnel: u64,
+    /// Tunnels nested deeper than `MAX_TUNNEL_DEPTH`, not opened; also in `not_dns`.
+    pub tunnel_too_deep: u64,
 }
 
 /// A DNS payload as the decoder finds it: its bytes are lent (a slice of the frame, or of
@@ -100,6 +113,8 @@ pub struct PayloadRef<'a> {
     pub dst: IpAddr,
     pub dport: u16,
     pub data: &'a [u8],
+    /// The outermost tunnel the message was found in, if any (lent: one word to pass).
+    pub tunnel: Option<&'a Tunnel>,
 }
 
 impl PayloadRef<'_> {
@@ -115,6 +130,7 @@ impl PayloadRef<'_> {
             dst: self.dst,
             dport: self.dport,
             data: self.data.to_vec(),
+            tunnel: self.tunnel.copied(),
         }
     }
 }
@@ -132,6 +148,7 @@ impl Payload {
             dst: self.dst,
             dport: self.dport,
             data: &self.data,
+            tunnel: self.tunnel.as_ref(),
         }
     }
 }
@@ -187,7 +204,12 @@ pub struct FrameDecoder {
     pub stats: DecodeStats,
     pub fragments: FragmentReassembler,
     pub tcp: TcpReassembler,
+    /// Frames decapsulated, by tunnel kind.
+    pub tunnels: TunnelCounts,
     last_sweep: Time,
+    /// Tunnels open around the frame being decoded, and the outermost of them.
+    depth: u8,
+    outer: Option<Tunnel>,
 }
 
 impl FrameDecoder {
@@ -209,7 +231,10 @@ impl FrameDecoder {
             stats: DecodeStats::default(),
             fragments: FragmentReassembler::new(fragment_bytes),
             tcp: TcpReassembler::new(tcp_bytes),
+            tunnels: TunnelCounts::default(),
             last_sweep: 0.0,
+            depth: 0,
+            outer: None,
         }
     }
 
@@ -256,6 +281,10 @@ impl FrameDecoder {
 
     // -- IP ----------------------------------------------------------------------------
 
+    // Inlined into `decode_frame` and into `tunnel`, their two callers: a tunnel makes
+    // them recursive, and without this neither copy would be inlined, which costs every
+    // untunnelled frame a call.
+    #[inline(always)]
     fn ipv4<S: Sink + ?Sized>(
         &mut self,
         frame: u64,
@@ -323,6 +352,7 @@ impl FrameDecoder {
         self.l4(frame, ts, iface, proto, src, dst, data, l4, end, out)
     }
 
+    #[inline(always)]
     fn ipv6<S: Sink + ?Sized>(
         &mut self,
         frame: u64,
@@ -442,7 +472,9 @@ impl FrameDecoder {
                 let sport = u16::from_be_bytes([u[0], u[1]]);
                 let dport = u16::from_be_bytes([u[2], u[3]]);
                 if !self.is_port(sport) && !self.is_port(dport) {
-                    self.stats.not_dns += 1;
+                    self.udp_tunnel(
+                        frame, ts, iface, src, dst, sport, dport, data, pos, end, out,
+                    );
                     return;
                 }
                 let ulen = u16::from_be_bytes([u[4], u[5]]) as usize;
@@ -462,6 +494,7 @@ impl FrameDecoder {
                     dst,
                     dport,
                     data: body,
+                    tunnel: self.outer.as_ref(),
                 });
             }
             PROTO_TCP => {
@@ -494,6 +527,7 @@ impl FrameDecoder {
                     dst,
                     dport,
                 };
+                let tunnel = self.outer.as_ref();
                 self.tcp.segment(
                     key,
                     seq,
@@ -513,6 +547,7 @@ impl FrameDecoder {
                             dst,
                             dport,
                             data: &msg,
+                            tunnel,
                         })
                     },
                 );
@@ -520,7 +555,158 @@ impl FrameDecoder {
             PROTO_ICMP | PROTO_ICMPV6 => {
                 self.icmp(frame, ts, iface, proto, src, data, pos, end, out)
             }
+            // IP in IP and GRE, else not DNS: kept out of line, as the other protocols
+            // are rare where DNS is.
+            _ => self.ip_tunnel(frame, ts, iface, proto, src, dst, data, pos, end, out),
+        }
+    }
+
+    // -- tunnels -------------------------------------------------------------------------
+
+    /// An IP payload of protocol `proto` other than UDP, TCP and ICMP: a tunnel when it is
+    /// IP in IP or GRE, else not DNS.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn ip_tunnel<S: Sink + ?Sized>(
+        &mut self,
+        frame: u64,
+        ts: Time,
+        iface: u32,
+        proto: u8,
+        src: IpAddr,
+        dst: IpAddr,
+        data: &[u8],
+        pos: usize,
+        end: usize,
+        out: &mut S,
+    ) {
+        match proto {
+            PROTO_IPV4 | PROTO_IPV6 => {
+                let (etype, kind) = match (proto, src.is_ipv4()) {
+                    (PROTO_IPV4, true) => (ETH_IPV4, TunnelKind::Ipip),
+                    (PROTO_IPV4, false) => (ETH_IPV4, TunnelKind::Ip4in6),
+                    (_, true) => (ETH_IPV6, TunnelKind::Ip6in4),
+                    (_, false) => (ETH_IPV6, TunnelKind::Ip6in6),
+                };
+                let inner = data.get(pos..end).map(|b| Inner::Ip(etype, b));
+                self.tunnel(frame, ts, iface, kind, src, dst, inner, out)
+            }
+            PROTO_GRE => {
+                match data
+                    .get(pos..end)
+                    .and_then(|b| tunnel::gre(b, TunnelKind::Gre))
+                {
+                    Some((kind, inner)) => {
+                        self.tunnel(frame, ts, iface, kind, src, dst, Some(inner), out)
+                    }
+                    None => self.bad_tunnel(),
+                }
+            }
             _ => self.stats.not_dns += 1,
+        }
+    }
+
+    /// A tunnel header that does not read: the frame is not DNS as far as this stage can
+    /// tell (a frame counts once among non_ip, not_dns and bad_ip), and a bad tunnel.
+    fn bad_tunnel(&mut self) {
+        self.stats.not_dns += 1;
+        self.stats.bad_tunnel += 1;
+    }
+
+    /// A UDP datagram on no DNS port: a tunnel when its port names one, else not DNS.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn udp_tunnel<S: Sink + ?Sized>(
+        &mut self,
+        frame: u64,
+        ts: Time,
+        iface: u32,
+        src: IpAddr,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        data: &[u8],
+        pos: usize,
+        end: usize,
+        out: &mut S,
+    ) {
+        use tunnel::{GENEVE_PORT, GRE_UDP_PORT, TEREDO_PORT, VXLAN_FLANNEL_PORT, VXLAN_PORT};
+        let body = data.get(pos + 8..end).unwrap_or(&[]);
+        let (kind, inner) = match dport {
+            VXLAN_PORT | VXLAN_FLANNEL_PORT => (TunnelKind::Vxlan, tunnel::vxlan(body)),
+            GENEVE_PORT => (TunnelKind::Geneve, tunnel::geneve(body)),
+            GRE_UDP_PORT => match tunnel::gre(body, TunnelKind::GreUdp) {
+                Some((kind, inner)) => (kind, Some(inner)),
+                None => (TunnelKind::GreUdp, None),
+            },
+            _ if dport == TEREDO_PORT || sport == TEREDO_PORT => {
+                // Teredo's port also carries its own bubbles and router solicitations,
+                // which are not errors: only IPv6 is opened, nothing else is counted bad.
+                match tunnel::teredo(body) {
+                    Some(inner) => (TunnelKind::Teredo, Some(inner)),
+                    None => {
+                        self.stats.not_dns += 1;
+                        return;
+                    }
+                }
+            }
+            _ => {
+                self.stats.not_dns += 1;
+                return;
+            }
+        };
+        self.tunnel(frame, ts, iface, kind, src, dst, inner, out)
+    }
+
+    /// Open one tunnel: count it, note it as the outermost when it is, and decode what it
+    /// carries as a frame of its own. `inner` is None when its header did not read.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    #[cold]
+    fn tunnel<S: Sink + ?Sized>(
+        &mut self,
+        frame: u64,
+        ts: Time,
+        iface: u32,
+        kind: TunnelKind,
+        src: IpAddr,
+        dst: IpAddr,
+        inner: Option<Inner<'_>>,
+        out: &mut S,
+    ) {
+        let Some(inner) = inner else {
+            self.bad_tunnel();
+            return;
+        };
+        if self.depth >= MAX_TUNNEL_DEPTH {
+            // Not DNS as far as this stage can tell, like a tunnel it cannot read.
+            self.stats.not_dns += 1;
+            self.stats.tunnel_too_deep += 1;
+            return;
+        }
+        self.tunnels.add(kind);
+        let outermost = self.outer.is_none();
+        if outermost {
+            self.outer = Some(Tunnel {
+                kind,
+                outer_src: src,
+                outer_dst: dst,
+            });
+        }
+        self.depth += 1;
+        match inner {
+            Inner::Ip(ETH_IPV4, b) => self.ipv4(frame, ts, iface, b, 0, out),
+            Inner::Ip(_, b) => self.ipv6(frame, ts, iface, b, 0, out),
+            Inner::Ethernet(b) => match link_layer(linktype::ETHERNET, iface, b) {
+                Some((ETH_IPV4, off, _)) => self.ipv4(frame, ts, iface, b, off, out),
+                Some((ETH_IPV6, off, _)) => self.ipv6(frame, ts, iface, b, off, out),
+                _ => self.stats.non_ip += 1,
+            },
+            Inner::Nothing => self.stats.non_ip += 1,
+        }
+        self.depth -= 1;
+        if outermost {
+            self.outer = None;
         }
     }
 
@@ -637,6 +823,7 @@ impl FrameDecoder {
                 dst: k.dst,
                 dport: k.dport,
                 data: &msg,
+                tunnel: None,
             })
         });
     }
@@ -954,6 +1141,318 @@ mod tests {
             vec![(1, QUERY.to_vec()), (2, QUERY.to_vec())]
         );
         assert_eq!(d.stats.not_dns, 1);
+    }
+
+    // -- tunnels ---------------------------------------------------------------------------
+
+    const NODE_A: [u8; 4] = [192, 168, 0, 1];
+    const NODE_B: [u8; 4] = [192, 168, 0, 2];
+
+    /// An IPv4 packet between the two nodes.
+    fn outer4(proto: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = ipv4(proto, payload, 0, 0);
+        v[12..16].copy_from_slice(&NODE_A);
+        v[16..20].copy_from_slice(&NODE_B);
+        v
+    }
+
+    /// An IPv6 packet (no extension headers) carrying `nxt`.
+    fn ip6(nxt: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x60, 0, 0, 0];
+        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        v.extend_from_slice(&[nxt, 64]);
+        v.extend_from_slice(&[0xfd; 16]);
+        v.extend_from_slice(&[0xfe; 16]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn vxlan(inner_eth: &[u8]) -> Vec<u8> {
+        [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], inner_eth].concat()
+    }
+
+    fn geneve(inner_eth: &[u8]) -> Vec<u8> {
+        // One 8-byte option (two words).
+        [
+            &[0x02, 0, 0x65, 0x58, 0, 0, 7, 0][..],
+            &[0, 1, 2, 1, 0, 0, 0, 0],
+            inner_eth,
+        ]
+        .concat()
+    }
+
+    /// The query inside IPv4 inside UDP (client to server).
+    fn dns4() -> Vec<u8> {
+        ipv4(PROTO_UDP, &udp(40000, 53, QUERY), 0, 0)
+    }
+
+    fn tunnel_of(out: &[Decoded]) -> Vec<Option<(TunnelKind, IpAddr, IpAddr)>> {
+        out.iter()
+            .map(|x| match x {
+                Decoded::Payload(p) => p.tunnel.map(|t| (t.kind, t.outer_src, t.outer_dst)),
+                Decoded::Icmp(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_encapsulation_yields_the_inner_query_with_the_outer_nodes() {
+        let a = v4(&NODE_A);
+        let b = v4(&NODE_B);
+        let gre_plain = [&[0, 0, 0x08, 0x00][..], &dns4()].concat();
+        let gre_keyed = [
+            &[0x30, 0, 0x65, 0x58, 0, 0, 0, 9, 0, 0, 0, 1][..],
+            &eth(&dns4()),
+        ]
+        .concat();
+        let erspan2 = [
+            &[0x10, 0, 0x88, 0xBE, 0, 0, 0, 1][..],
+            &[0x10; 8],
+            &eth(&dns4()),
+        ]
+        .concat();
+        let erspan3 = [
+            &[0x10, 0, 0x22, 0xEB, 0, 0, 0, 1][..],
+            &[0; 12],
+            &eth(&dns4()),
+        ]
+        .concat();
+        let pptp = [
+            &[
+                0x30, 0x01, 0x88, 0x0B, 0, 0, 0, 1, 0, 0, 0, 1, 0xFF, 0x03, 0x00, 0x21,
+            ][..],
+            &dns4(),
+        ]
+        .concat();
+        let frames = vec![
+            (
+                101,
+                outer4(PROTO_UDP, &udp(51000, 4789, &vxlan(&eth(&dns4())))),
+            ),
+            (
+                101,
+                outer4(PROTO_UDP, &udp(51000, 8472, &vxlan(&eth(&dns4())))),
+            ),
+            (
+                101,
+                outer4(PROTO_UDP, &udp(51000, 6081, &geneve(&eth(&dns4())))),
+            ),
+            (101, outer4(PROTO_IPV4, &dns4())),
+            (
+                101,
+                outer4(PROTO_IPV6, &ip6(PROTO_UDP, &udp(40000, 53, QUERY))),
+            ),
+            (101, ip6(PROTO_IPV4, &dns4())),
+            (
+                101,
+                ip6(PROTO_IPV6, &ip6(PROTO_UDP, &udp(40000, 53, QUERY))),
+            ),
+            (101, outer4(PROTO_GRE, &gre_plain)),
+            (101, outer4(PROTO_GRE, &gre_keyed)),
+            (101, outer4(PROTO_GRE, &erspan2)),
+            (101, outer4(PROTO_GRE, &erspan3)),
+            (101, outer4(PROTO_GRE, &pptp)),
+            (101, outer4(PROTO_UDP, &udp(51000, 4754, &gre_plain))),
+            (
+                101,
+                outer4(
+                    PROTO_UDP,
+                    &udp(3544, 51000, &ip6(PROTO_UDP, &udp(40000, 53, QUERY))),
+                ),
+            ),
+            // GRE on a VLAN.
+            (1, {
+                let mut f = eth(&outer4(PROTO_GRE, &gre_plain));
+                f.splice(12..12, [0x81, 0x00, 0, 7]);
+                f
+            }),
+        ];
+        let n = frames.len();
+        let (out, d) = run(&frames);
+        assert_eq!(
+            payloads(&out),
+            vec![(0, QUERY.to_vec()); n]
+                .iter()
+                .enumerate()
+                .map(|(i, (_, q))| (i as u64 + 1, q.clone()))
+                .collect::<Vec<_>>()
+        );
+        let v6 = IpAddr::V6(Ipv6Addr::from([0xfd; 16]));
+        let v6b = IpAddr::V6(Ipv6Addr::from([0xfe; 16]));
+        use TunnelKind::*;
+        let kinds = [
+            (Vxlan, a, b),
+            (Vxlan, a, b),
+            (Geneve, a, b),
+            (Ipip, a, b),
+            (Ip6in4, a, b),
+            (Ip4in6, v6, v6b),
+            (Ip6in6, v6, v6b),
+            (Gre, a, b),
+            (Gre, a, b),
+            (Erspan, a, b),
+            (Erspan, a, b),
+            (Pptp, a, b),
+            (GreUdp, a, b),
+            (Teredo, a, b),
+            (Gre, a, b),
+        ];
+        assert_eq!(
+            tunnel_of(&out),
+            kinds.iter().map(|k| Some(*k)).collect::<Vec<_>>()
+        );
+        let t = &d.tunnels;
+        assert_eq!(
+            (t.vxlan, t.geneve, t.ipip, t.ip6in4, t.ip4in6, t.ip6in6),
+            (2, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(
+            (t.gre, t.erspan, t.pptp, t.gre_udp, t.teredo),
+            (3, 2, 1, 1, 1)
+        );
+        assert_eq!((d.stats.bad_tunnel, d.stats.tunnel_too_deep), (0, 0));
+    }
+
+    #[test]
+    fn nested_tunnels_keep_the_outermost_and_stop_past_the_bound() {
+        // Geneve inside VXLAN: the outer nodes are VXLAN's.
+        let mut inner_ip = ipv4(PROTO_UDP, &udp(51000, 6081, &geneve(&eth(&dns4()))), 0, 0);
+        inner_ip[12..16].copy_from_slice(&[172, 16, 0, 1]);
+        let nested = outer4(PROTO_UDP, &udp(51000, 4789, &vxlan(&eth(&inner_ip))));
+        // IP-in-IP wrapped five and six times: four levels are opened, no more.
+        let wrap = |levels: usize| {
+            let mut p = dns4();
+            for _ in 0..levels {
+                p = outer4(PROTO_IPV4, &p);
+            }
+            p
+        };
+        let (out, d) = run(&[(101, nested), (101, wrap(4)), (101, wrap(5))]);
+        assert_eq!(
+            payloads(&out),
+            vec![(1, QUERY.to_vec()), (2, QUERY.to_vec())]
+        );
+        assert_eq!(
+            tunnel_of(&out)[0],
+            Some((TunnelKind::Vxlan, v4(&NODE_A), v4(&NODE_B)))
+        );
+        assert_eq!((d.tunnels.vxlan, d.tunnels.geneve), (1, 1));
+        assert_eq!(d.tunnels.ipip, 4 + 4);
+        assert_eq!(d.stats.tunnel_too_deep, 1);
+    }
+
+    #[test]
+    fn bad_tunnel_headers_are_counted() {
+        let mut no_i = vxlan(&eth(&dns4()));
+        no_i[0] = 0;
+        let frames = vec![
+            (101, outer4(PROTO_UDP, &udp(51000, 4789, &no_i))),
+            (101, outer4(PROTO_UDP, &udp(51000, 4789, &[8, 0, 0]))),
+            (
+                101,
+                outer4(
+                    PROTO_UDP,
+                    &udp(51000, 6081, &[0x3f, 0, 0x65, 0x58, 0, 0, 0, 0]),
+                ),
+            ),
+            (101, outer4(PROTO_GRE, &[0x40, 0, 8, 0, 0, 0, 0, 0])),
+            (101, outer4(PROTO_GRE, &[0, 0])),
+            (
+                101,
+                outer4(PROTO_UDP, &udp(51000, 4754, &[0, 0, 0x12, 0x34])),
+            ),
+            // The inner packet cut short is the inner layer's problem.
+            (101, outer4(PROTO_IPV4, &dns4()[..10])),
+            // A Teredo bubble is not an error, and not DNS.
+            (101, outer4(PROTO_UDP, &udp(3544, 51000, &[0, 0]))),
+        ];
+        let (out, d) = run(&frames);
+        assert!(out.is_empty());
+        assert_eq!(d.stats.bad_tunnel, 6);
+        assert_eq!((d.stats.bad_ip, d.stats.not_dns), (1, 6 + 1));
+    }
+
+    #[test]
+    fn tunnels_survive_every_cut_and_flipped_byte() {
+        let bases = [
+            outer4(PROTO_UDP, &udp(51000, 4789, &vxlan(&eth(&dns4())))),
+            outer4(PROTO_UDP, &udp(51000, 6081, &geneve(&eth(&dns4())))),
+            outer4(
+                PROTO_GRE,
+                &[
+                    &[0xB0, 0, 0x08, 0x00, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2][..],
+                    &dns4(),
+                ]
+                .concat(),
+            ),
+            outer4(
+                PROTO_GRE,
+                &[
+                    &[0x10, 0, 0x22, 0xEB, 0, 0, 0, 1][..],
+                    &[0; 11],
+                    &[1],
+                    &[0; 8],
+                    &eth(&dns4()),
+                ]
+                .concat(),
+            ),
+            outer4(
+                PROTO_GRE,
+                &[
+                    &[
+                        0x30, 0x81, 0x88, 0x0B, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0x21,
+                    ][..],
+                    &dns4(),
+                ]
+                .concat(),
+            ),
+            ip6(PROTO_IPV6, &ip6(PROTO_IPV4, &dns4())),
+            outer4(
+                PROTO_UDP,
+                &udp(
+                    3544,
+                    5,
+                    &[
+                        &[0, 1, 1, 1, 9, 9][..],
+                        &[0; 9],
+                        &[0; 8],
+                        &ip6(PROTO_UDP, &udp(1, 53, QUERY)),
+                    ]
+                    .concat(),
+                ),
+            ),
+        ];
+        let mut d = FrameDecoder::new(&Config::default());
+        let mut out = Vec::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut frame = 0;
+        for base in &bases {
+            for cut in 0..=base.len() {
+                frame += 1;
+                let mut data = base[..cut].to_vec();
+                for _ in 0..3 {
+                    if cut > 0 {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        let at = (seed % cut as u64) as usize;
+                        data[at] = (seed >> 32) as u8;
+                    }
+                }
+                for bytes in [base[..cut].to_vec(), data] {
+                    let rec = Record {
+                        frame,
+                        time: frame as f64,
+                        link_type: 101,
+                        iface: 0,
+                        data: bytes,
+                    };
+                    d.decode(&rec, &mut out);
+                }
+            }
+        }
+        d.finish(&mut out);
+        assert!(d.stats.bad_tunnel > 0);
     }
 
     /// Every cut of every frame, and each byte flipped, on every link type: counted or

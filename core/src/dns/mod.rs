@@ -160,7 +160,7 @@ impl Head {
             qtype: self.qtype,
             qclass: self.qclass,
             data: Bytes::new(p.data),
-            legs: Default::default(),
+            legs: crate::legs::Legs::found_in(p.tunnel.copied()),
         }
     }
 }
@@ -246,6 +246,7 @@ mod tests {
             dst: IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10)),
             dport: 53,
             data,
+            tunnel: None,
         }
     }
 

@@ -10,13 +10,14 @@ use std::net::IpAddr;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
+use crate::decode::tunnel::Tunnel;
 use crate::matcher::{Lookup, Orphan, Transaction};
 use crate::types::{addr_text, Message};
 
 /// The fields of pcapdns.dns.message.Message, pcapdns.match.records.Transaction and
 /// Lookup, in order.
-const MESSAGE_FIELDS: usize = 17;
-const TRANSACTION_FIELDS: usize = 21;
+const MESSAGE_FIELDS: usize = 18;
+const TRANSACTION_FIELDS: usize = 22;
 const LOOKUP_FIELDS: usize = 5;
 
 /// Addresses kept as Python strings at most; past it the cache starts again.
@@ -32,6 +33,7 @@ pub struct Classes {
     tuple_new: Py<PyAny>,
     message: Py<PyAny>,
     leg: Py<PyAny>,
+    tunnel: Py<PyAny>,
     transaction: Py<PyAny>,
     lookup: Py<PyAny>,
     orphan: Py<PyAny>,
@@ -45,6 +47,7 @@ impl Classes {
         let module = py.import("pcapdns.dns.message")?;
         let message = module.getattr("Message")?.unbind();
         let leg = module.getattr("Leg")?.unbind();
+        let tunnel = module.getattr("Tunnel")?.unbind();
         let records = py.import("pcapdns.match.records")?;
         let transaction = records.getattr("Transaction")?;
         let lookup = records.getattr("Lookup")?;
@@ -69,6 +72,7 @@ impl Classes {
                 .unbind(),
             message,
             leg,
+            tunnel,
             transaction: transaction.unbind(),
             lookup: lookup.unbind(),
             orphan: records.getattr("Orphan")?.unbind(),
@@ -133,6 +137,7 @@ impl Classes {
             m.qclass.into_pyobject(py)?.into_any().unbind(),
             PyBytes::new(py, &m.data).into_any().unbind(),
             self.legs(py, m)?,
+            self.tunnel(py, m.legs.tunnel())?,
         ];
         self.make(py, &self.message, PyTuple::new(py, args)?)
     }
@@ -158,6 +163,22 @@ impl Classes {
             out.push(self.make(py, &self.leg, fields)?);
         }
         Ok(PyTuple::new(py, out)?.into_any().unbind())
+    }
+
+    /// A tunnel as a pcapdns.dns.message.Tunnel, or None.
+    fn tunnel(&mut self, py: Python<'_>, t: Option<Tunnel>) -> PyResult<Py<PyAny>> {
+        let Some(t) = t else {
+            return Ok(py.None());
+        };
+        let fields = PyTuple::new(
+            py,
+            [
+                PyString::intern(py, t.kind.as_str()).into_any().unbind(),
+                self.addr(py, &t.outer_src).into_any(),
+                self.addr(py, &t.outer_dst).into_any(),
+            ],
+        )?;
+        self.make(py, &self.tunnel, fields)
     }
 
     pub fn transaction(&mut self, py: Python<'_>, t: &Transaction) -> PyResult<Py<PyAny>> {
@@ -195,6 +216,15 @@ impl Classes {
             t.leg_fault.map(|f| f.as_str()).into_pyobject(py)?.unbind(),
             t.upstream_of.into_pyobject(py)?.unbind(),
             t.forwarded_as.into_pyobject(py)?.unbind(),
+            // The query's tunnel, else its answer's (a capture that saw only one way
+            // through the overlay).
+            self.tunnel(
+                py,
+                t.query
+                    .legs
+                    .tunnel()
+                    .or_else(|| t.response.as_ref().and_then(|r| r.legs.tunnel())),
+            )?,
         ];
         self.make(py, &self.transaction, PyTuple::new(py, args)?)
     }

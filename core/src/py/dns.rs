@@ -73,6 +73,7 @@ pub fn parse(
         dst: address(dst)?,
         dport,
         data: data.to_vec(),
+        tunnel: None,
     };
     let m = dns::parse(p).map_err(|e| dns_error(py, &e))?;
     Classes::new(py)?.message(py, &m)
@@ -108,6 +109,8 @@ pub(crate) fn message_from(m: &Bound<'_, PyAny>) -> PyResult<Message> {
         qtype: get!("qtype"),
         qclass: get!("qclass"),
         data: data.as_bytes().into(),
+        // The legs, and the tunnel they carry, are evidence for the outputs, not read by
+        // the matcher.
         legs: Default::default(),
     })
 }

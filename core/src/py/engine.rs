@@ -325,9 +325,22 @@ impl Engine {
             py,
             dec,
             s,
-            [non_ip, not_dns, bad_ip, fragments, icmp_errors]
+            [
+                non_ip,
+                not_dns,
+                bad_ip,
+                fragments,
+                icmp_errors,
+                bad_tunnel,
+                tunnel_too_deep
+            ]
         );
         d.set_item("decode", dec)?;
+        let tunnels = PyDict::new(py);
+        for (kind, n) in decoder.tunnels.items() {
+            tunnels.set_item(kind, n)?;
+        }
+        d.set_item("tunnels", tunnels)?;
         let t = &decoder.tcp.stats;
         let tcp = PyDict::new(py);
         fields!(
