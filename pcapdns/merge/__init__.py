@@ -29,6 +29,8 @@ class Cluster:
     #: "workload" when the documents name pods (``pods``), else "client" (addresses).
     grouping: Literal["workload", "client"]
     totals: dict[str, int]
+    #: Frames decapsulated, per tunnel type, over all inputs.
+    tunnels: dict[str, int]
     findings: dict[str, dict[str, int]]
     nodes: list[dict[str, Any]]
     servers: list[dict[str, Any]]
@@ -67,6 +69,7 @@ def merge(paths: Sequence[str]) -> Cluster:
         docs=docs,
         grouping="workload" if by_workload else "client",
         totals=cluster.totals(docs),
+        tunnels=cluster.tunnels(docs),
         findings=cluster.findings_by_kind(docs),
         nodes=cluster.nodes(docs, {n: (iso(a) or "", iso(b) or "")
                                    for n, (a, b) in first_last.items()}),

@@ -40,6 +40,20 @@ def totals(docs: Sequence[NodeDoc]) -> dict[str, int]:
     return {k: sum(_int(d.doc["summary"], k) for d in docs) for k in TOTALS}
 
 
+def tunnels(docs: Sequence[NodeDoc]) -> dict[str, int]:
+    """Per tunnel type, the frames decapsulated (each summary's ``tunnels``), added up; the
+    types are those the inputs name, in their order, zeros included."""
+    out: dict[str, int] = {}
+    for d in docs:
+        t = d.doc["summary"].get("tunnels")
+        if not isinstance(t, dict):
+            continue
+        for k in t:
+            if isinstance(k, str):
+                out[k] = out.get(k, 0) + _int(t, k)
+    return out
+
+
 def findings_by_kind(docs: Sequence[NodeDoc]) -> dict[str, dict[str, int]]:
     """Per kind: distinct findings and their occurrences (each finding's ``count``)."""
     out: dict[str, dict[str, int]] = {}
@@ -70,6 +84,7 @@ def nodes(docs: Sequence[NodeDoc], first_last: dict[str, tuple[str, str]]) -> li
             **totals(group),
             "kernel_dropped": sum(_int(d.doc.get("capture") or {}, "kernel_dropped")
                                   for d in group),
+            "tunnels": {k: n for k, n in tunnels(group).items() if n},
             "findings": {k: v["occurrences"] for k, v in kinds.items()},
         })
     rows.sort(key=lambda r: (-int(r["lookups_failed"]), -int(r["lookups"]), str(r["node"])))

@@ -29,6 +29,7 @@ def build(c: Cluster) -> dict[str, Any]:
         "last_time": c.last_time,
         "grouping": c.grouping,
         "totals": c.totals,
+        "tunnels": c.tunnels,
         "findings": c.findings,
         "nodes": c.nodes,
         "servers": c.servers,

@@ -4,6 +4,7 @@ failing name, and the windows in which several nodes failed at once."""
 from __future__ import annotations
 
 from pcapdns.merge import MIN_NODES, Cluster
+from pcapdns.output.text import tunnel_text
 
 
 def _shown(text: str) -> str:
@@ -65,6 +66,9 @@ def render(c: Cluster) -> str:
              f"{c.last_time or '-'}",
              f"lookups {t['lookups']}: failed {t['lookups_failed']}, undecided at capture end "
              f"{t['lookups_open_at_end']}; retransmissions {t['retransmissions']}"]
+    decap = tunnel_text(c.tunnels)
+    if decap:
+        lines.append(f"decapsulated from tunnels: {decap}")
     lines += [f"warning: {w}" for w in c.warnings]
     lines += ["", "nodes:"]
     for n in c.nodes:

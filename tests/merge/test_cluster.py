@@ -111,3 +111,14 @@ def test_an_address_without_a_pod_stays_an_address(tmp_path: Path) -> None:
     assert c["grouping"] == "workload"
     assert [r["client"] for r in c["clients"]] == [a["summary"]["clients"][0]["client"]]
     json.dumps(c)  # plain data
+
+
+def test_decapsulated_frames_are_summed_per_tunnel_type(tmp_path: Path) -> None:
+    a = node_doc("node-a", "10:00:00", "10:01:00")
+    b = node_doc("node-b", "10:00:00", "10:01:00", capture_file="b.pcap0")
+    a["summary"]["tunnels"] = {"vxlan": 12, "geneve": 0, "gre": 3}
+    b["summary"]["tunnels"] = {"vxlan": 5, "geneve": 7, "gre": 0}
+    c = build(merge([write(tmp_path / "a.json", a), write(tmp_path / "b.json", b)]))
+    assert c["tunnels"] == {"vxlan": 17, "geneve": 7, "gre": 3}
+    rows = {n["node"]: n["tunnels"] for n in c["nodes"]}
+    assert rows == {"node-a": {"vxlan": 12, "gre": 3}, "node-b": {"vxlan": 5, "geneve": 7}}

@@ -77,3 +77,16 @@ def test_hostile_names_do_not_run_in_a_browser(tmp_path: Path) -> None:
     ])
     assert r.values == (True, 0, True, 1), r.values
     assert r.errors == () and r.requests == ()
+
+
+def test_decapsulated_column_only_when_a_node_decapsulated(tmp_path: Path) -> None:
+    plain = _page([str(p) for p in documents()])
+    assert "<th>decapsulated</th>" not in plain
+    a = node_doc("node-a", "10:00:00", "10:01:00")
+    b = node_doc("node-b", "10:00:00", "10:01:00", capture_file="b.pcap0")
+    a["summary"]["tunnels"] = {"vxlan": 1200, "geneve": 0}
+    b["summary"]["tunnels"] = {"vxlan": 0, "geneve": 0}
+    page = _page([write(tmp_path / "a.json", a), write(tmp_path / "b.json", b)])
+    nodes = re.search(r'<table class="tally nodes">.*?</table>', page, re.S)
+    assert nodes and "<th>decapsulated</th>" in nodes.group(0)
+    assert "<td>vxlan 1,200</td>" in nodes.group(0) and "<td>–</td>" in nodes.group(0)
