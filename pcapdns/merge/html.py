@@ -32,5 +32,6 @@ def render(c: Cluster, command: str = "pcapdns merge") -> str:
     )
     return env.get_template("cluster.html.j2").render(
         c=c, rows=ROWS, tone={"none": "neutral"}.get(tone, tone), verdict=sentence,
-        figures=figures, decap=any(c.tunnels.values()), min_nodes=MIN_NODES, command=_shown_command(command),
+        figures=figures, decap=any(c.tunnels.values()), min_nodes=MIN_NODES,
+        command=_shown_command(command),
         version=__version__, css=css)
