@@ -2048,7 +2048,9 @@ def main(argv: list[str] | None = None) -> int:
         if not absent:
             continue
         if args.only:  # asked for by name: an error
-            missing += [f"{t} (for {s.name})" for t in absent if t not in missing]
+            print(f"make_samples.py: {s.name} needs missing programs: {', '.join(absent)}",
+                  file=sys.stderr)
+            missing += [t for t in absent if t not in missing]
         else:  # a run of every sample makes the others
             print(f"skipping {s.name}: missing programs: {', '.join(absent)}",
                   file=sys.stderr, flush=True)
