@@ -26,9 +26,10 @@ Usage (as root):
     sudo python3 sample_pcaps/make_samples.py --out /tmp/samples --verbose
 
 Needs: tcpdump, dnsmasq, unbound, dnsutils (dig), musl-tools, iptables, iproute2, and
-glibc's getent; the Geneve/GRE overlay sample also needs openvswitch-switch (Open
-vSwitch's userspace datapath, no kernel module; the distribution's service is not used)
-and ethtool, and is skipped, with the reason, without them. The whole run takes well
+glibc's getent; the Geneve/GRE overlay and the ERSPAN samples also need
+openvswitch-switch (Open vSwitch's userspace datapath, no kernel module; the
+distribution's service is not used) and ethtool, and are skipped, with the reason,
+without them. The whole run takes well
 under a minute.
 """
 
@@ -1894,6 +1895,95 @@ def make_ovs_overlay(ctx: Context) -> None:
         dig(lab, pod_a, f"@{addr_b}", "+tries=1", "+timeout=2", "db.example.test")
     dig(lab, pod_a, f"@{geneve_b}", "+tries=1", "+timeout=2", "missing.example.test")
     dig(lab, pod_a, f"@{gre_b}", "+tries=1", "+timeout=2", "api.example.test")
+    cap.stop()
+
+
+# 24 -----------------------------------------------------------------------------------
+
+#: The ERSPAN sample: a node's Open vSwitch (userspace datapath, as in the sample above)
+#: mirrors two client pods' ports to a collector with ERSPAN, the way a switch or a
+#: node mirrors traffic to an analysis host; only the collector's link is captured. One
+#: pod's port goes out as ERSPAN type II (``erspan_ver=1``), the other's as type III
+#: (``erspan_ver=2``). ERSPAN has a node of its own: in one ovs-vswitchd, GRE and ERSPAN
+#: ports both listen for IP protocol 47 on every local address, and the first one's
+#: wins, so the GRE node of the sample above cannot also receive ERSPAN.
+MIRROR_NODE4, COLLECTOR4 = "10.250.53.1", "10.250.53.2"
+MIRROR_SERVER4 = "10.250.64.53"
+MIRROR_CLIENTS = (
+    # (the pod's role, its address, ERSPAN version (1: type II, 2: type III), session ID)
+    ("pod-a", "10.250.64.10", "1", "101"),
+    ("pod-c", "10.250.64.12", "2", "102"),
+)
+#: What the collector's capture keeps: GRE, which ERSPAN is carried in.
+MIRROR_FILTER = "ip proto 47"
+
+
+def check_erspan_mirror(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    node, collector = re.escape(MIRROR_NODE4), re.escape(COLLECTOR4)
+    server = re.escape(MIRROR_SERVER4)
+    # tcpdump 4.99 prints ERSPAN (0x88be, 0x22eb) as an unknown GRE protocol: a query and
+    # its answer for each of the three lookups of each pod, and what else the port saw.
+    for proto in ("0x88be", "0x22eb"):
+        c.expect(rf"IP {node} > {collector}: GREv0, .*gre-proto-{proto}", 6, 12,
+                 f"ERSPAN ({proto}) frames from the node to the collector")
+    c.expect(rf"IP {collector} > {node}: ", 0, 0, "anything sent back to the node")
+    c.expect(rf"> {server}\.53: ", 0, 0, "DNS outside ERSPAN")
+    # ... so the names asked are looked for in the mirrored bytes themselves.
+    data = c.path.read_bytes()
+    for name in ("web.example.test", "missing.example.test", "db.example.test",
+                 "api.example.test"):
+        if bytes.fromhex(qname_hex(name)) not in data:
+            raise SampleError(f"{c.path.name}: no {name} inside the mirrored frames")
+
+
+@sample("erspan-mirror-collector", check_erspan_mirror, needs=OVS_PROGRAMS)
+def make_erspan_mirror(ctx: Context) -> None:
+    lab = ctx.lab
+    node, server, collector = lab.ns("node"), lab.ns("pod-b"), lab.ns("collector")
+    lab.link(node, "eth0", collector, "eth0")
+    lab.addr(collector, "eth0", f"{COLLECTOR4}/24")
+    # The collector only records: no GRE handler, so no ICMP back for the frames.
+    lab.iptables(collector, "-A", "INPUT", "-p", "gre", "-j", "DROP")
+    vsctl = ovs_node(lab, node, "node")
+    run(["ip", "-n", node, "link", "set", "eth0", "up"])
+    vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+          "--", "add-port", "br-phy", "eth0")
+    lab.addr(node, "br-phy", f"{MIRROR_NODE4}/24")
+    vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+    pods = [(server, "pod-b", MIRROR_SERVER4, None, None)]
+    pods += [(lab.ns(role), role, addr, ver, sid) for role, addr, ver, sid in MIRROR_CLIENTS]
+    for ns, port, addr, ver, sid in pods:
+        lab.link(ns, "eth0", node, port)
+        run(["ip", "-n", node, "link", "set", port, "up"])
+        lab.addr(ns, "eth0", f"{addr}/24")
+        lab.exec(ns, ["ethtool", "-K", "eth0", "tx", "off"], what="ethtool")  # as above
+        vsctl("add-port", "br-int", port)
+        if ver is None:
+            continue
+        # The pod's port, both directions, mirrored to an ERSPAN port of its own.
+        tun = f"erspan-{port}"
+        vsctl("add-port", "br-int", tun, "--", "set", "interface", tun, "type=erspan",
+              f"options:remote_ip={COLLECTOR4}", f"options:local_ip={MIRROR_NODE4}",
+              f"options:key={sid}", f"options:erspan_ver={ver}",
+              *(["options:erspan_idx=1"] if ver == "1" else
+                ["options:erspan_dir=0", "options:erspan_hwid=1"]),
+              "--", "--id=@p", "get", "port", port, "--", "--id=@o", "get", "port", tun,
+              "--", "--id=@m", "create", "mirror", f"name=m-{port}", "select-src-port=@p",
+              "select-dst-port=@p", "output-port=@o",
+              "--", "add", "bridge", "br-int", "mirrors", "@m")
+    dnsmasq(lab, server, [MIRROR_SERVER4])
+    clients = pods[1:]
+    for ns, *_ in clients:  # each pod has reached the server (ARP) before the capture
+        lab.wait_dns(ns, MIRROR_SERVER4)
+    for ns, *_ in clients:
+        lab.resolv_conf(ns, f"nameserver {MIRROR_SERVER4}\noptions attempts:1 timeout:2\n")
+    cap = lab.tcpdump(collector, "eth0", ctx.pcap, bpf=MIRROR_FILTER)
+    (pod_a, *_), (pod_c, *_) = clients
+    getent(lab, pod_a, "web.example.test")
+    dig(lab, pod_a, "+tries=1", "+timeout=2", "missing.example.test")
+    getent(lab, pod_c, "db.example.test")
+    dig(lab, pod_c, "+tries=1", "+timeout=2", "api.example.test")
     cap.stop()
 
 

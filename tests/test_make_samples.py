@@ -22,9 +22,10 @@ from tests.conftest import SAMPLES
 
 TOOLS = ("tcpdump", "dnsmasq", "unbound", "dig", "musl-gcc", "iptables", "ip")
 missing = [t for t in TOOLS if shutil.which(t) is None]
-#: Only the Geneve/GRE overlay sample needs Open vSwitch (and ethtool); without them
-#: make_samples.py makes every other capture and says it skipped that one.
+#: Only the Geneve/GRE overlay and the ERSPAN samples need Open vSwitch (and ethtool);
+#: without them make_samples.py makes every other capture and says it skipped those.
 OVS_SAMPLE = "overlay-geneve-gre-underlay.pcap"
+ERSPAN_SAMPLE = "erspan-mirror-collector.pcap"
 OVS_TOOLS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ethtool")
 ovs_missing = [t for t in OVS_TOOLS if shutil.which(t) is None]
 pytestmark = [
@@ -77,7 +78,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_capture_is_made_and_private(fresh: Path) -> None:
     made = sorted(p.name for p in fresh.glob("*.pcap"))
     assert made == sorted(p.name for p in SAMPLES.glob("*.pcap")
-                          if not (ovs_missing and p.name == OVS_SAMPLE))
+                          if not (ovs_missing and p.name in (OVS_SAMPLE, ERSPAN_SAMPLE)))
     for p in fresh.glob("*.pcap"):
         assert p.stat().st_mode & 0o777 == 0o600, p.name
 
@@ -257,4 +258,22 @@ def test_ovs_overlay_underlay_is_decapsulated(fresh: Path) -> None:
     # A and AAAA of web, db and missing over Geneve; db and api over GRE.
     assert per_type == {("geneve", "10.250.52.1", "10.250.52.2"): 4,
                         ("gre", "10.250.52.1", "10.250.52.2"): 2}, per_type
+    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
+
+
+@pytest.mark.skipif(bool(ovs_missing), reason=f"openvswitch-switch/ethtool not installed "
+                    f"(missing {', '.join(ovs_missing)}): make_samples.py skips {ERSPAN_SAMPLE}")
+def test_erspan_mirror_is_decapsulated(fresh: Path) -> None:
+    # Open vSwitch mirrors two pods' ports to a collector, one as ERSPAN type II and one as
+    # type III; the collector's capture holds nothing else, and each transaction names the
+    # mirroring node and the collector.
+    a = analyze([str(fresh / ERSPAN_SAMPLE)], keep_lookups=True)
+    s = Summary.of(a)
+    assert s.lookups == 6 and s.lookups_failed == 0, (s.lookups, s.lookups_failed)
+    assert s.tunnels["erspan"] >= 12, dict(s.tunnels)
+    assert {k for k, n in s.tunnels.items() if n} == {"erspan"}, dict(s.tunnels)
+    nodes = {(t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
+             for lk in a.lookups for t in lk.attempts if t.tunnel is not None}
+    assert nodes == {("erspan", "10.250.53.1", "10.250.53.2")}, nodes
+    assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
     assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
