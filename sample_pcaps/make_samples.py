@@ -1726,8 +1726,9 @@ def make_two_homed(ctx: Context) -> None:
 #: The overlay sample: two "nodes" on an underlay veth pair, joined by two kernel VXLAN
 #: devices, each carrying a pod subnet: VNI 42 on the IANA port 4789, and VNI 1 on 8472,
 #: the port of flannel's VXLAN backend (the Linux default before the IANA port). Only
-#: the underlay is captured: every DNS message in it is inside VXLAN. (Geneve and IPIP
-#: devices are not in every kernel; the decoder's tests build those frames by hand.)
+#: the underlay is captured: every DNS message in it is inside VXLAN. (Geneve, IP-in-IP
+#: and GRE devices are not in every kernel, nor in the recording machine's: Geneve, GRE
+#: and ERSPAN come from Open vSwitch's userspace datapath in the samples below.)
 NODE_A4, NODE_B4 = "10.250.50.1", "10.250.50.2"
 OVERLAY_PODS = (
     # (device, VNI, UDP port, node A's address, node B's address (dnsmasq))
