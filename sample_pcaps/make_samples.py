@@ -26,7 +26,11 @@ Usage (as root):
     sudo python3 sample_pcaps/make_samples.py --out /tmp/samples --verbose
 
 Needs: tcpdump, dnsmasq, unbound, dnsutils (dig), musl-tools, iptables, iproute2, and
-glibc's getent. The whole run takes well under a minute.
+glibc's getent; the Geneve/GRE overlay and the ERSPAN samples also need
+openvswitch-switch (Open vSwitch's userspace datapath, no kernel module; the
+distribution's service is not used) and ethtool, and are skipped, with the reason,
+without them. The whole run takes well
+under a minute.
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ DNSMASQ_HOSTS = [
 ]
 BIG_NAME = "big.example.test"
 BIG_COUNT = 60  # 60 A records: 994 bytes, far over the 512 bytes of plain UDP DNS
+
+#: The programs every sample run needs.
+MAIN_PROGRAMS = ("tcpdump", "dnsmasq", "unbound", "unbound-checkconf", "dig", "getent",
+                 "iptables", "ip")
 
 VERBOSE = False
 
@@ -503,14 +511,18 @@ class Sample:
     make: Callable[[Context], None]
     check: Callable[[Capture], None]
     needs_musl: bool = False
+    #: Programs this sample needs beyond every sample's (MAIN_PROGRAMS). Without them it
+    #: is skipped in a run of every sample, and is an error when asked for by name.
+    needs: tuple[str, ...] = ()
 
 
 SAMPLES: list[Sample] = []
 
 
-def sample(name: str, check: Callable[[Capture], None], needs_musl: bool = False):
+def sample(name: str, check: Callable[[Capture], None], needs_musl: bool = False,
+           needs: tuple[str, ...] = ()):
     def register(fn: Callable[[Context], None]) -> Callable[[Context], None]:
-        SAMPLES.append(Sample(name, fn, check, needs_musl))
+        SAMPLES.append(Sample(name, fn, check, needs_musl, needs))
         return fn
     return register
 
@@ -1714,8 +1726,9 @@ def make_two_homed(ctx: Context) -> None:
 #: The overlay sample: two "nodes" on an underlay veth pair, joined by two kernel VXLAN
 #: devices, each carrying a pod subnet: VNI 42 on the IANA port 4789, and VNI 1 on 8472,
 #: the port of flannel's VXLAN backend (the Linux default before the IANA port). Only
-#: the underlay is captured: every DNS message in it is inside VXLAN. (Geneve and IPIP
-#: devices are not in every kernel; the decoder's tests build those frames by hand.)
+#: the underlay is captured: every DNS message in it is inside VXLAN. (Geneve, IP-in-IP
+#: and GRE devices are not in every kernel, nor in the recording machine's: Geneve, GRE
+#: and ERSPAN come from Open vSwitch's userspace datapath in the samples below.)
 NODE_A4, NODE_B4 = "10.250.50.1", "10.250.50.2"
 OVERLAY_PODS = (
     # (device, VNI, UDP port, node A's address, node B's address (dnsmasq))
@@ -1770,6 +1783,208 @@ def make_overlay(ctx: Context) -> None:
     dig(lab, node_a, f"@{OVERLAY_PODS[1][4]}", "+tries=1", "+timeout=2",
         "missing.example.test")
     dig(lab, node_a, f"@{OVERLAY_PODS[1][4]}", "+tries=1", "+timeout=2", "api.example.test")
+    cap.stop()
+
+
+# 23 -----------------------------------------------------------------------------------
+
+#: The Open vSwitch overlay sample: two "nodes" on an underlay veth pair, each running its
+#: own ovsdb-server and ovs-vswitchd with the userspace datapath (``datapath_type=netdev``),
+#: which implements Geneve and GRE tunnel ports itself: the recording machine's kernel has
+#: no geneve, ipip, gre or gretap devices. Each node has ``br-phy`` (the underlay veth as a
+#: port, the node's underlay address on the bridge's own interface, where the userspace
+#: datapath sends and receives its tunnels) and one bridge per tunnel with a pod's veth and
+#: the tunnel port, as OVN-Kubernetes and Antrea join pods on different nodes. Only the
+#: underlay is captured: every DNS message in it is inside Geneve or GRE.
+OVS_NODE_A4, OVS_NODE_B4 = "10.250.52.1", "10.250.52.2"
+OVS_TUNNELS = (
+    # (OVS interface type, the pods' interface, key (Geneve VNI, GRE key), pod A's
+    # address, pod B's address (dnsmasq))
+    ("geneve", "eth0", "5001", "10.250.62.10", "10.250.62.53"),
+    ("gre", "eth1", "5002", "10.250.63.10", "10.250.63.53"),
+)
+#: What the underlay capture keeps: Geneve and GRE.
+OVS_FILTER = "udp port 6081 or ip proto 47"
+#: Open vSwitch's programs (package openvswitch-switch), and ethtool for the pods' veths.
+OVS_PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ethtool")
+OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+
+
+def ovs_node(lab: Lab, ns: str, role: str) -> Callable[..., None]:
+    """ovsdb-server and ovs-vswitchd of one node, started inside its namespace with their
+    database, sockets and logs in the sample's scratch directory (never the system's
+    /var/run/openvswitch); they stop with the lab. Returns ``ovs-vsctl`` for that node."""
+    d = lab.workdir / f"ovs-{role}"
+    d.mkdir()
+    db, sock = d / "conf.db", d / "db.sock"
+    run(["ovsdb-tool", "create", str(db), str(OVS_SCHEMA)], what="ovsdb-tool create")
+    # OVS_RUNDIR: the bridges' management sockets go there too.
+    env = ["env", f"OVS_RUNDIR={d}", f"OVS_LOGDIR={d}", f"OVS_DBDIR={d}"]
+    lab.spawn(ns, [*env, "ovsdb-server", str(db), f"--remote=punix:{sock}",
+                   f"--unixctl={d / 'ovsdb-server.ctl'}"], f"ovsdb-server-{role}")
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not sock.exists():
+        if time.monotonic() > deadline:
+            raise SampleError(f"ovsdb-server in {ns} made no socket within "
+                              f"{READY_TIMEOUT:.0f} s")
+        time.sleep(0.05)
+
+    def vsctl(*args: str) -> None:
+        # Without --no-wait each change waits until ovs-vswitchd has applied it.
+        lab.exec(ns, ["ovs-vsctl", f"--db=unix:{sock}", f"--timeout={COMMAND_TIMEOUT:.0f}",
+                      *args], what="ovs-vsctl")
+
+    vsctl("--no-wait", "init")
+    lab.spawn(ns, [*env, "ovs-vswitchd", f"unix:{sock}",
+                   f"--unixctl={d / 'ovs-vswitchd.ctl'}"], f"ovs-vswitchd-{role}")
+    return vsctl
+
+
+def check_ovs_overlay(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    a, b = re.escape(OVS_NODE_A4), re.escape(OVS_NODE_B4)
+    for kind, _ifname, key, pod_a, pod_b in OVS_TUNNELS:
+        header = (rf"{b}\.6081: Geneve, .*vni {int(key):#x}:" if kind == "geneve" else
+                  rf"{b}: GREv0, key={int(key):#x}, length \d+:")
+        back = header.replace(b, a)
+        c.expect(rf"IP {a}(\.\d+)? > {header} IP {re.escape(pod_a)}\.\d+ > "
+                 rf"{re.escape(pod_b)}\.53: ", 2, 6, f"queries inside {kind}")
+        c.expect(rf"IP {b}(\.\d+)? > {back} IP {re.escape(pod_b)}\.53 > "
+                 rf"{re.escape(pod_a)}\.\d+: ", 2, 6, f"answers inside {kind}")
+    c.expect(r"NXDomain", 1, 2, "the NXDOMAIN answer")
+    c.expect(r"^\d+\.\d+ IP \S+ > \S+\.53: ", 0, 0, "DNS outside the tunnels")
+
+
+@sample("overlay-geneve-gre-underlay", check_ovs_overlay, needs=OVS_PROGRAMS)
+def make_ovs_overlay(ctx: Context) -> None:
+    lab = ctx.lab
+    pod_a, node_a = lab.ns("pod-a"), lab.ns("node-a")
+    node_b, pod_b = lab.ns("node-b"), lab.ns("pod-b")
+    lab.link(node_a, "eth0", node_b, "eth0")
+    for node, pod, local, remote, role in ((node_a, pod_a, OVS_NODE_A4, OVS_NODE_B4, "a"),
+                                           (node_b, pod_b, OVS_NODE_B4, OVS_NODE_A4, "b")):
+        vsctl = ovs_node(lab, node, role)
+        run(["ip", "-n", node, "link", "set", "eth0", "up"])
+        vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+              "--", "add-port", "br-phy", "eth0")
+        lab.addr(node, "br-phy", f"{local}/24")
+        for kind, ifname, key, addr_a, addr_b in OVS_TUNNELS:
+            br, port = f"br-{kind}", f"pod-{kind}"
+            lab.link(pod, ifname, node, port)
+            run(["ip", "-n", node, "link", "set", port, "up"])
+            lab.addr(pod, ifname, f"{addr_a if role == 'a' else addr_b}/24")
+            # The userspace datapath reads the pod's frames from an AF_PACKET socket and
+            # does not complete a UDP checksum the veth left to offload: the far pod's
+            # kernel would drop every query. Open vSwitch's documentation turns it off.
+            lab.exec(pod, ["ethtool", "-K", ifname, "tx", "off"], what="ethtool")
+            vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
+                  "--", "add-port", br, port,
+                  "--", "add-port", br, f"tun-{kind}", "--", "set", "interface",
+                  f"tun-{kind}", f"type={kind}", f"options:remote_ip={remote}",
+                  f"options:local_ip={local}", f"options:key={key}")
+    dnsmasq(lab, pod_b, [addr_b for *_, addr_b in OVS_TUNNELS])
+    # A lookup through each tunnel before the capture: the nodes learn each other's MAC
+    # address (the userspace datapath drops the packet that sends its first ARP request).
+    for *_, addr_b in OVS_TUNNELS:
+        lab.wait_dns(pod_a, addr_b)
+    geneve_b, gre_b = (addr_b for *_, addr_b in OVS_TUNNELS)
+    lab.resolv_conf(pod_a, f"nameserver {geneve_b}\noptions attempts:1 timeout:2\n")
+    cap = lab.tcpdump(node_a, "eth0", ctx.pcap, bpf=OVS_FILTER)
+    # glibc over Geneve (A and AAAA), dig over both.
+    getent(lab, pod_a, "web.example.test")
+    for addr_b in (geneve_b, gre_b):
+        dig(lab, pod_a, f"@{addr_b}", "+tries=1", "+timeout=2", "db.example.test")
+    dig(lab, pod_a, f"@{geneve_b}", "+tries=1", "+timeout=2", "missing.example.test")
+    dig(lab, pod_a, f"@{gre_b}", "+tries=1", "+timeout=2", "api.example.test")
+    cap.stop()
+
+
+# 24 -----------------------------------------------------------------------------------
+
+#: The ERSPAN sample: a node's Open vSwitch (userspace datapath, as in the sample above)
+#: mirrors two client pods' ports to a collector with ERSPAN, the way a switch or a
+#: node mirrors traffic to an analysis host; only the collector's link is captured. One
+#: pod's port goes out as ERSPAN type II (``erspan_ver=1``), the other's as type III
+#: (``erspan_ver=2``). ERSPAN has a node of its own: in one ovs-vswitchd, GRE and ERSPAN
+#: ports both listen for IP protocol 47 on every local address, and the first one's
+#: wins, so the GRE node of the sample above cannot also receive ERSPAN.
+MIRROR_NODE4, COLLECTOR4 = "10.250.53.1", "10.250.53.2"
+MIRROR_SERVER4 = "10.250.64.53"
+MIRROR_CLIENTS = (
+    # (the pod's role, its address, ERSPAN version (1: type II, 2: type III), session ID)
+    ("pod-a", "10.250.64.10", "1", "101"),
+    ("pod-c", "10.250.64.12", "2", "102"),
+)
+#: What the collector's capture keeps: GRE, which ERSPAN is carried in.
+MIRROR_FILTER = "ip proto 47"
+
+
+def check_erspan_mirror(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    node, collector = re.escape(MIRROR_NODE4), re.escape(COLLECTOR4)
+    server = re.escape(MIRROR_SERVER4)
+    # tcpdump 4.99 prints ERSPAN (0x88be, 0x22eb) as an unknown GRE protocol: a query and
+    # its answer for each of the three lookups of each pod, and what else the port saw.
+    for proto in ("0x88be", "0x22eb"):
+        c.expect(rf"IP {node} > {collector}: GREv0, .*gre-proto-{proto}", 6, 12,
+                 f"ERSPAN ({proto}) frames from the node to the collector")
+    c.expect(rf"IP {collector} > {node}: ", 0, 0, "anything sent back to the node")
+    c.expect(rf"> {server}\.53: ", 0, 0, "DNS outside ERSPAN")
+    # ... so the names asked are looked for in the mirrored bytes themselves.
+    data = c.path.read_bytes()
+    for name in ("web.example.test", "missing.example.test", "db.example.test",
+                 "api.example.test"):
+        if bytes.fromhex(qname_hex(name)) not in data:
+            raise SampleError(f"{c.path.name}: no {name} inside the mirrored frames")
+
+
+@sample("erspan-mirror-collector", check_erspan_mirror, needs=OVS_PROGRAMS)
+def make_erspan_mirror(ctx: Context) -> None:
+    lab = ctx.lab
+    node, server, collector = lab.ns("node"), lab.ns("pod-b"), lab.ns("collector")
+    lab.link(node, "eth0", collector, "eth0")
+    lab.addr(collector, "eth0", f"{COLLECTOR4}/24")
+    # The collector only records: no GRE handler, so no ICMP back for the frames.
+    lab.iptables(collector, "-A", "INPUT", "-p", "gre", "-j", "DROP")
+    vsctl = ovs_node(lab, node, "node")
+    run(["ip", "-n", node, "link", "set", "eth0", "up"])
+    vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+          "--", "add-port", "br-phy", "eth0")
+    lab.addr(node, "br-phy", f"{MIRROR_NODE4}/24")
+    vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+    pods = [(server, "pod-b", MIRROR_SERVER4, None, None)]
+    pods += [(lab.ns(role), role, addr, ver, sid) for role, addr, ver, sid in MIRROR_CLIENTS]
+    for ns, port, addr, ver, sid in pods:
+        lab.link(ns, "eth0", node, port)
+        run(["ip", "-n", node, "link", "set", port, "up"])
+        lab.addr(ns, "eth0", f"{addr}/24")
+        lab.exec(ns, ["ethtool", "-K", "eth0", "tx", "off"], what="ethtool")  # as above
+        vsctl("add-port", "br-int", port)
+        if ver is None:
+            continue
+        # The pod's port, both directions, mirrored to an ERSPAN port of its own.
+        tun = f"erspan-{port}"
+        vsctl("add-port", "br-int", tun, "--", "set", "interface", tun, "type=erspan",
+              f"options:remote_ip={COLLECTOR4}", f"options:local_ip={MIRROR_NODE4}",
+              f"options:key={sid}", f"options:erspan_ver={ver}",
+              *(["options:erspan_idx=1"] if ver == "1" else
+                ["options:erspan_dir=0", "options:erspan_hwid=1"]),
+              "--", "--id=@p", "get", "port", port, "--", "--id=@o", "get", "port", tun,
+              "--", "--id=@m", "create", "mirror", f"name=m-{port}", "select-src-port=@p",
+              "select-dst-port=@p", "output-port=@o",
+              "--", "add", "bridge", "br-int", "mirrors", "@m")
+    dnsmasq(lab, server, [MIRROR_SERVER4])
+    clients = pods[1:]
+    for ns, *_ in clients:  # each pod has reached the server (ARP) before the capture
+        lab.wait_dns(ns, MIRROR_SERVER4)
+    for ns, *_ in clients:
+        lab.resolv_conf(ns, f"nameserver {MIRROR_SERVER4}\noptions attempts:1 timeout:2\n")
+    cap = lab.tcpdump(collector, "eth0", ctx.pcap, bpf=MIRROR_FILTER)
+    (pod_a, *_), (pod_c, *_) = clients
+    getent(lab, pod_a, "web.example.test")
+    dig(lab, pod_a, "+tries=1", "+timeout=2", "missing.example.test")
+    getent(lab, pod_c, "db.example.test")
+    dig(lab, pod_c, "+tries=1", "+timeout=2", "api.example.test")
     cap.stop()
 
 
@@ -1915,11 +2130,23 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"unknown capture(s): {', '.join(unknown)} (known: {', '.join(names)})")
     selected = [s for s in SAMPLES if s.name in wanted]
-    missing = [t for t in ("tcpdump", "dnsmasq", "unbound", "unbound-checkconf", "dig",
-                           "getent", "iptables", "ip")
-               if shutil.which(t) is None]
+    missing = [t for t in MAIN_PROGRAMS if shutil.which(t) is None]
     if any(s.needs_musl for s in selected) and shutil.which("musl-gcc") is None:
         missing.append("musl-gcc")
+    skipped: list[str] = []
+    for s in list(selected):
+        absent = [t for t in s.needs if shutil.which(t) is None]
+        if not absent:
+            continue
+        if args.only:  # asked for by name: an error
+            print(f"make_samples.py: {s.name} needs missing programs: {', '.join(absent)}",
+                  file=sys.stderr)
+            missing += [t for t in absent if t not in missing]
+        else:  # a run of every sample makes the others
+            print(f"skipping {s.name}: missing programs: {', '.join(absent)}",
+                  file=sys.stderr, flush=True)
+            selected.remove(s)
+            skipped.append(s.name)
     if missing:
         print(f"make_samples.py: missing programs: {', '.join(missing)}", file=sys.stderr)
         return 1
@@ -1957,7 +2184,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  made {cap.path} ({len(cap.lines)} packets, {size} bytes, "
                   f"{cap.linktype}, {time.monotonic() - t0:.1f} s)", flush=True)
     print(f"{len(selected) - failures}/{len(selected)} captures made in "
-          f"{time.monotonic() - started:.0f} s")
+          f"{time.monotonic() - started:.0f} s"
+          + (f"; skipped for missing programs: {', '.join(skipped)}" if skipped else ""))
     return 1 if failures else 0
 
 
