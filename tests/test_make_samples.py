@@ -279,7 +279,7 @@ def test_erspan_mirror_is_decapsulated(fresh: Path) -> None:
     assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
 
 
-def test_ipip_underlay_is_decapsulated(fresh: Path) -> None:
+def test_ipip_overlay_underlay_is_decapsulated(fresh: Path) -> None:
     # Two nodes joined by IP in IP (the endpoints are make_samples.py's TUN forwarder, the
     # kernel writing the outer headers) over an IPv4 and an IPv6 underlay; only the
     # underlay is captured, so every DNS message is inside one of the four forms, and each
