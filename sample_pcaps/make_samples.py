@@ -12,6 +12,9 @@ is sent outside those namespaces: they have no default route and no link to the 
   ``musl-gcc -static`` (musl's stub resolver);
 * faults: iptables rules inside the server or node namespace, and a delaying UDP relay
   (this script with ``--relay``) standing in front of dnsmasq;
+* tunnels: kernel VXLAN devices, Open vSwitch's userspace datapath (Geneve, GRE, ERSPAN),
+  and for IP in IP, which the recording kernel has no devices for, this script with
+  ``--ipip`` in each node: a TUN device and raw IP sockets of protocols 4 and 41;
 * recorder: tcpdump (``-U --immediate-mode -s 0``), stopped with SIGINT so every file
   ends on a whole record, once its counts (SIGUSR1) say it has written every packet its
   filter received;
@@ -29,8 +32,8 @@ Needs: tcpdump, dnsmasq, unbound, dnsutils (dig), musl-tools, iptables, iproute2
 glibc's getent; the Geneve/GRE overlay and the ERSPAN samples also need
 openvswitch-switch (Open vSwitch's userspace datapath, no kernel module; the
 distribution's service is not used) and ethtool, and are skipped, with the reason,
-without them. The whole run takes well
-under a minute.
+without them; the IP-in-IP sample needs the TUN driver (``/dev/net/tun``). The whole
+run takes well under a minute.
 """
 
 from __future__ import annotations
@@ -1728,7 +1731,8 @@ def make_two_homed(ctx: Context) -> None:
 #: the port of flannel's VXLAN backend (the Linux default before the IANA port). Only
 #: the underlay is captured: every DNS message in it is inside VXLAN. (Geneve, IP-in-IP
 #: and GRE devices are not in every kernel, nor in the recording machine's: Geneve, GRE
-#: and ERSPAN come from Open vSwitch's userspace datapath in the samples below.)
+#: and ERSPAN come from Open vSwitch's userspace datapath in the samples below, IP in IP
+#: from this script's TUN forwarder in sample 25.)
 NODE_A4, NODE_B4 = "10.250.50.1", "10.250.50.2"
 OVERLAY_PODS = (
     # (device, VNI, UDP port, node A's address, node B's address (dnsmasq))
@@ -1988,6 +1992,182 @@ def make_erspan_mirror(ctx: Context) -> None:
     cap.stop()
 
 
+# 25 -----------------------------------------------------------------------------------
+
+#: The IP-in-IP sample: pod-a - node-a == node-b - pod-b, the nodes on an underlay veth
+#: pair with IPv4 and IPv6 addresses, each node routing the far pod's prefixes into a TUN
+#: device. The recording machine's kernel has no ipip, sit or ip6tnl devices and Open
+#: vSwitch has no IP-in-IP port, so the tunnel endpoints are this script (``--ipip``, see
+#: ipip_main): it reads each inner packet from the TUN device and sends it on a raw IP
+#: socket of protocol 4 (IPv4 inside) or 41 (IPv6 inside) to the far node, the kernel
+#: writing the outer header; what arrives on those sockets goes into the TUN device. Inner
+#: packets of pod-b's second pair of addresses cross the IPv6 underlay, the others the
+#: IPv4 one: the four forms ipip, ip6in4, ip4in6 and ip6in6. Only the underlay is captured.
+IPIP_NODE_A4, IPIP_NODE_B4 = "10.250.54.1", "10.250.54.2"
+IPIP_NODE_A6, IPIP_NODE_B6 = "fd00:250:54::1", "fd00:250:54::2"
+#: pod-a's addresses, and its node's on the pod's veth.
+IPIP_POD_A = ("10.250.65.10", "fd00:250:65::10")
+IPIP_GW_A = ("10.250.65.1", "fd00:250:65::1")
+#: pod-b (dnsmasq): over the IPv4 underlay, then over the IPv6 underlay; its node's side.
+IPIP_POD_B = ("10.250.66.53", "fd00:250:66::53")
+IPIP_POD_B_OVER6 = ("10.250.67.53", "fd00:250:67::53")
+IPIP_GW_B = ("10.250.66.1", "fd00:250:66::1")
+#: The pods' prefixes, and the ones whose packets take the IPv6 underlay.
+IPIP_PREFIXES_A = ("10.250.65.0/24", "fd00:250:65::/64")
+IPIP_PREFIXES_B = ("10.250.66.0/24", "fd00:250:66::/64", "10.250.67.0/24", "fd00:250:67::/64")
+IPIP_OVER6 = ("10.250.67.0/24", "fd00:250:67::/64")
+#: What the underlay capture keeps: IPv4 and IPv6 inside IPv4 and IPv6.
+IPIP_FILTER = "ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41"
+#: The MTU of the TUN devices: the underlay's 1500 less an outer IPv6 header.
+IPIP_MTU = 1460
+
+
+def check_ipip(c: Capture) -> None:
+    c.expect_linktype("EN10MB")
+    a4, b4 = re.escape(IPIP_NODE_A4), re.escape(IPIP_NODE_B4)
+    a6, b6 = re.escape(IPIP_NODE_A6), re.escape(IPIP_NODE_B6)
+    for outer, (src, dst), inner, (pod_a, pod_b), kind in (
+            ("IP", (a4, b4), "IP", (IPIP_POD_A[0], IPIP_POD_B[0]), "ipip"),
+            ("IP", (a4, b4), "IP6", (IPIP_POD_A[1], IPIP_POD_B[1]), "ip6in4"),
+            ("IP6", (a6, b6), "IP", (IPIP_POD_A[0], IPIP_POD_B_OVER6[0]), "ip4in6"),
+            ("IP6", (a6, b6), "IP6", (IPIP_POD_A[1], IPIP_POD_B_OVER6[1]), "ip6in6")):
+        pa, pb = re.escape(pod_a), re.escape(pod_b)
+        c.expect(rf" {outer} {src} > {dst}: {inner} {pa}\.\d+ > {pb}\.53: ", 1, 6,
+                 f"queries inside {kind}")
+        c.expect(rf" {outer} {dst} > {src}: {inner} {pb}\.53 > {pa}\.\d+: ", 1, 6,
+                 f"answers inside {kind}")
+    c.expect(r"NXDomain", 1, 2, "the NXDOMAIN answer")
+    c.expect(r"^\d+\.\d+ IP6? \S+ > \S+\.53: ", 0, 0, "DNS outside the tunnels")
+
+
+def ipip_node(lab: Lab, ns: str, role: str, local: tuple[str, str], remote: tuple[str, str],
+              far: tuple[str, ...]) -> None:
+    """The tunnel endpoint of one node: this script with ``--ipip`` opens the TUN device
+    ``ipip0`` in the node's namespace; the node routes the far pod's prefixes into it."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--ipip", "ipip0", *local,
+            *remote, ",".join(IPIP_OVER6)]
+    proc = lab.spawn(ns, argv, f"ipip-{role}", stdout=subprocess.PIPE)
+    read_until(proc, proc.stdout, "ready", READY_TIMEOUT, f"IP-in-IP forwarder in {ns}")
+    run(["ip", "-n", ns, "link", "set", "ipip0", "mtu", str(IPIP_MTU), "up"])
+    for prefix in far:
+        run(["ip", "-n", ns, "route", "add", prefix, "dev", "ipip0"])
+    for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
+        lab.exec(ns, ["sysctl", "-q", "-w", f"{key}=1"])
+
+
+@sample("overlay-ipip-underlay", check_ipip)
+def make_ipip(ctx: Context) -> None:
+    lab = ctx.lab
+    pod_a, node_a = lab.ns("pod-a"), lab.ns("node-a")
+    node_b, pod_b = lab.ns("node-b"), lab.ns("pod-b")
+    lab.link(node_a, "eth0", node_b, "eth0")
+    lab.addr(node_a, "eth0", f"{IPIP_NODE_A4}/24", f"{IPIP_NODE_A6}/64")
+    lab.addr(node_b, "eth0", f"{IPIP_NODE_B4}/24", f"{IPIP_NODE_B6}/64")
+    lab.link(pod_a, "eth0", node_a, "vethpod0")
+    lab.addr(pod_a, "eth0", f"{IPIP_POD_A[0]}/24", f"{IPIP_POD_A[1]}/64")
+    lab.addr(node_a, "vethpod0", f"{IPIP_GW_A[0]}/24", f"{IPIP_GW_A[1]}/64")
+    lab.link(pod_b, "eth0", node_b, "vethpod0")
+    lab.addr(pod_b, "eth0", f"{IPIP_POD_B[0]}/24", f"{IPIP_POD_B[1]}/64",
+             f"{IPIP_POD_B_OVER6[0]}/24", f"{IPIP_POD_B_OVER6[1]}/64")
+    lab.addr(node_b, "vethpod0", f"{IPIP_GW_B[0]}/24", f"{IPIP_GW_B[1]}/64",
+             "10.250.67.1/24", "fd00:250:67::1/64")
+    for prefix in IPIP_PREFIXES_B:
+        lab.route(pod_a, prefix, IPIP_GW_A[":" in prefix])
+    for prefix in IPIP_PREFIXES_A:
+        lab.route(pod_b, prefix, IPIP_GW_B[":" in prefix])
+    ipip_node(lab, node_a, "a", (IPIP_NODE_A4, IPIP_NODE_A6), (IPIP_NODE_B4, IPIP_NODE_B6),
+              IPIP_PREFIXES_B)
+    ipip_node(lab, node_b, "b", (IPIP_NODE_B4, IPIP_NODE_B6), (IPIP_NODE_A4, IPIP_NODE_A6),
+              IPIP_PREFIXES_A)
+    servers = [*IPIP_POD_B, *IPIP_POD_B_OVER6]
+    dnsmasq(lab, pod_b, servers)
+    for addr in servers:  # through each tunnel before the capture: the nodes have met
+        lab.wait_dns(pod_a, addr)
+    lab.resolv_conf(pod_a, f"nameserver {IPIP_POD_B[0]}\noptions attempts:1 timeout:2\n")
+    cap = lab.tcpdump(node_a, "eth0", ctx.pcap, bpf=IPIP_FILTER)
+    # glibc over ipip (A and AAAA), dig over each of the four forms.
+    getent(lab, pod_a, "web.example.test")
+    dig(lab, pod_a, f"@{IPIP_POD_B[0]}", "+tries=1", "+timeout=2", "missing.example.test")
+    dig(lab, pod_a, f"@{IPIP_POD_B[1]}", "+tries=1", "+timeout=2", "db.example.test")
+    dig(lab, pod_a, f"@{IPIP_POD_B_OVER6[0]}", "+tries=1", "+timeout=2", "api.example.test")
+    dig(lab, pod_a, f"@{IPIP_POD_B_OVER6[1]}", "+tries=1", "+timeout=2", "db.example.test",
+        "AAAA")
+    cap.stop()
+
+
+# --------------------------------------------------------------------------------------
+# The IP-in-IP forwarder (a separate process, started inside a node namespace)
+
+#: From linux/if_tun.h: the ioctl that makes the TUN device, and its flags (IP packets,
+#: no packet information header in front of them).
+TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
+IPPROTO_IPIP, IPPROTO_IPV6 = 4, 41
+
+
+def ipip_main(ifname: str, local4: str, local6: str, remote4: str, remote6: str,
+              over6: str, lifetime: float = 120.0) -> int:
+    """Forward between the TUN device ``ifname`` and the far node: an inner packet read
+    from the TUN device goes out on the raw socket of its protocol (4: IPv4, 41: IPv6) to
+    ``remote6`` when its source or destination is in one of the ``over6`` prefixes
+    (comma-separated), else to ``remote4``; the kernel writes the outer header. A packet
+    from the far node on one of those sockets goes into the TUN device without its outer
+    header (an IPv4 raw socket returns it, an IPv6 one does not). Multicast is not carried.
+    Ends on SIGTERM or after ``lifetime`` seconds."""
+    import fcntl
+    import ipaddress
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    tun = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(tun, TUNSETIFF, struct.pack("16sH22x", ifname.encode(), IFF_TUN | IFF_NO_PI))
+    nets = [ipaddress.ip_network(p) for p in over6.split(",") if p]
+    socks: dict[tuple[int, int], socket.socket] = {}
+    for fam, local in ((socket.AF_INET, local4), (socket.AF_INET6, local6)):
+        for proto in (IPPROTO_IPIP, IPPROTO_IPV6):
+            s = socket.socket(fam, socket.SOCK_RAW, proto)
+            s.bind((local, 0))
+            socks[fam, proto] = s
+    remote = {socket.AF_INET: remote4, socket.AF_INET6: remote6}
+
+    def addresses(pkt: bytes):
+        if pkt[0] >> 4 == 4 and len(pkt) >= 20:
+            return ipaddress.IPv4Address(pkt[12:16]), ipaddress.IPv4Address(pkt[16:20])
+        if pkt[0] >> 4 == 6 and len(pkt) >= 40:
+            return ipaddress.IPv6Address(pkt[8:24]), ipaddress.IPv6Address(pkt[24:40])
+        return None
+
+    print("ready", flush=True)
+    deadline = time.monotonic() + lifetime
+    while not stop and time.monotonic() < deadline:
+        ready, _, _ = select.select([tun, *socks.values()], [], [], 0.2)
+        for fd in ready:
+            if fd == tun:
+                pkt = os.read(tun, 65535)
+                addrs = addresses(pkt) if pkt else None
+                if addrs is None or addrs[1].is_multicast:
+                    continue
+                fam = (socket.AF_INET6 if any(a in n for a in addrs for n in nets
+                                              if a.version == n.version)
+                       else socket.AF_INET)
+                proto = IPPROTO_IPIP if addrs[0].version == 4 else IPPROTO_IPV6
+                try:
+                    socks[fam, proto].sendto(pkt, (remote[fam], 0))
+                except OSError as e:
+                    print(f"send to {remote[fam]}: {e}", file=sys.stderr, flush=True)
+                continue
+            data, peer = fd.recvfrom(65535)
+            if peer[0] != remote[fd.family]:
+                continue
+            if fd.family == socket.AF_INET:  # the outer IPv4 header comes with it
+                data = data[(data[0] & 0x0F) * 4:]
+            if data:
+                try:
+                    os.write(tun, data)
+                except OSError as e:  # not an IP packet the TUN device takes
+                    print(f"write to {ifname}: {e}", file=sys.stderr, flush=True)
+    return 0
+
+
 # --------------------------------------------------------------------------------------
 # The relay (a separate process, started inside the server namespace)
 
@@ -2108,11 +2288,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="show every command and the clients' output")
     ap.add_argument("--relay", nargs=4, metavar=("LISTEN", "UPSTREAM", "DELAY", "MATCH"),
                     help=argparse.SUPPRESS)
+    ap.add_argument("--ipip", nargs=6, help=argparse.SUPPRESS,
+                    metavar=("TUN", "LOCAL4", "LOCAL6", "REMOTE4", "REMOTE6", "OVER6"))
     args = ap.parse_args(argv)
 
     if args.relay:
         listen, upstream, delay, match = args.relay
         return relay_main(listen, upstream, float(delay), match)
+    if args.ipip:
+        return ipip_main(*args.ipip)
     if args.list:
         print("\n".join(names))
         return 0

@@ -277,3 +277,28 @@ def test_erspan_mirror_is_decapsulated(fresh: Path) -> None:
     assert nodes == {("erspan", "10.250.53.1", "10.250.53.2")}, nodes
     assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
     assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
+
+
+def test_ipip_overlay_underlay_is_decapsulated(fresh: Path) -> None:
+    # Two nodes joined by IP in IP (the endpoints are make_samples.py's TUN forwarder, the
+    # kernel writing the outer headers) over an IPv4 and an IPv6 underlay; only the
+    # underlay is captured, so every DNS message is inside one of the four forms, and each
+    # transaction names its form and the nodes' underlay addresses.
+    a = analyze([str(fresh / "overlay-ipip-underlay.pcap")], keep_lookups=True)
+    s = Summary.of(a)
+    assert s.lookups == 6 and s.lookups_failed == 0, (s.lookups, s.lookups_failed)
+    assert {k: n for k, n in s.tunnels.items() if n} == {
+        "ipip": 6, "ip6in4": 2, "ip4in6": 2, "ip6in6": 2}, dict(s.tunnels)
+    assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
+    per_type: dict[tuple[str, str, str], int] = {}
+    for lk in a.lookups:
+        for t in lk.attempts:
+            key = (t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
+            per_type[key] = per_type.get(key, 0) + 1
+    # A and AAAA of web (glibc) and missing (dig) over ipip; db over ip6in4, api over
+    # ip4in6 and db's AAAA over ip6in6 (dig).
+    assert per_type == {("ipip", "10.250.54.1", "10.250.54.2"): 3,
+                        ("ip6in4", "10.250.54.1", "10.250.54.2"): 1,
+                        ("ip4in6", "fd00:250:54::1", "fd00:250:54::2"): 1,
+                        ("ip6in6", "fd00:250:54::1", "fd00:250:54::2"): 1}, per_type
+    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
