@@ -522,6 +522,11 @@ class Sample:
 SAMPLES: list[Sample] = []
 
 
+def present(need: str) -> bool:
+    """A sample's need: a program on PATH, or a device or file by its absolute path."""
+    return os.path.exists(need) if need.startswith("/") else shutil.which(need) is not None
+
+
 def sample(name: str, check: Callable[[Capture], None], needs_musl: bool = False,
            needs: tuple[str, ...] = ()):
     def register(fn: Callable[[Context], None]) -> Callable[[Context], None]:
@@ -1810,6 +1815,8 @@ OVS_TUNNELS = (
 #: What the underlay capture keeps: Geneve and GRE.
 OVS_FILTER = "udp port 6081 or ip proto 47"
 #: Open vSwitch's programs (package openvswitch-switch), and ethtool for the pods' veths.
+#: The IP-in-IP sample's tunnel endpoints are TUN devices.
+TUN_DEVICE = "/dev/net/tun"
 OVS_PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ethtool")
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 
@@ -2055,7 +2062,7 @@ def ipip_node(lab: Lab, ns: str, role: str, local: tuple[str, str], remote: tupl
         lab.exec(ns, ["sysctl", "-q", "-w", f"{key}=1"])
 
 
-@sample("overlay-ipip-underlay", check_ipip)
+@sample("overlay-ipip-underlay", check_ipip, needs=(TUN_DEVICE,))
 def make_ipip(ctx: Context) -> None:
     lab = ctx.lab
     pod_a, node_a = lab.ns("pod-a"), lab.ns("node-a")
@@ -2319,20 +2326,20 @@ def main(argv: list[str] | None = None) -> int:
         missing.append("musl-gcc")
     skipped: list[str] = []
     for s in list(selected):
-        absent = [t for t in s.needs if shutil.which(t) is None]
+        absent = [t for t in s.needs if not present(t)]
         if not absent:
             continue
         if args.only:  # asked for by name: an error
-            print(f"make_samples.py: {s.name} needs missing programs: {', '.join(absent)}",
+            print(f"make_samples.py: {s.name} needs what is missing here: {', '.join(absent)}",
                   file=sys.stderr)
             missing += [t for t in absent if t not in missing]
         else:  # a run of every sample makes the others
-            print(f"skipping {s.name}: missing programs: {', '.join(absent)}",
+            print(f"skipping {s.name}: missing {', '.join(absent)}",
                   file=sys.stderr, flush=True)
             selected.remove(s)
             skipped.append(s.name)
     if missing:
-        print(f"make_samples.py: missing programs: {', '.join(missing)}", file=sys.stderr)
+        print(f"make_samples.py: missing: {', '.join(missing)}", file=sys.stderr)
         return 1
 
     def on_sigterm(signum, frame):  # clean up (finally blocks) on kill PID, too
@@ -2369,7 +2376,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{cap.linktype}, {time.monotonic() - t0:.1f} s)", flush=True)
     print(f"{len(selected) - failures}/{len(selected)} captures made in "
           f"{time.monotonic() - started:.0f} s"
-          + (f"; skipped for missing programs: {', '.join(skipped)}" if skipped else ""))
+          + (f"; skipped for what is missing here: {', '.join(skipped)}" if skipped else ""))
     return 1 if failures else 0
 
 
