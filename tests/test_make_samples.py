@@ -225,20 +225,30 @@ def test_two_homed_forwarder_is_learned_then_linked(fresh: Path) -> None:
     assert dict(s.causes) == {"upstream_error": 2, "upstream_timeout": 1}, s.causes
 
 
-def test_overlay_underlay_is_decapsulated(fresh: Path) -> None:
-    # Only the underlay between the two nodes is captured: every DNS message is inside
-    # VXLAN (VNI 42 on 4789, VNI 1 on flannel's 8472), and each transaction names the nodes.
-    path = fresh / "overlay-vxlan-underlay.pcap"
+def tunnelled(path: Path) -> tuple[Summary, dict[tuple[str, str, str], int]]:
+    """The overlay samples' common ground: six lookups, all answered (one NXDOMAIN), every
+    attempt inside a tunnel; returns the summary and the attempts per (tunnel type, outer
+    source, outer destination)."""
     a = analyze([str(path)], keep_lookups=True)
     s = Summary.of(a)
     assert s.lookups == 6 and s.lookups_failed == 0, (s.lookups, s.lookups_failed)
+    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
+    per_tunnel: dict[tuple[str, str, str], int] = {}
+    for lk in a.lookups:
+        for t in lk.attempts:
+            assert t.tunnel is not None, (t.query.qname, t.query.frame)
+            key = (t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
+            per_tunnel[key] = per_tunnel.get(key, 0) + 1
+    return s, per_tunnel
+
+
+def test_overlay_underlay_is_decapsulated(fresh: Path) -> None:
+    # Only the underlay between the two nodes is captured: every DNS message is inside
+    # VXLAN (VNI 42 on 4789, VNI 1 on flannel's 8472), and each transaction names the nodes.
+    s, per_tunnel = tunnelled(fresh / "overlay-vxlan-underlay.pcap")
     assert s.tunnels["vxlan"] >= 12, dict(s.tunnels)
     assert {k for k, n in s.tunnels.items() if n} == {"vxlan"}, dict(s.tunnels)
-    nodes = {(t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
-             for lk in a.lookups for t in lk.attempts if t.tunnel is not None}
-    assert nodes == {("vxlan", "10.250.50.1", "10.250.50.2")}, nodes
-    assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
-    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
+    assert set(per_tunnel) == {("vxlan", "10.250.50.1", "10.250.50.2")}, per_tunnel
 
 
 @pytest.mark.skipif(bool(ovs_missing), reason=f"openvswitch-switch/ethtool not installed "
@@ -247,22 +257,12 @@ def test_ovs_overlay_underlay_is_decapsulated(fresh: Path) -> None:
     # Two Open vSwitch nodes (userspace datapath) joined by Geneve (VNI 5001) and GRE (key
     # 5002, carrying Ethernet); only their underlay is captured, so every DNS message is
     # inside one of the two tunnels, and each transaction names the tunnel and the nodes.
-    path = fresh / OVS_SAMPLE
-    a = analyze([str(path)], keep_lookups=True)
-    s = Summary.of(a)
-    assert s.lookups == 6 and s.lookups_failed == 0, (s.lookups, s.lookups_failed)
+    s, per_tunnel = tunnelled(fresh / OVS_SAMPLE)
     assert s.tunnels["geneve"] >= 8 and s.tunnels["gre"] >= 4, dict(s.tunnels)
     assert {k for k, n in s.tunnels.items() if n} == {"geneve", "gre"}, dict(s.tunnels)
-    assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
-    per_type: dict[tuple[str, str, str], int] = {}
-    for lk in a.lookups:
-        for t in lk.attempts:
-            key = (t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
-            per_type[key] = per_type.get(key, 0) + 1
     # A and AAAA of web, db and missing over Geneve; db and api over GRE.
-    assert per_type == {("geneve", "10.250.52.1", "10.250.52.2"): 4,
-                        ("gre", "10.250.52.1", "10.250.52.2"): 2}, per_type
-    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
+    assert per_tunnel == {("geneve", "10.250.52.1", "10.250.52.2"): 4,
+                          ("gre", "10.250.52.1", "10.250.52.2"): 2}, per_tunnel
 
 
 @pytest.mark.skipif(bool(ovs_missing), reason=f"openvswitch-switch/ethtool not installed "
@@ -271,16 +271,10 @@ def test_erspan_mirror_is_decapsulated(fresh: Path) -> None:
     # Open vSwitch mirrors two pods' ports to a collector, one as ERSPAN type II and one as
     # type III; the collector's capture holds nothing else, and each transaction names the
     # mirroring node and the collector.
-    a = analyze([str(fresh / ERSPAN_SAMPLE)], keep_lookups=True)
-    s = Summary.of(a)
-    assert s.lookups == 6 and s.lookups_failed == 0, (s.lookups, s.lookups_failed)
+    s, per_tunnel = tunnelled(fresh / ERSPAN_SAMPLE)
     assert s.tunnels["erspan"] >= 12, dict(s.tunnels)
     assert {k for k, n in s.tunnels.items() if n} == {"erspan"}, dict(s.tunnels)
-    nodes = {(t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
-             for lk in a.lookups for t in lk.attempts if t.tunnel is not None}
-    assert nodes == {("erspan", "10.250.53.1", "10.250.53.2")}, nodes
-    assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
-    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
+    assert set(per_tunnel) == {("erspan", "10.250.53.1", "10.250.53.2")}, per_tunnel
 
 
 @pytest.mark.skipif(tun_missing, reason="no /dev/net/tun: make_samples.py skips "
@@ -290,21 +284,12 @@ def test_ipip_overlay_underlay_is_decapsulated(fresh: Path) -> None:
     # kernel writing the outer headers) over an IPv4 and an IPv6 underlay; only the
     # underlay is captured, so every DNS message is inside one of the four forms, and each
     # transaction names its form and the nodes' underlay addresses.
-    a = analyze([str(fresh / "overlay-ipip-underlay.pcap")], keep_lookups=True)
-    s = Summary.of(a)
-    assert s.lookups == 6 and s.lookups_failed == 0, (s.lookups, s.lookups_failed)
+    s, per_tunnel = tunnelled(fresh / IPIP_SAMPLE)
     assert {k: n for k, n in s.tunnels.items() if n} == {
         "ipip": 6, "ip6in4": 2, "ip4in6": 2, "ip6in6": 2}, dict(s.tunnels)
-    assert all(t.tunnel is not None for lk in a.lookups for t in lk.attempts)
-    per_type: dict[tuple[str, str, str], int] = {}
-    for lk in a.lookups:
-        for t in lk.attempts:
-            key = (t.tunnel.type, t.tunnel.outer_src, t.tunnel.outer_dst)
-            per_type[key] = per_type.get(key, 0) + 1
     # A and AAAA of web (glibc) and missing (dig) over ipip; db over ip6in4, api over
     # ip4in6 and db's AAAA over ip6in6 (dig).
-    assert per_type == {("ipip", "10.250.54.1", "10.250.54.2"): 3,
-                        ("ip6in4", "10.250.54.1", "10.250.54.2"): 1,
-                        ("ip4in6", "fd00:250:54::1", "fd00:250:54::2"): 1,
-                        ("ip6in6", "fd00:250:54::1", "fd00:250:54::2"): 1}, per_type
-    assert dict(s.rcodes) == {"NOERROR": 5, "NXDOMAIN": 1}, s.rcodes
+    assert per_tunnel == {("ipip", "10.250.54.1", "10.250.54.2"): 3,
+                          ("ip6in4", "10.250.54.1", "10.250.54.2"): 1,
+                          ("ip4in6", "fd00:250:54::1", "fd00:250:54::2"): 1,
+                          ("ip6in6", "fd00:250:54::1", "fd00:250:54::2"): 1}, per_tunnel
