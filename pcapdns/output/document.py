@@ -257,10 +257,15 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
         # Only with --pods: namespace/pod of the client and the server (None: not listed).
         row["client_pod"] = pods.label(q.src)
         row["server_pod"] = pods.label(q.dst)
+        if t.tunnel is not None:
+            # The overlay's two nodes by name (a pod's hostIP names its node).
+            row["tunnel"] = {**(_tunnel(t.tunnel) or {}),
+                             "outer_src_pod": pods.label(t.tunnel.outer_src),
+                             "outer_dst_pod": pods.label(t.tunnel.outer_dst)}
     return row
 
 
-def _tunnel(t: Tunnel | None) -> dict[str, str] | None:
+def _tunnel(t: Tunnel | None) -> dict[str, str | None] | None:
     """The overlay tunnel a transaction was decapsulated from: the two nodes."""
     if t is None:
         return None

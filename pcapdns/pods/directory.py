@@ -51,7 +51,9 @@ class Endpoint:
     def label(self) -> str:
         """``namespace/pod`` (``namespace/service``; ``node NAME (host network)``)."""
         if self.kind == "node":
-            return f"node {self.name} (host network)"
+            # With hostNetwork pods the address is theirs too; else only the node's.
+            return (f"node {self.name} (host network)" if self.host_network_pods
+                    else f"node {self.name}")
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
     @property
@@ -150,6 +152,9 @@ class Candidate:
     active: bool = True
     #: A hostNetwork pod: the address is its node's.
     host_network: bool = False
+    #: A node's address, as a pod's ``status.hostIP`` says it: taken when nothing else
+    #: claims the address, and never over a pod or a Service.
+    node_address: bool = False
 
 
 def build(files: Iterable[str], candidates: Iterable[Candidate], pods: int,
@@ -159,16 +164,27 @@ def build(files: Iterable[str], candidates: Iterable[Candidate], pods: int,
     entries: dict[str, Endpoint] = {}
     active: dict[str, bool] = {}
     hosted: dict[str, list[str]] = {}
-    evicted = conflicts = 0
+    conflicts = 0
     host_network: set[tuple[str, str]] = set()
+    #: Addresses left out at the cap (a set: a node's address is said by all its pods).
+    left_out: set[str] = set()
     for c in candidates:
         e = c.endpoint
         if not e.address:
             continue  # a pod or Service without an address: counted, nothing to match
+        if c.node_address:
+            if e.address in entries:
+                continue
+            if len(entries) >= max_entries:
+                left_out.add(e.address)
+                continue
+            entries[e.address] = e
+            active[e.address] = True
+            continue
         if c.host_network:
             host_network.add((e.namespace, e.name))
         if e.address not in entries and len(entries) >= max_entries:
-            evicted += 1
+            left_out.add(e.address)
             continue
         old = entries.get(e.address)
         if (not c.host_network and old is not None and old.kind == "pod" and e.kind == "pod"
@@ -207,6 +223,7 @@ def build(files: Iterable[str], candidates: Iterable[Candidate], pods: int,
             continue
         entries[e.address] = e
         active[e.address] = c.active
+    evicted = len(left_out)
     warnings = []
     if evicted:
         warnings.append(

@@ -158,6 +158,12 @@ def _pod(item: Mapping[str, object], path: str) -> Iterator[tuple[Candidate, str
                         active=active, host_network=host_network), "pod"
     if not seen:
         yield from _counted_only("pod")
+    host_ip = _address(status.get("hostIP"))
+    if node and host_ip and not host_network:
+        # Every pod says its node's address: the outer address of an overlay tunnel, or a
+        # node's own traffic (kubelet, NodeLocal DNSCache asking upstream), gets its name.
+        yield Candidate(Endpoint(host_ip, "node", "", node, "Node", node, node),
+                        node_address=True), "node"
 
 
 def _service(item: Mapping[str, object], path: str) -> Iterator[tuple[Candidate, str]]:

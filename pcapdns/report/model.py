@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,9 @@ class EvidenceRow:
     interface: str
     #: Anything else worth a glance (pairing, TC bit).
     note: str
+    #: The overlay tunnel the frame was found in: (type, outer source, outer destination),
+    #: the outer addresses being the two nodes; None outside a tunnel.
+    tunnel: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,11 +379,25 @@ def _pod_labels(a: Analysis) -> dict[str, str]:
                 out[address] = label
     for examples in a.examples.values():
         for f in examples:
-            for address in (f.client, f.server):
+            for address in (f.client, f.server, *_tunnel_nodes(f)):
                 label = a.pods.label(address)
                 if label is not None:
                     out[address] = label
     return out
+
+
+def _tunnel_nodes(f: Finding) -> Iterator[str]:
+    """The outer addresses (the nodes) of the tunnels the finding's messages were in."""
+    for s in f.subjects:
+        messages: tuple[Message | None, ...]
+        if isinstance(s, Orphan):
+            messages = (s.message,)
+        else:
+            messages = tuple(m for t in s.attempts for m in (t.query, t.response))
+        for m in messages:
+            if m is not None and m.tunnel is not None:
+                yield m.tunnel.outer_src
+                yield m.tunnel.outer_dst
 
 
 def _pods_line(a: Analysis) -> str:
@@ -570,11 +587,6 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
     rcode = "" if query else names.rcode_name(m.flags & 0xF)
     if query and not answered:
         rcode = "no answer"
-    if m.tunnel is not None:
-        # The two nodes of the overlay, as evidence of which path the packet took.
-        t = m.tunnel
-        note = "; ".join(x for x in (
-            note, f"in {t.type} from node {t.outer_src} to {t.outer_dst}") if x)
     return EvidenceRow(
         frame=m.frame,
         time=_utc_us(m.time),
@@ -590,6 +602,9 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
         latency=_dur(latency) if latency is not None else "",
         interface=ifnames.get(m.iface, ""),
         note=note,
+        # The two nodes of the overlay, as evidence of which path the packet took.
+        tunnel=(m.tunnel.type, m.tunnel.outer_src, m.tunnel.outer_dst)
+        if m.tunnel is not None else None,
     )
 
 

@@ -240,3 +240,17 @@ def test_capture_json_names_only_files_beside_it(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["capture"] is None and doc["pods"] is None
     assert any("is not a file name" in w for w in doc["warnings"]), doc["warnings"]
+
+
+def test_a_tunnels_outer_addresses_are_named_as_nodes(tmp_path: Path) -> None:
+    # Each pod's hostIP names its node: the overlay's outer addresses become the nodes.
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"kind": "List", "items": [
+        listing.pod("default", "web", "10.250.60.1", "node-a", host_ip="10.250.50.1"),
+        listing.pod("default", "dns", "10.250.60.2", "node-b", host_ip="10.250.50.2")]}))
+    code, out, err = run("analyze", "--format", "json", "--transactions", "--pods", str(path),
+                         str(SAMPLES / "overlay-vxlan-underlay.pcap"))
+    assert code == 0, err
+    tunnels = {(t["tunnel"]["outer_src_pod"], t["tunnel"]["outer_dst_pod"])
+               for t in json.loads(out)["transactions"]}
+    assert tunnels == {("node node-a", "node node-b")}, tunnels

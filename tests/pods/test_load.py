@@ -128,6 +128,7 @@ def test_owner_references_name_the_workload(tmp_path: Path) -> None:
         "10.1.0.6": "kube-system/Pod/etcd-n",
         "10.1.0.7": "default/Deployment/api",
         "10.1.0.8": "default/ReplicaSet/rs-only",
+        NODE: "Node/n",  # the pods' hostIP
     }
 
 
@@ -200,7 +201,7 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
 
 
 def test_the_cap_on_addresses_is_counted_and_warned(tmp_path: Path) -> None:
-    items = [pod("default", f"p{i}", f"10.2.0.{i}", "n") for i in range(1, 11)]
+    items = [pod("default", f"p{i}", f"10.2.0.{i}", "n", host_ip="") for i in range(1, 11)]
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"kind": "List", "items": items}))
     d = pods.load([str(path)], max_entries=4)
@@ -215,3 +216,24 @@ def test_the_directory_is_frozen(files: dict[str, str]) -> None:
         d.entries["10.9.9.9"] = d.entries[CLIENT]  # type: ignore[index]
     with pytest.raises(AttributeError):
         d.pods = 0  # type: ignore[misc]
+
+
+def test_every_pod_names_its_node_address(tmp_path: Path) -> None:
+    # The overlay's outer addresses are nodes: each pod's hostIP names its node, without a
+    # hostNetwork pod there, and never over a pod's or a Service's own address.
+    items = [pod("default", "a", "10.3.0.1", "node-a", host_ip="192.168.0.1"),
+             pod("default", "b", "10.3.0.2", "node-a", host_ip="192.168.0.1"),
+             pod("default", "c", "10.3.1.1", "node-b", host_ip="192.168.0.2"),
+             pod("kube-system", "proxy-b", "192.168.0.2", "node-b", host_network=True,
+                 host_ip="192.168.0.2")]
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"kind": "List", "items": items}))
+    d = pods.load([str(path)])
+    assert d.label("192.168.0.1") == "node node-a"
+    assert d.label("192.168.0.2") == "node node-b (host network)"
+    assert d.label("10.3.0.1") == "default/a" and d.pods == 4
+    assert d.lookup("192.168.0.1").kind == "node"
+    # At the cap, an address left out counts once, however many pods say it.
+    capped = pods.load([str(path)], max_entries=1)
+    assert list(capped.entries) == ["10.3.0.1"] and capped.evicted == 4, (
+        dict(capped.entries), capped.evicted)

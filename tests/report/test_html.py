@@ -205,3 +205,25 @@ def test_hostile_pod_names_are_text_not_markup(tmp_path: Path) -> None:
     assert "\x1b" not in text and "\x07" not in text
     assert "\\x1b[2J" in text  # the control character shown as an escape
     assert 'class="pod"' in text and "Clients by workload" in text
+
+
+def test_tunnel_evidence_names_the_nodes(tmp_path: Path) -> None:
+    """The overlay's outer addresses are shown as the nodes the pods listing names (each
+    pod's hostIP), escaped; without a listing, as addresses."""
+    import json
+
+    from pcapdns import pods
+    from tests.pods.listing import pod
+
+    cap = SAMPLES / "overlay-vxlan-underlay.pcap"
+    plain = html.render(model.build(analyze([str(cap)]), command="c"))
+    assert "in vxlan from node 10.250.50.2 to node 10.250.50.1" in plain
+    listing = tmp_path / "pods.json"
+    listing.write_text(json.dumps({"kind": "List", "items": [
+        pod("default", "web", "10.250.60.1", "node-a", host_ip="10.250.50.1"),
+        pod("default", "dns", "10.250.60.2", "<b>node-b</b>", host_ip="10.250.50.2")]}))
+    named = html.render(model.build(
+        analyze([str(cap)], pods=pods.load([str(listing)])), command="c"))
+    assert ("in vxlan from 10.250.50.2 (node &lt;b&gt;node-b&lt;/b&gt;) to 10.250.50.1 "
+            "(node node-a)") in named
+    assert "<b>node-b</b>" not in named
