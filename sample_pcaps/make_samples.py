@@ -1814,9 +1814,9 @@ OVS_TUNNELS = (
 )
 #: What the underlay capture keeps: Geneve and GRE.
 OVS_FILTER = "udp port 6081 or ip proto 47"
-#: Open vSwitch's programs (package openvswitch-switch), and ethtool for the pods' veths.
 #: The IP-in-IP sample's tunnel endpoints are TUN devices.
 TUN_DEVICE = "/dev/net/tun"
+#: Open vSwitch's programs (package openvswitch-switch), and ethtool for the pods' veths.
 OVS_PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ethtool")
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 
@@ -2112,14 +2112,14 @@ IPPROTO_IPIP, IPPROTO_IPV6 = 4, 41
 
 
 def ipip_main(ifname: str, local4: str, local6: str, remote4: str, remote6: str,
-              over6: str, lifetime: float = 120.0) -> int:
+              over6: str, lifetime: float = 120.0, max_packets: int = 10_000) -> int:
     """Forward between the TUN device ``ifname`` and the far node: an inner packet read
     from the TUN device goes out on the raw socket of its protocol (4: IPv4, 41: IPv6) to
     ``remote6`` when its source or destination is in one of the ``over6`` prefixes
     (comma-separated), else to ``remote4``; the kernel writes the outer header. A packet
     from the far node on one of those sockets goes into the TUN device without its outer
     header (an IPv4 raw socket returns it, an IPv6 one does not). Multicast is not carried.
-    Ends on SIGTERM or after ``lifetime`` seconds."""
+    Ends on SIGTERM, after ``lifetime`` seconds, or after ``max_packets`` packets."""
     import fcntl
     import ipaddress
 
@@ -2145,8 +2145,10 @@ def ipip_main(ifname: str, local4: str, local6: str, remote4: str, remote6: str,
 
     print("ready", flush=True)
     deadline = time.monotonic() + lifetime
-    while not stop and time.monotonic() < deadline:
+    handled = 0
+    while not stop and time.monotonic() < deadline and handled < max_packets:
         ready, _, _ = select.select([tun, *socks.values()], [], [], 0.2)
+        handled += len(ready)
         for fd in ready:
             if fd == tun:
                 pkt = os.read(tun, 65535)

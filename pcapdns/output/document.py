@@ -244,7 +244,7 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
         "leg_fault": t.leg_fault,
         "upstream_of": t.upstream_of,
         "forwarded_as": t.forwarded_as,
-        "tunnel": _tunnel(t.tunnel),
+        "tunnel": _tunnel(t.tunnel, pods),
         "cause": cause.kind if cause is not None else None,
         "cause_upstream": cause.upstream if cause is not None else None,
         "cause_rcode": cause.rcode if cause is not None else None,
@@ -257,19 +257,20 @@ def _transaction(lk: Lookup, t: Transaction, log: JoinResult | None = None,
         # Only with --pods: namespace/pod of the client and the server (None: not listed).
         row["client_pod"] = pods.label(q.src)
         row["server_pod"] = pods.label(q.dst)
-        if t.tunnel is not None:
-            # The overlay's two nodes by name (a pod's hostIP names its node).
-            row["tunnel"] = {**(_tunnel(t.tunnel) or {}),
-                             "outer_src_pod": pods.label(t.tunnel.outer_src),
-                             "outer_dst_pod": pods.label(t.tunnel.outer_dst)}
     return row
 
 
-def _tunnel(t: Tunnel | None) -> dict[str, str | None] | None:
-    """The overlay tunnel a transaction was decapsulated from: the two nodes."""
+def _tunnel(t: Tunnel | None, pods: PodDirectory | None) -> dict[str, str | None] | None:
+    """The overlay tunnel a transaction was decapsulated from: the two nodes, named too
+    with --pods (a pod's hostIP names its node)."""
     if t is None:
         return None
-    return {"type": t.type, "outer_src": t.outer_src, "outer_dst": t.outer_dst}
+    row: dict[str, str | None] = {"type": t.type, "outer_src": t.outer_src,
+                                  "outer_dst": t.outer_dst}
+    if pods is not None:
+        row["outer_src_pod"] = pods.label(t.outer_src)
+        row["outer_dst_pod"] = pods.label(t.outer_dst)
+    return row
 
 
 def _leg(g: Leg) -> dict[str, Any]:

@@ -172,19 +172,16 @@ def build(files: Iterable[str], candidates: Iterable[Candidate], pods: int,
         e = c.endpoint
         if not e.address:
             continue  # a pod or Service without an address: counted, nothing to match
-        if c.node_address:
-            if e.address in entries:
-                continue
-            if len(entries) >= max_entries:
-                left_out.add(e.address)
-                continue
-            entries[e.address] = e
-            active[e.address] = True
-            continue
+        if c.node_address and e.address in entries:
+            continue  # a node known from a pod's hostIP never takes another claim's place
         if c.host_network:
             host_network.add((e.namespace, e.name))
         if e.address not in entries and len(entries) >= max_entries:
             left_out.add(e.address)
+            continue
+        if c.node_address:
+            entries[e.address] = e
+            active[e.address] = True
             continue
         old = entries.get(e.address)
         if (not c.host_network and old is not None and old.kind == "pod" and e.kind == "pod"

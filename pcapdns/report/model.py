@@ -19,7 +19,7 @@ from pcapdns.analysis import Analysis
 from pcapdns.detect import AggregatedFinding, upstream_error
 from pcapdns.detect.base import SEVERITY_RANK, Finding, FindingKind
 from pcapdns.dns import names
-from pcapdns.dns.message import Message
+from pcapdns.dns.message import Message, Tunnel
 from pcapdns.match.records import Lookup, Orphan, Transaction
 from pcapdns.output.summary import Summary
 from pcapdns.output.text import tunnel_text
@@ -97,9 +97,9 @@ class EvidenceRow:
     interface: str
     #: Anything else worth a glance (pairing, TC bit).
     note: str
-    #: The overlay tunnel the frame was found in: (type, outer source, outer destination),
-    #: the outer addresses being the two nodes; None outside a tunnel.
-    tunnel: tuple[str, str, str] | None = None
+    #: The overlay tunnel the frame was found in (its outer addresses are the two nodes);
+    #: None outside a tunnel.
+    tunnel: Tunnel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,8 +603,7 @@ def _row(m: Message, role: str, latency: float | None, ifnames: dict[int, str], 
         interface=ifnames.get(m.iface, ""),
         note=note,
         # The two nodes of the overlay, as evidence of which path the packet took.
-        tunnel=(m.tunnel.type, m.tunnel.outer_src, m.tunnel.outer_dst)
-        if m.tunnel is not None else None,
+        tunnel=m.tunnel,
     )
 
 
